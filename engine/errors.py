@@ -1,0 +1,109 @@
+"""The one exception tree. Every error our code raises is a CronwrightError.
+
+Each error may carry a location (``file``, ``line``, ``col``), the manifest
+``path`` it concerns (``jobs.aggregate-hourly.cron``) and a ``hint`` that says
+how to fix it. ``str(err)`` renders them as one line::
+
+    jobs.yaml:12:5: jobs.aggregate-hourly.cron: weekday '1-5' is ambiguous ...; write MON-FRI
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    file: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.col}"
+        return self.file
+
+
+class CronwrightError(Exception):
+    """Base of every error cronwright raises on purpose."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        location: Location | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.location = location
+        self.path = path
+
+    def __str__(self) -> str:
+        parts = []
+        if self.location is not None:
+            parts.append(str(self.location))
+        if self.path:
+            parts.append(self.path)
+        text = self.message if not self.hint else f"{self.message}; {self.hint}"
+        parts.append(text)
+        return ": ".join(parts)
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        loc = self.location or Location("")
+        return (loc.file, loc.line, loc.col, self.path or "", self.message)
+
+
+class ManifestError(CronwrightError):
+    """One problem in the manifest (or its templates)."""
+
+
+class CronError(ManifestError):
+    """A cron expression Cloudflare rejects, or one our policy forbids."""
+
+
+class ManifestErrors(CronwrightError):
+    """Every problem found in a manifest, sorted by location."""
+
+    def __init__(self, errors: Iterable[ManifestError]) -> None:
+        self.errors = sorted(errors, key=lambda e: e.sort_key())
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+
+class GenerateError(CronwrightError):
+    """The generator could not write generated/."""
+
+
+class TemplateError(CronwrightError):
+    """A SQL template failed to render (undefined variable, bad syntax)."""
+
+
+class ConfigError(CronwrightError):
+    """Bad runtime configuration (DATABASE_URL, R2 settings)."""
+
+
+class MessageError(CronwrightError):
+    """A queue message that cannot be run: not JSON, no type, unknown type, bad slot."""
+
+
+class JobFailed(CronwrightError):
+    """A job attempt failed. ``transient`` says whether retrying may help."""
+
+    def __init__(self, message: str, *, transient: bool, error_class: str, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.transient = transient
+        self.error_class = error_class
+
+
+class DatabaseError(JobFailed):
+    """A Postgres error, classified by SQLSTATE at the adapter."""
+
+
+class StorageError(JobFailed):
+    """An object-store (R2 / S3) error, classified by HTTP status at the adapter."""
