@@ -1,0 +1,63 @@
+# The front door. Every target bootstraps what it needs on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY_OK  := $(VENV)/.installed
+JS_OK  := node_modules/.installed
+
+export WRANGLER_SEND_METRICS := false
+export WRANGLER_SEND_ERROR_REPORTS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+export NO_UPDATE_NOTIFIER := 1
+
+.PHONY: help validate generate check test test-fast lint bench demo clean
+
+help:
+	@echo "make generate   write generated/ from jobs.yaml"
+	@echo "make check      fail if generated/ is stale"
+	@echo "make validate   check jobs.yaml and print every problem"
+	@echo "make test       the whole suite (real Postgres, S3 servers and wrangler)"
+	@echo "make lint       ruff + mypy"
+	@echo "make bench      benchmarks (ratios against baselines measured in the same run)"
+	@echo "make demo       run every job once against a throwaway Postgres"
+
+$(PY_OK): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(JS_OK): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+validate: $(PY_OK)
+	$(BIN)/cronwright validate
+
+generate: $(PY_OK)
+	$(BIN)/cronwright generate
+
+check: $(PY_OK)
+	$(BIN)/cronwright check
+
+test: $(PY_OK) $(JS_OK)
+	$(BIN)/pytest
+
+test-fast: $(PY_OK)
+	$(BIN)/pytest tests/unit tests/property
+
+lint: $(PY_OK)
+	$(BIN)/ruff check engine tests bench
+	$(BIN)/ruff format --check engine tests bench
+	$(BIN)/mypy
+
+bench: $(PY_OK) $(JS_OK)
+	$(BIN)/python bench/hourly.py
+	$(BIN)/python bench/executor_overhead.py
+	$(BIN)/python bench/warmup_reset.py
+
+demo: $(PY_OK)
+	$(BIN)/python -m engine.demo
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache

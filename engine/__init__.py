@@ -1,0 +1,39 @@
+"""cronwright: one YAML manifest of recurring jobs -> Cloudflare cron + Queues config and a
+replay-safe runtime for Postgres and R2.
+
+The public API is importable from here; submodules load on first use so that the CLI's
+fast commands never pay for the runtime's imports."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "CronError",
+    "CronwrightError",
+    "Job",
+    "Manifest",
+    "ManifestError",
+    "ManifestErrors",
+    "load",
+    "parse_cron",
+]
+
+_EXPORTS = {
+    "CronError": ("engine.errors", "CronError"),
+    "CronwrightError": ("engine.errors", "CronwrightError"),
+    "ManifestError": ("engine.errors", "ManifestError"),
+    "ManifestErrors": ("engine.errors", "ManifestErrors"),
+    "Job": ("engine.model", "Job"),
+    "Manifest": ("engine.model", "Manifest"),
+    "load": ("engine.manifest", "load"),
+    "parse_cron": ("engine.cron", "parse"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    module, attr = _EXPORTS[name]
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,150 @@
+"""SQL templates: Jinja shapes the statement, every value becomes a ``$n`` bind parameter.
+
+``{{ window_start }}`` renders as ``$1`` and the datetime travels as a parameter; the
+same value used twice reuses its number. Identifiers are the one thing spliced into the
+text, and only through the ``ident`` filter, which double-quotes them
+(``{{ params.table | ident }}`` -> ``"analytics"."event_aggregates"``). Undefined
+variables are errors, so a typo fails at validation, not at 03:00.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jinja2
+import jinja2.meta
+
+from engine.errors import TemplateError
+from engine.model import Job
+
+#: What the runtime provides to every template. Validation rejects anything else.
+RUNTIME_VARIABLES = frozenset({"slot", "window_start", "window_end", "params", "job"})
+
+
+class SqlIdent(str):
+    """A quoted identifier: the only text a template may splice in."""
+
+
+def quote_ident(value: object) -> SqlIdent:
+    """Quote ``schema.table`` style names part by part, doubling embedded quotes."""
+    if not isinstance(value, str) or not value:
+        raise TemplateError(f"ident filter needs a non-empty string, got {value!r}")
+    parts = value.split(".")
+    return SqlIdent(".".join('"' + p.replace('"', '""') + '"' for p in parts))
+
+
+_binds: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("cronwright_binds")
+
+
+def _finalize(value: Any) -> str:
+    if isinstance(value, jinja2.Undefined):
+        # finalize sees the Undefined object itself; make it fail as StrictUndefined should.
+        str(value)
+    if isinstance(value, SqlIdent):
+        return str(value)
+    binds = _binds.get()
+    for i, seen in enumerate(binds):
+        if type(seen) is type(value) and seen == value:
+            return f"${i + 1}"
+    binds.append(value)
+    return f"${len(binds)}"
+
+
+def environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        finalize=_finalize,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["ident"] = quote_ident
+    return env
+
+
+@dataclass(frozen=True)
+class Rendered:
+    sql: str
+    args: tuple[Any, ...]
+
+
+_STATEMENT_END = re.compile(r";[ \t]*(?:\n|$)")
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def split_statements(rendered: Rendered) -> list[Rendered]:
+    """Split a rendered template into its statements (each ends with ``;`` at the end of
+    a line), renumbering each statement's placeholders from ``$1``: asyncpg binds
+    parameters per statement."""
+    out = []
+    for text in _STATEMENT_END.split(rendered.sql):
+        if not text.strip() or all(
+            not line.strip() or line.strip().startswith("--") for line in text.splitlines()
+        ):
+            continue
+        numbers: dict[int, int] = {}
+
+        def renumber(m: re.Match[str], numbers: dict[int, int] = numbers) -> str:
+            old = int(m.group(1))
+            numbers.setdefault(old, len(numbers) + 1)
+            return f"${numbers[old]}"
+
+        sql = _PLACEHOLDER.sub(renumber, text.strip())
+        args = tuple(rendered.args[old - 1] for old in numbers)
+        out.append(Rendered(sql=sql, args=args))
+    return out
+
+
+def context_for(job: Job, slot: datetime) -> dict[str, Any]:
+    """The variables a template sees: all derived from the slot, never the clock."""
+    start, end = job.window.bounds(slot)
+    return {
+        "slot": slot,
+        "window_start": start,
+        "window_end": end,
+        "params": dict(job.params),
+        "job": {"name": job.name, "type": job.type},
+    }
+
+
+def render_source(source: str, context: Mapping[str, Any], *, name: str = "<template>") -> Rendered:
+    env = environment()
+    try:
+        template = env.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{name}:{exc.lineno}: {exc.message}") from exc
+    token = _binds.set([])
+    try:
+        sql = template.render(**context)
+        args = tuple(_binds.get())
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"{name}: {exc.message}") from exc
+    finally:
+        _binds.reset(token)
+    return Rendered(sql=sql.strip() + "\n", args=args)
+
+
+def render(job: Job, source: str, slot: datetime) -> Rendered:
+    return render_source(source, context_for(job, slot), name=job.template)
+
+
+def check_source(source: str) -> list[str]:
+    """Problems a template has on its own: syntax, and variables the runtime lacks."""
+    env = environment()
+    try:
+        ast = env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        return [f"line {exc.lineno}: {exc.message}"]
+    unknown = sorted(jinja2.meta.find_undeclared_variables(ast) - RUNTIME_VARIABLES)
+    return [
+        f"uses undefined variable '{name}' (the runtime provides "
+        f"{', '.join(sorted(RUNTIME_VARIABLES))})"
+        for name in unknown
+    ]

@@ -1,0 +1,283 @@
+"""Every validation rule, each asserting the whole message with its location."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ManifestErrors
+from engine.manifest import load
+from engine.model import ConsumerType, Overlap, Period
+
+BASE = """\
+version: 1
+plan: paid
+trigger_budget: 10
+worker:
+  name: demo-worker
+  compatibility_date: "2026-04-01"
+  cron_flag: ENABLE_CRON
+queue:
+  name: demo-jobs
+  binding: JOBS
+  dead_letter_queue: demo-jobs-dlq
+r2_bucket:
+  binding: WARMUP_R2
+  bucket_name: demo-bucket
+jobs:
+  hourly:
+    type: demo.hourly
+    cron: "0 * * * *"
+    sql: sql/hourly.sql
+    window: {period: hour, offset: -1}
+    retry: {max_attempts: 5, initial_delay_seconds: 30, max_delay_seconds: 600}
+  nightly:
+    type: demo.nightly
+    cron: "0 2 * * *"
+    sql: sql/nightly.sql
+    window: {period: day, offset: -1}
+"""
+
+TEMPLATE = "SELECT {{ window_start }}, {{ window_end }};\n"
+
+
+def write(tmp_path: Path, text: str, templates: dict[str, str] | None = None) -> Path:
+    (tmp_path / "sql").mkdir(exist_ok=True)
+    for name, body in (templates or {"hourly.sql": TEMPLATE, "nightly.sql": TEMPLATE}).items():
+        (tmp_path / "sql" / name).write_text(body)
+    path = tmp_path / "jobs.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str, templates: dict[str, str] | None = None) -> list[str]:
+    path = write(tmp_path, text, templates)
+    with pytest.raises(ManifestErrors) as info:
+        load(path)
+    prefix = f"{path}:"
+    return [str(e).replace(prefix, "jobs.yaml:") for e in info.value.errors]
+
+
+def test_valid_manifest_loads_into_the_model(tmp_path: Path) -> None:
+    m = load(write(tmp_path, BASE))
+    assert [j.name for j in m.jobs] == ["hourly", "nightly"]
+    hourly = m.job_by_type("demo.hourly")
+    assert hourly is not None
+    assert hourly.window.period is Period.HOUR and hourly.window.offset == -1
+    assert hourly.overlap is Overlap.FORBID and not hourly.paused
+    assert m.queue.consumer.type is ConsumerType.HTTP_PULL
+    assert m.consumer_max_retries == 4
+
+
+def test_misspelt_key_is_reported_with_the_closest_key(tmp_path: Path) -> None:
+    text = BASE.replace('    cron: "0 2 * * *"', '    crn: "0 2 * * *"')
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:23:5: jobs.nightly: missing required key 'cron'; add 'cron:'",
+        "jobs.yaml:24:5: jobs.nightly.crn: unknown key; did you mean 'cron'?",
+    ]
+
+
+def test_every_problem_is_reported_at_once_sorted_by_line(tmp_path: Path) -> None:
+    text = (
+        BASE.replace("plan: paid", "plan: pro")
+        .replace("max_attempts: 5", "max_attempts: 500")
+        .replace("period: day", "period: days")
+    )
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:2:7: plan: 'pro' is not one of free, paid; use one of free, paid",
+        "jobs.yaml:21:27: jobs.hourly.retry.max_attempts: 500 is above the maximum 101 "
+        "(Cloudflare allows max_retries <= 100, so at most 101 attempts); use a value <= 101",
+        "jobs.yaml:26:22: jobs.nightly.window.period: 'days' is not one of hour, day, month; "
+        "did you mean 'day'?",
+    ]
+
+
+def test_yaml_syntax_error_names_its_position(tmp_path: Path) -> None:
+    text = BASE.replace("  name: demo-worker", "  name: [demo-worker")
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:6:21: YAML syntax error: expected ',' or ']', but got ':'; "
+        "fix the YAML at this position",
+    ]
+
+
+def test_duplicate_job_names_are_rejected(tmp_path: Path) -> None:
+    text = BASE + textwrap.indent(
+        'hourly:\n  type: demo.other\n  cron: "5 * * * *"\n  sql: sql/hourly.sql\n'
+        "  window: {period: hour}\n",
+        "  ",
+    )
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:27:3: jobs.hourly: duplicate key 'hourly' (first defined at line 16); "
+        "keep one: names must be unique",
+    ]
+
+
+def test_duplicate_message_types_are_rejected(tmp_path: Path) -> None:
+    text = BASE.replace("type: demo.nightly", "type: demo.hourly")
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:23:11: jobs.nightly.type: message type 'demo.hourly' is already used by "
+        "job 'hourly'; give every job its own message type",
+    ]
+
+
+def test_numeric_weekday_is_rejected_spelling_out_both_readings(tmp_path: Path) -> None:
+    text = BASE.replace('"0 2 * * *"', '"0 2 * * 1-5"')
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:24:11: jobs.nightly.cron: weekday '1-5' is ambiguous: SUN-THU on Cloudflare, "
+        "MON-FRI in classic cron; write SUN-THU or MON-FRI",
+    ]
+
+
+def test_missing_template_is_reported(tmp_path: Path) -> None:
+    assert problems(tmp_path, BASE, {"hourly.sql": TEMPLATE}) == [
+        "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/nightly.sql' does not exist; "
+        "create sql/nightly.sql or fix the path",
+    ]
+
+
+def test_template_with_syntax_error_is_reported(tmp_path: Path) -> None:
+    bad = {"hourly.sql": TEMPLATE, "nightly.sql": "SELECT {% if %};\n"}
+    assert problems(tmp_path, BASE, bad) == [
+        "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/nightly.sql' line 1: Expected an "
+        "expression, got 'end of statement block'; use only the runtime's variables",
+    ]
+
+
+def test_template_using_a_variable_the_runtime_lacks_is_reported(tmp_path: Path) -> None:
+    bad = {"hourly.sql": TEMPLATE, "nightly.sql": "SELECT {{ now }};\n"}
+    assert problems(tmp_path, BASE, bad) == [
+        "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/nightly.sql' uses undefined variable "
+        "'now' (the runtime provides job, params, slot, window_end, window_start); "
+        "use only the runtime's variables",
+    ]
+
+
+def test_template_reading_an_undeclared_param_is_reported(tmp_path: Path) -> None:
+    bad = {"hourly.sql": TEMPLATE, "nightly.sql": "SELECT {{ params.limit }};\n"}
+    assert problems(tmp_path, BASE, bad) == [
+        "jobs.yaml:25:10: jobs.nightly.sql: template sql/nightly.sql: 'dict object' has no "
+        "attribute 'limit'; define it under the job's 'params:'",
+    ]
+
+
+def test_template_outside_sql_dir_is_rejected(tmp_path: Path) -> None:
+    text = BASE.replace("sql: sql/nightly.sql", "sql: sql/../nightly.sql")
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/../nightly.sql' is outside sql/; "
+        "keep templates under sql/",
+    ]
+
+
+def test_job_with_both_sql_and_action_is_rejected(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "    sql: sql/nightly.sql\n",
+        "    sql: sql/nightly.sql\n    action: {name: warmup-reset, sql: sql/nightly.sql}\n",
+    )
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:23:5: jobs.nightly: a job needs exactly one of 'sql' or 'action'; keep "
+        "'sql: sql/FILE.sql' for a SQL job or 'action:' for a built-in action",
+    ]
+
+
+def test_warmup_reset_without_bucket_is_rejected(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "r2_bucket:\n  binding: WARMUP_R2\n  bucket_name: demo-bucket\n", ""
+    ).replace(
+        "    sql: sql/nightly.sql\n", "    action: {name: warmup-reset, sql: sql/nightly.sql}\n"
+    )
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:22:20: jobs.nightly.action.name: the warmup-reset action needs an R2 bucket; "
+        "add an 'r2_bucket:' section",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "  binding: JOBS\n",
+            "  binding: JOBS\n  consumer: {max_batch_size: 101}\n",
+            "jobs.yaml:11:30: queue.consumer.max_batch_size: 101 is above the maximum 100 "
+            "(Cloudflare allows 1-100 messages per batch); use a value <= 100",
+        ),
+        (
+            "  binding: JOBS\n",
+            "  binding: JOBS\n  consumer: {max_batch_timeout_seconds: 61}\n",
+            "jobs.yaml:11:41: queue.consumer.max_batch_timeout_seconds: 61 is above the maximum 60 "
+            "(Cloudflare allows a batch timeout of 0-60 s); use a value <= 60",
+        ),
+        (
+            "initial_delay_seconds: 30",
+            "initial_delay_seconds: 43201",
+            "jobs.yaml:21:53: jobs.hourly.retry.initial_delay_seconds: 43201 is above the maximum "
+            "43200 (Cloudflare delays at most 43200 s (12 h)); use a value <= 43200",
+        ),
+        (
+            "max_attempts: 5",
+            "max_attempts: 102",
+            "jobs.yaml:21:27: jobs.hourly.retry.max_attempts: 102 is above the maximum 101 "
+            "(Cloudflare allows max_retries <= 100, so at most 101 attempts); use a value <= 101",
+        ),
+    ],
+    ids=["batch-size", "batch-timeout", "retry-delay", "max-retries"],
+)
+def test_queue_and_retry_values_beyond_cloudflare_limits_are_rejected(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    assert problems(tmp_path, BASE.replace(old, new, 1)) == [message]
+
+
+def test_max_delay_below_initial_delay_is_rejected(tmp_path: Path) -> None:
+    text = BASE.replace("max_delay_seconds: 600", "max_delay_seconds: 10")
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:21:76: jobs.hourly.retry.max_delay_seconds: max delay 10 is below the "
+        "initial delay 30; raise max_delay_seconds to at least 30",
+    ]
+
+
+def test_more_distinct_triggers_than_the_budget_are_rejected(tmp_path: Path) -> None:
+    text = BASE.replace("trigger_budget: 10", "trigger_budget: 1")
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:16:3: jobs: 2 distinct cron triggers exceed the budget of 1; share schedules "
+        "between jobs, pause some, or raise trigger_budget",
+    ]
+
+
+def test_free_plan_caps_the_budget_at_five(tmp_path: Path) -> None:
+    text = BASE.replace("plan: paid", "plan: free")
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:3:17: trigger_budget: 10 exceeds the free plan's 5 cron triggers; set "
+        "trigger_budget to at most 5",
+    ]
+
+
+def test_jobs_with_the_same_schedule_share_one_trigger_in_the_budget(tmp_path: Path) -> None:
+    text = BASE.replace("trigger_budget: 10", "trigger_budget: 1").replace(
+        '"0 2 * * *"', '"0 * * * *"'
+    )
+    assert len(load(write(tmp_path, text)).jobs) == 2
+
+
+def test_compatibility_date_after_the_pinned_runtime_is_rejected(tmp_path: Path) -> None:
+    text = BASE.replace('"2026-04-01"', '"2026-09-01"')
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:6:23: worker.compatibility_date: '2026-09-01' is later than the pinned workerd "
+        "runtime (2026-05-03); use 2026-05-03 or earlier",
+    ]
+
+
+def test_manifest_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
+    assert problems(tmp_path, "- just\n- a list\n") == [
+        "jobs.yaml:1:1: the manifest must be a mapping, got list; start from the example "
+        "jobs.yaml in the README",
+    ]
+
+
+def test_bad_job_name_is_rejected(tmp_path: Path) -> None:
+    text = BASE.replace("  nightly:", "  Nightly_Job:")
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:22:3: jobs.Nightly_Job: name 'Nightly_Job' is not allowed; job names are "
+        "lower-case letters, digits and '-', starting with a letter",
+    ]
