@@ -45,8 +45,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from engine import generate
 
-    files = generate.render(_load(args))
     out = _out_dir(args)
+    files = generate.render(_load(args), out_dir=out)
     if not generate.diff(files, out):
         print(f"{out}/ is up to date")
         return OK
@@ -59,7 +59,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from engine import generate
 
     out = _out_dir(args)
-    delta = generate.diff(generate.render(_load(args)), out)
+    delta = generate.diff(generate.render(_load(args), out_dir=out), out)
     if delta:
         sys.stdout.write(delta)
         print(f"\n{out}/ is stale: run `make generate` and commit the result", file=sys.stderr)

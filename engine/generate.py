@@ -196,7 +196,9 @@ def jobs_doc(manifest: Manifest, table: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(manifest: Manifest) -> dict[str, str]:
+def render(manifest: Manifest, *, out_dir: Path | None = None) -> dict[str, str]:
+    """Every file of generated/; ``out_dir`` (default generated/ beside the manifest) only
+    matters for the relative import of a worker consumer's module."""
     table = dispatch_table(manifest)
     triggers = list(table["triggers"])
     files = {
@@ -206,7 +208,7 @@ def render(manifest: Manifest) -> dict[str, str]:
         manifest.worker.main: worker_module(
             manifest,
             HEADER.format(src=Path(manifest.path).name),
-            consumer_import=_consumer_import(manifest),
+            consumer_import=_consumer_import(manifest, out_dir),
         ),
     }
     if manifest.queue.consumer.type is ConsumerType.HTTP_PULL:
@@ -214,12 +216,13 @@ def render(manifest: Manifest) -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
-def _consumer_import(manifest: Manifest) -> str | None:
+def _consumer_import(manifest: Manifest, out_dir: Path | None) -> str | None:
     script = manifest.queue.consumer.script
     if manifest.queue.consumer.type is not ConsumerType.WORKER or script is None:
         return None
-    # generated/ sits beside jobs.yaml, so the user's module is one level up.
-    return Path(os.path.relpath(Path(script), "generated")).as_posix()
+    base = Path(manifest.path).parent
+    target = os.path.relpath(base / script, out_dir if out_dir is not None else base / "generated")
+    return Path(target).as_posix()
 
 
 def write(files: Mapping[str, str], out_dir: Path) -> None:

@@ -35,12 +35,11 @@ ensure_bucket() {{
   fi
 }}
 
-# Re-adding makes the consumer's settings match the manifest even if it existed.
+# Removing first (a no-op when there is none) makes the consumer's settings match the
+# manifest even when it already existed.
 ensure_http_consumer() {{
   local queue="$1"; shift
-  if $WRANGLER queues consumer http list "$queue" 2>/dev/null | grep -q .; then
-    $WRANGLER queues consumer http remove "$queue" >/dev/null 2>&1 || true
-  fi
+  $WRANGLER queues consumer http remove "$queue" >/dev/null 2>&1 || true
   $WRANGLER queues consumer http add "$queue" "$@"
 }}
 
