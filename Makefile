@@ -53,11 +53,11 @@ lint: $(PY_OK)
 
 bench: $(PY_OK) $(JS_OK)
 	$(BIN)/python bench/hourly.py
-	$(BIN)/python bench/executor_overhead.py
+	$(BIN)/python -m bench.executor_overhead
 	$(BIN)/python bench/warmup_reset.py
 
 demo: $(PY_OK)
-	$(BIN)/python -m engine.demo
+	$(BIN)/python demo/demo.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -128,6 +128,42 @@ def cmd_render(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from engine import runtime
+
+    outcome = asyncio.run(runtime.run_job(_load(args), args.type, args.at))
+    slot = outcome.slot.isoformat().replace("+00:00", "Z") if outcome.slot else "?"
+    detail = f" rows={outcome.rows}" if outcome.rows is not None else ""
+    if outcome.reason:
+        detail += f" ({outcome.error_class}: {outcome.reason})"
+    print(f"{outcome.type} slot {slot}: {outcome.status}{detail}")
+    return OK if outcome.succeeded else FAILED
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from engine import runtime
+
+    rows = asyncio.run(
+        runtime.list_runs(None, job=args.job, failed_only=args.failed, limit=args.limit)
+    )
+    sys.stdout.write(runtime.format_runs(rows))
+    return OK
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from engine import runtime
+
+    applied = asyncio.run(runtime.migrate(None, Path(args.manifest).parent))
+    print("\n".join(f"applied {name}" for name in applied) or "database is up to date")
+    return OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cronwright", description=__doc__.splitlines()[0])
     p.add_argument(
@@ -166,6 +202,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--at", type=_parse_time, required=True, help="the slot, e.g. 2026-10-31T10:00:00Z"
     )
     sp.set_defaults(func=cmd_render)
+
+    sp = sub.add_parser("run", help="run one slot of a job now (DATABASE_URL); exit 1 if it failed")
+    sp.add_argument("type", help="message type or job name")
+    sp.add_argument(
+        "--at", type=_parse_time, help="the slot (default: the latest at or before now)"
+    )
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("runs", help="the run ledger, newest first (DATABASE_URL)")
+    sp.add_argument("--job", help="only this job (name)")
+    sp.add_argument("--failed", action="store_true", help="only failed runs")
+    sp.add_argument("--limit", type=int, default=50)
+    sp.set_defaults(func=cmd_runs)
+
+    sp = sub.add_parser("db", help="database commands")
+    dbsub = sp.add_subparsers(dest="db_command", required=True)
+    dbsub.add_parser(
+        "migrate", help="apply cronwright's and sql/migrations/ (DATABASE_URL)"
+    ).set_defaults(func=cmd_migrate)
     return p
 
 

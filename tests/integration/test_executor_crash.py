@@ -1,0 +1,183 @@
+"""Crash atomicity: a runtime process killed (SIGKILL) at any point leaves either the
+slot's whole effect with its succeeded ledger row, or neither.
+
+The runtime runs in a child process (``python -m`` this module), so the kill is real:
+no ``finally``, no rollback from the client, just a dropped connection."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.executor import Executor
+from engine.ledger import PgDeadLetters
+from engine.metrics import Collect
+from engine.pg import Database
+from tests.fixtures.aio import run
+from tests.integration.executor_support import (
+    SLOT,
+    FakeClock,
+    RecordingSleep,
+    backend_running,
+    body,
+    harness,
+    make_job,
+    make_manifest,
+)
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "cronwright-crash-child"
+
+# The effect is written by a statement that first sleeps, then the transaction sleeps
+# again before the ledger row is marked succeeded: two windows to be killed in.
+CRASH_SQL = """
+INSERT INTO probe.effects (slot, value)
+SELECT {{ window_start }}, 'crash:effect' FROM pg_sleep({{ params.before }});
+UPDATE probe.counter SET n = n + 1;
+SELECT 'crash:after', pg_sleep({{ params.after }});
+"""
+JOB = make_job(name="crashy", params={"before": 0.4, "after": 0.4})
+
+
+async def child(dsn: str, slot: datetime) -> None:
+    async with Database.open(dsn, max_size=1) as db:
+        executor = Executor(
+            db=db,
+            manifest=make_manifest(JOB),
+            templates={JOB.template: CRASH_SQL},
+            actions={},
+            dead_letters=PgDeadLetters(db),
+            metrics=Collect(),
+            clock=FakeClock(slot + timedelta(minutes=5)),
+            sleep=RecordingSleep(),
+            rng=random.Random(0),
+        )
+        outcome = await executor.handle(body(JOB, slot), message_id="crash", attempt=1)
+        print(outcome.status, flush=True)
+
+
+def spawn(dsn: str, slot: datetime) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CRASH_DSN": f"{dsn}?application_name={APP}",
+        "CRASH_SLOT": slot.isoformat(),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.test_executor_crash"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def child_backends_gone(db: Database, timeout: float = 10.0) -> None:
+    """Wait until the server has noticed the dead client and ended its transaction."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = await db.fetch(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1", APP
+        )
+        if rows[0]["n"] == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the child's backend was still there after {timeout}s")
+
+
+async def state(db: Database, slot: datetime) -> tuple[bool, bool]:
+    effect = await db.fetch(
+        "SELECT 1 FROM probe.effects WHERE slot = $1", slot - timedelta(hours=1)
+    )
+    ledger = await db.fetch(
+        "SELECT 1 FROM cronwright.runs WHERE job = $1 AND slot = $2 AND status = 'succeeded'",
+        JOB.name,
+        slot,
+    )
+    return bool(effect), bool(ledger)
+
+
+def kill(proc: subprocess.Popen[str]) -> None:
+    proc.kill()
+    proc.communicate(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("fragment", "expected"),
+    [("FROM pg_sleep", (False, False)), ("'crash:after'", (False, False))],
+    ids=["while-writing-the-effect", "after-the-effect-before-the-ledger"],
+)
+def test_process_killed_mid_transaction_leaves_neither_effect_nor_ledger_row(
+    pg_dsn: str, fragment: str, expected: tuple[bool, bool]
+) -> None:
+    async def main() -> None:
+        async with harness(pg_dsn, [(JOB, CRASH_SQL)]) as h:
+            proc = spawn(pg_dsn, SLOT)
+            try:
+                await backend_running(h.db, fragment, timeout=30)
+            finally:
+                kill(proc)
+            await child_backends_gone(h.db)
+            assert await state(h.db, SLOT) == expected
+            assert await h.counter() == 0
+            # The slot is still claimable: the redelivery runs it, exactly once.
+            outcome = await h.executor.handle(body(JOB), message_id="again", attempt=2)
+            assert outcome.status == "ack"
+            assert await state(h.db, SLOT) == (True, True)
+            assert await h.counter() == 1
+
+    run(main())
+
+
+def test_process_that_finished_leaves_effect_and_ledger_row_together(pg_dsn: str) -> None:
+    async def main() -> None:
+        async with harness(pg_dsn, [(JOB, CRASH_SQL)]) as h:
+            proc = spawn(pg_dsn, SLOT)
+            out, err = await asyncio.to_thread(proc.communicate, timeout=60)
+            assert (proc.returncode, out.strip()) == (0, "ack"), err
+            assert await state(h.db, SLOT) == (True, True)
+
+    run(main())
+
+
+def test_process_killed_at_any_moment_leaves_effect_and_ledger_row_together_or_neither(
+    pg_dsn: str,
+) -> None:
+    delays = [0.3, 0.7, 1.0, 1.3, 1.6, 2.0]
+    slots = [SLOT - timedelta(hours=i) for i in range(len(delays))]
+
+    async def main() -> list[tuple[bool, bool]]:
+        seen = []
+        async with harness(pg_dsn, [(JOB, CRASH_SQL)]) as h:
+            for delay, slot in zip(delays, slots, strict=True):
+                proc = spawn(pg_dsn, slot)
+                await asyncio.sleep(delay)
+                kill(proc)
+                await child_backends_gone(h.db)
+                effect, ledger = await state(h.db, slot)
+                assert effect == ledger, f"killed after {delay}s: effect={effect} ledger={ledger}"
+                seen.append((effect, ledger))
+            assert await h.counter() == sum(effect for effect, _ in seen)
+        return seen
+
+    run(main())
+
+
+if __name__ == "__main__":
+    asyncio.run(
+        child(
+            os.environ["CRASH_DSN"],
+            datetime.fromisoformat(os.environ["CRASH_SLOT"]).astimezone(UTC),
+        )
+    )

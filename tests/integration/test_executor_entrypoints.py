@@ -1,0 +1,176 @@
+"""The async entry points the CLI calls: run one slot, list the ledger."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from engine import runtime
+from engine.errors import ConfigError, MessageError
+from engine.metrics import Collect, JsonLines
+from engine.model import Job, Manifest
+from tests.fixtures.aio import run
+from tests.integration.executor_support import (
+    EFFECT_SQL,
+    NOW,
+    SLOT,
+    harness,
+    make_job,
+    make_manifest,
+)
+
+pytestmark = pytest.mark.postgres
+
+
+def project(tmp_path: Path, *jobs: tuple[Job, str]) -> Manifest:
+    for job, sql in jobs:
+        (tmp_path / job.template).write_text(sql)
+    return make_manifest(*(job for job, _ in jobs), path=str(tmp_path / "jobs.yaml"))
+
+
+def test_run_reports_success_then_already_succeeded(pg_dsn: str, tmp_path: Path) -> None:
+    job = make_job()
+    manifest = project(tmp_path, (job, EFFECT_SQL))
+    metrics = Collect()
+
+    async def main() -> None:
+        async with harness(pg_dsn, [(job, EFFECT_SQL)]) as h:
+            first = await runtime.run_job(
+                manifest, job.type, SLOT, dsn=pg_dsn, metrics=metrics, clock=lambda: NOW
+            )
+            again = await runtime.run_job(
+                manifest, job.name, SLOT, dsn=pg_dsn, metrics=metrics, clock=lambda: NOW
+            )
+            assert (first.status, first.succeeded) == ("ack", True)
+            assert (again.status, again.succeeded) == ("duplicate", True)
+            assert await h.counter() == 1
+            assert [r.message_id for r in metrics.records] == ["cli-2026-10-31T10:00:00Z"] * 2
+
+    run(main())
+
+
+def test_run_without_at_runs_the_latest_slot(pg_dsn: str, tmp_path: Path) -> None:
+    job = make_job()
+    manifest = project(tmp_path, (job, EFFECT_SQL))
+
+    async def main() -> None:
+        async with harness(pg_dsn, [(job, EFFECT_SQL)]):
+            outcome = await runtime.run_job(
+                manifest,
+                job.type,
+                dsn=pg_dsn,
+                metrics=Collect(),
+                clock=lambda: SLOT + timedelta(minutes=42),
+            )
+            assert (outcome.status, outcome.slot) == ("ack", SLOT)
+
+    run(main())
+
+
+def test_run_of_a_failing_slot_is_not_succeeded(pg_dsn: str, tmp_path: Path) -> None:
+    job = make_job()
+    manifest = project(tmp_path, (job, "SELEC 1;\n"))
+
+    async def main() -> None:
+        async with harness(pg_dsn, [(job, "SELEC 1;\n")]):
+            outcome = await runtime.run_job(
+                manifest, job.type, SLOT, dsn=pg_dsn, metrics=Collect(), clock=lambda: NOW
+            )
+            assert (outcome.status, outcome.succeeded) == ("dead_letter", False)
+
+    run(main())
+
+
+def test_run_of_an_unknown_job_names_the_known_ones(tmp_path: Path) -> None:
+    manifest = project(tmp_path, (make_job(), EFFECT_SQL))
+    with pytest.raises(MessageError) as caught:
+        run(runtime.run_job(manifest, "test.nope", SLOT, dsn="postgresql://unused@127.0.0.1/x"))
+    assert str(caught.value) == "unknown job 'test.nope'; known types: test.probe"
+
+
+def test_run_at_a_time_the_cron_does_not_fire_is_refused(tmp_path: Path) -> None:
+    job = make_job()
+    manifest = project(tmp_path, (job, EFFECT_SQL))
+    with pytest.raises(MessageError) as caught:
+        run(
+            runtime.run_job(
+                manifest,
+                job.type,
+                SLOT + timedelta(minutes=30),
+                dsn="postgresql://unused@127.0.0.1/x",
+            )
+        )
+    assert str(caught.value) == (
+        "'scheduledFor' 2026-10-31T10:30:00Z is not a slot of test.probe (cron '0 * * * *')"
+    )
+
+
+def test_database_url_must_be_set() -> None:
+    with pytest.raises(ConfigError) as caught:
+        runtime.database_url({})
+    assert str(caught.value) == (
+        "DATABASE_URL is not set; export DATABASE_URL=postgresql://user@host/db"
+    )
+
+
+def test_runs_lists_the_ledger_newest_first_and_filters_failures(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    good, bad = make_job(name="good"), make_job(name="bad")
+    manifest = project(tmp_path, (good, EFFECT_SQL), (bad, "SELEC 1;\n"))
+
+    async def main() -> None:
+        async with harness(pg_dsn, [(good, EFFECT_SQL), (bad, "SELEC 1;\n")]):
+            for slot in (SLOT - timedelta(hours=1), SLOT):
+                await runtime.run_job(
+                    manifest, good.type, slot, dsn=pg_dsn, metrics=Collect(), clock=lambda: NOW
+                )
+            await runtime.run_job(
+                manifest, bad.type, SLOT, dsn=pg_dsn, metrics=Collect(), clock=lambda: NOW
+            )
+        every = await runtime.list_runs(pg_dsn)
+        assert [(r["job"], r["slot"], r["status"]) for r in every] == [
+            ("bad", SLOT, "dead_lettered"),
+            ("good", SLOT, "succeeded"),
+            ("good", SLOT - timedelta(hours=1), "succeeded"),
+        ]
+        failed = await runtime.list_runs(pg_dsn, failed_only=True)
+        assert [r["job"] for r in failed] == ["bad"]
+        only_good = await runtime.list_runs(pg_dsn, job="good", limit=1)
+        assert [(r["job"], r["slot"]) for r in only_good] == [("good", SLOT)]
+        table = runtime.format_runs(failed).splitlines()
+        assert table[0].split() == [
+            "job",
+            "slot",
+            "status",
+            "attempt",
+            "rows",
+            "duration_ms",
+            "error_class",
+            "error",
+        ]
+        assert table[1].split()[:4] == ["bad", "2026-10-31T10:00:00Z", "dead_lettered", "1"]
+        assert table[1].endswith('syntax_error (42601): syntax error at or near "SELEC"')
+
+    run(main())
+
+
+def test_run_writes_one_metric_line_per_attempt_to_the_given_stream(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    job = make_job()
+    manifest = project(tmp_path, (job, EFFECT_SQL))
+    stream = io.StringIO()
+
+    async def main() -> None:
+        async with harness(pg_dsn, [(job, EFFECT_SQL)]):
+            await runtime.run_job(
+                manifest, job.type, SLOT, dsn=pg_dsn, metrics=JsonLines(stream), clock=lambda: NOW
+            )
+
+    run(main())
+    assert stream.getvalue().count("\n") == 1
+    assert '"status":"ack"' in stream.getvalue()
