@@ -47,8 +47,8 @@ test-fast: $(PY_OK)
 	$(BIN)/pytest tests/unit tests/property
 
 lint: $(PY_OK)
-	$(BIN)/ruff check engine tests bench
-	$(BIN)/ruff format --check engine tests bench
+	$(BIN)/ruff check engine tests bench demo
+	$(BIN)/ruff format --check engine tests bench demo
 	$(BIN)/mypy
 
 bench: $(PY_OK) $(JS_OK)

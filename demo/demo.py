@@ -33,7 +33,8 @@ SLOTS = [
 QUERIES = {
     "daily rollup (analytics.event_aggregates, 2026-10-30, first 5)": (
         "SELECT left(organization_id::text, 8) AS org, event_type, count, unique_count "
-        "FROM analytics.event_aggregates WHERE date = '2026-10-30' AND event_type NOT LIKE 'monthly:%' "
+        "FROM analytics.event_aggregates "
+        "WHERE date = '2026-10-30' AND event_type NOT LIKE 'monthly:%' "
         "ORDER BY 1, 2 LIMIT 5"
     ),
     "campaign_daily_stats (first 3)": (
@@ -110,7 +111,8 @@ def main() -> None:
         print("loaded demo/seed.sql")
         shutil.rmtree(COUNTERS, ignore_errors=True)
         n = asyncio.run(seed_counters(dsn))
-        print(f"wrote {n} warmup counters dated 2026-10-30 (the reset clears the verified recent ones)\n")
+        print(f"wrote {n} warmup counters dated 2026-10-30")
+        print("(the reset clears those of verified domains created in the last 30 days)\n")
         for type_, at in SLOTS:
             cli("run", type_, "--at", at, env=env)
         print(f"warmup counters left after the reset: {counters_left()} of {n}")

@@ -167,16 +167,18 @@ def _window_text(job: Job) -> str:
 
 def jobs_doc(manifest: Manifest, table: dict[str, Any]) -> str:
     """The jobs as documentation, generated so that docs cannot drift from the code."""
-    q = manifest.queue
+    q, w = manifest.queue, manifest.worker
     lines = [
         f"<!-- {HEADER.format(src=Path(manifest.path).name)} -->",
-        f"# Jobs of `{manifest.worker.name}`",
+        f"# Jobs of `{w.name}`",
         "",
-        f"Queue `{q.name}` (dead letters: `{q.dead_letter_queue}`), consumer `{q.consumer.type.value}` "
-        f"with max_retries {manifest.consumer_max_retries}. Cron dispatch runs while "
-        f'`{manifest.worker.cron_flag}` is `"true"` (default `"{_flag(manifest.worker.cron_enabled)}"`).',
+        f"Queue `{q.name}` (dead letters: `{q.dead_letter_queue}`), "
+        f"consumer `{q.consumer.type.value}` with max_retries {manifest.consumer_max_retries}. "
+        f'Cron dispatch runs while `{w.cron_flag}` is `"true"` '
+        f'(default `"{_flag(w.cron_enabled)}"`).',
         "",
-        "| message type | job | cron (UTC) | trigger | window | retries | timeout | overlap | paused |",
+        "| message type | job | cron (UTC) | trigger | window | retries | timeout | overlap "
+        "| paused |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for job in sorted(manifest.jobs, key=lambda j: j.type):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import calendar
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 
-class Plan(str, Enum):
+class Plan(StrEnum):
     FREE = "free"
     PAID = "paid"
 
@@ -20,20 +21,20 @@ class Plan(str, Enum):
         return 5 if self is Plan.FREE else 250
 
 
-class Overlap(str, Enum):
+class Overlap(StrEnum):
     """May two runs of one job overlap? (Kubernetes CronJob ``concurrencyPolicy``)."""
 
     FORBID = "forbid"
     ALLOW = "allow"
 
 
-class Period(str, Enum):
+class Period(StrEnum):
     HOUR = "hour"
     DAY = "day"
     MONTH = "month"
 
 
-class ConsumerType(str, Enum):
+class ConsumerType(StrEnum):
     HTTP_PULL = "http_pull"
     WORKER = "worker"
 

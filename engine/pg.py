@@ -86,7 +86,10 @@ def translate(exc: BaseException, secrets: Iterable[str] = ()) -> DatabaseError:
         error_class, transient = "invalid_parameter", False  # a bind value of the wrong type
     elif isinstance(exc, TimeoutError):
         error_class, transient = "timeout", True
-    elif isinstance(exc, OSError | asyncpg.exceptions.InternalClientError):
+    elif isinstance(exc, OSError | asyncpg.exceptions.InternalClientError) or (
+        # A connection the server terminated surfaces as "connection is closed" on its next use.
+        isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+    ):
         error_class, transient = "connection", True
     elif isinstance(exc, asyncpg.InterfaceError):
         error_class, transient = "interface_error", False

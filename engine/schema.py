@@ -26,7 +26,7 @@ def schema() -> dict[str, Any]:
 @cache
 def _validator() -> jsonschema.protocols.Validator:
     cls = jsonschema.validators.validator_for(schema())
-    return cls(schema())  # type: ignore[no-any-return]
+    return cls(schema())
 
 
 def _show(value: Any) -> str:
@@ -79,8 +79,8 @@ def _explain(err: jsonschema.ValidationError) -> list[Violation]:
         missing = _missing(err)
         return [Violation(path, f"missing required key '{missing}'", f"add '{missing}:'")]
     if kind == "type":
-        want = err.validator_value
-        want = " or ".join(want) if isinstance(want, list) else want
+        raw: Any = err.validator_value
+        want = " or ".join(raw) if isinstance(raw, list) else str(raw)
         want = {"object": "a mapping", "array": "a list"}.get(want, want)
         return [
             Violation(
@@ -90,8 +90,9 @@ def _explain(err: jsonschema.ValidationError) -> list[Violation]:
             )
         ]
     if kind == "enum":
-        choices = ", ".join(str(c) for c in err.validator_value)
-        close = difflib.get_close_matches(str(value), [str(c) for c in err.validator_value], 1)
+        options: list[Any] = list(err.validator_value)  # type: ignore[arg-type]
+        choices = ", ".join(str(c) for c in options)
+        close = difflib.get_close_matches(str(value), [str(c) for c in options], 1)
         fix = f"did you mean '{close[0]}'?" if close else f"use one of {choices}"
         return [Violation(path, f"{_show(value)} is not one of {choices}", fix)]
     if kind == "const":

@@ -33,7 +33,10 @@ export function messagesFor(cron, scheduledTime) {{
   const types = dispatch.triggers[cron];
   if (!types) {{
     // A trigger we did not generate: fail loudly rather than drop the schedule.
-    throw new Error(`cronwright: no jobs for cron trigger ${{JSON.stringify(cron)}}; run make generate and redeploy`);
+    throw new Error(
+      `cronwright: no jobs for cron trigger ${{JSON.stringify(cron)}}; ` +
+        "run make generate and redeploy",
+    );
   }}
   const scheduledFor = slotOf(scheduledTime);
   return types.map((type) => ({{ body: {{ type, scheduledFor }}, contentType: "json" }}));

@@ -135,6 +135,11 @@ def test_server_error_becomes_one_line_with_class_sqlstate_and_detail() -> None:
             "connection_exception",
             True,
         ),
+        (
+            asyncpg.InterfaceError("cannot perform operation: connection is closed"),
+            "connection",
+            True,
+        ),
         (asyncpg.InterfaceError("another operation is in progress"), "interface_error", False),
     ],
 )

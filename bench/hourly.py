@@ -1,0 +1,351 @@
+"""Benchmark of analytics.aggregate-hourly (``make bench``; a script, not a test).
+
+Starts a throwaway PostgreSQL (the test fixture's start/stop), applies the migrations,
+COPYs one day of contact_activity (1,000,000 rows, 1,000 orgs, 10 event types,
+Zipf-like org sizes and contact activity, uniform over the day), then runs the day's
+24 hourly slots in order. For each slot it times, on the same hour:
+
+- floor:  a bare read-only ``SELECT ... GROUP BY`` (count, distinct contacts);
+- job:    sql/aggregate_hourly.sql, rendered and run in one transaction;
+- legacy: the replaced system's method: group the hour, then per group a SELECT and
+          an UPDATE (count = count + n) or INSERT, one round trip each.
+
+It prints the per-slot table and three ratios (growth, legacy/job, job/floor), then
+where the job's time goes (EXPLAIN ANALYZE of one slot). Run from the repo root:
+``.venv/bin/python bench/hourly.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
+
+import asyncpg  # noqa: E402
+
+from engine import manifest, sqltemplates  # noqa: E402
+from tests.fixtures import postgres as pgfixture  # noqa: E402
+
+DAY = datetime(2026, 10, 30, tzinfo=UTC)
+TYPES = (
+    ("email_sent", 30.0),
+    ("email_delivered", 28.0),
+    ("email_opened", 15.0),
+    ("page_view", 10.0),
+    ("email_clicked", 6.0),
+    ("sms_sent", 4.5),
+    ("form_submitted", 3.0),
+    ("email_bounced", 2.0),
+    ("email_unsubscribed", 1.0),
+    ("email_complained", 0.5),
+)
+SETTINGS = {  # a small production-like server; checkpoints kept out of the timings
+    "shared_buffers": "'256MB'",
+    "work_mem": "'32MB'",
+    "max_wal_size": "'4GB'",
+    "checkpoint_timeout": "'30min'",
+    "max_parallel_workers_per_gather": "0",
+}
+TIMEOUT = 600.0
+RTT_MS = 1.0  # a network round trip to a hosted Postgres (Workers -> Neon is no faster)
+_T = TypeVar("_T")
+
+FLOOR_SQL = """
+SELECT organization_id, event_type, count(*), count(DISTINCT contact_id)
+FROM analytics.contact_activity
+WHERE created_at >= ($1::timestamptz AT TIME ZONE 'UTC')
+  AND created_at < ($2::timestamptz AT TIME ZONE 'UTC')
+GROUP BY organization_id, event_type
+"""
+CHECK_SQL = """
+SELECT count(*) = 0 FROM (
+    (SELECT organization_id, event_type, count, unique_count
+       FROM analytics.event_aggregates WHERE channel = 'hourly_rollup'
+     EXCEPT
+     SELECT organization_id, event_type, count(*), count(DISTINCT contact_id)
+       FROM analytics.contact_activity GROUP BY 1, 2)
+    UNION ALL
+    (SELECT organization_id, event_type, count(*), count(DISTINCT contact_id)
+       FROM analytics.contact_activity GROUP BY 1, 2
+     EXCEPT
+     SELECT organization_id, event_type, count, unique_count
+       FROM analytics.event_aggregates WHERE channel = 'hourly_rollup')
+) AS diff
+"""
+LEGACY_TABLE = """
+CREATE TABLE analytics.legacy_event_aggregates (
+    organization_id uuid, date date, event_type varchar(120), channel varchar(50),
+    count bigint NOT NULL, unique_count bigint NOT NULL,
+    PRIMARY KEY (organization_id, date, event_type, channel)
+)
+"""
+LEGACY_SELECT = """SELECT count FROM analytics.legacy_event_aggregates
+WHERE organization_id = $1 AND date = $2 AND event_type = $3 AND channel = 'hourly_rollup'"""
+LEGACY_UPDATE = """UPDATE analytics.legacy_event_aggregates
+SET count = count + $4, unique_count = unique_count + $5
+WHERE organization_id = $1 AND date = $2 AND event_type = $3 AND channel = 'hourly_rollup'"""
+LEGACY_INSERT = """INSERT INTO analytics.legacy_event_aggregates
+VALUES ($1, $2, $3, 'hourly_rollup', $4, $5)"""
+
+
+def events(rows: int, orgs: int, seed: int) -> Iterator[tuple[Any, ...]]:
+    """Rows in created_at order, as an append-only events table receives them."""
+    rnd = random.Random(seed)
+    weights = [1 / (i + 1) ** 0.7 for i in range(orgs)]
+    total = sum(weights)
+    org_ids = [uuid.UUID(int=rnd.getrandbits(128)) for _ in range(orgs)]
+    contacts = [
+        [uuid.UUID(int=rnd.getrandbits(128)) for _ in range(max(20, int(200 * orgs * w / total)))]
+        for w in weights
+    ]
+    campaigns = [[str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(5)] for _ in range(orgs)]
+    type_names = [t for t, _ in TYPES]
+    org_of = rnd.choices(range(orgs), weights=weights, k=rows)
+    type_of = rnd.choices(range(len(TYPES)), weights=[w for _, w in TYPES], k=rows)
+    seconds = sorted(rnd.random() * 86400 for _ in range(rows))
+    start = DAY.replace(tzinfo=None)
+    payload = '{"ua": "Mozilla/5.0", "ip": "203.0.113.7"}'
+    for i in range(rows):
+        org = org_of[i]
+        pool = contacts[org]
+        etype = type_names[type_of[i]]
+        yield (
+            uuid.UUID(int=rnd.getrandbits(128)),
+            org_ids[org],
+            pool[int(len(pool) * rnd.random() ** 2.5)],  # a few contacts do most
+            etype,
+            rnd.choice(campaigns[org]) if etype.startswith("email") else None,
+            payload,
+            start + timedelta(seconds=seconds[i]),
+        )
+
+
+async def load(conn: asyncpg.Connection, rows: int, orgs: int) -> float:
+    t0 = time.perf_counter()
+    batch: list[tuple[Any, ...]] = []
+    columns = [
+        "id",
+        "organization_id",
+        "contact_id",
+        "event_type",
+        "event_source",
+        "event_data",
+        "created_at",
+    ]
+    for row in events(rows, orgs, seed=7):
+        batch.append(row)
+        if len(batch) == 100_000:
+            await conn.copy_records_to_table(
+                "contact_activity", schema_name="analytics", columns=columns, records=batch
+            )
+            batch = []
+    if batch:
+        await conn.copy_records_to_table(
+            "contact_activity", schema_name="analytics", columns=columns, records=batch
+        )
+    await conn.execute("VACUUM ANALYZE analytics.contact_activity", timeout=TIMEOUT)
+    return time.perf_counter() - t0
+
+
+async def run_job(conn: asyncpg.Connection, stmts: Sequence[sqltemplates.Rendered]) -> int:
+    """The job as the executor runs it, less the ledger. Returns the round trips made."""
+    async with conn.transaction():
+        for st in stmts:
+            await conn.execute(st.sql, *st.args, timeout=TIMEOUT)
+    return len(stmts) + 2  # BEGIN, the statements, COMMIT
+
+
+async def run_legacy(conn: asyncpg.Connection, start: datetime, end: datetime) -> int:
+    """One round trip per statement per group, each statement on its own (autocommit),
+    as the replaced worker did. Returns the round trips made."""
+    groups = await conn.fetch(FLOOR_SQL, start, end, timeout=TIMEOUT)
+    day = start.date()
+    for org, etype, n, unique in groups:
+        if await conn.fetchval(LEGACY_SELECT, org, day, etype, timeout=TIMEOUT) is None:
+            await conn.execute(LEGACY_INSERT, org, day, etype, n, unique, timeout=TIMEOUT)
+        else:
+            await conn.execute(LEGACY_UPDATE, org, day, etype, n, unique, timeout=TIMEOUT)
+    return 1 + 2 * len(groups)
+
+
+async def timed(coro: Awaitable[_T]) -> tuple[float, _T]:
+    t0 = time.perf_counter()
+    result = await coro
+    return (time.perf_counter() - t0) * 1000, result
+
+
+def exclusive_times(plan: dict[str, Any]) -> Iterator[tuple[dict[str, Any], float]]:
+    """(node, milliseconds spent in the node itself) over an EXPLAIN ANALYZE tree."""
+    total = plan.get("Actual Total Time", 0.0) * plan.get("Actual Loops", 1)
+    children = plan.get("Plans", [])
+    inner = sum(c.get("Actual Total Time", 0.0) * c.get("Actual Loops", 1) for c in children)
+    yield plan, max(total - inner, 0.0)
+    for child in children:
+        yield from exclusive_times(child)
+
+
+async def breakdown(
+    conn: asyncpg.Connection, stmts: Sequence[sqltemplates.Rendered]
+) -> dict[str, Any]:
+    """Where the job's main statement spends its time, for one slot (rolled back)."""
+    *setup, main = stmts
+    parts = {"probes": 0.0, "scan": 0.0, "group": 0.0, "upsert": 0.0, "other": 0.0}
+    probes = 0
+    tr = conn.transaction()
+    await tr.start()
+    try:
+        for st in setup:
+            await conn.execute(st.sql, *st.args, timeout=TIMEOUT)
+        raw = await conn.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + main.sql, *main.args, timeout=TIMEOUT
+        )
+    finally:
+        await tr.rollback()
+    doc = json.loads(raw)[0]
+    for node, ms in exclusive_times(doc["Plan"]):
+        kind = node["Node Type"]
+        if node.get("Alias") == "p":
+            parts["probes"] += ms
+            probes = node.get("Actual Loops", 0)
+        elif node.get("Alias") == "a":
+            parts["scan"] += ms
+        elif kind in ("Aggregate", "Sort", "Hash", "Group"):
+            parts["group"] += ms
+        elif kind == "ModifyTable":
+            parts["upsert"] += ms
+        else:
+            parts["other"] += ms
+    return {"parts": parts, "probes": probes, "total": doc["Execution Time"]}
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+async def bench(rows: int, orgs: int) -> None:
+    server = pgfixture.start(settings=SETTINGS)
+    try:
+        await pgfixture.admin(server, "CREATE DATABASE bench")
+        dsn = server.dsn("bench")
+        await pgfixture.apply_migrations(dsn)
+        conn = await asyncpg.connect(dsn, timeout=60)
+        try:
+            await conn.execute(LEGACY_TABLE)
+            print(f"loading {rows:,} events ({orgs:,} orgs) with COPY ...", flush=True)
+            loaded = await load(conn, rows, orgs)
+            print(f"loaded and vacuumed in {loaded:.1f} s\n", flush=True)
+            summarize(await measure(conn), rows)
+        finally:
+            await conn.close(timeout=60)
+    finally:
+        pgfixture.stop(server)
+
+
+async def measure(conn: asyncpg.Connection) -> dict[str, Any]:
+    """Per slot: floor, job and legacy on the same hour, interleaved."""
+    job = manifest.load(ROOT / "jobs.yaml").job_by_name("aggregate-hourly")
+    assert job is not None
+    source = (ROOT / job.template).read_text()
+    m: dict[str, Any] = {k: [] for k in ("floor", "job", "legacy", "job_trips", "legacy_trips")}
+    print(
+        f"{'slot':>5} {'events':>7} {'floor ms':>9} {'job ms':>8} {'legacy ms':>10}"
+        f" {'job/floor':>10} {'legacy/job':>11}"
+    )
+    for hour in range(1, 25):
+        slot = DAY + timedelta(hours=hour)
+        start, end = job.window.bounds(slot)
+        stmts = sqltemplates.split_statements(sqltemplates.render(job, source, slot))
+        if hour == 12:
+            m["explained"] = await breakdown(conn, stmts)
+        floor, groups = await timed(conn.fetch(FLOOR_SQL, start, end, timeout=TIMEOUT))
+        ms, trips = await timed(run_job(conn, stmts))
+        legacy, legacy_trips = await timed(run_legacy(conn, start, end))
+        for key, value in zip(m, (floor, ms, legacy, trips, legacy_trips), strict=False):
+            m[key].append(value)
+        events = sum(g[2] for g in groups)
+        print(
+            f"{hour:>3}:00 {events:>7} {floor:>9.1f} {ms:>8.1f} {legacy:>10.1f}"
+            f" {ms / floor:>9.1f}x {legacy / ms:>10.1f}x",
+            flush=True,
+        )
+    rtts = [(await timed(conn.fetchval("SELECT 1")))[0] for _ in range(200)]
+    m["rtt"] = statistics.median(rtts)
+    m["correct"] = await conn.fetchval(CHECK_SQL, timeout=TIMEOUT)
+    return m
+
+
+def summarize(m: dict[str, Any], rows: int) -> None:
+    jobs, floor, legacy = m["job"], m["floor"], m["legacy"]
+    early, late = median(jobs[:4]), median(jobs[-4:])
+    per_slot = [lg / jb for lg, jb in zip(legacy, jobs, strict=True)]
+    over_floor = [jb / fl for jb, fl in zip(jobs, floor, strict=True)]
+    extra = RTT_MS - m["rtt"]
+    remote = [
+        (lg + lt * extra) / (jb + jt * extra)
+        for lg, lt, jb, jt in zip(legacy, m["legacy_trips"], jobs, m["job_trips"], strict=True)
+    ]
+    print(
+        f"\n{rows:,} rows; the day's rollup equals a full recompute: "
+        f"{'yes' if m['correct'] else 'NO'}"
+    )
+    print(
+        f"growth     median job ms, last 4 slots vs first 4: {late:.1f} / {early:.1f} = "
+        f"{late / early:.2f}x   (goal <= 1.5x)"
+    )
+    print(
+        f"vs legacy  legacy/job per slot: median {median(per_slot):.1f}x, worst "
+        f"{min(per_slot):.1f}x   (goal >= 10x); round trips per slot: job "
+        f"{median(m['job_trips']):.0f}, legacy {median(m['legacy_trips']):,.0f} "
+        f"at {m['rtt']:.3f} ms each here"
+    )
+    print(
+        f"           the same with a {RTT_MS:g} ms round trip added: median "
+        f"{median(remote):.0f}x, worst {min(remote):.0f}x (modelled, not measured)"
+    )
+    print(
+        f"vs floor   job/floor per slot: median {median(over_floor):.1f}x, worst "
+        f"{max(over_floor):.1f}x   (goal <= 6x)"
+    )
+    ex = m["explained"]
+    parts, total = ex["parts"], ex["total"]
+    print(
+        f"\nwhat bounds it: the 12:00 job's main statement under EXPLAIN ANALYZE "
+        f"({total:.0f} ms with instrumentation)"
+    )
+    for name, label in (
+        ("probes", f"{ex['probes']:,} 'counted already today?' index probes"),
+        ("group", "sorting and grouping per org and type"),
+        ("upsert", "upsert of the day's rollup rows"),
+        ("scan", "index-only scan of the new hour"),
+        ("other", "joins, CTEs, the rest"),
+    ):
+        share = parts[name] / total * 100 if total else 0.0
+        print(f"  {label:<50} {parts[name]:>8.1f} ms {share:>5.1f}%")
+    if ex["probes"]:
+        print(f"  ({parts['probes'] / ex['probes'] * 1000:.1f} us per probe)")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--orgs", type=int, default=1_000)
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    asyncio.run(bench(args.rows, args.orgs))
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The command line: exit codes, drift check, atomic generation, fast start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import generate
+from engine.cli import main
+from engine.manifest import load
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def snapshot(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def test_committed_generated_dir_matches_the_manifest() -> None:
+    files = generate.render(load(REPO / "jobs.yaml"))
+    assert generate.read_tree(REPO / "generated") == files
+
+
+def test_generated_files_carry_a_do_not_edit_header() -> None:
+    for name, text in generate.render(load(REPO / "jobs.yaml")).items():
+        assert "DO NOT EDIT" in text.splitlines()[0] + text.splitlines()[1], name
+
+
+def test_validate_exits_0_on_a_valid_manifest(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-m", str(project / "jobs.yaml"), "validate"]) == 0
+    assert "ok (6 jobs)" in capsys.readouterr().out
+
+
+def test_validate_prints_every_problem_and_exits_2(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (project / "jobs.yaml").read_text()
+    text = text.replace('cron: "0 2 * * *"', 'cron: "0 2 * * 2-6"').replace(
+        "max_batch_size: 10", "max_batch_size: 500"
+    )
+    (project / "jobs.yaml").write_text(text)
+    assert main(["-m", str(project / "jobs.yaml"), "validate"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == "2 problems found"
+    assert err[0].endswith(
+        "queue.consumer.max_batch_size: 500 is above the maximum 100 "
+        "(Cloudflare allows 1-100 messages per batch); use a value <= 100"
+    )
+    assert err[1].endswith(
+        "jobs.generate-daily-reports.cron: weekday '2-6' is ambiguous: MON-FRI on Cloudflare, "
+        "TUE-SAT in classic cron; write MON-FRI or TUE-SAT"
+    )
+
+
+def test_failed_generate_leaves_generated_exactly_as_it_was(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(project / "generated")
+    (project / "generated" / "wrangler.toml").write_text("# hand edit\n")
+    before = snapshot(project / "generated")
+    text = (project / "jobs.yaml").read_text().replace('cron: "0 4 * * *"', 'cron: "0 4 31 2 *"')
+    (project / "jobs.yaml").write_text(text)
+    assert main(["-m", str(project / "jobs.yaml"), "generate"]) == 2
+    assert snapshot(project / "generated") == before
+
+
+def test_generate_replaces_stale_output_and_removes_files_no_longer_produced(project: Path) -> None:
+    (project / "generated" / "stale.js").write_text("old\n")
+    (project / "generated" / "wrangler.toml").write_text("# hand edit\n")
+    assert main(["-m", str(project / "jobs.yaml"), "generate"]) == 0
+    assert snapshot(project / "generated") == snapshot(REPO / "generated")
+
+
+def test_check_prints_a_diff_and_exits_1_when_generated_is_stale(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (project / "jobs.yaml").read_text().replace('cron: "0 5 * * *"', 'cron: "30 5 * * *"')
+    (project / "jobs.yaml").write_text(text)
+    assert main(["-m", str(project / "jobs.yaml"), "check"]) == 1
+    out = capsys.readouterr()
+    assert (
+        '+crons = ["0 * * * *", "0 0 * * *", "0 2 * * *", "0 3 1 * *", "0 4 * * *", "30 5 * * *"]'
+        in out.out
+    )
+    assert "is stale: run `make generate`" in out.err
+
+
+def test_check_passes_on_a_fresh_tree(project: Path) -> None:
+    assert main(["-m", str(project / "jobs.yaml"), "check"]) == 0
+
+
+def test_render_prints_sql_and_bind_parameters_without_a_database(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = [
+        "-m",
+        str(REPO / "jobs.yaml"),
+        "render",
+        "analytics.enrichment-metrics",
+        "--at",
+        "2026-10-31T05:00:00Z",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "-- analytics.enrichment-metrics slot 2026-10-31T05:00:00+00:00 "
+        "window [2026-10-30T00:00:00+00:00, 2026-10-31T00:00:00+00:00)\n"
+    )
+    assert '"$1": "2026-10-30 00:00:00+00:00"' in out or '"$1": "2026-10-31 00:00:00+00:00"' in out
+
+
+def test_schedule_lists_each_job_with_its_trigger_and_next_slots(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = [
+        "-m",
+        str(REPO / "jobs.yaml"),
+        "schedule",
+        "--next",
+        "2",
+        "--at",
+        "2026-10-31T10:30:00Z",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert (
+        "monthly-usage-summary  [analytics.monthly-usage-summary]\n"
+        "  cron     0 3 1 * *\n"
+        "  trigger  0 3 1 * *\n"
+        "  next     2026-11-01T03:00Z Sun\n"
+        "  next     2026-12-01T03:00Z Tue\n"
+    ) in out
+
+
+def test_cron_explains_an_expression(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cron", "0,30 9 * * mon-fri", "--next", "2", "--at", "2026-11-27T09:10:00Z"]) == 0
+    assert capsys.readouterr().out == (
+        "expression  0,30 9 * * mon-fri\n"
+        "canonical   */30 9 * * MON-FRI\n"
+        "next        2026-11-27T09:30Z Fri\n"
+        "next        2026-11-30T09:00Z Mon\n"
+    )
+
+
+def test_cron_rejects_an_ambiguous_weekday_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cron", "0 17 * * 1"]) == 2
+    assert capsys.readouterr().err == (
+        "error: weekday '1' is ambiguous: SUN on Cloudflare, MON in classic cron; write SUN or MON\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["validate", "generate", "check", "schedule", "cron 0 * * * *"])
+def test_fast_commands_never_import_asyncpg_or_boto3(project: Path, command: str) -> None:
+    code = (
+        "import sys; from engine.cli import main; "
+        f"rc = main(['-m', {str(project / 'jobs.yaml')!r}, *{command.split(' ', 1)[:1]!r}"
+        + (f", {command.split(' ', 1)[1]!r}" if " " in command else "")
+        + "]); "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('asyncpg', 'boto3', 'botocore')); "
+        "print(bad); sys.exit(rc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

@@ -1,0 +1,140 @@
+"""The job templates in sql/: they render for every job of jobs.yaml with values only
+as bind parameters, take their window from the slot (never the clock), and write
+through idempotent upserts."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from engine import manifest, sqltemplates
+from engine.model import Job, Period, Window
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST = manifest.load(ROOT / "jobs.yaml")
+JOBS = {j.name: j for j in MANIFEST.jobs}
+SLOT = datetime(2026, 3, 1, 0, tzinfo=UTC)
+CLOCK = re.compile(
+    r"\b(now\s*\(|current_date|current_timestamp|current_time|localtime|localtimestamp"
+    r"|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday)",
+    re.IGNORECASE,
+)
+TEMPLATES = sorted({j.template for j in MANIFEST.jobs})
+
+
+def source(job: Job) -> str:
+    return (ROOT / job.template).read_text()
+
+
+def code(sql: str) -> str:
+    """The statement without its comment lines."""
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+
+
+def rendered(name: str, slot: datetime = SLOT) -> list[sqltemplates.Rendered]:
+    job = JOBS[name]
+    return sqltemplates.split_statements(sqltemplates.render(job, source(job), slot))
+
+
+def test_every_sql_template_is_used_by_a_job() -> None:
+    assert sorted(str(p.relative_to(ROOT)) for p in (ROOT / "sql").glob("*.sql")) == TEMPLATES
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_template_uses_only_runtime_variables(template: str) -> None:
+    assert sqltemplates.check_source((ROOT / template).read_text()) == []
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_template_never_reads_the_clock(template: str) -> None:
+    assert CLOCK.findall((ROOT / template).read_text()) == []
+
+
+@pytest.mark.parametrize("name", sorted(JOBS))
+def test_rendered_statements_carry_values_only_as_bind_parameters(name: str) -> None:
+    for st in rendered(name):
+        numbers = sorted({int(n) for n in re.findall(r"\$(\d+)", st.sql)})
+        assert numbers == list(range(1, len(st.args) + 1))
+        assert all(isinstance(a, datetime) and a.tzinfo is not None for a in st.args)
+        # no literal date or time from the slot made it into the text
+        assert not re.search(r"\b20\d\d-\d\d-\d\d\b|\b\d\d:\d\d\b", st.sql), st.sql
+        # an aware datetime must not meet a bare timestamp parameter (asyncpg rejects it)
+        assert all(
+            st.sql[m.end() :].startswith("::timestamptz") for m in re.finditer(r"\$\d+", st.sql)
+        ), st.sql
+
+
+@pytest.mark.parametrize(
+    ("name", "slot", "values"),
+    [
+        (
+            "aggregate-hourly",
+            datetime(2026, 10, 31, 0, tzinfo=UTC),
+            {datetime(2026, 10, 30, 23, tzinfo=UTC), datetime(2026, 10, 31, tzinfo=UTC)},
+        ),
+        (
+            "generate-daily-reports",
+            datetime(2026, 10, 31, 2, tzinfo=UTC),
+            {datetime(2026, 10, 30, tzinfo=UTC), datetime(2026, 10, 31, tzinfo=UTC)},
+        ),
+        (
+            "monthly-usage-summary",
+            datetime(2026, 3, 1, 3, tzinfo=UTC),
+            {datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)},
+        ),
+        (
+            "score-distribution",
+            datetime(2026, 10, 30, 4, tzinfo=UTC),
+            {datetime(2026, 10, 30, tzinfo=UTC), datetime(2026, 10, 30, 4, tzinfo=UTC)},
+        ),
+        (
+            "enrichment-metrics",
+            datetime(2026, 10, 31, 5, tzinfo=UTC),
+            {datetime(2026, 10, 30, tzinfo=UTC), datetime(2026, 10, 31, tzinfo=UTC)},
+        ),
+        (
+            "warmup-daily-reset",
+            datetime(2026, 10, 30, tzinfo=UTC),
+            {datetime(2026, 10, 30, tzinfo=UTC)},
+        ),
+    ],
+)
+def test_window_values_come_from_the_slot(name: str, slot: datetime, values: set[datetime]) -> None:
+    assert {a for st in rendered(name, slot) for a in st.args} == values
+
+
+@pytest.mark.parametrize("name", sorted(n for n, j in JOBS.items() if j.action is None))
+def test_sql_job_writes_through_an_upsert_on_its_natural_key(name: str) -> None:
+    writes = [code(st.sql) for st in rendered(name) if re.match(r"(WITH|INSERT)\b", code(st.sql))]
+    assert writes
+    for sql in writes:
+        assert re.search(r"\bON CONFLICT \([a-z_, ]+\) DO UPDATE\b", sql), sql
+
+
+def test_warmup_query_selects_organization_and_domain() -> None:
+    (st,) = rendered("warmup-daily-reset")
+    assert st.sql.startswith("SELECT d.organization_id, d.domain\n")
+
+
+def test_hourly_template_locks_each_day_before_it_reads_the_mark() -> None:
+    # Pass 1 locks the previous day's row (catch-up), pass 2 the window's day.
+    kinds = [code(st.sql).split(None, 1)[0] for st in rendered("aggregate-hourly")]
+    assert kinds == ["SET", "UPDATE", "WITH", "INSERT", "WITH"]
+
+
+def test_parameter_value_like_an_injection_renders_as_a_bind_parameter() -> None:
+    value = "'); DROP TABLE x; --"
+    job = Job(
+        name="note",
+        type="test.note",
+        cron="0 * * * *",
+        sql="sql/note.sql",
+        window=Window(period=Period.DAY),
+        params=MappingProxyType({"label": value}),
+    )
+    out = sqltemplates.render(job, "INSERT INTO t (label) VALUES ({{ params.label }});\n", SLOT)
+    assert out == sqltemplates.Rendered(sql="INSERT INTO t (label) VALUES ($1);\n", args=(value,))
