@@ -8,6 +8,7 @@ CLI may import it at top level without slowing ``validate`` or ``generate``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import sys
@@ -154,12 +155,18 @@ async def run_job(
         data["scheduledFor"] = at.isoformat().replace("+00:00", "Z")
     msg = messages.resolve(data, manifest, now=clock())
     templates = load_templates(manifest, [job])
-    async with open_database(dsn, max_size=2) as db, open_actions(manifest, clock=clock) as own:
+    # Resources open only when the caller brought none: a partial R2_* setting must not
+    # break a run whose actions were passed in.
+    given = contextlib.nullcontext(dict(actions)) if actions is not None else None
+    async with (
+        open_database(dsn, max_size=2) as db,
+        given or open_actions(manifest, clock=clock) as own,
+    ):
         executor = build_executor(
             db,
             manifest,
             templates=templates,
-            actions=own if actions is None else actions,
+            actions=own,
             metrics=metrics,
             clock=clock,
         )

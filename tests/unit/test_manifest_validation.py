@@ -281,3 +281,30 @@ def test_bad_job_name_is_rejected(tmp_path: Path) -> None:
         "jobs.yaml:22:3: jobs.Nightly_Job: name 'Nightly_Job' is not allowed; job names are "
         "lower-case letters, digits and '-', starting with a letter",
     ]
+
+
+def test_worker_consumer_without_its_script_is_rejected(tmp_path: Path) -> None:
+    text = BASE.replace("  binding: JOBS\n", "  binding: JOBS\n  consumer: {type: worker}\n")
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:11:13: queue.consumer: a worker consumer needs a 'script'; name the module "
+        "that exports the queue() handler, or use type: http_pull",
+    ]
+
+
+def test_worker_consumer_script_must_exist(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "  binding: JOBS\n", "  binding: JOBS\n  consumer: {type: worker, script: consumer.js}\n"
+    )
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:11:36: queue.consumer.script: script 'consumer.js' does not exist; "
+        "create consumer.js or fix the path",
+    ]
+
+
+def test_unreadable_manifest_is_reported_with_its_path(tmp_path: Path) -> None:
+    with pytest.raises(ManifestErrors) as info:
+        load(tmp_path / "missing.yaml")
+    assert [str(e) for e in info.value.errors] == [
+        f"{tmp_path / 'missing.yaml'}: cannot read manifest: No such file or directory; "
+        "run from the directory holding jobs.yaml or pass its path"
+    ]
