@@ -10,28 +10,12 @@ import os
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from engine import cron, schema, sqltemplates, yamlmarks
+from engine.build import build
 from engine.errors import CronError, Location, ManifestError, ManifestErrors, TemplateError
-from engine.model import (
-    Action,
-    Bucket,
-    Consumer,
-    ConsumerType,
-    Dataset,
-    Environment,
-    Job,
-    Manifest,
-    Overlap,
-    Period,
-    Plan,
-    Queue,
-    RetryPolicy,
-    Window,
-    Worker,
-)
+from engine.model import Manifest, Plan
 
 #: wrangler 4.86.0 bundles a workerd dated 2026-05-03; later dates fail to deploy locally.
 MAX_COMPATIBILITY_DATE = "2026-05-03"
@@ -128,7 +112,7 @@ class _Checker:
         self._check_top(data)
         if self.errors or not schema_ok:
             raise ManifestErrors(self.errors)
-        return _build(data, self.filename)
+        return build(data, self.filename)
 
     # -- meaning beyond the schema -------------------------------------------------
 
@@ -289,89 +273,3 @@ class _Checker:
                     f"script '{script}' does not exist",
                     f"create {script} or fix the path",
                 )
-
-
-def _build(data: dict[str, Any], filename: str) -> Manifest:
-    w = data["worker"]
-    q = data["queue"]
-    c = q.get("consumer") or {}
-    plan = Plan(data["plan"])
-    consumer = Consumer(
-        type=ConsumerType(c.get("type", "http_pull")),
-        max_batch_size=c.get("max_batch_size", 10),
-        max_batch_timeout_seconds=c.get("max_batch_timeout_seconds", 5),
-        retry_delay_seconds=c.get("retry_delay_seconds", 30),
-        visibility_timeout_seconds=c.get("visibility_timeout_seconds", 300),
-        max_concurrency=c.get("max_concurrency"),
-        script=c.get("script"),
-    )
-    r2 = data.get("r2_bucket")
-    ae = data.get("analytics_engine")
-    envs = tuple(
-        Environment(
-            name=name,
-            queue=(e or {}).get("queue"),
-            dead_letter_queue=(e or {}).get("dead_letter_queue"),
-            bucket_name=(e or {}).get("bucket_name"),
-            preview_bucket_name=(e or {}).get("preview_bucket_name"),
-            dataset=(e or {}).get("dataset"),
-            cron_enabled=(e or {}).get("cron_enabled"),
-            vars=MappingProxyType(dict((e or {}).get("vars", {}))),
-        )
-        for name, e in sorted((data.get("environments") or {}).items())
-    )
-    return Manifest(
-        path=filename,
-        worker=Worker(
-            name=w["name"],
-            main=w.get("main", "worker.js"),
-            compatibility_date=w["compatibility_date"],
-            cron_flag=w["cron_flag"],
-            cron_enabled=w.get("cron_enabled", True),
-            vars=MappingProxyType(dict(w.get("vars", {}))),
-        ),
-        plan=plan,
-        trigger_budget=min(data.get("trigger_budget", plan.trigger_limit), plan.trigger_limit),
-        queue=Queue(
-            name=q["name"],
-            binding=q["binding"],
-            dead_letter_queue=q["dead_letter_queue"],
-            consumer=consumer,
-        ),
-        bucket=Bucket(
-            binding=r2["binding"],
-            bucket_name=r2["bucket_name"],
-            preview_bucket_name=r2.get("preview_bucket_name"),
-        )
-        if r2
-        else None,
-        dataset=Dataset(binding=ae["binding"], dataset=ae["dataset"]) if ae else None,
-        environments=envs,
-        jobs=tuple(_build_job(name, j) for name, j in sorted(data["jobs"].items())),
-    )
-
-
-def _build_job(name: str, j: dict[str, Any]) -> Job:
-    r = j.get("retry") or {}
-    a = j.get("action")
-    return Job(
-        name=name,
-        type=j["type"],
-        cron=j["cron"],
-        sql=j.get("sql"),
-        action=Action(name=a["name"], sql=a["sql"]) if a else None,
-        window=Window(period=Period(j["window"]["period"]), offset=j["window"].get("offset", 0)),
-        retry=RetryPolicy(
-            max_attempts=r.get("max_attempts", 5),
-            initial_delay_seconds=r.get("initial_delay_seconds", 30),
-            max_delay_seconds=r.get("max_delay_seconds", 900),
-            exponential=r.get("backoff", "exponential") == "exponential",
-            jitter=r.get("jitter", "full") == "full",
-        ),
-        timeout_seconds=j.get("timeout_seconds", 300),
-        overlap=Overlap(j.get("overlap", "forbid")),
-        paused=j.get("paused", False),
-        allow_both_day_fields=j.get("allow_both_day_fields", False),
-        params=MappingProxyType(dict(j.get("params") or {})),
-        description=j.get("description", ""),
-    )

@@ -117,12 +117,12 @@ async def open_actions(
     if not any(j.action and j.action.name == "warmup-reset" for j in manifest.jobs):
         yield {}
         return
-    from engine import warmup
+    from engine import r2config, warmup
 
     env = os.environ if environ is None else environ
     bucket = manifest.bucket.bucket_name if manifest.bucket else None
     local = Path(manifest.path).parent / ".cronwright" / "r2" / (bucket or "warmup")
-    store = warmup.store_from_env(env, bucket=bucket, local_dir=local, clock=clock)
+    store = r2config.store_from_env(env, bucket=bucket, local_dir=local, clock=clock)
     async with store:
         yield {"warmup-reset": warmup.WarmupReset(store)}
 

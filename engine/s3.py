@@ -31,12 +31,12 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from engine.errors import StorageError
+from engine.r2config import R2Settings
 from engine.warmup import (
     KEY_PREFIX,
     Clock,
     Counter,
     OrgId,
-    R2Settings,
     check_amount,
     counter_key,
     utc_day_start,
