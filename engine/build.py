@@ -6,6 +6,8 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.model import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_VISIBILITY_TIMEOUT,
     Action,
     Bucket,
     Consumer,
@@ -35,7 +37,7 @@ def build(data: dict[str, Any], filename: str) -> Manifest:
         max_batch_size=c.get("max_batch_size", 10),
         max_batch_timeout_seconds=c.get("max_batch_timeout_seconds", 5),
         retry_delay_seconds=c.get("retry_delay_seconds", 30),
-        visibility_timeout_seconds=c.get("visibility_timeout_seconds", 300),
+        visibility_timeout_seconds=c.get("visibility_timeout_seconds", DEFAULT_VISIBILITY_TIMEOUT),
         max_concurrency=c.get("max_concurrency"),
         script=c.get("script"),
     )
@@ -102,7 +104,7 @@ def _build_job(name: str, j: dict[str, Any]) -> Job:
             exponential=r.get("backoff", "exponential") == "exponential",
             jitter=r.get("jitter", "full") == "full",
         ),
-        timeout_seconds=j.get("timeout_seconds", 300),
+        timeout_seconds=j.get("timeout_seconds", DEFAULT_TIMEOUT),
         overlap=Overlap(j.get("overlap", "forbid")),
         paused=j.get("paused", False),
         allow_both_day_fields=j.get("allow_both_day_fields", False),

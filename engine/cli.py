@@ -26,6 +26,12 @@ def _parse_time(text: str) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
+    return int(text)
+
+
 def _out_dir(args: argparse.Namespace) -> Path:
     return Path(args.out) if args.out else Path(args.manifest).parent / "generated"
 
@@ -154,6 +160,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_consume(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from engine import consumer
+
+    max_batches = 1 if args.once else args.max_batches
+    tally = asyncio.run(consumer.consume(_load(args), max_batches=max_batches))
+    print(tally.summary())
+    # A bounded run reports its messages; a service stopped by a signal just stops.
+    return OK if max_batches is None or tally.ok else FAILED
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -215,6 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--failed", action="store_true", help="only failed runs")
     sp.add_argument("--limit", type=int, default=50)
     sp.set_defaults(func=cmd_runs)
+
+    sp = sub.add_parser(
+        "consume",
+        help="pull the queue over Cloudflare's REST API and run each message"
+        " (DATABASE_URL, CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, R2_*)",
+    )
+    bound = sp.add_mutually_exclusive_group()
+    bound.add_argument(
+        "--once", action="store_true", help="one batch, then exit 1 if any message failed"
+    )
+    bound.add_argument(
+        "--max-batches", type=_positive, metavar="N", help="at most N pulls (empty ones count)"
+    )
+    sp.set_defaults(func=cmd_consume)
 
     sp = sub.add_parser("db", help="database commands")
     dbsub = sp.add_subparsers(dest="db_command", required=True)

@@ -107,3 +107,7 @@ class DatabaseError(JobFailed):
 
 class StorageError(JobFailed):
     """An object-store (R2 / S3) error, classified by HTTP status at the adapter."""
+
+
+class QueueError(JobFailed):
+    """A Cloudflare Queues REST API failure, classified by HTTP status at the client."""

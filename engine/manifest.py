@@ -15,7 +15,7 @@ from typing import Any
 from engine import cron, schema, sqltemplates, yamlmarks
 from engine.build import build
 from engine.errors import CronError, Location, ManifestError, ManifestErrors, TemplateError
-from engine.model import Manifest, Plan
+from engine.model import DEFAULT_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT, Manifest, Plan
 
 #: wrangler 4.86.0 bundles a workerd dated 2026-05-03; later dates fail to deploy locally.
 MAX_COMPATIBILITY_DATE = "2026-05-03"
@@ -259,6 +259,7 @@ class _Checker:
             if isinstance(data.get("queue"), dict)
             else None
         )
+        self._check_leases(data, consumer if isinstance(consumer, dict) else {})
         if isinstance(consumer, dict) and consumer.get("type") == "worker":
             script = consumer.get("script")
             if not isinstance(script, str):
@@ -272,4 +273,23 @@ class _Checker:
                     ("queue", "consumer", "script"),
                     f"script '{script}' does not exist",
                     f"create {script} or fix the path",
+                )
+
+    def _check_leases(self, data: Mapping[str, Any], consumer: Mapping[str, Any]) -> None:
+        """A pull consumer's lease must outlast every job, or a long run's message is
+        redelivered while it still runs."""
+        if consumer.get("type", "http_pull") != "http_pull":
+            return
+        lease = consumer.get("visibility_timeout_seconds", DEFAULT_VISIBILITY_TIMEOUT)
+        if not isinstance(lease, int):
+            return
+        for name, job in self._jobs(data):
+            timeout = job.get("timeout_seconds", DEFAULT_TIMEOUT)
+            if isinstance(timeout, int) and timeout >= lease:
+                self.error(
+                    ("jobs", name, "timeout_seconds"),
+                    f"timeout {timeout} s is not below the queue's visibility timeout ({lease} s): "
+                    "the lease would lapse mid-run and the message be redelivered",
+                    f"raise queue.consumer.visibility_timeout_seconds above {timeout} "
+                    "or lower timeout_seconds",
                 )

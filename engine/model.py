@@ -10,6 +10,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+DEFAULT_TIMEOUT = 300
+DEFAULT_VISIBILITY_TIMEOUT = 900  # above the default job timeout: a lease outlasts a run
+
 
 class Plan(StrEnum):
     FREE = "free"
@@ -107,7 +110,7 @@ class Job:
     action: Action | None = None
     window: Window
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeout_seconds: int = 300
+    timeout_seconds: int = DEFAULT_TIMEOUT
     overlap: Overlap = Overlap.FORBID
     paused: bool = False
     allow_both_day_fields: bool = False
@@ -129,7 +132,7 @@ class Consumer:
     max_batch_size: int = 10
     max_batch_timeout_seconds: int = 5
     retry_delay_seconds: int = 30
-    visibility_timeout_seconds: int = 300
+    visibility_timeout_seconds: int = DEFAULT_VISIBILITY_TIMEOUT
     max_concurrency: int | None = None
     script: str | None = None  # worker consumers: module whose default export handles queue()
 

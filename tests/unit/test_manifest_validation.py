@@ -308,3 +308,17 @@ def test_unreadable_manifest_is_reported_with_its_path(tmp_path: Path) -> None:
         f"{tmp_path / 'missing.yaml'}: cannot read manifest: No such file or directory; "
         "run from the directory holding jobs.yaml or pass its path"
     ]
+
+
+def test_job_timeout_that_outlasts_the_pull_consumers_lease_is_rejected(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "  binding: JOBS\n", "  binding: JOBS\n  consumer: {visibility_timeout_seconds: 600}\n"
+    ).replace(
+        "    window: {period: day, offset: -1}\n",
+        "    window: {period: day, offset: -1}\n    timeout_seconds: 600\n",
+    )
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:28:22: jobs.nightly.timeout_seconds: timeout 600 s is not below the queue's "
+        "visibility timeout (600 s): the lease would lapse mid-run and the message be redelivered; "
+        "raise queue.consumer.visibility_timeout_seconds above 600 or lower timeout_seconds",
+    ]

@@ -1,0 +1,552 @@
+"""The HTTP pull consumer on real PostgreSQL against the local stand-in of Cloudflare's
+Queues REST API: one ack call per batch, duplicates, poison messages to both dead-letter
+stores, retries with the executor's delay, a crash before the ack, SIGTERM, and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.cfqueue import QueuesClient, Settings
+from engine.consumer import PullConsumer, QueueDeadLetters, Tally, consume
+from engine.errors import ConfigError
+from engine.executor import Executor, Outcome
+from engine.ledger import PgDeadLetters
+from engine.metrics import Collect
+from engine.model import Consumer, ConsumerType, Job
+from engine.pg import Database
+from tests.fixtures.aio import run
+from tests.fixtures.cfqueues_api import ACCOUNT, TOKEN, CfQueuesApi, serve
+from tests.integration.executor_support import (
+    EFFECT_SQL,
+    SETUP_SQL,
+    SLOT,
+    FakeClock,
+    RecordingSleep,
+    body,
+    make_job,
+    make_manifest,
+)
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+QUEUE, DLQ = "probe-jobs", "probe-jobs-dlq"
+FLAKY_SQL = "SELECT probe.flaky(1);\n" + EFFECT_SQL
+
+
+@pytest.fixture
+def api() -> Iterator[CfQueuesApi]:
+    with serve() as api:
+        api.create_queue(QUEUE)
+        api.create_queue(DLQ)
+        yield api
+
+
+@dataclass
+class Idle(RecordingSleep):
+    """The consumer's idle wait; stops it after ``stop_after`` waits."""
+
+    consumer: PullConsumer | None = None
+    stop_after: int | None = None
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        if self.consumer and self.stop_after and len(self.delays) >= self.stop_after:
+            self.consumer.stop()
+
+
+@dataclass
+class Rig:
+    db: Database
+    api: CfQueuesApi
+    consumer: PullConsumer
+    idle: Idle
+
+    async def rows(self, sql: str) -> list[dict[str, Any]]:
+        return await self.db.fetch(sql)
+
+
+@asynccontextmanager
+async def rig(
+    dsn: str, api: CfQueuesApi, job: Job, sql: str, *, templates: bool = True
+) -> AsyncIterator[Rig]:
+    manifest = make_manifest(job)
+    async with Database.open(dsn, max_size=4) as db:
+        async with db.transaction() as tx:
+            await tx.script(SETUP_SQL)
+        client = QueuesClient(
+            Settings(account_id=ACCOUNT, token=TOKEN, base_url=api.url), sleep=RecordingSleep()
+        )
+        ids = await client.queue_ids([QUEUE, DLQ])
+        executor = Executor(
+            db=db,
+            manifest=manifest,
+            templates={job.template: sql} if templates else {},
+            actions={},
+            dead_letters=QueueDeadLetters(PgDeadLetters(db), client, ids[DLQ]),
+            metrics=Collect(),
+            clock=FakeClock(),
+            sleep=RecordingSleep(),
+            rng=random.Random(0),
+        )
+        idle = Idle()
+        consumer = PullConsumer(
+            client=client,
+            executor=executor,
+            queue_id=ids[QUEUE],
+            settings=manifest.queue.consumer,
+            sleep=idle,
+        )
+        idle.consumer = consumer
+        yield Rig(db=db, api=api, consumer=consumer, idle=idle)
+
+
+def acks(api: CfQueuesApi) -> list[Any]:
+    return [r.json for r in api.calls("/messages/ack")]
+
+
+def test_a_batch_runs_each_message_and_acks_them_in_one_call(pg_dsn: str, api: CfQueuesApi) -> None:
+    job = make_job()
+    api.send(QUEUE, json.loads(body(job)))
+    api.send(QUEUE, json.loads(body(job)))  # the same slot again: a duplicate
+    api.send(QUEUE, "not json {", content_type="text")
+    api.send(QUEUE, {"type": "billing.invoice", "scheduledFor": "2026-10-31T10:00:00Z"})
+
+    async def main() -> Tally:
+        async with rig(pg_dsn, api, job, EFFECT_SQL) as r:
+            tally = await r.consumer.run(max_batches=1)
+            assert await r.rows("SELECT n FROM probe.counter") == [{"n": 1}]
+            assert await r.rows("SELECT job, slot, status, attempt FROM cronwright.runs") == [
+                {"job": "probe", "slot": SLOT, "status": "succeeded", "attempt": 1}
+            ]
+            letters = await r.rows(
+                "SELECT type, body, reason, error_class, attempts FROM cronwright.dead_letters"
+                " ORDER BY body"  # a batch runs concurrently: no order between its messages
+            )
+            assert letters == [
+                {
+                    "type": None,
+                    "body": "not json {",
+                    "reason": "message body is not JSON (Expecting value: line 1 column 1 (char 0))",
+                    "error_class": "invalid_message",
+                    "attempts": 1,
+                },
+                {
+                    "type": "billing.invoice",
+                    "body": '{"type": "billing.invoice", "scheduledFor": "2026-10-31T10:00:00Z"}',
+                    "reason": "unknown message type 'billing.invoice'; known types: test.probe",
+                    "error_class": "invalid_message",
+                    "attempts": 1,
+                },
+            ]
+            return tally
+
+    tally = run(main())
+    assert (tally.batches, dict(tally.statuses), tally.ok) == (
+        1,
+        {"ack": 1, "duplicate": 1, "dead_letter": 2},
+        False,
+    )
+    leases = [r.json for r in api.calls("/messages/pull")]
+    assert leases == [{"batch_size": 10, "visibility_timeout_ms": 900_000}]
+    assert len(acks(api)) == 1
+    assert len(acks(api)[0]["acks"]) == 4 and acks(api)[0]["retries"] == []
+    assert api.queue(QUEUE).messages == []
+    dlq = sorted(
+        (m.body for m in api.queue(DLQ).messages), key=lambda b: b["deadLetter"]["messageId"]
+    )
+    assert dlq == [
+        {
+            "body": "not json {",
+            "deadLetter": {
+                "reason": "message body is not JSON (Expecting value: line 1 column 1 (char 0))",
+                "errorClass": "invalid_message",
+                "attempts": 1,
+                "job": None,
+                "slot": None,
+                "messageId": "00000000000000000000000000000003",
+            },
+        },
+        {
+            "type": "billing.invoice",
+            "scheduledFor": "2026-10-31T10:00:00Z",
+            "deadLetter": {
+                "reason": "unknown message type 'billing.invoice'; known types: test.probe",
+                "errorClass": "invalid_message",
+                "attempts": 1,
+                "job": None,
+                "slot": None,
+                "messageId": "00000000000000000000000000000004",
+            },
+        },
+    ]
+
+
+def test_a_transient_failure_is_handed_back_with_a_delay_and_succeeds_on_redelivery(
+    pg_dsn: str, api: CfQueuesApi
+) -> None:
+    job = make_job()
+    api.send(QUEUE, json.loads(body(job)))
+
+    async def main() -> None:
+        async with rig(pg_dsn, api, job, FLAKY_SQL) as r:
+            first = await r.consumer.run(max_batches=1)
+            assert dict(first.statuses) == {"retry": 1} and not first.ok
+            (lease,) = api.leases  # the one lease issued so far
+            assert acks(api) == [{"acks": [], "retries": [{"lease_id": lease, "delay_seconds": 1}]}]
+            empty = await r.consumer.run(max_batches=1)  # the delay has not passed
+            assert sum(empty.statuses.values()) == 0
+            api.advance(1)
+            second = await r.consumer.run(max_batches=1)
+            assert dict(second.statuses) == {"ack": 1} and second.ok
+            assert await r.rows("SELECT status, attempt FROM cronwright.runs") == [
+                {"status": "succeeded", "attempt": 2}
+            ]
+            assert await r.rows("SELECT count(*) AS n FROM cronwright.dead_letters") == [{"n": 0}]
+
+    run(main())
+    assert api.queue(QUEUE).messages == []
+
+
+def test_a_dead_letter_the_dlq_refuses_for_now_is_handed_back_not_dropped(
+    pg_dsn: str, api: CfQueuesApi
+) -> None:
+    job = make_job()
+    api.send(QUEUE, "poison", content_type="text")
+    for _ in range(3):  # the client's bounded attempts
+        api.fail_next("/messages", 503)
+
+    async def main() -> None:
+        async with rig(pg_dsn, api, job, EFFECT_SQL) as r:
+            first = await r.consumer.run(max_batches=1)
+            assert dict(first.statuses) == {"retry": 1}
+            assert acks(api)[0]["retries"][0]["delay_seconds"] == 30  # the queue's retry delay
+            assert await r.rows("SELECT count(*) AS n FROM cronwright.dead_letters") == [{"n": 0}]
+            api.advance(30)
+            second = await r.consumer.run(max_batches=1)
+            assert dict(second.statuses) == {"dead_letter": 1}
+            assert await r.rows("SELECT body, attempts FROM cronwright.dead_letters") == [
+                {"body": "poison", "attempts": 2}
+            ]
+
+    run(main())
+    assert [m.body["deadLetter"]["attempts"] for m in api.queue(DLQ).messages] == [2]
+    assert api.queue(QUEUE).messages == []
+
+
+def test_a_delivery_the_executor_cannot_handle_is_handed_back_with_the_queue_delay(
+    pg_dsn: str, api: CfQueuesApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = make_job()
+    api.send(QUEUE, json.loads(body(job)))
+
+    async def main() -> Tally:
+        async with rig(pg_dsn, api, job, EFFECT_SQL, templates=False) as r:
+            return await r.consumer.run(max_batches=1)
+
+    tally = run(main())
+    assert (tally.errors, tally.ok) == (1, False)
+    assert acks(api)[0]["retries"][0]["delay_seconds"] == 30
+    assert "template probe.sql was not loaded; handing it back" in caplog.text
+
+
+def test_a_failed_ack_call_leaves_the_leases_to_lapse_and_the_rerun_is_a_duplicate(
+    pg_dsn: str, api: CfQueuesApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = make_job()
+    api.send(QUEUE, json.loads(body(job)))
+    for _ in range(3):
+        api.fail_next("/messages/ack", 500)
+
+    async def main() -> None:
+        async with rig(pg_dsn, api, job, EFFECT_SQL) as r:
+            first = await r.consumer.run(max_batches=1)
+            assert (dict(first.statuses), first.ack_failures, first.ok) == ({"ack": 1}, 1, False)
+            api.advance(901)  # the visibility timeout
+            again = await r.consumer.run(max_batches=1)
+            assert (dict(again.statuses), again.ok) == ({"duplicate": 1}, True)
+            assert await r.rows("SELECT n FROM probe.counter") == [{"n": 1}]
+
+    run(main())
+    assert api.queue(QUEUE).messages == []
+    assert "ack call for 1 acks and 0 retries failed: Cloudflare API POST" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+def test_an_idle_queue_backs_off_and_a_service_rides_out_an_outage(
+    pg_dsn: str, api: CfQueuesApi
+) -> None:
+    job = make_job()
+
+    async def main() -> None:
+        async with rig(pg_dsn, api, job, EFFECT_SQL) as r:
+            tally = await r.consumer.run(max_batches=4)
+            assert (tally.batches, r.idle.delays) == (4, [1.0, 2.0, 4.0])
+            r.idle.delays.clear()
+            for _ in range(3):
+                api.fail_next("/messages/pull", 503)
+            api.send(QUEUE, json.loads(body(job)))
+            r.idle.stop_after = 2
+            service = await r.consumer.run()
+            assert (dict(service.statuses), r.idle.delays) == ({"ack": 1}, [1.0, 1.0])
+
+    run(main())
+
+
+def test_the_worker_consumer_type_is_refused() -> None:
+    manifest = make_manifest(make_job())
+    worker = replace(
+        manifest, queue=replace(manifest.queue, consumer=Consumer(type=ConsumerType.WORKER))
+    )
+    with pytest.raises(ConfigError) as caught:
+        run(consume(worker, environ={}))
+    assert str(caught.value) == (
+        "queue probe-jobs is consumed by the Worker (queue.consumer.type: worker), so nothing"
+        " may pull it; set queue.consumer.type: http_pull and run generated/preflight.sh to pull"
+    )
+
+
+def test_missing_cloudflare_settings_are_named_before_anything_opens() -> None:
+    with pytest.raises(ConfigError) as caught:
+        run(
+            consume(
+                make_manifest(make_job()), environ={"DATABASE_URL": "postgresql://x@127.0.0.1:9/x"}
+            )
+        )
+    assert str(caught.value) == (
+        "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN are not set; a pull consumer needs"
+        " an API token with Queues Edit and its account id"
+    )
+
+
+# --- the CLI, end to end in a subprocess ----------------------------------------------
+
+MANIFEST = """\
+version: 1
+plan: paid
+trigger_budget: 10
+worker: {name: probe-worker, main: worker.js, compatibility_date: "2026-04-01", cron_flag: ENABLE_CRON}
+queue:
+  name: probe-jobs
+  binding: JOBS
+  dead_letter_queue: probe-jobs-dlq
+  consumer: {type: http_pull, max_batch_size: 10, retry_delay_seconds: 30, visibility_timeout_seconds: 120}
+jobs:
+  probe:
+    type: test.probe
+    cron: "0 * * * *"
+    sql: sql/probe.sql
+    window: {period: hour, offset: -1}
+    timeout_seconds: 30
+    params: {value: v}
+  slow:
+    type: test.slow
+    cron: "0 * * * *"
+    sql: sql/slow.sql
+    window: {period: hour, offset: -1}
+    timeout_seconds: 30
+"""
+
+
+@dataclass
+class Project:
+    dir: Path
+    dsn: str
+    api: CfQueuesApi
+    procs: list[subprocess.Popen[str]]
+
+    def cli(self, *args: str, token: str = TOKEN) -> subprocess.Popen[str]:
+        """``cronwright consume ARGS`` in a subprocess, against the local API."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDFLARE_", "R2_"))}
+        env |= {
+            "DATABASE_URL": self.dsn,
+            "CLOUDFLARE_API_TOKEN": token,
+            "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
+            "CLOUDFLARE_API_BASE_URL": self.api.url,
+        }
+        manifest = str(self.dir / "jobs.yaml")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "-m", manifest, "consume", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+
+@pytest.fixture
+def project(tmp_path: Path, pg_dsn: str, api: CfQueuesApi) -> Iterator[Project]:
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "jobs.yaml").write_text(MANIFEST)
+    (tmp_path / "sql" / "probe.sql").write_text(EFFECT_SQL)
+    (tmp_path / "sql" / "slow.sql").write_text("SELECT pg_sleep(1.5);\n")
+
+    async def setup() -> None:
+        async with Database.open(pg_dsn, max_size=1) as db, db.transaction() as tx:
+            await tx.script(SETUP_SQL)
+
+    run(setup())
+    p = Project(dir=tmp_path, dsn=pg_dsn, api=api, procs=[])
+    try:
+        yield p
+    finally:
+        for proc in p.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=30)
+
+
+def slot_body(type_: str, hours_ago: int = 2) -> dict[str, str]:
+    slot = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours_ago)
+    return {"type": type_, "scheduledFor": slot.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def finish(proc: subprocess.Popen[str], token: str = TOKEN) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=60)
+    assert token not in out + err
+    return proc.returncode, out, err
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        time.sleep(0.02)
+
+
+def test_consume_once_exits_0_when_every_message_succeeded_and_1_otherwise(
+    project: Project, api: CfQueuesApi
+) -> None:
+    api.send(QUEUE, slot_body("test.probe"))
+    api.send(QUEUE, slot_body("test.probe"))
+    code, out, err = finish(project.cli("--once"))
+    assert (code, out) == (
+        0,
+        "2 messages in 1 pull: ack 1, retry 0, dead_letter 0, duplicate 1\n",
+    ), err
+    assert [json.loads(line)["status"] for line in err.splitlines()] == ["ack", "duplicate"]
+
+    api.send(QUEUE, b"\xff", content_type="bytes")
+    code, out, err = finish(project.cli("--once"))
+    assert (code, out) == (
+        1,
+        "1 message in 1 pull: ack 0, retry 0, dead_letter 1, duplicate 0\n",
+    ), err
+    assert [m.body for m in api.queue(DLQ).messages] == [
+        {
+            "body": "\\xff",
+            "deadLetter": {
+                "reason": "message body is not UTF-8 (invalid start byte at byte 0)",
+                "errorClass": "invalid_message",
+                "attempts": 1,
+                "job": None,
+                "slot": None,
+                "messageId": "00000000000000000000000000000003",
+            },
+        }
+    ]
+
+
+def test_consume_with_a_refused_token_exits_1_without_printing_it(
+    project: Project, api: CfQueuesApi
+) -> None:
+    wrong = "wrong-" + TOKEN
+    code, out, err = finish(project.cli("--once", token=wrong), wrong)
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: Cloudflare API GET /queues: HTTP 403 (10000: Authentication error); check"
+        " CLOUDFLARE_API_TOKEN: it needs Account > Queues > Edit (queues read and write)\n"
+    )
+
+
+def test_a_crash_before_the_ack_redelivers_and_the_rerun_is_a_duplicate(
+    project: Project, api: CfQueuesApi
+) -> None:
+    api.send(QUEUE, slot_body("test.probe"))
+    api.hold_acks()
+    proc = project.cli("--once")
+    wait_for(lambda: api.held, "the ack call")
+    proc.kill()  # the job committed; the ack never reached Cloudflare
+    code, _, _ = finish(proc)
+    assert code == -signal.SIGKILL
+    api.holding = False
+    assert api.queue(QUEUE).messages[0].attempts == 1
+    api.advance(121)  # the manifest's visibility timeout
+    code, out, err = finish(project.cli("--once"))
+    assert (code, out) == (
+        0,
+        "1 message in 1 pull: ack 0, retry 0, dead_letter 0, duplicate 1\n",
+    ), err
+    assert json.loads(err.splitlines()[0])["attempt"] == 2
+    assert api.queue(QUEUE).messages == []
+
+
+def test_sigterm_finishes_the_batch_acks_it_and_exits_0(project: Project, api: CfQueuesApi) -> None:
+    api.send(QUEUE, slot_body("test.slow"))
+    proc = project.cli()
+    wait_for(lambda: any(m.lease for m in api.queue(QUEUE).messages), "the pull")
+    proc.send_signal(signal.SIGTERM)
+    code, out, err = finish(proc)
+    assert (code, out) == (
+        0,
+        "1 message in 1 pull: ack 1, retry 0, dead_letter 0, duplicate 0\n",
+    ), err
+    assert "SIGTERM: finishing the batch, then stopping" in err
+    assert api.queue(QUEUE).messages == []
+    assert len(api.calls("/messages/pull")) == 1
+
+
+def test_messages_of_a_batch_run_concurrently_so_each_lease_covers_only_its_own_run(
+    api: CfQueuesApi,
+) -> None:
+    """Every message is leased at the pull: run one after another, the last one would
+    wait for the others while its lease ran out. Each handler here waits until all of
+    the batch is in flight, which only completes if they run at once."""
+    for n in range(3):
+        api.send(QUEUE, {"type": "test.probe", "n": n})
+
+    class Barrier:
+        def __init__(self, parties: int) -> None:
+            self.started = 0
+            self.parties = parties
+            self.all_in = asyncio.Event()
+
+        async def handle(self, body: Any, *, message_id: str, attempt: int) -> Outcome:
+            self.started += 1
+            if self.started == self.parties:
+                self.all_in.set()
+            await asyncio.wait_for(self.all_in.wait(), timeout=5)
+            return Outcome(status="ack", job="probe", type="test.probe", slot=None, attempt=attempt)
+
+    async def main() -> Tally:
+        client = QueuesClient(
+            Settings(account_id=ACCOUNT, token=TOKEN, base_url=api.url), sleep=RecordingSleep()
+        )
+        ids = await client.queue_ids([QUEUE, DLQ])
+        consumer = PullConsumer(
+            client=client, executor=Barrier(3), queue_id=ids[QUEUE], settings=Consumer()
+        )
+        return await consumer.run(max_batches=1)
+
+    tally = run(main())
+    assert (dict(tally.statuses), tally.errors, tally.ok) == ({"ack": 3}, 0, True)
+    assert len(acks(api)[0]["acks"]) == 3
