@@ -139,7 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from engine import runtime
 
-    outcome = asyncio.run(runtime.run_job(_load(args), args.type, args.at))
+    manifest = _load(args).for_environment(args.env)
+    outcome = asyncio.run(runtime.run_job(manifest, args.type, args.at))
     slot = outcome.slot.isoformat().replace("+00:00", "Z") if outcome.slot else "?"
     detail = f" rows={outcome.rows}" if outcome.rows is not None else ""
     if outcome.reason:
@@ -166,7 +167,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
     from engine import consumer
 
     max_batches = 1 if args.once else args.max_batches
-    tally = asyncio.run(consumer.consume(_load(args), max_batches=max_batches))
+    manifest = _load(args).for_environment(args.env)
+    tally = asyncio.run(consumer.consume(manifest, max_batches=max_batches))
     print(tally.summary())
     # A bounded run reports its messages; a service stopped by a signal just stops.
     return OK if max_batches is None or tally.ok else FAILED
@@ -226,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--at", type=_parse_time, help="the slot (default: the latest at or before now)"
     )
+    sp.add_argument("--env", help="use this environment's queue and bucket names")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("runs", help="the run ledger, newest first (DATABASE_URL)")
@@ -239,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pull the queue over Cloudflare's REST API and run each message"
         " (DATABASE_URL, CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, R2_*)",
     )
+    sp.add_argument("--env", help="pull this environment's queue (default: the top level's)")
     bound = sp.add_mutually_exclusive_group()
     bound.add_argument(
         "--once", action="store_true", help="one batch, then exit 1 if any message failed"

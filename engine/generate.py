@@ -80,57 +80,48 @@ def _flag(enabled: bool) -> str:
 def _bindings(manifest: Manifest, env: Environment | None) -> list[str]:
     """Everything wrangler does not inherit into [env.*]: vars, queues, R2, Analytics Engine."""
     prefix = f"env.{env.name}." if env else ""
-    q = manifest.queue
-    queue = (env.queue if env else None) or q.name
-    dlq = (env.dead_letter_queue if env else None) or q.dead_letter_queue
-    enabled = (
-        manifest.worker.cron_enabled
-        if env is None or env.cron_enabled is None
-        else env.cron_enabled
-    )
-    vars_: dict[str, str] = {**manifest.worker.vars, **(env.vars if env else {})}
-    vars_[manifest.worker.cron_flag] = _flag(enabled)
+    m = manifest.for_environment(env.name if env else None)
+    q, w = m.queue, m.worker
+    vars_: dict[str, str] = {**w.vars, w.cron_flag: _flag(w.cron_enabled)}
     out = [f"[{prefix}vars]"]
     out += [f"{k} = {_toml_str(vars_[k])}" for k in sorted(vars_)]
     out += [
         "",
         f"[[{prefix}queues.producers]]",
         f"binding = {_toml_str(q.binding)}",
-        f"queue = {_toml_str(queue)}",
+        f"queue = {_toml_str(q.name)}",
     ]
     c = q.consumer
     if c.type is ConsumerType.WORKER:
         out += [
             "",
             f"[[{prefix}queues.consumers]]",
-            f"queue = {_toml_str(queue)}",
+            f"queue = {_toml_str(q.name)}",
             f"max_batch_size = {c.max_batch_size}",
             f"max_batch_timeout = {c.max_batch_timeout_seconds}",
-            f"max_retries = {manifest.consumer_max_retries}",
+            f"max_retries = {m.consumer_max_retries}",
             f"retry_delay = {c.retry_delay_seconds}",
-            f"dead_letter_queue = {_toml_str(dlq)}",
+            f"dead_letter_queue = {_toml_str(q.dead_letter_queue)}",
         ]
         if c.max_concurrency is not None:
             out.append(f"max_concurrency = {c.max_concurrency}")
-    if manifest.bucket:
-        b = manifest.bucket
-        name = (env.bucket_name if env else None) or b.bucket_name
-        preview = (env.preview_bucket_name if env else None) or b.preview_bucket_name
+    if m.bucket:
+        b = m.bucket
         out += [
             "",
             f"[[{prefix}r2_buckets]]",
             f"binding = {_toml_str(b.binding)}",
-            f"bucket_name = {_toml_str(name)}",
+            f"bucket_name = {_toml_str(b.bucket_name)}",
         ]
-        if preview:
-            out.append(f"preview_bucket_name = {_toml_str(preview)}")
-    if manifest.dataset:
-        d = manifest.dataset
+        if b.preview_bucket_name:
+            out.append(f"preview_bucket_name = {_toml_str(b.preview_bucket_name)}")
+    if m.dataset:
+        d = m.dataset
         out += [
             "",
             f"[[{prefix}analytics_engine_datasets]]",
             f"binding = {_toml_str(d.binding)}",
-            f"dataset = {_toml_str((env.dataset if env else None) or d.dataset)}",
+            f"dataset = {_toml_str(d.dataset)}",
         ]
     return out
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
+
+from engine.errors import ConfigError
 
 DEFAULT_TIMEOUT = 300
 DEFAULT_VISIBILITY_TIMEOUT = 900  # above the default job timeout: a lease outlasts a run
@@ -211,3 +213,38 @@ class Manifest:
     def consumer_max_retries(self) -> int:
         """The queue must never dead-letter before a job's own policy allows."""
         return max((j.retry.max_retries for j in self.jobs), default=0)
+
+    def for_environment(self, name: str | None) -> Manifest:
+        """The manifest as deployed to ``[env.NAME]``: the environment's queue, bucket,
+        dataset, cron flag and vars in place of the top level's. ``None`` is the top level."""
+        if name is None:
+            return self
+        env = next((e for e in self.environments if e.name == name), None)
+        if env is None:
+            known = ", ".join(e.name for e in self.environments) or "none"
+            raise ConfigError(f"unknown environment '{name}'", hint=f"known environments: {known}")
+        q, w = self.queue, self.worker
+        return replace(
+            self,
+            queue=replace(
+                q,
+                name=env.queue or q.name,
+                dead_letter_queue=env.dead_letter_queue or q.dead_letter_queue,
+            ),
+            bucket=replace(
+                self.bucket,
+                bucket_name=env.bucket_name or self.bucket.bucket_name,
+                preview_bucket_name=env.preview_bucket_name or self.bucket.preview_bucket_name,
+            )
+            if self.bucket
+            else None,
+            dataset=replace(self.dataset, dataset=env.dataset or self.dataset.dataset)
+            if self.dataset
+            else None,
+            worker=replace(
+                w,
+                cron_enabled=w.cron_enabled if env.cron_enabled is None else env.cron_enabled,
+                vars=MappingProxyType({**w.vars, **env.vars}),
+            ),
+            environments=(),
+        )

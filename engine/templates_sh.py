@@ -48,28 +48,24 @@ case "$ENVIRONMENT" in
 
 
 def _section(manifest: Manifest, env: Environment | None) -> list[str]:
-    q = manifest.queue
-    c = q.consumer
-    queue = (env.queue if env else None) or q.name
-    dlq = (env.dead_letter_queue if env else None) or q.dead_letter_queue
-    label = env.name if env else ""
-    out = [f"  {shlex.quote(label) if label else chr(39) * 2})"]
-    out.append(f"    ensure_queue {shlex.quote(queue)}")
-    out.append(f"    ensure_queue {shlex.quote(dlq)}")
-    if manifest.bucket:
-        b = manifest.bucket
-        names = [(env.bucket_name if env else None) or b.bucket_name]
-        preview = (env.preview_bucket_name if env else None) or b.preview_bucket_name
-        if preview:
-            names.append(preview)
+    m = manifest.for_environment(env.name if env else None)
+    q, c = m.queue, m.queue.consumer
+    label = shlex.quote(env.name) if env else "''"
+    out = [f"  {label})"]
+    out.append(f"    ensure_queue {shlex.quote(q.name)}")
+    out.append(f"    ensure_queue {shlex.quote(q.dead_letter_queue)}")
+    if m.bucket:
+        names = [m.bucket.bucket_name]
+        if m.bucket.preview_bucket_name:
+            names.append(m.bucket.preview_bucket_name)
         out += [f"    ensure_bucket {shlex.quote(n)}" for n in names]
     out.append(
-        f"    ensure_http_consumer {shlex.quote(queue)} "
+        f"    ensure_http_consumer {shlex.quote(q.name)} "
         f"--batch-size {c.max_batch_size} "
-        f"--message-retries {manifest.consumer_max_retries} "
+        f"--message-retries {m.consumer_max_retries} "
         f"--retry-delay-secs {c.retry_delay_seconds} "
         f"--visibility-timeout-secs {c.visibility_timeout_seconds} "
-        f"--dead-letter-queue {shlex.quote(dlq)}"
+        f"--dead-letter-queue {shlex.quote(q.dead_letter_queue)}"
     )
     out.append("    ;;")
     return out

@@ -346,6 +346,8 @@ queue:
   binding: JOBS
   dead_letter_queue: probe-jobs-dlq
   consumer: {type: http_pull, max_batch_size: 10, retry_delay_seconds: 30, visibility_timeout_seconds: 120}
+environments:
+  staging: {queue: probe-jobs-staging, dead_letter_queue: probe-jobs-staging-dlq}
 jobs:
   probe:
     type: test.probe
@@ -550,3 +552,19 @@ def test_messages_of_a_batch_run_concurrently_so_each_lease_covers_only_its_own_
     tally = run(main())
     assert (dict(tally.statuses), tally.errors, tally.ok) == ({"ack": 3}, 0, True)
     assert len(acks(api)[0]["acks"]) == 3
+
+
+def test_consume_with_an_environment_pulls_that_environments_queue(
+    project: Project, api: CfQueuesApi
+) -> None:
+    api.create_queue("probe-jobs-staging")
+    api.create_queue("probe-jobs-staging-dlq")
+    api.send("probe-jobs-staging", slot_body("test.probe"))
+    api.send(QUEUE, slot_body("test.probe", hours_ago=3))
+    code, out, err = finish(project.cli("--once", "--env", "staging"))
+    assert (code, out) == (
+        0,
+        "1 message in 1 pull: ack 1, retry 0, dead_letter 0, duplicate 0\n",
+    ), err
+    assert api.queue("probe-jobs-staging").messages == []
+    assert len(api.queue(QUEUE).messages) == 1
