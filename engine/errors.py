@@ -92,6 +92,14 @@ class MessageError(CronwrightError):
     """A queue message that cannot be run: not JSON, no type, unknown type, bad slot."""
 
 
+class SlotNotDue(MessageError):
+    """A slot a little ahead of our clock (skew with Cloudflare's): retry when it is due."""
+
+    def __init__(self, message: str, *, due_in_seconds: float) -> None:
+        super().__init__(message)
+        self.due_in_seconds = due_in_seconds
+
+
 class JobFailed(CronwrightError):
     """A job attempt failed. ``transient`` says whether retrying may help."""
 

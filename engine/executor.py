@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from engine import ledger, messages, retry, sqltemplates
-from engine.errors import ConfigError, JobFailed, MessageError, TemplateError
+from engine.errors import ConfigError, JobFailed, MessageError, SlotNotDue, TemplateError
 from engine.ledger import Db, DeadLetter, DeadLetterSink, Failure
 from engine.metrics import MetricRecord, MetricsSink, Status
 from engine.model import Job, Manifest, Overlap
@@ -56,6 +57,12 @@ class Outcome:
     def succeeded(self) -> bool:
         """The slot's effect is in place (now or by an earlier delivery)."""
         return self.status in ("ack", "duplicate")
+
+
+def _error_class(err: Exception) -> str:
+    if isinstance(err, JobFailed):
+        return err.error_class
+    return "template_error" if isinstance(err, TemplateError) else "config_error"
 
 
 class Executor:
@@ -99,6 +106,19 @@ class Executor:
         try:
             msg = messages.parse(
                 body, self._manifest, now=self._clock(), schedule_for=self._schedule
+            )
+        except SlotNotDue as err:
+            # Our clock trails Cloudflare's: hand the message back until its slot is due.
+            job = self._manifest.job_by_type(messages.peek_type(body) or "")
+            outcome = Outcome(
+                status="retry",
+                job=job.name if job else None,
+                type=job.type if job else None,
+                slot=None,
+                attempt=attempt,
+                delay_seconds=float(math.ceil(err.due_in_seconds) + 1),
+                error_class="slot_not_due",
+                reason=str(err),
             )
         except MessageError as err:
             outcome = await self._poison(body, err, message_id=message_id, attempt=attempt)
@@ -148,7 +168,9 @@ class Executor:
         t0 = time.perf_counter()
         try:
             rows = await self._run(job, slot, attempt, message_id, started_at)
-        except (JobFailed, TemplateError) as err:
+        except (JobFailed, TemplateError, ConfigError) as err:
+            # A template that fails to render or an action that is not configured will
+            # not get better by retrying: dead-letter with the reason.
             failure = Failure(
                 job=job.name,
                 slot=slot,
@@ -158,7 +180,7 @@ class Executor:
                 started_at=started_at,
                 finished_at=self._clock(),
                 duration_ms=(time.perf_counter() - t0) * 1000,
-                error_class=getattr(err, "error_class", "template_error"),
+                error_class=_error_class(err),
                 error=str(err),
             )
             return await self._failed(job, base, failure, getattr(err, "transient", False), body)

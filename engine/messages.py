@@ -7,6 +7,7 @@ executor can dead-letter it (never acknowledge and drop it). A message without
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import re
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.errors import MessageError
+from engine.errors import MessageError, SlotNotDue
 from engine.model import Job, Manifest
 from engine.slots import ScheduleFor, cron_schedule, floor_minute, iso, latest_at_or_before
 
@@ -25,6 +26,8 @@ _ISO_UTC = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:Z|\+00:00)"
 )
 _EXAMPLE = "2026-10-31T10:00:00Z"
+#: How far ahead of our clock a slot may be and still count as clock skew (retried).
+CLOCK_SKEW_SECONDS = 300.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,16 +117,16 @@ def parse_slot(value: object) -> datetime:
     if not isinstance(value, str):
         raise MessageError(f"'scheduledFor' must be a string, got {_json_type(value)}")
     m = _ISO_UTC.fullmatch(value)
-    try:
-        if m is None:
-            raise ValueError(value)
+    t: datetime | None = None
+    if m is not None:
         year, month, day, hour, minute = (int(g) for g in m.groups()[:5])
         second, fraction = int(m.group(6) or 0), m.group(7) or ""
-        t = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    except ValueError as exc:
+        with contextlib.suppress(ValueError):  # e.g. 2026-02-30: not a calendar date
+            t = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    if m is None or t is None:
         raise MessageError(
             f"'scheduledFor' {_show(value)} is not an ISO 8601 UTC time like {_EXAMPLE}"
-        ) from exc
+        )
     if second or fraction.strip("0"):
         raise MessageError(f"'scheduledFor' {value} is not on a minute")
     return t
@@ -155,8 +158,13 @@ def resolve(
         )
     if slot > floor_minute(now):
         # Its window would still be filling: running it now would mark the slot done
-        # with partial data, and the real run would then be a duplicate.
-        raise MessageError(f"'scheduledFor' {iso(slot)} is in the future (now {iso(now)})")
+        # with partial data, and the real run would then be a duplicate. A slot just
+        # ahead of our clock is skew with Cloudflare's, not a bad message: wait for it.
+        ahead = (slot - now).total_seconds()
+        message = f"'scheduledFor' {iso(slot)} is in the future (now {iso(now)})"
+        if ahead <= CLOCK_SKEW_SECONDS:
+            raise SlotNotDue(message, due_in_seconds=ahead)
+        raise MessageError(message)
     return Message(type=job.type, job=job, slot=slot, correlation_id=correlation)
 
 

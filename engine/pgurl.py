@@ -93,8 +93,12 @@ def options(url: str) -> ConnectOptions:
     """Connection options for ``url``. ``sslmode`` stays in the URL: asyncpg honours it."""
     scheme, netloc, path, query = _split(url)
     if scheme not in {"postgres", "postgresql"}:
+        # Never echo the value: without a recognisable URL we cannot tell where a
+        # password would sit in it (libpq's "key=value" form, a mistyped "postgresql:/").
+        got = f"scheme '{scheme}'" if scheme.isalnum() else "a value that is not a URL"
         raise ConfigError(
-            f"DATABASE_URL must start with postgresql:// or postgres://, got {redact(url)!r}"
+            f"DATABASE_URL must start with postgresql:// or postgres://, got {got}",
+            hint="write postgresql://USER:PASSWORD@HOST:5432/DB",
         )
     pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True)]
     kept = [(k, v) for k, v in pairs if k not in _DROPPED_PARAMS]

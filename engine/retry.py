@@ -1,15 +1,15 @@
 """Retry decisions: pure functions of the policy, the attempt, the error and the clock.
 
 Backoff is exponential from the initial delay, capped at the max delay, with full
-jitter (a uniform draw from 0 to the cap, AWS's "full jitter"). A retry that would
-land at or after the job's next slot dead-letters instead: the next run is due by then,
-and retries must not pile up behind it.
+jitter (a uniform draw from 0 to the cap, AWS's "full jitter"). Retries never reach
+the job's next slot: the cap shrinks to the time left before it, and with no time
+left the message dead-letters (the next run is due; retries must not pile up behind it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from engine.model import RetryPolicy
@@ -60,9 +60,11 @@ def decide(
     if attempt >= policy.max_attempts:
         return DeadLetter(f"gave up after {attempt} of {policy.max_attempts} attempts")
     cap = backoff_cap(policy, attempt)
-    delay = rng.uniform(0.0, cap) if policy.jitter else cap
     if next_slot is not None:
-        retry_at = now + timedelta(seconds=delay)
-        if retry_at >= next_slot:
-            return DeadLetter(f"a retry in {delay:.0f}s would reach the next slot {iso(next_slot)}")
+        # Keep a second in hand so that a retry is always strictly before the next slot.
+        left = (next_slot - now).total_seconds() - 1.0
+        if left <= 0:
+            return DeadLetter(f"no time left for a retry before the next slot {iso(next_slot)}")
+        cap = min(cap, left)
+    delay = rng.uniform(0.0, cap) if policy.jitter else cap
     return Retry(delay_seconds=delay)

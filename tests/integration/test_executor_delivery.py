@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ConfigError
 from engine.metrics import MetricRecord
 from engine.model import Overlap
 from tests.fixtures.aio import run
@@ -201,17 +200,19 @@ def test_action_job_passes_the_selected_rows_to_its_action(pg_dsn: str) -> None:
     ]
 
 
-def test_action_job_without_its_action_is_a_configuration_error(pg_dsn: str) -> None:
+def test_action_job_without_its_action_is_dead_lettered_with_the_reason(pg_dsn: str) -> None:
     job = make_job(name="reset", action="reset-counters")
 
     async def main() -> None:
         async with harness(pg_dsn, [(job, ACTION_SQL)]) as h:
-            with pytest.raises(ConfigError) as caught:
-                await h.executor.handle(body(job), message_id="m", attempt=1)
-            assert str(caught.value) == (
-                "job reset needs the action 'reset-counters', which is not configured"
+            outcome = await h.executor.handle(body(job), message_id="m", attempt=1)
+            assert (outcome.status, outcome.error_class, outcome.reason) == (
+                "dead_letter",
+                "config_error",
+                "permanent error: job reset needs the action 'reset-counters', "
+                "which is not configured",
             )
-            assert await h.ledger() == []
+            assert [r["status"] for r in await h.ledger()] == ["dead_lettered"]
 
     run(main())
 
@@ -222,5 +223,25 @@ def test_manual_enqueue_runs_the_latest_slot(pg_dsn: str) -> None:
             h.clock.now = SLOT + timedelta(minutes=59)
             outcome = await h.executor.handle('{"type": "test.probe"}', message_id="m", attempt=1)
             assert (outcome.status, outcome.slot) == ("ack", SLOT)
+
+    run(main())
+
+
+def test_a_slot_just_ahead_of_our_clock_is_handed_back_until_it_is_due(pg_dsn: str) -> None:
+    job = make_job()
+
+    async def main() -> None:
+        async with harness(pg_dsn, [(job, EFFECT_SQL)]) as h:
+            h.clock.now = SLOT - timedelta(seconds=20)
+            early = await h.executor.handle(body(job), message_id="m", attempt=1)
+            assert (early.status, early.delay_seconds, early.error_class) == (
+                "retry",
+                21.0,
+                "slot_not_due",
+            )
+            assert await h.ledger() == [] and await h.counter() == 0
+            h.clock.now = SLOT + timedelta(seconds=5)
+            due = await h.executor.handle(body(job), message_id="m", attempt=2)
+            assert due.status == "ack" and await h.counter() == 1
 
     run(main())

@@ -150,9 +150,13 @@ def test_transient_error_never_retries_past_the_next_slot(pg_dsn: str) -> None:
         async with harness(pg_dsn, [(job, FLAKY_SQL)]) as h:
             h.clock.now = SLOT + timedelta(minutes=55)
             outcome = await h.executor.handle(body(job), message_id="m", attempt=1)
+            # The 600 s backoff shrinks to the 5 minutes left (less a second in hand).
+            assert (outcome.status, outcome.delay_seconds) == ("retry", 299.0)
+            h.clock.now = SLOT + timedelta(minutes=59, seconds=59)
+            outcome = await h.executor.handle(body(job), message_id="m", attempt=2)
             assert (outcome.status, outcome.reason) == (
                 "dead_letter",
-                "a retry in 600s would reach the next slot 2026-10-31T11:00:00Z:"
+                "no time left for a retry before the next slot 2026-10-31T11:00:00Z:"
                 " serialization_failure (40001): simulated conflict",
             )
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.errors import MessageError
+from engine.errors import MessageError, SlotNotDue
 from engine.messages import Message, body_text, parse, peek_type
 from engine.model import Job, Manifest, Period, Plan, Queue, Window, Worker
 
@@ -181,3 +181,22 @@ def test_peek_type_finds_the_type_of_a_message_that_cannot_run() -> None:
 def test_body_text_keeps_undecodable_bytes_visible() -> None:
     assert body_text(b"\xff{}") == "\\xff{}"
     assert body_text({"type": "t", "a": 1}) == '{"a": 1, "type": "t"}'
+
+
+def test_a_slot_just_ahead_of_our_clock_is_skew_to_wait_for_not_poison() -> None:
+    now = datetime(2026, 10, 31, 10, 59, 59, 500000, tzinfo=UTC)
+    body = '{"type": "analytics.aggregate-hourly", "scheduledFor": "2026-10-31T11:00:00Z"}'
+    with pytest.raises(SlotNotDue) as caught:
+        parse(body, MANIFEST, now=now)
+    assert caught.value.due_in_seconds == 0.5
+    assert str(caught.value) == (
+        "'scheduledFor' 2026-10-31T11:00:00Z is in the future (now 2026-10-31T10:59:59Z)"
+    )
+
+
+def test_a_slot_further_ahead_than_any_clock_skew_is_poison() -> None:
+    now = datetime(2026, 10, 31, 10, 54, 59, tzinfo=UTC)
+    body = '{"type": "analytics.aggregate-hourly", "scheduledFor": "2026-10-31T11:00:00Z"}'
+    with pytest.raises(MessageError) as caught:
+        parse(body, MANIFEST, now=now)
+    assert not isinstance(caught.value, SlotNotDue)

@@ -72,7 +72,27 @@ def test_a_url_that_is_not_postgres_is_refused_without_its_password() -> None:
     with pytest.raises(ConfigError) as caught:
         options("mysql://root:hunter2@db/x")
     assert str(caught.value) == (
-        "DATABASE_URL must start with postgresql:// or postgres://, got 'mysql://root:***@db/x'"
+        "DATABASE_URL must start with postgresql:// or postgres://, got scheme 'mysql'; "
+        "write postgresql://USER:PASSWORD@HOST:5432/DB"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "host=db user=app password=hunter2",
+        "postgresql:/app:hunter2@db/x",
+        "postgresql//app:hunter2@db/x",
+        "post gres://app:hunter2@db/x",
+    ],
+)
+def test_a_value_that_is_not_a_url_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        options(url)
+    assert "hunter2" not in str(caught.value)
+    assert str(caught.value) == (
+        "DATABASE_URL must start with postgresql:// or postgres://, got a value that is not "
+        "a URL; write postgresql://USER:PASSWORD@HOST:5432/DB"
     )
 
 

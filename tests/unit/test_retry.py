@@ -81,12 +81,22 @@ def test_attempt_before_the_last_still_retries() -> None:
     assert decision == Retry(240.0)
 
 
-def test_retry_that_would_reach_the_next_slot_dead_letters() -> None:
+def test_retry_close_to_the_next_slot_is_capped_to_the_time_left() -> None:
     now = NEXT_SLOT - timedelta(seconds=60)
     decision = decide(
         POLICY, attempt=2, transient=True, now=now, next_slot=NEXT_SLOT, rng=TopOfRange()
     )
-    assert decision == DeadLetter("a retry in 60s would reach the next slot 2026-10-31T11:00:00Z")
+    assert decision == Retry(59.0)
+
+
+def test_no_time_left_before_the_next_slot_dead_letters() -> None:
+    now = NEXT_SLOT - timedelta(seconds=1)
+    decision = decide(
+        POLICY, attempt=1, transient=True, now=now, next_slot=NEXT_SLOT, rng=TopOfRange()
+    )
+    assert decision == DeadLetter(
+        "no time left for a retry before the next slot 2026-10-31T11:00:00Z"
+    )
 
 
 def test_retry_landing_just_before_the_next_slot_is_allowed() -> None:
