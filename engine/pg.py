@@ -234,15 +234,21 @@ class Database:
             conn = await self._pool.acquire(timeout=self._acquire_timeout)
         try:
             tx = conn.transaction()
+            # BEGIN, COMMIT and ROLLBACK are bounded like every statement: a network
+            # partition during COMMIT must not hang the consumer for the TCP timeout. A
+            # COMMIT that timed out is ambiguous, which the ledger already absorbs (a
+            # redelivery finds the slot succeeded and is a duplicate).
             with translated(secrets):
-                await tx.start()
+                await asyncio.wait_for(tx.start(), self._call_timeout)
             try:
                 yield Tx(conn, secrets, self._call_timeout)
             except BaseException:
-                await self._quietly("rollback", tx.rollback)
+                await self._quietly(
+                    "rollback", lambda: asyncio.wait_for(tx.rollback(), self._call_timeout)
+                )
                 raise
             with translated(secrets):
-                await tx.commit()
+                await asyncio.wait_for(tx.commit(), self._call_timeout)
         except BaseException:
             # The error being raised explains the failure; a failed cleanup on a
             # connection that is already gone only adds noise (the pool discards it).
@@ -257,7 +263,7 @@ class Database:
         try:
             # Called inside the try: asyncpg checks the connection when called, not awaited.
             await cleanup()
-        except _DRIVER_ERRORS as exc:
+        except (TimeoutError, *_DRIVER_ERRORS) as exc:
             log.debug("%s failed: %s", what, scrub(str(exc), self.options.secrets))
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:

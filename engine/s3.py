@@ -61,7 +61,9 @@ def classify(status: int | None, code: str | None) -> tuple[bool, str]:
         return True, "throttled"  # R2 allows about one write per second per key
     if status == 412 or code in {"PreconditionFailed", "ConditionalRequestConflict"}:
         return True, "conflict"  # a concurrent writer won: re-read and try again
-    if status == 404 or code in {"NoSuchKey", "NoSuchBucket", "NotFound"}:
+    if code == "NoSuchBucket":
+        return False, "no_bucket"  # a configuration error: no retry will create it
+    if status == 404 or code in {"NoSuchKey", "NotFound"}:
         return False, "not_found"
     if status in {401, 403} or code in _AUTH_CODES:
         return False, "auth"

@@ -15,10 +15,11 @@ contact_activity_created_idx, and "already counted today for this org and type" 
 index-only probe of contact_activity_org_type_contact_idx per new event, bounded to the
 part of the day already rolled up (bench/hourly.py measures it).
 
-A started day whose last hours were never rolled up (its 00:00 run failed or never came)
-is finished by the next run of the following day: the first pass below catches up the
-previous UTC day, if it has a row, up to its end. Normally it finds the day complete and
-touches nothing; it never starts a day from scratch, so a first run is not a backfill.
+Missed windows are re-aggregated by the next successful run, even across days: a day
+whose last hours were never rolled up (its 00:00 run failed), and every day an outage
+swallowed whole since the last day ever rolled up, are finished by pass 1 below before
+the slot's own day. Normally pass 1 finds nothing to do. The very first run does not
+backfill history: days before the first day ever rolled up are left alone.
 
 Assumes contact_activity is append-only and an hour's events are in when its slot
 runs: an event inserted later with a created_at before the mark is not counted.
@@ -27,12 +28,21 @@ runs: an event inserted later with a created_at before the mark is not counted.
 -- would buy a JIT compilation that costs more than an hour's rows take to process.
 SET LOCAL jit = off;
 
+-- Pass 0: days an outage swallowed whole (no row yet) after the last day rolled up.
+INSERT INTO analytics.event_rollup_days (date, aggregated_until)
+SELECT d::date, d
+FROM generate_series(
+         (SELECT max(date) + 1 FROM analytics.event_rollup_days)::timestamp,
+         (({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date - 1)::timestamp,
+         interval '1 day') AS d
+ON CONFLICT (date) DO NOTHING;
+
 {% for catch_up in [true, false] %}
 {% if catch_up %}
--- Pass 1: finish the previous UTC day if a run started it and its end was missed.
+-- Pass 1: lock every unfinished day before the window's day, to finish it.
 UPDATE analytics.event_rollup_days AS d SET date = d.date
-WHERE d.date = ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date - 1
-  AND d.aggregated_until < ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date::timestamp;
+WHERE d.date < ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date
+  AND d.aggregated_until < (d.date + 1)::timestamp;
 {% else %}
 -- Pass 2: the window's day, up to the slot.
 -- Lock the day's row first. Concurrent runs for the day queue here, and the next
@@ -45,12 +55,13 @@ ON CONFLICT (date) DO UPDATE SET date = d.date;
 {% endif %}
 
 WITH day AS (
-    SELECT date, date::timestamp AS day_start, aggregated_until,
 {% if catch_up %}
-           ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date::timestamp AS until
+    SELECT date, date::timestamp AS day_start, aggregated_until, (date + 1)::timestamp AS until
     FROM analytics.event_rollup_days
-    WHERE date = ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date - 1
+    WHERE date < ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date
+      AND aggregated_until < (date + 1)::timestamp
 {% else %}
+    SELECT date, date::timestamp AS day_start, aggregated_until,
            ({{ window_end }}::timestamptz AT TIME ZONE 'UTC') AS until
     FROM analytics.event_rollup_days
     WHERE date = ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date
@@ -59,7 +70,7 @@ WITH day AS (
 per_group AS (
     -- A contact counts once per (org, type) and day: in the new events it is distinct,
     -- and it must have no event of that type in the part of the day already rolled up.
-    SELECT a.organization_id, a.event_type, count(*) AS events,
+    SELECT day.date, a.organization_id, a.event_type, count(*) AS events,
            count(DISTINCT a.contact_id) FILTER (WHERE NOT EXISTS (
                SELECT 1
                FROM analytics.contact_activity AS p
@@ -69,10 +80,10 @@ per_group AS (
                  AND p.created_at >= day.day_start
                  AND p.created_at < day.aggregated_until
            )) AS first_seen
-    FROM analytics.contact_activity AS a, day
-    WHERE a.created_at >= day.aggregated_until
-      AND a.created_at < day.until
-    GROUP BY a.organization_id, a.event_type
+    FROM day
+    JOIN analytics.contact_activity AS a
+      ON a.created_at >= day.aggregated_until AND a.created_at < day.until
+    GROUP BY day.date, a.organization_id, a.event_type
 ),
 progress AS (
     UPDATE analytics.event_rollup_days AS d
@@ -80,11 +91,15 @@ progress AS (
     FROM day
     WHERE d.date = day.date
       AND d.aggregated_until < day.until
+    RETURNING d.date
 )
+-- Only days whose mark this statement moved get their events added: a day another run
+-- finished meanwhile adds nothing twice.
 INSERT INTO analytics.event_aggregates AS ea
     (organization_id, date, event_type, channel, count, unique_count)
-SELECT g.organization_id, day.date, g.event_type, 'hourly_rollup', g.events, g.first_seen
-FROM per_group AS g, day
+SELECT g.organization_id, g.date, g.event_type, 'hourly_rollup', g.events, g.first_seen
+FROM per_group AS g
+WHERE g.date IN (SELECT date FROM progress)
 ON CONFLICT (organization_id, date, event_type, channel) DO UPDATE
 SET count = ea.count + EXCLUDED.count,
     unique_count = ea.unique_count + EXCLUDED.unique_count;

@@ -2,18 +2,23 @@
 analytics.enrichment-metrics: per org, the enrichment jobs created in the previous
 UTC day: how many, the percent completed, their mean cost, and their freshness, the
 mean hours from request (created_at) to fresh data (completed_at) over the completed
-ones. Statuses are read as they are when the job runs: a replay after late jobs
-finish records their outcome.
+ones. "Completed" means completed before the slot, so the result is a function of the
+slot, not of when the run happens: a late run or a replay records the same numbers.
 #}
 INSERT INTO analytics.enrichment_metrics AS m
     (organization_id, date, total_enriched, success_rate, avg_cost, avg_freshness)
 SELECT j.organization_id,
        ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date,
        count(*),
-       round(100.0 * count(*) FILTER (WHERE j.status = 'completed') / count(*), 2),
+       round(100.0 * count(*) FILTER (
+                 WHERE j.status = 'completed'
+                   AND j.completed_at < ({{ slot }}::timestamptz AT TIME ZONE 'UTC')
+             ) / count(*), 2),
        round(avg(j.total_cost), 4),
-       round(avg(extract(epoch FROM j.completed_at - j.created_at) / 3600)
-             FILTER (WHERE j.status = 'completed' AND j.completed_at IS NOT NULL), 2)
+       round(avg(extract(epoch FROM j.completed_at - j.created_at) / 3600) FILTER (
+                 WHERE j.status = 'completed'
+                   AND j.completed_at < ({{ slot }}::timestamptz AT TIME ZONE 'UTC')
+             ), 2)
 FROM lead_intelligence.enrichment_jobs AS j
 WHERE j.created_at >= ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')
   AND j.created_at < ({{ window_end }}::timestamptz AT TIME ZONE 'UTC')

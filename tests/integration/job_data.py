@@ -229,15 +229,22 @@ def enrichment_jobs(start: datetime, end: datetime, *, seed: int) -> list[Enrich
     return out
 
 
-def enrichment_metrics(jobs: list[Enrichment], start: datetime, end: datetime) -> dict[Any, Any]:
-    """(org, date) -> (total_enriched, success_rate, avg_cost, avg_freshness)."""
+def enrichment_metrics(
+    jobs: list[Enrichment], start: datetime, end: datetime, slot: datetime
+) -> dict[Any, Any]:
+    """(org, date) -> (total_enriched, success_rate, avg_cost, avg_freshness); a job
+    counts as completed when it completed before the slot."""
     per_org: dict[uuid.UUID, list[Enrichment]] = defaultdict(list)
     for j in jobs:
         if start <= j.created_at < end:
             per_org[j.organization_id].append(j)
     out = {}
     for org, js_ in per_org.items():
-        completed = [j for j in js_ if j.status == "completed"]
+        completed = [
+            j
+            for j in js_
+            if j.status == "completed" and j.completed_at is not None and j.completed_at < slot
+        ]
         costs = [j.total_cost for j in js_ if j.total_cost is not None]
         hours = [
             Decimal(round((j.completed_at - j.created_at).total_seconds() * 1_000_000))
@@ -274,7 +281,11 @@ def sending_domains(slot: datetime, *, seed: int) -> list[tuple[Any, ...]]:
 
 def warmup_domains(rows: list[tuple[Any, ...]], slot: datetime) -> list[tuple[Any, ...]]:
     edge = slot - timedelta(days=30)
-    return sorted((r[1], r[2]) for r in rows if r[3] == "verified" and edge <= r[5] < slot)
+    return sorted(
+        (r[1], r[2])
+        for r in rows
+        if r[3] == "verified" and r[4] is not None and r[4] < slot and edge <= r[5] < slot
+    )
 
 
 def day_start(d: date) -> datetime:

@@ -202,3 +202,30 @@ def test_a_missed_midnight_run_is_caught_up_by_the_next_days_first_run(dsn: str)
 def test_a_first_run_never_backfills_the_previous_day_from_scratch(dsn: str) -> None:
     run(js.run(dsn, HOURLY, slot(25)))
     assert [k for k in run(rollup(dsn)) if k[1] == DAY] == []
+
+
+def day_truth(day: date, events: list[js.Event] = EVENTS) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """Count and distinct contacts per (org, day, type) over the whole of ``day``."""
+    counts: dict[tuple[Any, ...], int] = defaultdict(int)
+    contacts: dict[tuple[Any, ...], set[uuid.UUID]] = defaultdict(set)
+    for e in events:
+        if e.created_at.date() == day:
+            key = (e.organization_id, day, e.event_type)
+            counts[key] += 1
+            contacts[key].add(e.contact_id)
+    return {k: (counts[k], len(contacts[k])) for k in counts}
+
+
+def test_an_outage_longer_than_a_day_is_caught_up_by_the_next_successful_run(dsn: str) -> None:
+    run(js.run(dsn, HOURLY, slot(20)))
+    run(js.run(dsn, HOURLY, slot(49)))  # 01:00 two days on: every slot between was missed
+    days = run(rollup(dsn))
+    next_day = DAY + timedelta(days=1)
+    assert {k: v for k, v in days.items() if k[1] == DAY} == day_truth(DAY)
+    assert {k: v for k, v in days.items() if k[1] == next_day} == day_truth(next_day)
+    marks = run(js.fetch(dsn, "SELECT date, aggregated_until FROM analytics.event_rollup_days"))
+    assert sorted(tuple(r) for r in marks) == [
+        (DAY, DAY_START + timedelta(days=1)),
+        (next_day, DAY_START + timedelta(days=2)),
+        (DAY + timedelta(days=2), DAY_START + timedelta(days=2, hours=1)),
+    ]

@@ -98,7 +98,7 @@ def test_enrichment_metrics_summarise_the_previous_days_jobs(pg_dsn: str) -> Non
         (r[0], r[1]): tuple(r[2:])
         for r in run(js.fetch(pg_dsn, "SELECT * FROM analytics.enrichment_metrics"))
     }
-    expected = data.enrichment_metrics(jobs, start, end)
+    expected = data.enrichment_metrics(jobs, start, end, js.naive(ENRICH_SLOT))
     assert got == expected
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from engine.errors import StorageError
 from engine.s3 import R2CounterStore
 from engine.warmup import WarmupReset, utc_day_start
 from tests.fixtures.aio import run
@@ -137,3 +138,16 @@ def test_increment_after_another_store_reset_the_counter_starts_afresh(
             return await writer.increment(org, "a.example", 2)
 
     assert run(scenario()) == 2
+
+
+def test_a_bucket_that_does_not_exist_fails_at_once_instead_of_retrying(
+    s3_server: S3Server, clock: MutableClock, org: str
+) -> None:
+    async def main() -> None:
+        store = R2CounterStore(s3_server.settings(bucket="no-such-bucket"), clock=clock)
+        async with store:
+            await store.increment(org, "a.example", 1)
+
+    with pytest.raises(StorageError) as caught:
+        run(main())
+    assert (caught.value.error_class, caught.value.transient) == ("no_bucket", False)

@@ -62,6 +62,7 @@ def test_day_start_is_utc_midnight_of_the_utc_day() -> None:
         (412, "PreconditionFailed", (True, "conflict")),
         (409, "ConditionalRequestConflict", (True, "conflict")),
         (404, "NoSuchKey", (False, "not_found")),
+        (404, "NoSuchBucket", (False, "no_bucket")),
         (403, "SignatureDoesNotMatch", (False, "auth")),
         (403, "InvalidAccessKeyId", (False, "auth")),
         (401, None, (False, "auth")),
