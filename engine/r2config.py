@@ -44,7 +44,9 @@ def r2_settings_from_env(environ: Mapping[str, str], *, bucket: str | None) -> R
             )
         return None
     if endpoint:
-        if not re.fullmatch(r"https?://[^/@\s]+(/\S*)?", endpoint):
+        if not re.fullmatch(
+            r"https?://(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(/\S*)?", endpoint
+        ):
             raise ConfigError(
                 "R2_ENDPOINT_URL is not an http(s) URL without credentials",
                 hint="use https://<account_id>.r2.cloudflarestorage.com",

@@ -154,7 +154,9 @@ def test_process_that_finished_leaves_effect_and_ledger_row_together(pg_dsn: str
 def test_process_killed_at_any_moment_leaves_effect_and_ledger_row_together_or_neither(
     pg_dsn: str,
 ) -> None:
-    delays = [0.3, 0.7, 1.0, 1.3, 1.6, 2.0]
+    # Kill delays count from the moment the child's transaction is running its SQL (not
+    # from spawn, which a loaded machine stretches), through the commit (~0.8 s) and past it.
+    delays = [0.0, 0.2, 0.5, 0.7, 0.9, 3.0]
     slots = [SLOT - timedelta(hours=i) for i in range(len(delays))]
 
     async def main() -> list[tuple[bool, bool]]:
@@ -162,8 +164,11 @@ def test_process_killed_at_any_moment_leaves_effect_and_ledger_row_together_or_n
         async with harness(pg_dsn, [(JOB, CRASH_SQL)]) as h:
             for delay, slot in zip(delays, slots, strict=True):
                 proc = spawn(pg_dsn, slot)
-                await asyncio.sleep(delay)
-                kill(proc)
+                try:
+                    await backend_running(h.db, "FROM pg_sleep", timeout=30)
+                    await asyncio.sleep(delay)
+                finally:
+                    kill(proc)
                 await child_backends_gone(h.db)
                 effect, ledger = await state(h.db, slot)
                 assert effect == ledger, f"killed after {delay}s: effect={effect} ledger={ledger}"
@@ -171,7 +176,9 @@ def test_process_killed_at_any_moment_leaves_effect_and_ledger_row_together_or_n
             assert await h.counter() == sum(effect for effect, _ in seen)
         return seen
 
-    run(main())
+    seen = run(main())
+    # Both outcomes happened, so the kills really landed before and after the commit.
+    assert seen[0] == (False, False) and seen[-1] == (True, True), seen
 
 
 if __name__ == "__main__":

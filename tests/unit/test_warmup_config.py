@@ -80,6 +80,11 @@ def test_settings_repr_hides_the_credentials() -> None:
             " use https://<account_id>.r2.cloudflarestorage.com",
         ),
         (
+            {"R2_ENDPOINT_URL": "https://x.example:abc", "R2_ACCESS_KEY_ID": KEY_ID},
+            "R2_ENDPOINT_URL is not an http(s) URL without credentials;"
+            " use https://<account_id>.r2.cloudflarestorage.com",
+        ),
+        (
             {"R2_ACCOUNT_ID": f"{ACCOUNT}.evil.example/"},
             "R2_ACCOUNT_ID is not an account id; use the 32-character id",
         ),
