@@ -82,9 +82,7 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(
-    dsn: str, api: CfQueuesApi, job: Job, sql: str, *, templates: bool = True
-) -> AsyncIterator[Rig]:
+async def rig(dsn: str, api: CfQueuesApi, job: Job, sql: str) -> AsyncIterator[Rig]:
     manifest = make_manifest(job)
     async with Database.open(dsn, max_size=4) as db:
         async with db.transaction() as tx:
@@ -96,7 +94,7 @@ async def rig(
         executor = Executor(
             db=db,
             manifest=manifest,
-            templates={job.template: sql} if templates else {},
+            templates={job.template: sql},
             actions={},
             dead_letters=QueueDeadLetters(PgDeadLetters(db), client, ids[DLQ]),
             metrics=Collect(),
@@ -250,19 +248,31 @@ def test_a_dead_letter_the_dlq_refuses_for_now_is_handed_back_not_dropped(
 
 
 def test_a_delivery_the_executor_cannot_handle_is_handed_back_with_the_queue_delay(
-    pg_dsn: str, api: CfQueuesApi, caplog: pytest.LogCaptureFixture
+    api: CfQueuesApi, caplog: pytest.LogCaptureFixture
 ) -> None:
-    job = make_job()
-    api.send(QUEUE, json.loads(body(job)))
+    api.send(QUEUE, {"type": "test.probe"})
+
+    class Broken:
+        async def handle(self, body: Any, *, message_id: str, attempt: int) -> Outcome:
+            raise ConfigError("the database pool is closed")
 
     async def main() -> Tally:
-        async with rig(pg_dsn, api, job, EFFECT_SQL, templates=False) as r:
-            return await r.consumer.run(max_batches=1)
+        client = QueuesClient(
+            Settings(account_id=ACCOUNT, token=TOKEN, base_url=api.url), sleep=RecordingSleep()
+        )
+        ids = await client.queue_ids([QUEUE, DLQ])
+        consumer = PullConsumer(
+            client=client,
+            executor=Broken(),
+            queue_id=ids[QUEUE],
+            settings=Consumer(retry_delay_seconds=30),
+        )
+        return await consumer.run(max_batches=1)
 
     tally = run(main())
     assert (tally.errors, tally.ok) == (1, False)
     assert acks(api)[0]["retries"][0]["delay_seconds"] == 30
-    assert "template probe.sql was not loaded; handing it back" in caplog.text
+    assert "the database pool is closed; handing it back" in caplog.text
 
 
 def test_a_failed_ack_call_leaves_the_leases_to_lapse_and_the_rerun_is_a_duplicate(
