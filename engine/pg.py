@@ -130,7 +130,11 @@ def _count(status: str) -> int:
 
 
 async def _no_session_state(conn: Any) -> None:
-    """A pool ``reset`` for connections that only ever ran self-contained transactions."""
+    """A pool ``reset`` for connections that only ever ran self-contained transactions:
+    nothing to reset, unless a failed ROLLBACK left a transaction open (then end it, so
+    the next user never inherits it)."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 class Tx:
@@ -233,22 +237,28 @@ class Database:
         with translated(secrets):
             conn = await self._pool.acquire(timeout=self._acquire_timeout)
         try:
-            tx = conn.transaction()
-            # BEGIN, COMMIT and ROLLBACK are bounded like every statement: a network
-            # partition during COMMIT must not hang the consumer for the TCP timeout. A
-            # COMMIT that timed out is ambiguous, which the ledger already absorbs (a
-            # redelivery finds the slot succeeded and is a duplicate).
+            # BEGIN, COMMIT and ROLLBACK are bounded like every statement (asyncpg's own
+            # timeout, no extra task): a network partition during COMMIT must not hang
+            # the consumer for the TCP timeout. A COMMIT that timed out is ambiguous,
+            # which the ledger absorbs (a redelivery finds the slot succeeded: duplicate).
             with translated(secrets):
-                await asyncio.wait_for(tx.start(), self._call_timeout)
+                await conn.execute("BEGIN", timeout=self._call_timeout)
             try:
                 yield Tx(conn, secrets, self._call_timeout)
             except BaseException:
                 await self._quietly(
-                    "rollback", lambda: asyncio.wait_for(tx.rollback(), self._call_timeout)
+                    "rollback", lambda: conn.execute("ROLLBACK", timeout=self._call_timeout)
                 )
                 raise
             with translated(secrets):
-                await asyncio.wait_for(tx.commit(), self._call_timeout)
+                status = await conn.execute("COMMIT", timeout=self._call_timeout)
+            if status != "COMMIT":
+                # Postgres answers COMMIT of an aborted transaction with ROLLBACK, no error.
+                raise DatabaseError(
+                    "the transaction was rolled back at COMMIT (an error inside it was caught)",
+                    transient=False,
+                    error_class="rolled_back",
+                )
         except BaseException:
             # The error being raised explains the failure; a failed cleanup on a
             # connection that is already gone only adds noise (the pool discards it).
