@@ -83,9 +83,10 @@ def test_three_concurrent_deliveries_of_one_slot_run_it_once(pg_dsn: str, overla
     run(main())
 
 
+# Each run sleeps long enough that two concurrent runs overlap even on a loaded machine.
 INTERVAL_SQL = """
 INSERT INTO probe.intervals (slot, started) VALUES ({{ slot }}, clock_timestamp());
-SELECT pg_sleep(1);  -- long enough that two concurrent runs overlap even on a loaded machine
+SELECT pg_sleep(1);
 UPDATE probe.intervals SET finished = clock_timestamp() WHERE slot = {{ slot }};
 """
 
