@@ -76,13 +76,13 @@ class Rendered:
     args: tuple[Any, ...]
 
 
-_STATEMENT_END = re.compile(r";[ \t]*(?:\n|$)")
+_STATEMENT_END = re.compile(r";[ \t]*(?:--[^\n]*)?(?:\n|$)")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
 def split_statements(rendered: Rendered) -> list[Rendered]:
     """Split a rendered template into its statements (each ends with ``;`` at the end of
-    a line), renumbering each statement's placeholders from ``$1``: asyncpg binds
+    a line, a trailing ``-- comment`` allowed), renumbering each statement's placeholders from ``$1``: asyncpg binds
     parameters per statement."""
     out = []
     for text in _STATEMENT_END.split(rendered.sql):

@@ -149,3 +149,16 @@ def test_parameter_value_like_an_injection_renders_as_a_bind_parameter() -> None
     )
     out = sqltemplates.render(job, "INSERT INTO t (label) VALUES ({{ params.label }});\n", SLOT)
     assert out == sqltemplates.Rendered(sql="INSERT INTO t (label) VALUES ($1);\n", args=(value,))
+
+
+def test_statements_split_at_a_semicolon_ending_a_line_even_with_a_trailing_comment() -> None:
+    rendered = sqltemplates.render_source(
+        "INSERT INTO a VALUES ({{ slot }});  -- first\nSELECT pg_sleep(1);\n"
+        "UPDATE a SET x = {{ slot }} WHERE y = ';';\n",
+        {"slot": 7},
+    )
+    assert [(st.sql, st.args) for st in sqltemplates.split_statements(rendered)] == [
+        ("INSERT INTO a VALUES ($1)", (7,)),
+        ("SELECT pg_sleep(1)", ()),
+        ("UPDATE a SET x = $1 WHERE y = ';'", (7,)),
+    ]
