@@ -82,8 +82,8 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 def split_statements(rendered: Rendered) -> list[Rendered]:
     """Split a rendered template into its statements (each ends with ``;`` at the end of
-    a line, a trailing ``-- comment`` allowed), renumbering each statement's placeholders from ``$1``: asyncpg binds
-    parameters per statement."""
+    a line, a trailing ``-- comment`` allowed), renumbering each statement's placeholders
+    from ``$1``: asyncpg binds parameters per statement."""
     out = []
     for text in _STATEMENT_END.split(rendered.sql):
         if not text.strip() or all(
