@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Any
 import jinja2
 import jinja2.meta
 
+from engine import sqlsplit
 from engine.errors import TemplateError
 from engine.model import Job
 
@@ -76,30 +76,14 @@ class Rendered:
     args: tuple[Any, ...]
 
 
-_STATEMENT_END = re.compile(r";[ \t]*(?:--[^\n]*)?(?:\n|$)")
-_PLACEHOLDER = re.compile(r"\$(\d+)")
-
-
 def split_statements(rendered: Rendered) -> list[Rendered]:
-    """Split a rendered template into its statements (each ends with ``;`` at the end of
-    a line, a trailing ``-- comment`` allowed), renumbering each statement's placeholders
-    from ``$1``: asyncpg binds parameters per statement."""
+    """The rendered template's statements (each ends with ``;``; quotes and comments are
+    respected), each with its binds renumbered from ``$1``: asyncpg binds parameters per
+    statement."""
     out = []
-    for text in _STATEMENT_END.split(rendered.sql):
-        if not text.strip() or all(
-            not line.strip() or line.strip().startswith("--") for line in text.splitlines()
-        ):
-            continue
-        numbers: dict[int, int] = {}
-
-        def renumber(m: re.Match[str], numbers: dict[int, int] = numbers) -> str:
-            old = int(m.group(1))
-            numbers.setdefault(old, len(numbers) + 1)
-            return f"${numbers[old]}"
-
-        sql = _PLACEHOLDER.sub(renumber, text.strip())
-        args = tuple(rendered.args[old - 1] for old in numbers)
-        out.append(Rendered(sql=sql, args=args))
+    for statement in sqlsplit.split(rendered.sql):
+        sql, numbers = sqlsplit.renumber(statement)
+        out.append(Rendered(sql=sql, args=tuple(rendered.args[n - 1] for n in numbers)))
     return out
 
 

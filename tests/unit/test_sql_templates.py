@@ -151,14 +151,21 @@ def test_parameter_value_like_an_injection_renders_as_a_bind_parameter() -> None
     assert out == sqltemplates.Rendered(sql="INSERT INTO t (label) VALUES ($1);\n", args=(value,))
 
 
-def test_statements_split_at_a_semicolon_ending_a_line_even_with_a_trailing_comment() -> None:
+def test_statements_split_at_top_level_semicolons_only() -> None:
     rendered = sqltemplates.render_source(
-        "INSERT INTO a VALUES ({{ slot }});  -- first\nSELECT pg_sleep(1);\n"
-        "UPDATE a SET x = {{ slot }} WHERE y = ';';\n",
-        {"slot": 7},
+        "INSERT INTO a VALUES ({{ slot }});  -- first; not a statement\n"
+        "SELECT pg_sleep(1); SELECT ';', '$1', $body$ a; b $body$ /* c; d */;\n"
+        "UPDATE a SET x = {{ slot }} WHERE y = {{ params.name | ident }};\n",
+        {"slot": 7, "params": {"name": 'x";\nDROP TABLE y; --'}},
     )
     assert [(st.sql, st.args) for st in sqltemplates.split_statements(rendered)] == [
         ("INSERT INTO a VALUES ($1)", (7,)),
-        ("SELECT pg_sleep(1)", ()),
-        ("UPDATE a SET x = $1 WHERE y = ';'", (7,)),
+        ("-- first; not a statement\nSELECT pg_sleep(1)", ()),
+        ("SELECT ';', '$1', $body$ a; b $body$ /* c; d */", ()),
+        ('UPDATE a SET x = $1 WHERE y = "x"";\nDROP TABLE y; --"', (7,)),
     ]
+
+
+def test_a_template_of_only_comments_has_no_statements() -> None:
+    rendered = sqltemplates.render_source("-- nothing;\n/* here; */\n;\n", {})
+    assert sqltemplates.split_statements(rendered) == []
