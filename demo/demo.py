@@ -95,7 +95,7 @@ async def seed_counters(dsn: str) -> int:
 
 
 def counters_left() -> int:
-    return sum(1 for p in COUNTERS.rglob("*") if p.is_file())
+    return sum(1 for p in (COUNTERS / "warmup" / "daily").rglob("*") if p.is_file())
 
 
 def main() -> None:
