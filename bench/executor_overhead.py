@@ -27,9 +27,10 @@ from engine.executor import Executor
 from engine.ledger import PgDeadLetters
 from engine.metrics import JsonLines
 from engine.migrate import migrate_url
-from engine.model import Job, Manifest, Period, Plan, Queue, Window, Worker
+from engine.model import Job, Period, Window
 from engine.pg import Database
 from tests.fixtures import postgres
+from tests.integration.executor_support import make_manifest
 
 SETUP = """
 CREATE SCHEMA bench;
@@ -51,17 +52,7 @@ JOB = Job(
     window=Window(period=Period.HOUR, offset=-1),
     params={"value": "v"},
 )
-MANIFEST = Manifest(
-    path="jobs.yaml",
-    worker=Worker(name="bench", compatibility_date="2026-04-01"),
-    plan=Plan.PAID,
-    trigger_budget=10,
-    queue=Queue(name="bench-jobs", binding="JOBS", dead_letter_queue="bench-dlq"),
-    bucket=None,
-    dataset=None,
-    environments=(),
-    jobs=(JOB,),
-)
+MANIFEST = make_manifest(JOB)
 START = datetime(2020, 1, 1, tzinfo=UTC)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

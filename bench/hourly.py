@@ -37,6 +37,9 @@ import asyncpg  # noqa: E402
 
 from engine import manifest, sqltemplates  # noqa: E402
 from tests.fixtures import postgres as pgfixture  # noqa: E402
+from tests.integration.jobs_support import EVENT_COLUMNS  # noqa: E402
+
+COLUMNS = list(EVENT_COLUMNS)
 
 DAY = datetime(2026, 10, 30, tzinfo=UTC)
 TYPES = (
@@ -135,25 +138,19 @@ def events(rows: int, orgs: int, seed: int) -> Iterator[tuple[Any, ...]]:
 async def load(conn: asyncpg.Connection, rows: int, orgs: int) -> float:
     t0 = time.perf_counter()
     batch: list[tuple[Any, ...]] = []
-    columns = [
-        "id",
-        "organization_id",
-        "contact_id",
-        "event_type",
-        "event_source",
-        "event_data",
-        "created_at",
-    ]
     for row in events(rows, orgs, seed=7):
         batch.append(row)
         if len(batch) == 100_000:
             await conn.copy_records_to_table(
-                "contact_activity", schema_name="analytics", columns=columns, records=batch
+                "contact_activity",
+                schema_name="analytics",
+                columns=list(EVENT_COLUMNS),
+                records=batch,
             )
             batch = []
     if batch:
         await conn.copy_records_to_table(
-            "contact_activity", schema_name="analytics", columns=columns, records=batch
+            "contact_activity", schema_name="analytics", columns=COLUMNS, records=batch
         )
     await conn.execute("VACUUM ANALYZE analytics.contact_activity", timeout=TIMEOUT)
     return time.perf_counter() - t0

@@ -116,11 +116,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from engine import sqltemplates
 
     m = _load(args)
-    job = m.job_by_type(args.type) or m.job_by_name(args.type)
-    if job is None:
-        known = ", ".join(j.type for j in m.jobs)
-        print(f"unknown job type '{args.type}'; known: {known}", file=sys.stderr)
-        return BAD_INPUT
+    job = m.find_job(args.type)
     source = (Path(args.manifest).parent / job.template).read_text(encoding="utf-8")
     rendered = sqltemplates.render(job, source, args.at)
     start, end = job.window.bounds(args.at)
@@ -138,10 +134,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from engine import runtime
+    from engine.slots import iso
 
     manifest = _load(args).for_environment(args.env)
     outcome = asyncio.run(runtime.run_job(manifest, args.type, args.at))
-    slot = outcome.slot.isoformat().replace("+00:00", "Z") if outcome.slot else "?"
+    slot = iso(outcome.slot) if outcome.slot else "?"
     detail = f" rows={outcome.rows}" if outcome.rows is not None else ""
     if outcome.reason:
         detail += f" ({outcome.error_class}: {outcome.reason})"

@@ -10,7 +10,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, MessageError
 
 DEFAULT_TIMEOUT = 300
 DEFAULT_VISIBILITY_TIMEOUT = 900  # above the default job timeout: a lease outlasts a run
@@ -208,6 +208,14 @@ class Manifest:
             if job.name == name:
                 return job
         return None
+
+    def find_job(self, type_or_name: str) -> Job:
+        """The job with this message type or name; a MessageError names the known ones."""
+        job = self.job_by_type(type_or_name) or self.job_by_name(type_or_name)
+        if job is None:
+            known = ", ".join(sorted(j.type for j in self.jobs))
+            raise MessageError(f"unknown job '{type_or_name}'", hint=f"known types: {known}")
+        return job
 
     @property
     def consumer_max_retries(self) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import ledger, messages
-from engine.errors import ConfigError, MessageError
+from engine.errors import ConfigError
 from engine.executor import Action, Clock, Executor, Outcome
 from engine.metrics import JsonLines, MetricsSink
 from engine.model import Job, Manifest
@@ -32,7 +32,6 @@ __all__ = [
     "Outcome",
     "build_executor",
     "database_url",
-    "find_job",
     "format_runs",
     "list_runs",
     "load_templates",
@@ -127,14 +126,6 @@ async def open_actions(
         yield {"warmup-reset": warmup.WarmupReset(store)}
 
 
-def find_job(manifest: Manifest, type_or_name: str) -> Job:
-    job = manifest.job_by_type(type_or_name) or manifest.job_by_name(type_or_name)
-    if job is None:
-        known = ", ".join(sorted(j.type for j in manifest.jobs))
-        raise MessageError(f"unknown job '{type_or_name}'", hint=f"known types: {known}")
-    return job
-
-
 async def run_job(
     manifest: Manifest,
     type_: str,
@@ -148,11 +139,11 @@ async def run_job(
     """``cronwright run TYPE [--at T]``: run one slot (default: the latest at or before
     now) through the executor, retrying in-process. The slot succeeded when
     ``outcome.succeeded``. Raises MessageError for a bad type or slot."""
-    job = find_job(manifest, type_)
+    job = manifest.find_job(type_)
     data: dict[str, Any] = {"type": job.type}
     if at is not None:
         at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-        data["scheduledFor"] = at.isoformat().replace("+00:00", "Z")
+        data["scheduledFor"] = iso(at)
     msg = messages.resolve(data, manifest, now=clock())
     templates = load_templates(manifest, [job])
     # Resources open only when the caller brought none: a partial R2_* setting must not

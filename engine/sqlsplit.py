@@ -2,7 +2,7 @@
 
 Quote-aware: a ``;`` or ``$1`` inside a string literal, a quoted identifier (an ``ident``
 value such as ``x"; DROP TABLE y; --`` stays one identifier), a comment or a
-dollar-quoted body is text, never a statement end or a placeholder.
+dollar-quoted body is text, never a statement end or a bind parameter.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
-_PLACEHOLDER = re.compile(r"\$(\d+)")
+_BIND = re.compile(r"\$(\d+)")
 
 
 def segments(sql: str) -> Iterator[tuple[bool, str]]:
@@ -72,5 +72,5 @@ def renumber(statement: list[tuple[bool, str]]) -> tuple[str, list[int]]:
         numbers.setdefault(old, len(numbers) + 1)
         return f"${numbers[old]}"
 
-    text = "".join(_PLACEHOLDER.sub(sub, t) if code else t for code, t in statement)
+    text = "".join(_BIND.sub(sub, t) if code else t for code, t in statement)
     return text.strip(), list(numbers)

@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.s3]
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = manifest.load(str(ROOT / "jobs.yaml"))
-JOB = runtime.find_job(MANIFEST, "analytics.warmup-daily-reset")
+JOB = MANIFEST.find_job("analytics.warmup-daily-reset")
 TYPE = "analytics.warmup-daily-reset"
 # The store's own retries: two tries per request, and the waits are only recorded.
 TWO_TRIES = Backoff(attempts=2, base_seconds=0.01, cap_seconds=0.05, throttle_seconds=0.02)

@@ -167,3 +167,23 @@ def test_fast_commands_never_import_asyncpg_or_boto3(project: Path, command: str
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_render_of_an_unknown_job_names_the_known_types_and_exits_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = [
+        "-m",
+        str(REPO / "jobs.yaml"),
+        "render",
+        "analytics.nope",
+        "--at",
+        "2026-10-31T05:00:00Z",
+    ]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        "error: unknown job 'analytics.nope'; known types: analytics.aggregate-hourly, "
+        "analytics.enrichment-metrics, analytics.generate-daily-reports, "
+        "analytics.monthly-usage-summary, analytics.score-distribution, "
+        "analytics.warmup-daily-reset\n"
+    )
