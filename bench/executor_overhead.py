@@ -22,13 +22,13 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from engine import sqltemplates
-from engine.executor import Executor
-from engine.ledger import PgDeadLetters
-from engine.metrics import JsonLines
-from engine.migrate import migrate_url
-from engine.model import Job, Period, Window
-from engine.pg import Database
+from engine.adapters.migrate import migrate_url
+from engine.adapters.pg import Database
+from engine.core.model import Job, Period, Window
+from engine.runtime.executor import Executor
+from engine.runtime.ledger import PgDeadLetters
+from engine.runtime.metrics import JsonLines
+from engine.sql import sqltemplates
 from tests.fixtures import postgres
 from tests.integration.executor_support import make_manifest
 
@@ -90,7 +90,7 @@ async def measure(dsn: str, jobs: int, batches: int) -> dict[str, float]:
         async def via_executor(slot: datetime) -> object:
             body = json.dumps({"type": JOB.type, "scheduledFor": slot.strftime("%Y-%m-%dT%H:%MZ")})
             outcome = await executor.handle(body, message_id="bench", attempt=1)
-            assert outcome.status == "ack", outcome
+            assert outcome.status == "succeeded", outcome
             return outcome
 
         async def raw(slot: datetime) -> object:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.s3 import R2CounterStore
-from engine.warmup import utc_day_start
+from engine.adapters.s3 import R2CounterStore
+from engine.runtime.warmup import utc_day_start
 from tests.fixtures.aio import run
 from tests.fixtures.s3 import (
     S3Server,

@@ -21,14 +21,14 @@ __all__ = [
 ]
 
 _EXPORTS = {
-    "CronError": ("engine.errors", "CronError"),
-    "CronwrightError": ("engine.errors", "CronwrightError"),
-    "ManifestError": ("engine.errors", "ManifestError"),
-    "ManifestErrors": ("engine.errors", "ManifestErrors"),
-    "Job": ("engine.model", "Job"),
-    "Manifest": ("engine.model", "Manifest"),
-    "load": ("engine.manifest", "load"),
-    "parse_cron": ("engine.cron", "parse"),
+    "CronError": ("engine.core.errors", "CronError"),
+    "CronwrightError": ("engine.core.errors", "CronwrightError"),
+    "ManifestError": ("engine.core.errors", "ManifestError"),
+    "ManifestErrors": ("engine.core.errors", "ManifestErrors"),
+    "Job": ("engine.core.model", "Job"),
+    "Manifest": ("engine.core.model", "Manifest"),
+    "load": ("engine.manifest.loader", "load"),
+    "parse_cron": ("engine.schedule.cron", "parse"),
 }
 
 

@@ -1,5 +1,5 @@
 import sys
 
-from engine.cli import main
+from engine.app.cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""Shared pieces for the executor tests: a probe job built directly from engine.model,
+"""Shared pieces for the executor tests: a probe job built directly from engine.core.model,
 its tables, a fake clock, a recording sleep, and an executor wired to a real database."""
 
 from __future__ import annotations
@@ -12,11 +12,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.executor import Action, Executor
-from engine.ledger import PgDeadLetters
-from engine.metrics import Collect
-from engine.model import Job, Manifest, Overlap, Period, Plan, Queue, RetryPolicy, Window, Worker
-from engine.pg import Database
+from engine.adapters.pg import Database
+from engine.core.model import (
+    Job,
+    Manifest,
+    Overlap,
+    Period,
+    Plan,
+    Queue,
+    RetryPolicy,
+    Window,
+    Worker,
+)
+from engine.runtime.executor import Action, Executor
+from engine.runtime.ledger import PgDeadLetters
+from engine.runtime.metrics import Collect
 
 SLOT = datetime(2026, 10, 31, 10, 0, tzinfo=UTC)
 NOW = SLOT + timedelta(minutes=5)
@@ -62,7 +72,7 @@ def make_job(
     params: Mapping[str, Any] | None = None,
     action: str | None = None,
 ) -> Job:
-    from engine.model import Action as ActionSpec
+    from engine.core.model import Action as ActionSpec
 
     template = f"{name}.sql"
     return Job(

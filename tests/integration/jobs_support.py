@@ -15,8 +15,9 @@ from uuid import UUID
 
 import asyncpg
 
-from engine import manifest, sqltemplates
-from engine.model import Job
+from engine import manifest
+from engine.core.model import Job
+from engine.sql import sqltemplates
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60.0

@@ -21,14 +21,15 @@ from typing import Any
 
 import pytest
 
-from engine.cfqueue import QueuesClient, Settings
-from engine.consumer import PullConsumer, QueueDeadLetters, Tally, consume
-from engine.errors import ConfigError
-from engine.executor import Executor, Outcome
-from engine.ledger import PgDeadLetters
-from engine.metrics import Collect
-from engine.model import Consumer, ConsumerType, Job
-from engine.pg import Database
+from engine.adapters.cfqueue import QueuesClient, Settings
+from engine.adapters.pg import Database
+from engine.app.consumer import PullConsumer, QueueDeadLetters, Tally, consume
+from engine.core.errors import ConfigError
+from engine.core.model import Consumer, ConsumerType, Job
+from engine.runtime.executor import Executor
+from engine.runtime.ledger import PgDeadLetters
+from engine.runtime.metrics import Collect
+from engine.runtime.outcome import Outcome
 from tests.fixtures.aio import run
 from tests.fixtures.cfqueues_api import ACCOUNT, TOKEN, CfQueuesApi, serve
 from tests.integration.executor_support import (
@@ -157,7 +158,7 @@ def test_a_batch_runs_each_message_and_acks_them_in_one_call(pg_dsn: str, api: C
     tally = run(main())
     assert (tally.batches, dict(tally.statuses), tally.ok) == (
         1,
-        {"ack": 1, "duplicate": 1, "dead_letter": 2},
+        {"succeeded": 1, "duplicate": 1, "dead_lettered": 2},
         False,
     )
     leases = [r.json for r in api.calls("/messages/pull")]
@@ -211,7 +212,7 @@ def test_a_transient_failure_is_handed_back_with_a_delay_and_succeeds_on_redeliv
             assert sum(empty.statuses.values()) == 0
             api.advance(1)
             second = await r.consumer.run(max_batches=1)
-            assert dict(second.statuses) == {"ack": 1} and second.ok
+            assert dict(second.statuses) == {"succeeded": 1} and second.ok
             assert await r.rows("SELECT status, attempt FROM cronwright.runs") == [
                 {"status": "succeeded", "attempt": 2}
             ]
@@ -237,7 +238,7 @@ def test_a_dead_letter_the_dlq_refuses_for_now_is_handed_back_not_dropped(
             assert await r.rows("SELECT count(*) AS n FROM cronwright.dead_letters") == [{"n": 0}]
             api.advance(30)
             second = await r.consumer.run(max_batches=1)
-            assert dict(second.statuses) == {"dead_letter": 1}
+            assert dict(second.statuses) == {"dead_lettered": 1}
             assert await r.rows("SELECT body, attempts FROM cronwright.dead_letters") == [
                 {"body": "poison", "attempts": 2}
             ]
@@ -286,7 +287,11 @@ def test_a_failed_ack_call_leaves_the_leases_to_lapse_and_the_rerun_is_a_duplica
     async def main() -> None:
         async with rig(pg_dsn, api, job, EFFECT_SQL) as r:
             first = await r.consumer.run(max_batches=1)
-            assert (dict(first.statuses), first.ack_failures, first.ok) == ({"ack": 1}, 1, False)
+            assert (dict(first.statuses), first.ack_failures, first.ok) == (
+                {"succeeded": 1},
+                1,
+                False,
+            )
             api.advance(901)  # the visibility timeout
             again = await r.consumer.run(max_batches=1)
             assert (dict(again.statuses), again.ok) == ({"duplicate": 1}, True)
@@ -313,7 +318,7 @@ def test_an_idle_queue_backs_off_and_a_service_rides_out_an_outage(
             api.send(QUEUE, json.loads(body(job)))
             r.idle.stop_after = 2
             service = await r.consumer.run()
-            assert (dict(service.statuses), r.idle.delays) == ({"ack": 1}, [1.0, 1.0])
+            assert (dict(service.statuses), r.idle.delays) == ({"succeeded": 1}, [1.0, 1.0])
 
     run(main())
 
@@ -453,15 +458,15 @@ def test_consume_once_exits_0_when_every_message_succeeded_and_1_otherwise(
     code, out, err = finish(project.cli("--once"))
     assert (code, out) == (
         0,
-        "2 messages in 1 pull: ack 1, retry 0, dead_letter 0, duplicate 1\n",
+        "2 messages in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 1\n",
     ), err
-    assert [json.loads(line)["status"] for line in err.splitlines()] == ["ack", "duplicate"]
+    assert [json.loads(line)["status"] for line in err.splitlines()] == ["succeeded", "duplicate"]
 
     api.send(QUEUE, b"\xff", content_type="bytes")
     code, out, err = finish(project.cli("--once"))
     assert (code, out) == (
         1,
-        "1 message in 1 pull: ack 0, retry 0, dead_letter 1, duplicate 0\n",
+        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 1, duplicate 0\n",
     ), err
     assert [m.body for m in api.queue(DLQ).messages] == [
         {
@@ -506,7 +511,7 @@ def test_a_crash_before_the_ack_redelivers_and_the_rerun_is_a_duplicate(
     code, out, err = finish(project.cli("--once"))
     assert (code, out) == (
         0,
-        "1 message in 1 pull: ack 0, retry 0, dead_letter 0, duplicate 1\n",
+        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 0, duplicate 1\n",
     ), err
     assert json.loads(err.splitlines()[0])["attempt"] == 2
     assert api.queue(QUEUE).messages == []
@@ -520,7 +525,7 @@ def test_sigterm_finishes_the_batch_acks_it_and_exits_0(project: Project, api: C
     code, out, err = finish(proc)
     assert (code, out) == (
         0,
-        "1 message in 1 pull: ack 1, retry 0, dead_letter 0, duplicate 0\n",
+        "1 message in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 0\n",
     ), err
     assert "SIGTERM: finishing the batch, then stopping" in err
     assert api.queue(QUEUE).messages == []
@@ -547,7 +552,9 @@ def test_messages_of_a_batch_run_concurrently_so_each_lease_covers_only_its_own_
             if self.started == self.parties:
                 self.all_in.set()
             await asyncio.wait_for(self.all_in.wait(), timeout=5)
-            return Outcome(status="ack", job="probe", type="test.probe", slot=None, attempt=attempt)
+            return Outcome(
+                status="succeeded", job="probe", type="test.probe", slot=None, attempt=attempt
+            )
 
     async def main() -> Tally:
         client = QueuesClient(
@@ -560,7 +567,7 @@ def test_messages_of_a_batch_run_concurrently_so_each_lease_covers_only_its_own_
         return await consumer.run(max_batches=1)
 
     tally = run(main())
-    assert (dict(tally.statuses), tally.errors, tally.ok) == ({"ack": 3}, 0, True)
+    assert (dict(tally.statuses), tally.errors, tally.ok) == ({"succeeded": 3}, 0, True)
     assert len(acks(api)[0]["acks"]) == 3
 
 
@@ -574,7 +581,7 @@ def test_consume_with_an_environment_pulls_that_environments_queue(
     code, out, err = finish(project.cli("--once", "--env", "staging"))
     assert (code, out) == (
         0,
-        "1 message in 1 pull: ack 1, retry 0, dead_letter 0, duplicate 0\n",
+        "1 message in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 0\n",
     ), err
     assert api.queue("probe-jobs-staging").messages == []
     assert len(api.queue(QUEUE).messages) == 1

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.executor import Executor
-from engine.ledger import PgDeadLetters
-from engine.metrics import Collect
-from engine.pg import Database
+from engine.adapters.pg import Database
+from engine.runtime.executor import Executor
+from engine.runtime.ledger import PgDeadLetters
+from engine.runtime.metrics import Collect
 from tests.fixtures.aio import run
 from tests.integration.executor_support import (
     SLOT,
@@ -133,7 +133,7 @@ def test_process_killed_mid_transaction_leaves_neither_effect_nor_ledger_row(
             assert await h.counter() == 0
             # The slot is still claimable: the redelivery runs it, exactly once.
             outcome = await h.executor.handle(body(JOB), message_id="again", attempt=2)
-            assert outcome.status == "ack"
+            assert outcome.status == "succeeded"
             assert await state(h.db, SLOT) == (True, True)
             assert await h.counter() == 1
 
@@ -145,7 +145,7 @@ def test_process_that_finished_leaves_effect_and_ledger_row_together(pg_dsn: str
         async with harness(pg_dsn, [(JOB, CRASH_SQL)]) as h:
             proc = spawn(pg_dsn, SLOT)
             out, err = await asyncio.to_thread(proc.communicate, timeout=60)
-            assert (proc.returncode, out.strip()) == (0, "ack"), err
+            assert (proc.returncode, out.strip()) == (0, "succeeded"), err
             assert await state(h.db, SLOT) == (True, True)
 
     run(main())

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from engine.metrics import MetricRecord
-from engine.model import Overlap
+from engine.core.model import Overlap
+from engine.runtime.metrics import MetricRecord
 from tests.fixtures.aio import run
 from tests.integration.executor_support import EFFECT_SQL, SLOT, body, harness, make_job
 
@@ -25,7 +25,7 @@ def test_first_delivery_runs_the_slot_and_records_it_in_the_ledger(pg_dsn: str) 
         async with harness(pg_dsn, [(PROBE, EFFECT_SQL)]) as h:
             outcome = await h.executor.handle(body(PROBE), message_id="m-1", attempt=1)
             assert (outcome.status, outcome.job, outcome.slot, outcome.rows) == (
-                "ack",
+                "succeeded",
                 "probe",
                 SLOT,
                 2,
@@ -57,11 +57,15 @@ def test_duplicate_delivery_of_a_succeeded_slot_does_nothing_and_reports_duplica
             ledger_before = await h.ledger()
             again = await h.executor.handle(body(PROBE), message_id="m-2", attempt=1)
             late = await h.executor.handle(body(PROBE), message_id="m-1", attempt=3)
-            assert [first.status, again.status, late.status] == ["ack", "duplicate", "duplicate"]
+            assert [first.status, again.status, late.status] == [
+                "succeeded",
+                "duplicate",
+                "duplicate",
+            ]
             assert (again.rows, late.rows) == (None, None)
             assert await h.counter() == 1
             assert await h.ledger() == ledger_before
-            assert [r.status for r in h.metrics.records] == ["ack", "duplicate", "duplicate"]
+            assert [r.status for r in h.metrics.records] == ["succeeded", "duplicate", "duplicate"]
 
     run(main())
 
@@ -76,7 +80,7 @@ def test_three_concurrent_deliveries_of_one_slot_run_it_once(pg_dsn: str, overla
             outcomes = await asyncio.gather(
                 *(h.executor.handle(body(job), message_id=f"m-{i}", attempt=1) for i in range(3))
             )
-            assert sorted(o.status for o in outcomes) == ["ack", "duplicate", "duplicate"]
+            assert sorted(o.status for o in outcomes) == ["duplicate", "duplicate", "succeeded"]
             assert await h.counter() == 1
             assert [r["status"] for r in await h.ledger()] == ["succeeded"]
 
@@ -110,7 +114,7 @@ def test_overlap_policy_decides_whether_two_slots_of_a_job_run_at_once(
                 h.executor.handle(body(job, earlier), message_id="a", attempt=1),
                 h.executor.handle(body(job, SLOT), message_id="b", attempt=1),
             )
-            assert [o.status for o in outcomes] == ["ack", "ack"]
+            assert [o.status for o in outcomes] == ["succeeded", "succeeded"]
             assert overlapping(await h.query("SELECT * FROM probe.intervals")) is overlaps
 
     run(main())
@@ -124,9 +128,9 @@ def test_each_delivery_emits_one_metric_record_with_its_outcome(pg_dsn: str) -> 
             await h.executor.handle("{", message_id="m-3", attempt=1)
             records = h.metrics.records
             assert [(r.message_id, r.status, r.rows, r.error_class) for r in records] == [
-                ("m-1", "ack", 2, None),
+                ("m-1", "succeeded", 2, None),
                 ("m-2", "duplicate", None, None),
-                ("m-3", "dead_letter", None, "invalid_message"),
+                ("m-3", "dead_lettered", None, "invalid_message"),
             ]
             first: MetricRecord = records[0]
             line = json.loads(first.to_json())
@@ -159,7 +163,7 @@ def test_bind_parameter_value_is_stored_as_data(pg_dsn: str) -> None:
     async def main() -> None:
         async with harness(pg_dsn, [(job, EFFECT_SQL)]) as h:
             outcome = await h.executor.handle(body(job), message_id="m", attempt=1)
-            assert outcome.status == "ack"
+            assert outcome.status == "succeeded"
             assert await h.query("SELECT value FROM probe.effects") == [{"value": hostile}]
             assert await h.counter() == 1
 
@@ -183,7 +187,7 @@ def test_action_job_passes_the_selected_rows_to_its_action(pg_dsn: str) -> None:
     async def main() -> None:
         async with harness(pg_dsn, [(job, ACTION_SQL)], actions={"reset-counters": reset}) as h:
             outcome = await h.executor.handle(body(job), message_id="m", attempt=1)
-            assert (outcome.status, outcome.rows) == ("ack", 2)
+            assert (outcome.status, outcome.rows) == ("succeeded", 2)
             again = await h.executor.handle(body(job), message_id="m2", attempt=1)
             assert again.status == "duplicate"
             assert [r["rows"] for r in await h.ledger()] == [2]
@@ -208,7 +212,7 @@ def test_action_job_without_its_action_is_dead_lettered_with_the_reason(pg_dsn: 
         async with harness(pg_dsn, [(job, ACTION_SQL)]) as h:
             outcome = await h.executor.handle(body(job), message_id="m", attempt=1)
             assert (outcome.status, outcome.error_class, outcome.reason) == (
-                "dead_letter",
+                "dead_lettered",
                 "config_error",
                 "permanent error: job reset needs the action 'reset-counters', "
                 "which is not configured",
@@ -223,7 +227,7 @@ def test_manual_enqueue_runs_the_latest_slot(pg_dsn: str) -> None:
         async with harness(pg_dsn, [(PROBE, EFFECT_SQL)]) as h:
             h.clock.now = SLOT + timedelta(minutes=59)
             outcome = await h.executor.handle('{"type": "test.probe"}', message_id="m", attempt=1)
-            assert (outcome.status, outcome.slot) == ("ack", SLOT)
+            assert (outcome.status, outcome.slot) == ("succeeded", SLOT)
 
     run(main())
 
@@ -243,6 +247,6 @@ def test_a_slot_just_ahead_of_our_clock_is_handed_back_until_it_is_due(pg_dsn: s
             assert await h.ledger() == [] and await h.counter() == 0
             h.clock.now = SLOT + timedelta(seconds=5)
             due = await h.executor.handle(body(job), message_id="m", attempt=2)
-            assert due.status == "ack" and await h.counter() == 1
+            assert due.status == "succeeded" and await h.counter() == 1
 
     run(main())

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import runtime
-from engine.errors import ConfigError, MessageError
-from engine.metrics import Collect, JsonLines
-from engine.model import Job, Manifest
+from engine.app import wiring
+from engine.core.errors import ConfigError, MessageError
+from engine.core.model import Job, Manifest
+from engine.runtime.metrics import Collect, JsonLines
 from tests.fixtures.aio import run
 from tests.integration.executor_support import (
     EFFECT_SQL,
@@ -38,13 +38,13 @@ def test_run_reports_success_then_already_succeeded(pg_dsn: str, tmp_path: Path)
 
     async def main() -> None:
         async with harness(pg_dsn, [(job, EFFECT_SQL)]) as h:
-            first = await runtime.run_job(
+            first = await wiring.run_job(
                 manifest, job.type, SLOT, dsn=pg_dsn, metrics=metrics, clock=lambda: NOW
             )
-            again = await runtime.run_job(
+            again = await wiring.run_job(
                 manifest, job.name, SLOT, dsn=pg_dsn, metrics=metrics, clock=lambda: NOW
             )
-            assert (first.status, first.succeeded) == ("ack", True)
+            assert (first.status, first.succeeded) == ("succeeded", True)
             assert (again.status, again.succeeded) == ("duplicate", True)
             assert await h.counter() == 1
             assert [r.message_id for r in metrics.records] == ["cli-2026-10-31T10:00:00Z"] * 2
@@ -58,14 +58,14 @@ def test_run_without_at_runs_the_latest_slot(pg_dsn: str, tmp_path: Path) -> Non
 
     async def main() -> None:
         async with harness(pg_dsn, [(job, EFFECT_SQL)]):
-            outcome = await runtime.run_job(
+            outcome = await wiring.run_job(
                 manifest,
                 job.type,
                 dsn=pg_dsn,
                 metrics=Collect(),
                 clock=lambda: SLOT + timedelta(minutes=42),
             )
-            assert (outcome.status, outcome.slot) == ("ack", SLOT)
+            assert (outcome.status, outcome.slot) == ("succeeded", SLOT)
 
     run(main())
 
@@ -76,10 +76,10 @@ def test_run_of_a_failing_slot_is_not_succeeded(pg_dsn: str, tmp_path: Path) -> 
 
     async def main() -> None:
         async with harness(pg_dsn, [(job, "SELEC 1;\n")]):
-            outcome = await runtime.run_job(
+            outcome = await wiring.run_job(
                 manifest, job.type, SLOT, dsn=pg_dsn, metrics=Collect(), clock=lambda: NOW
             )
-            assert (outcome.status, outcome.succeeded) == ("dead_letter", False)
+            assert (outcome.status, outcome.succeeded) == ("dead_lettered", False)
 
     run(main())
 
@@ -87,7 +87,7 @@ def test_run_of_a_failing_slot_is_not_succeeded(pg_dsn: str, tmp_path: Path) -> 
 def test_run_of_an_unknown_job_names_the_known_ones(tmp_path: Path) -> None:
     manifest = project(tmp_path, (make_job(), EFFECT_SQL))
     with pytest.raises(MessageError) as caught:
-        run(runtime.run_job(manifest, "test.nope", SLOT, dsn="postgresql://unused@127.0.0.1/x"))
+        run(wiring.run_job(manifest, "test.nope", SLOT, dsn="postgresql://unused@127.0.0.1/x"))
     assert str(caught.value) == "unknown job 'test.nope'; known types: test.probe"
 
 
@@ -96,7 +96,7 @@ def test_run_at_a_time_the_cron_does_not_fire_is_refused(tmp_path: Path) -> None
     manifest = project(tmp_path, (job, EFFECT_SQL))
     with pytest.raises(MessageError) as caught:
         run(
-            runtime.run_job(
+            wiring.run_job(
                 manifest,
                 job.type,
                 SLOT + timedelta(minutes=30),
@@ -110,7 +110,7 @@ def test_run_at_a_time_the_cron_does_not_fire_is_refused(tmp_path: Path) -> None
 
 def test_database_url_must_be_set() -> None:
     with pytest.raises(ConfigError) as caught:
-        runtime.database_url({})
+        wiring.database_url({})
     assert str(caught.value) == (
         "DATABASE_URL is not set; export DATABASE_URL=postgresql://user@host/db"
     )
@@ -125,23 +125,23 @@ def test_runs_lists_the_ledger_newest_first_and_filters_failures(
     async def main() -> None:
         async with harness(pg_dsn, [(good, EFFECT_SQL), (bad, "SELEC 1;\n")]):
             for slot in (SLOT - timedelta(hours=1), SLOT):
-                await runtime.run_job(
+                await wiring.run_job(
                     manifest, good.type, slot, dsn=pg_dsn, metrics=Collect(), clock=lambda: NOW
                 )
-            await runtime.run_job(
+            await wiring.run_job(
                 manifest, bad.type, SLOT, dsn=pg_dsn, metrics=Collect(), clock=lambda: NOW
             )
-        every = await runtime.list_runs(pg_dsn)
+        every = await wiring.list_runs(pg_dsn)
         assert [(r["job"], r["slot"], r["status"]) for r in every] == [
             ("bad", SLOT, "dead_lettered"),
             ("good", SLOT, "succeeded"),
             ("good", SLOT - timedelta(hours=1), "succeeded"),
         ]
-        failed = await runtime.list_runs(pg_dsn, failed_only=True)
+        failed = await wiring.list_runs(pg_dsn, failed_only=True)
         assert [r["job"] for r in failed] == ["bad"]
-        only_good = await runtime.list_runs(pg_dsn, job="good", limit=1)
+        only_good = await wiring.list_runs(pg_dsn, job="good", limit=1)
         assert [(r["job"], r["slot"]) for r in only_good] == [("good", SLOT)]
-        table = runtime.format_runs(failed).splitlines()
+        table = wiring.format_runs(failed).splitlines()
         assert table[0].split() == [
             "job",
             "slot",
@@ -167,10 +167,10 @@ def test_run_writes_one_metric_line_per_attempt_to_the_given_stream(
 
     async def main() -> None:
         async with harness(pg_dsn, [(job, EFFECT_SQL)]):
-            await runtime.run_job(
+            await wiring.run_job(
                 manifest, job.type, SLOT, dsn=pg_dsn, metrics=JsonLines(stream), clock=lambda: NOW
             )
 
     run(main())
     assert stream.getvalue().count("\n") == 1
-    assert '"status":"ack"' in stream.getvalue()
+    assert '"status":"succeeded"' in stream.getvalue()

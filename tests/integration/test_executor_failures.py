@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from engine.errors import DatabaseError
-from engine.ledger import DeadLetter
-from engine.model import RetryPolicy
+from engine.core.errors import DatabaseError
+from engine.core.model import RetryPolicy
+from engine.runtime.ledger import DeadLetter
 from tests.fixtures.aio import run
 from tests.integration.executor_support import (
     EFFECT_SQL,
@@ -45,7 +45,7 @@ def test_connection_killed_mid_job_is_retried_and_the_result_is_correct(pg_dsn: 
             assert [(r["status"], r["attempt"]) for r in await h.ledger()] == [("failed", 1)]
 
             second = await h.executor.handle(body(job), message_id="m", attempt=2)
-            assert (second.status, second.rows) == ("ack", 3)
+            assert (second.status, second.rows) == ("succeeded", 3)
             assert await h.counter() == 1
             assert await h.query("SELECT value FROM probe.effects") == [{"value": "v"}]
             assert [(r["status"], r["attempt"], r["error"]) for r in await h.ledger()] == [
@@ -82,7 +82,7 @@ def test_syntax_error_dead_letters_at_once(pg_dsn: str) -> None:
             outcome = await h.executor.handle(body(job), message_id="m-9", attempt=1)
             reason = 'permanent error: syntax_error (42601): syntax error at or near "SELEC"'
             assert (outcome.status, outcome.error_class, outcome.reason) == (
-                "dead_letter",
+                "dead_lettered",
                 "syntax_error",
                 reason,
             )
@@ -99,7 +99,7 @@ def test_syntax_error_dead_letters_at_once(pg_dsn: str) -> None:
                 }
             ]
             assert [(r["status"], r["attempt"]) for r in await h.ledger()] == [("dead_lettered", 1)]
-            assert h.metrics.records[-1].status == "dead_letter"
+            assert h.metrics.records[-1].status == "dead_lettered"
 
     run(main())
 
@@ -110,7 +110,7 @@ def test_missing_table_dead_letters_at_once(pg_dsn: str) -> None:
     async def main() -> None:
         async with harness(pg_dsn, [(job, "DELETE FROM probe.nowhere;\n")]) as h:
             outcome = await h.executor.handle(body(job), message_id="m", attempt=1)
-            assert (outcome.status, outcome.error_class) == ("dead_letter", "undefined_table")
+            assert (outcome.status, outcome.error_class) == ("dead_lettered", "undefined_table")
 
     run(main())
 
@@ -127,7 +127,7 @@ def test_transient_error_on_the_last_attempt_dead_letters_with_the_attempt_count
         async with harness(pg_dsn, [(job, FLAKY_SQL)]) as h:
             outcome = await h.executor.handle(body(job), message_id="m", attempt=3)
             assert (outcome.status, outcome.reason) == (
-                "dead_letter",
+                "dead_lettered",
                 "gave up after 3 of 3 attempts: serialization_failure (40001): simulated conflict",
             )
             letters = await h.dead_letters()
@@ -155,7 +155,7 @@ def test_transient_error_never_retries_past_the_next_slot(pg_dsn: str) -> None:
             h.clock.now = SLOT + timedelta(minutes=59, seconds=59)
             outcome = await h.executor.handle(body(job), message_id="m", attempt=2)
             assert (outcome.status, outcome.reason) == (
-                "dead_letter",
+                "dead_lettered",
                 "no time left for a retry before the next slot 2026-10-31T11:00:00Z:"
                 " serialization_failure (40001): simulated conflict",
             )
@@ -169,10 +169,10 @@ def test_run_until_done_retries_in_process_with_the_injected_sleep(pg_dsn: str) 
     async def main() -> None:
         async with harness(pg_dsn, [(job, FLAKY_SQL)]) as h:
             outcome = await h.executor.run_until_done(job, SLOT)
-            assert (outcome.status, outcome.attempt) == ("ack", 3)
+            assert (outcome.status, outcome.attempt) == ("succeeded", 3)
             assert len(h.sleep.delays) == 2
             assert 0 <= h.sleep.delays[0] <= 1 and 0 <= h.sleep.delays[1] <= 2
-            assert [r.status for r in h.metrics.records] == ["retry", "retry", "ack"]
+            assert [r.status for r in h.metrics.records] == ["retry", "retry", "succeeded"]
             assert await h.counter() == 1
 
     run(main())
@@ -209,7 +209,7 @@ def test_poison_message_is_dead_lettered_with_its_reason(
         async with harness(pg_dsn, [(job, EFFECT_SQL)]) as h:
             outcome = await h.executor.handle(raw.encode(), message_id="p-1", attempt=1)
             assert (outcome.status, outcome.error_class, outcome.reason) == (
-                "dead_letter",
+                "dead_lettered",
                 "invalid_message",
                 reason,
             )

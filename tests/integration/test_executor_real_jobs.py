@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from engine import manifest, runtime
-from engine.metrics import Collect
-from engine.model import Job
+from engine import manifest
+from engine.app import wiring
+from engine.core.model import Job
+from engine.runtime.metrics import Collect
 from tests.fixtures.aio import run
 
 pytestmark = pytest.mark.postgres
@@ -39,7 +40,7 @@ def test_real_job_runs_once_per_slot_through_the_executor(
 
     async def main() -> None:
         outcomes = [
-            await runtime.run_job(
+            await wiring.run_job(
                 MANIFEST,
                 job.type,
                 dsn=pg_dsn,
@@ -49,8 +50,11 @@ def test_real_job_runs_once_per_slot_through_the_executor(
             )
             for _ in range(2)
         ]
-        assert [(o.status, o.error_class) for o in outcomes] == [("ack", None), ("duplicate", None)]
-        rows = await runtime.list_runs(pg_dsn, job=job.name)
+        assert [(o.status, o.error_class) for o in outcomes] == [
+            ("succeeded", None),
+            ("duplicate", None),
+        ]
+        rows = await wiring.list_runs(pg_dsn, job=job.name)
         assert [(r["slot"], r["status"], r["attempt"]) for r in rows] == [
             (outcomes[0].slot, "succeeded", 1)
         ]

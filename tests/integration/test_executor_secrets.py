@@ -11,10 +11,10 @@ from urllib.parse import quote
 
 import pytest
 
-from engine import runtime
-from engine.errors import DatabaseError
-from engine.executor import Outcome
-from engine.model import Job
+from engine.app import wiring
+from engine.core.errors import DatabaseError
+from engine.core.model import Job
+from engine.runtime.outcome import Outcome
 from tests.fixtures.aio import run
 from tests.fixtures.postgres import PgServer
 from tests.integration.executor_support import (
@@ -67,17 +67,17 @@ def test_failing_job_run_never_shows_the_password(
 
     async def main() -> tuple[Outcome, str]:
         async with harness(pg_dsn, [(job, LEAKY_SQL)]) as h:
-            outcome = await runtime.run_job(manifest, job.type, SLOT, dsn=pg_dsn, clock=lambda: NOW)
+            outcome = await wiring.run_job(manifest, job.type, SLOT, dsn=pg_dsn, clock=lambda: NOW)
             stored = repr(await h.ledger()) + repr(await h.dead_letters())
         return outcome, stored
 
     outcome, stored = run(main())
-    assert (outcome.status, outcome.error_class) == ("dead_letter", "data_exception")
+    assert (outcome.status, outcome.error_class) == ("dead_lettered", "data_exception")
     assert outcome.reason == (
         'permanent error: data_exception (22P02): invalid input syntax for type integer: "***"'
     )
     captured = capsys.readouterr()
-    assert '"status":"dead_letter"' in captured.err  # the metric line went to stderr
+    assert '"status":"dead_lettered"' in captured.err  # the metric line went to stderr
     assert_nowhere(
         pg_server.password, captured.out, captured.err, caplog.text, repr(outcome), stored
     )
@@ -98,7 +98,7 @@ def test_wrong_password_error_masks_the_password_everywhere(
         f"@{pg_server.host}:{pg_server.port}/{pg_template}?sslmode=disable"
     )
     with pytest.raises(DatabaseError) as caught:
-        run(runtime.run_job(manifest, job.type, SLOT, dsn=dsn, clock=lambda: NOW))
+        run(wiring.run_job(manifest, job.type, SLOT, dsn=dsn, clock=lambda: NOW))
     err = caught.value
     assert (err.error_class, err.transient) == ("invalid_password", False)
     assert str(err) == (
@@ -125,7 +125,7 @@ def test_unreachable_server_error_masks_the_password(
     port = unused_port()
     dsn = f"postgresql://app:{quote(pg_server.password, safe='')}@127.0.0.1:{port}/x"
     with pytest.raises(DatabaseError) as caught:
-        run(runtime.run_job(manifest, job.type, SLOT, dsn=dsn, clock=lambda: NOW))
+        run(wiring.run_job(manifest, job.type, SLOT, dsn=dsn, clock=lambda: NOW))
     err = caught.value
     assert (err.error_class, err.transient) == ("connection", True)
     assert str(err).startswith(f"cannot connect to postgresql://app:***@127.0.0.1:{port}/x: ")

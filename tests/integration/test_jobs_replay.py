@@ -10,7 +10,7 @@ from types import MappingProxyType
 import asyncpg
 import pytest
 
-from engine.model import Job, Period, Window
+from engine.core.model import Job, Period, Window
 from tests.fixtures.aio import run
 from tests.integration import job_data as data
 from tests.integration import jobs_support as js

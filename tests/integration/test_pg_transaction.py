@@ -1,12 +1,12 @@
-"""engine.pg's transaction: commit, rollback, and an aborted transaction never reported
+"""engine.adapters.pg's transaction: commit, rollback, and an aborted transaction never reported
 as committed."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.errors import DatabaseError
-from engine.pg import Database
+from engine.adapters.pg import Database
+from engine.core.errors import DatabaseError
 from tests.fixtures.aio import run
 
 pytestmark = pytest.mark.postgres

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.s3 import R2CounterStore
-from engine.warmup import utc_day_start
+from engine.adapters.s3 import R2CounterStore
+from engine.runtime.warmup import utc_day_start
 from tests.fixtures.aio import run
 from tests.fixtures.s3 import S3Server, list_keys, seed_objects
 

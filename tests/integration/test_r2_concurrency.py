@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.s3 import Backoff, R2CounterStore
+from engine.adapters.s3 import Backoff, R2CounterStore
 from tests.fixtures.aio import run
 from tests.fixtures.s3 import S3Server, empty_bucket
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.errors import StorageError
-from engine.s3 import R2CounterStore
+from engine.adapters.s3 import R2CounterStore
+from engine.core.errors import StorageError
 from tests.fixtures.aio import run
 from tests.fixtures.s3 import S3Server
 

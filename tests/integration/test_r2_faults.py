@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.errors import StorageError
-from engine.s3 import Backoff, R2CounterStore
-from engine.warmup import utc_day_start
+from engine.adapters.s3 import Backoff, R2CounterStore
+from engine.core.errors import StorageError
+from engine.runtime.warmup import utc_day_start
 from tests.fixtures.aio import run
 from tests.fixtures.s3 import Fault, FaultProxy, S3Server, Seen, list_keys, seed_objects
 

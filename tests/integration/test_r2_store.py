@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.errors import StorageError
-from engine.s3 import R2CounterStore
-from engine.warmup import WarmupReset, utc_day_start
+from engine.adapters.s3 import R2CounterStore
+from engine.core.errors import StorageError
+from engine.runtime.warmup import WarmupReset, utc_day_start
 from tests.fixtures.aio import run
 from tests.fixtures.s3 import MutableClock, S3Server, list_keys, put_objects
 

@@ -19,13 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from engine import ledger, manifest, runtime
-from engine.executor import Executor, Outcome
-from engine.metrics import Collect
-from engine.pg import Database
-from engine.s3 import Backoff, R2CounterStore
-from engine.slots import iso
-from engine.warmup import WarmupReset, counter_key, utc_day_start
+from engine import manifest
+from engine.adapters.pg import Database
+from engine.adapters.s3 import Backoff, R2CounterStore
+from engine.app import wiring
+from engine.core.times import iso
+from engine.runtime import ledger
+from engine.runtime.executor import Executor
+from engine.runtime.metrics import Collect
+from engine.runtime.outcome import Outcome
+from engine.runtime.warmup import WarmupReset, counter_key, utc_day_start
 from tests.fixtures.aio import run
 from tests.fixtures.postgres import PgServer
 from tests.fixtures.s3 import Fault, FaultProxy, S3Server, Seen, empty_bucket, list_keys
@@ -163,7 +166,7 @@ def test_reset_job_removes_exactly_the_warmup_domains_counters_and_replays_as_du
             actions = {"warmup-reset": WarmupReset(store)}
 
             async def once() -> Outcome:
-                return await runtime.run_job(
+                return await wiring.run_job(
                     MANIFEST,
                     TYPE,
                     slot,
@@ -181,7 +184,7 @@ def test_reset_job_removes_exactly_the_warmup_domains_counters_and_replays_as_du
 
     first, second = run(run_twice())
     assert (first.status, first.rows, first.attempt, first.error_class) == (
-        "ack",
+        "succeeded",
         len(RESET),
         1,
         None,
@@ -189,7 +192,7 @@ def test_reset_job_removes_exactly_the_warmup_domains_counters_and_replays_as_du
     assert (second.status, second.rows) == ("duplicate", None)
     assert counter_keys(r2) == sorted([*RESET, *KEPT, STRAY])
 
-    rows = run(runtime.list_runs(pg_dsn, job=JOB.name))
+    rows = run(wiring.list_runs(pg_dsn, job=JOB.name))
     assert [(r["slot"], r["status"], r["attempt"], r["rows"], r["error_class"]) for r in rows] == [
         (slot, "succeeded", 1, len(RESET), None)
     ]
@@ -205,7 +208,7 @@ def test_reset_job_removes_exactly_the_warmup_domains_counters_and_replays_as_du
         "errorClass": None,
     }
     assert records == [
-        {**expected, "status": "ack", "rows": len(RESET)},
+        {**expected, "status": "succeeded", "rows": len(RESET)},
         {**expected, "status": "duplicate", "rows": None},
     ]
 
@@ -267,9 +270,10 @@ def test_cli_reset_reaches_r2_from_the_environment_and_keeps_counts_made_after_t
     secrets = (r2.access_key_id, r2.secret_access_key, pg_server.password)
 
     first = cli_run(env, slot)
-    assert (first.returncode, first.stdout) == (0, f"{TYPE} slot {iso(slot)}: ack rows=0\n"), (
-        first.stderr
-    )
+    assert (first.returncode, first.stdout) == (
+        0,
+        f"{TYPE} slot {iso(slot)}: succeeded rows=0\n",
+    ), first.stderr
     listed = [(s.method, s.path.split("?")[0]) for s in proxy.requests]
     assert listed == [("GET", f"/cdn-cgi/local/r2/s3/{r2.bucket}")]
     assert "prefix=warmup%2Fdaily%2F" in proxy.requests[0].path
@@ -279,12 +283,14 @@ def test_cli_reset_reaches_r2_from_the_environment_and_keeps_counts_made_after_t
     assert (second.returncode, second.stdout) == (0, f"{TYPE} slot {iso(slot)}: duplicate\n")
     assert len(proxy.requests) == 1  # a done slot never touches R2
 
-    rows = run(runtime.list_runs(pg_dsn, job=JOB.name))
+    rows = run(wiring.list_runs(pg_dsn, job=JOB.name))
     assert [(r["slot"], r["status"], r["attempt"], r["rows"]) for r in rows] == [
         (slot, "succeeded", 1, 0)
     ]
     metric_lines = [json.loads(line) for line in first.stderr.splitlines() if line.startswith("{")]
-    assert [(m["status"], m["eventType"], m["rows"]) for m in metric_lines] == [("ack", TYPE, 0)]
+    assert [(m["status"], m["eventType"], m["rows"]) for m in metric_lines] == [
+        ("succeeded", TYPE, 0)
+    ]
     assert_no_secrets(first, *secrets)
     assert_no_secrets(second, *secrets)
 
@@ -302,7 +308,7 @@ def test_cli_with_a_rejected_r2_secret_dead_letters_without_showing_it(
     reason = "permanent error: R2 ListObjectsV2 warmup/daily/: HTTP 403 SignatureDoesNotMatch"
     assert (done.returncode, done.stdout) == (
         1,
-        f"{TYPE} slot {iso(slot)}: dead_letter (auth: {reason})\n",
+        f"{TYPE} slot {iso(slot)}: dead_lettered (auth: {reason})\n",
     ), done.stderr
     assert counter_keys(r2) == before
     runs, letters = run(runs_and_dead_letters(pg_dsn))
@@ -328,11 +334,11 @@ async def run_with_executor(
         sleep=store_sleep,
         random=lambda: 0.5,
     )
-    async with runtime.open_database(dsn, max_size=2) as db, store:
+    async with wiring.open_database(dsn, max_size=2) as db, store:
         executor = Executor(
             db=db,
             manifest=MANIFEST,
-            templates=runtime.load_templates(MANIFEST, [JOB]),
+            templates=wiring.load_templates(MANIFEST, [JOB]),
             actions={"warmup-reset": WarmupReset(store)},
             dead_letters=ledger.PgDeadLetters(db),
             metrics=metrics,
@@ -362,7 +368,7 @@ def test_storage_that_keeps_failing_dead_letters_the_slot_after_the_jobs_max_att
     )
     reason = f"gave up after {attempts} of {attempts} attempts: {error}"
     assert (outcome.status, outcome.attempt, outcome.error_class, outcome.reason) == (
-        "dead_letter",
+        "dead_lettered",
         attempts,
         "server",
         reason,
@@ -377,9 +383,9 @@ def test_storage_that_keeps_failing_dead_letters_the_slot_after_the_jobs_max_att
         assert 0 <= delay <= cap
     assert [(r.status, r.attempt, r.error_class, r.rows) for r in metrics.records] == [
         *(("retry", n, "server", None) for n in range(1, attempts)),
-        ("dead_letter", attempts, "server", None),
+        ("dead_lettered", attempts, "server", None),
     ]
-    failed = run(runtime.list_runs(pg_dsn, failed_only=True))  # `cronwright runs --failed`
+    failed = run(wiring.list_runs(pg_dsn, failed_only=True))  # `cronwright runs --failed`
     assert [
         (r["slot"], r["status"], r["attempt"], r["rows"], r["error_class"], r["error"])
         for r in failed
@@ -417,11 +423,11 @@ def test_transient_storage_faults_are_retried_until_the_reset_succeeds(
 
     # Attempt 1: a 503, then a reset connection exhaust the store's two tries. Attempt 2:
     # a 429, then the listing and the one DeleteObjects go through.
-    assert (outcome.status, outcome.attempt, outcome.rows) == ("ack", 2, len(RESET))
+    assert (outcome.status, outcome.attempt, outcome.rows) == ("succeeded", 2, len(RESET))
     assert counter_keys(r2) == sorted([*KEPT, STRAY])
     assert [(r.status, r.attempt, r.error_class, r.rows) for r in metrics.records] == [
         ("retry", 1, "connection", None),
-        ("ack", 2, None, len(RESET)),
+        ("succeeded", 2, None, len(RESET)),
     ]
     assert [index for index, _ in proxy.faults] == [0, 1, 2]
     deletes = [s.delete_keys for s in proxy.requests if s.is_delete_objects]

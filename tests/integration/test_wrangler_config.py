@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import generate
-from engine.manifest import load
-from engine.model import Environment, Manifest
+from engine.codegen import generate
+from engine.core.model import Environment, Manifest
+from engine.manifest.loader import load
 from tests.fixtures.wrangler import REPO, Wrangler, bindings_in, warnings_in
 
 pytestmark = pytest.mark.wrangler

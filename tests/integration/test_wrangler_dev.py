@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
-from engine import cron, generate
-from engine.manifest import load
-from engine.model import Environment, Manifest
+from engine.codegen import generate
+from engine.core.model import Environment, Manifest
+from engine.manifest.loader import load
+from engine.schedule import cron
 from tests.fixtures.wrangler import REPO, DevServer, Wrangler, warnings_in
 
 pytestmark = pytest.mark.wrangler

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import generate
-from engine.manifest import load
+from engine.codegen import generate
+from engine.manifest.loader import load
 from tests.fixtures.need import missing
 from tests.fixtures.wrangler import REPO, Result, Wrangler
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.cron import Cron, parse, parse_cloudflare
-from engine.cronfields import DOM, DOW, FIELDS, Field
-from engine.errors import CronError
+from engine.core.errors import CronError
+from engine.schedule.cron import Cron, parse, parse_cloudflare
+from engine.schedule.cronfields import DOM, DOW, FIELDS, Field
 
 MINUTE_ = timedelta(minutes=1)
 TIMES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(

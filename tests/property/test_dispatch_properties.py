@@ -14,9 +14,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import cron, generate
-from engine.errors import ManifestErrors
-from engine.manifest import load_text
+from engine.codegen import generate
+from engine.core.errors import ManifestErrors
+from engine.manifest.loader import load_text
+from engine.schedule import cron
 
 # Expressions that mean the same schedule are spelt differently on purpose, so the
 # generator must fold them into one canonical trigger.

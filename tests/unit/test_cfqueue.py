@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.cfqueue import Pulled, QueuesClient, Settings, decode_body
-from engine.errors import ConfigError, JobFailed
+from engine.adapters.cfqueue import Pulled, QueuesClient, Settings, decode_body
+from engine.core.errors import ConfigError, JobFailed
 from tests.fixtures.aio import run
 from tests.fixtures.cfqueues_api import ACCOUNT, TOKEN, CfQueuesApi, serve
 

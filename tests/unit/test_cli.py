@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import generate
-from engine.cli import main
-from engine.manifest import load
+from engine.app.cli import main
+from engine.codegen import generate
+from engine.manifest.loader import load
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -157,7 +157,7 @@ def test_cron_rejects_an_ambiguous_weekday_with_exit_2(capsys: pytest.CaptureFix
 @pytest.mark.parametrize("command", ["validate", "generate", "check", "schedule", "cron 0 * * * *"])
 def test_fast_commands_never_import_asyncpg_or_boto3(project: Path, command: str) -> None:
     code = (
-        "import sys; from engine.cli import main; "
+        "import sys; from engine.app.cli import main; "
         f"rc = main(['-m', {str(project / 'jobs.yaml')!r}, *{command.split(' ', 1)[:1]!r}"
         + (f", {command.split(' ', 1)[1]!r}" if " " in command else "")
         + "]); "

@@ -11,8 +11,8 @@ from croniter import croniter
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from engine.cron import parse, parse_cloudflare
-from engine.cronfields import DOM, DOW, HOUR, MINUTE, MONTH, Field
+from engine.schedule.cron import parse, parse_cloudflare
+from engine.schedule.cronfields import DOM, DOW, HOUR, MINUTE, MONTH, Field
 
 Pair = tuple[str, str]  # (Cloudflare text, croniter text)
 

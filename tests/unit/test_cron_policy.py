@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from engine.cron import Cron, parse, parse_cloudflare
-from engine.errors import CronError
+from engine.core.errors import CronError
+from engine.schedule.cron import Cron, parse, parse_cloudflare
 
 
 def error(text: str, **kw: bool) -> CronError:

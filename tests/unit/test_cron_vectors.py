@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from engine.cron import parse, parse_cloudflare
-from engine.errors import CronError
+from engine.core.errors import CronError
+from engine.schedule.cron import parse, parse_cloudflare
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "data" / "cloudflare-cron-vectors.json").read_text()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import generate
-from engine.cli import main
-from engine.errors import ManifestErrors
-from engine.manifest import load
+from engine.app.cli import main
+from engine.codegen import generate
+from engine.core.errors import ManifestErrors
+from engine.manifest.loader import load
 
 REPO = Path(__file__).resolve().parents[2]
 

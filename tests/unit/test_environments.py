@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.errors import ConfigError
-from engine.manifest import load
+from engine.app.cli import main
+from engine.core.errors import ConfigError
+from engine.manifest.loader import load
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ import json
 import tomllib
 from pathlib import Path
 
-from engine import generate
-from engine.manifest import load
+from engine.codegen import generate
+from engine.manifest.loader import load
 
 MANIFEST = """\
 version: 1

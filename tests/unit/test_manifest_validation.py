@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ManifestErrors
-from engine.manifest import load
-from engine.model import ConsumerType, Overlap, Period
+from engine.core.errors import ManifestErrors
+from engine.core.model import ConsumerType, Overlap, Period
+from engine.manifest.loader import load
 
 BASE = """\
 version: 1

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.errors import MessageError, SlotNotDue
-from engine.messages import Message, body_text, parse, peek_type
-from engine.model import Job, Manifest, Period, Plan, Queue, Window, Worker
+from engine.core.errors import MessageError, SlotNotDue
+from engine.core.model import Job, Manifest, Period, Plan, Queue, Window, Worker
+from engine.runtime.messages import Message, body_text, parse, peek_type
 
 HOURLY = Job(
     name="aggregate-hourly",

@@ -5,20 +5,20 @@ from __future__ import annotations
 import io
 import json
 
-from engine.metrics import (
+from engine.runtime.metrics import (
     BLOBS,
     DOUBLES,
-    STATUSES,
     Collect,
     JsonLines,
     MetricRecord,
     to_analytics_engine,
 )
+from engine.runtime.outcome import STATUSES
 
 ACK = MetricRecord(
     queue="mauntic-analytics-jobs",
     message_id="m-1",
-    status="ack",
+    status="succeeded",
     event_type="analytics.aggregate-hourly",
     duration_ms=12.5,
     attempt=2,
@@ -28,7 +28,7 @@ ACK = MetricRecord(
 POISON = MetricRecord(
     queue="mauntic-analytics-jobs",
     message_id="m-2",
-    status="dead_letter",
+    status="dead_lettered",
     event_type=None,
     duration_ms=0.25,
     attempt=1,
@@ -42,7 +42,7 @@ def test_json_line_has_the_original_fields_plus_attempt_slot_rows_and_error_clas
     assert json.loads(ACK.to_json()) == {
         "queue": "mauntic-analytics-jobs",
         "messageId": "m-1",
-        "status": "ack",
+        "status": "succeeded",
         "eventType": "analytics.aggregate-hourly",
         "durationMs": 12.5,
         "attempt": 2,
@@ -63,7 +63,7 @@ def test_json_lines_sink_writes_one_line_per_record() -> None:
 
 
 def test_statuses_are_ack_retry_dead_letter_and_duplicate() -> None:
-    assert STATUSES == ("ack", "retry", "dead_letter", "duplicate")
+    assert STATUSES == ("succeeded", "retry", "dead_lettered", "duplicate")
 
 
 def test_analytics_engine_point_puts_each_field_at_its_documented_position() -> None:
@@ -72,7 +72,7 @@ def test_analytics_engine_point_puts_each_field_at_its_documented_position() -> 
     assert to_analytics_engine(ACK) == {
         "blobs": [
             "mauntic-analytics-jobs",
-            "ack",
+            "succeeded",
             "analytics.aggregate-hourly",
             "m-1",
             "2026-10-31T10:00:00Z",
@@ -85,7 +85,7 @@ def test_analytics_engine_point_puts_each_field_at_its_documented_position() -> 
 
 def test_analytics_engine_point_writes_missing_values_as_empty_and_zero() -> None:
     assert to_analytics_engine(POISON) == {
-        "blobs": ["mauntic-analytics-jobs", "dead_letter", "", "m-2", "", "invalid_message"],
+        "blobs": ["mauntic-analytics-jobs", "dead_lettered", "", "m-2", "", "invalid_message"],
         "doubles": [0.25, 1.0, 0.0],
         "indexes": [""],
     }

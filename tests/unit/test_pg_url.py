@@ -9,9 +9,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from engine.errors import ConfigError, DatabaseError
-from engine.pg import Database, classify, translate, translated
-from engine.pgurl import is_pooled, options, redact, scrub
+from engine.adapters.pg import Database, classify, translate, translated
+from engine.adapters.pgurl import is_pooled, options, redact, scrub
+from engine.core.errors import ConfigError, DatabaseError
 from tests.fixtures.aio import run
 
 NEON_POOLED = (
@@ -204,7 +204,7 @@ def test_malformed_url_is_a_configuration_error_without_the_password() -> None:
 
 
 def test_runtime_entry_points_import_without_asyncpg() -> None:
-    code = "import sys, engine.runtime; print('asyncpg' in sys.modules)"
+    code = "import sys, engine.app.wiring; print('asyncpg' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

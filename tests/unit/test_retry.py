@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.model import RetryPolicy
-from engine.retry import DeadLetter, Retry, backoff_cap, decide
+from engine.core.model import RetryPolicy
+from engine.runtime.retry import DeadLetter, Retry, backoff_cap, decide
 
 NOW = datetime(2026, 10, 31, 10, 5, tzinfo=UTC)
 NEXT_SLOT = datetime(2026, 10, 31, 11, 0, tzinfo=UTC)

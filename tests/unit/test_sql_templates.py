@@ -11,8 +11,9 @@ from types import MappingProxyType
 
 import pytest
 
-from engine import manifest, sqltemplates
-from engine.model import Job, Period, Window
+from engine import manifest
+from engine.core.model import Job, Period, Window
+from engine.sql import sqltemplates
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = manifest.load(ROOT / "jobs.yaml")

@@ -8,9 +8,15 @@ from uuid import UUID
 
 import pytest
 
-from engine.errors import JobFailed, StorageError
-from engine.s3 import Backoff, classify
-from engine.warmup import Counter, LocalDirectoryStore, WarmupReset, counter_key, utc_day_start
+from engine.adapters.s3 import Backoff, classify
+from engine.core.errors import JobFailed, StorageError
+from engine.runtime.warmup import (
+    Counter,
+    LocalDirectoryStore,
+    WarmupReset,
+    counter_key,
+    utc_day_start,
+)
 from tests.fixtures.aio import run
 
 

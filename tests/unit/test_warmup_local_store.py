@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import StorageError
-from engine.warmup import LocalDirectoryStore, WarmupReset
+from engine.core.errors import StorageError
+from engine.runtime.warmup import LocalDirectoryStore, WarmupReset
 from tests.fixtures.aio import run
 from tests.fixtures.s3 import MutableClock
 

@@ -1,0 +1,42 @@
+"""The command line: parses arguments, calls a command, and maps errors to exit codes
+(0 ok, 1 failed or stale, 2 bad input). Each command group lives in its own module with a
+``register(subparsers)``; add a module to ``GROUPS`` to add commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from engine.app.cli import build_cmds, run_cmds
+from engine.app.cli.args import BAD_INPUT, FAILED
+from engine.core.errors import CronwrightError, ManifestErrors
+
+GROUPS = (build_cmds, run_cmds)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cronwright", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "-m", "--manifest", default="jobs.yaml", help="manifest path (default jobs.yaml)"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except ManifestErrors as exc:
+        print(str(exc), file=sys.stderr)
+        print(
+            f"{len(exc.errors)} problem{'s' if len(exc.errors) != 1 else ''} found", file=sys.stderr
+        )
+        return BAD_INPUT
+    except CronwrightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return FAILED if getattr(exc, "transient", None) is not None else BAD_INPUT

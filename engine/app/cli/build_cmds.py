@@ -1,0 +1,136 @@
+"""Commands that read the manifest only: validate, generate, check, schedule, cron, render.
+None of them imports asyncpg, boto3 or the HTTP client."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.app.cli.args import FAILED, OK, load, out_dir, parse_time
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    m = load(args)
+    print(f"{args.manifest}: ok ({len(m.jobs)} jobs)")
+    return OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from engine.codegen import generate
+
+    out = out_dir(args)
+    files = generate.render(load(args), out_dir=out)
+    if not generate.diff(files, out):
+        print(f"{out}/ is up to date")
+        return OK
+    generate.write(files, out)
+    print(f"wrote {out}/: {', '.join(files)}")
+    return OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from engine.codegen import generate
+
+    out = out_dir(args)
+    delta = generate.diff(generate.render(load(args), out_dir=out), out)
+    if delta:
+        sys.stdout.write(delta)
+        print(f"\n{out}/ is stale: run `make generate` and commit the result", file=sys.stderr)
+        return FAILED
+    print(f"{out}/ matches {args.manifest}")
+    return OK
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from engine.codegen import generate
+    from engine.schedule import cron
+
+    m = load(args)
+    at = args.at or datetime.now(UTC)
+    for job in m.jobs:
+        c = cron.parse(job.cron, allow_both_day_fields=job.allow_both_day_fields)
+        paused = "  (paused)" if job.paused else ""
+        print(f"{job.name}  [{job.type}]{paused}")
+        print(f"  cron     {job.cron}")
+        print(f"  trigger  {generate.trigger_of(job)}")
+        t = at
+        for _ in range(args.next):
+            nxt = c.next_after(t)
+            if nxt is None:
+                break
+            print(f"  next     {nxt.strftime('%Y-%m-%dT%H:%MZ %a')}")
+            t = nxt
+    return OK
+
+
+def cmd_cron(args: argparse.Namespace) -> int:
+    from engine.schedule import cron
+
+    c = cron.parse(args.expr, allow_both_day_fields=args.allow_both_day_fields)
+    print(f"expression  {args.expr}")
+    print(f"canonical   {c.canonical}")
+    t = args.at or datetime.now(UTC)
+    for _ in range(args.next):
+        nxt = c.next_after(t)
+        if nxt is None:
+            print("never fires")
+            break
+        print(f"next        {nxt.strftime('%Y-%m-%dT%H:%MZ %a')}")
+        t = nxt
+    return OK
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from engine.sql import sqltemplates
+
+    m = load(args)
+    job = m.find_job(args.type)
+    source = (Path(args.manifest).parent / job.template).read_text(encoding="utf-8")
+    rendered = sqltemplates.render(job, source, args.at)
+    start, end = job.window.bounds(args.at)
+    print(
+        f"-- {job.type} slot {args.at.isoformat()} window [{start.isoformat()}, {end.isoformat()})"
+    )
+    for i, stmt in enumerate(sqltemplates.split_statements(rendered), 1):
+        print(f"-- statement {i}")
+        print(stmt.sql + ";")
+        print("-- params: " + json.dumps({f"${n}": str(v) for n, v in enumerate(stmt.args, 1)}))
+    return OK
+
+
+def register(sub: Any) -> None:
+    sub.add_parser("validate", help="check jobs.yaml; print every problem").set_defaults(
+        func=cmd_validate
+    )
+    for name, func, text in (
+        ("generate", cmd_generate, "write generated/ from jobs.yaml"),
+        ("check", cmd_check, "exit 1 with a diff when generated/ is stale"),
+    ):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("--out", help="output directory (default: generated/ beside the manifest)")
+        sp.set_defaults(func=func)
+
+    sp = sub.add_parser("schedule", help="each job's canonical cron, trigger and next slots")
+    sp.add_argument("--next", type=int, default=3)
+    sp.add_argument("--at", type=parse_time, help="start from this time (default now)")
+    sp.set_defaults(func=cmd_schedule)
+
+    sp = sub.add_parser("cron", help="explain a Cloudflare cron expression")
+    sp.add_argument("expr")
+    sp.add_argument("--next", type=int, default=5)
+    sp.add_argument("--at", type=parse_time)
+    sp.add_argument("--allow-both-day-fields", action="store_true")
+    sp.set_defaults(func=cmd_cron)
+
+    sp = sub.add_parser(
+        "render", help="print a job's SQL and bind parameters for a slot (no database)"
+    )
+    sp.add_argument("type", help="message type or job name")
+    sp.add_argument(
+        "--at", type=parse_time, required=True, help="the slot, e.g. 2026-10-31T10:00:00Z"
+    )
+    sp.set_defaults(func=cmd_render)

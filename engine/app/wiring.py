@@ -1,0 +1,208 @@
+"""The composition root: opens the database, builds the executor, and offers the async
+entry points the CLI calls (``run``, ``runs``, ``db migrate``).
+
+Importing this module does not import asyncpg (``engine.adapters.pg`` loads on first use), so the
+CLI may import it at top level without slowing ``validate`` or ``generate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.core.errors import ConfigError
+from engine.core.model import Job, Manifest
+from engine.core.times import iso
+from engine.runtime import ledger, messages
+from engine.runtime.executor import Action, Clock, Executor
+from engine.runtime.metrics import JsonLines, MetricsSink
+from engine.runtime.outcome import Outcome
+
+if TYPE_CHECKING:
+    from engine.adapters.pg import Database
+
+__all__ = [
+    "Outcome",
+    "build_executor",
+    "database_url",
+    "format_runs",
+    "list_runs",
+    "load_templates",
+    "migrate",
+    "open_database",
+    "run_job",
+]
+
+
+def database_url(environ: Mapping[str, str] | None = None) -> str:
+    """``DATABASE_URL`` from the environment."""
+    url = (os.environ if environ is None else environ).get("DATABASE_URL", "").strip()
+    if not url:
+        raise ConfigError(
+            "DATABASE_URL is not set", hint="export DATABASE_URL=postgresql://user@host/db"
+        )
+    return url
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def load_templates(manifest: Manifest, jobs: Sequence[Job] | None = None) -> dict[str, str]:
+    """Each job's template source, read once, relative to the manifest's folder."""
+    base = Path(manifest.path).parent
+    sources = {}
+    for job in manifest.jobs if jobs is None else jobs:
+        path = base / job.template
+        try:
+            sources[job.template] = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"job {job.name}: cannot read template {path}: {exc.strerror}"
+            ) from exc
+    return sources
+
+
+@asynccontextmanager
+async def open_database(dsn: str | None = None, *, max_size: int = 4) -> AsyncIterator[Database]:
+    """The database for the executor. Its transactions keep their state local (SET LOCAL
+    timeouts, transaction-scoped advisory locks; templates must not use session SET), so
+    the pool skips the per-release session reset."""
+    from engine.adapters.pg import Database  # asyncpg loads only for commands that use the database
+
+    async with Database.open(dsn or database_url(), max_size=max_size, session_reset=False) as db:
+        yield db
+
+
+def build_executor(
+    db: Database,
+    manifest: Manifest,
+    *,
+    templates: Mapping[str, str],
+    actions: Mapping[str, Action] | None = None,
+    metrics: MetricsSink | None = None,
+    clock: Clock = utc_now,
+    rng: random.Random | None = None,
+) -> Executor:
+    """An executor with production defaults: dead letters in ``cronwright.dead_letters``,
+    metrics as JSON lines on stderr, the real clock and sleep."""
+    return Executor(
+        db=db,
+        manifest=manifest,
+        templates=templates,
+        actions=actions or {},
+        dead_letters=ledger.PgDeadLetters(db),
+        metrics=metrics or JsonLines(sys.stderr),
+        clock=clock,
+        sleep=asyncio.sleep,
+        rng=rng or random.Random(),
+    )
+
+
+@asynccontextmanager
+async def open_actions(
+    manifest: Manifest, environ: Mapping[str, str] | None = None, *, clock: Clock = utc_now
+) -> AsyncIterator[dict[str, Action]]:
+    """The built-in actions the manifest uses, with their resources opened from the
+    environment: the warmup counter store is R2 when R2_* is set, else a local directory
+    (``.cronwright/r2/<bucket>`` beside the manifest, like wrangler's local persistence)."""
+    if not any(j.action and j.action.name == "warmup-reset" for j in manifest.jobs):
+        yield {}
+        return
+    from engine.adapters import r2config
+    from engine.runtime import warmup
+
+    env = os.environ if environ is None else environ
+    bucket = manifest.bucket.bucket_name if manifest.bucket else None
+    local = Path(manifest.path).parent / ".cronwright" / "r2" / (bucket or "warmup")
+    store = r2config.store_from_env(env, bucket=bucket, local_dir=local, clock=clock)
+    async with store:
+        yield {"warmup-reset": warmup.WarmupReset(store)}
+
+
+async def run_job(
+    manifest: Manifest,
+    type_: str,
+    at: datetime | None = None,
+    *,
+    dsn: str | None = None,
+    actions: Mapping[str, Action] | None = None,
+    metrics: MetricsSink | None = None,
+    clock: Clock = utc_now,
+) -> Outcome:
+    """``cronwright run TYPE [--at T]``: run one slot (default: the latest at or before
+    now) through the executor, retrying in-process. The slot succeeded when
+    ``outcome.succeeded``. Raises MessageError for a bad type or slot."""
+    job = manifest.find_job(type_)
+    data: dict[str, Any] = {"type": job.type}
+    if at is not None:
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        data["scheduledFor"] = iso(at)
+    msg = messages.resolve(data, manifest, now=clock())
+    templates = load_templates(manifest, [job])
+    # Resources open only when the caller brought none: a partial R2_* setting must not
+    # break a run whose actions were passed in.
+    given = contextlib.nullcontext(dict(actions)) if actions is not None else None
+    async with (
+        open_database(dsn, max_size=2) as db,
+        given or open_actions(manifest, clock=clock) as own,
+    ):
+        executor = build_executor(
+            db,
+            manifest,
+            templates=templates,
+            actions=own,
+            metrics=metrics,
+            clock=clock,
+        )
+        return await executor.run_until_done(msg.job, msg.slot, message_id=f"cli-{iso(msg.slot)}")
+
+
+async def list_runs(
+    dsn: str | None = None, job: str | None = None, failed_only: bool = False, limit: int = 50
+) -> list[dict[str, Any]]:
+    """``cronwright runs [--job J] [--failed]``: ledger rows, newest slot first."""
+    async with open_database(dsn, max_size=1) as db:
+        return list(await ledger.runs(db, job=job, failed_only=failed_only, limit=limit))
+
+
+def format_runs(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The ledger as a table, like pg_cron's ``job_run_details``."""
+    header = ("job", "slot", "status", "attempt", "rows", "duration_ms", "error_class", "error")
+    lines = [header]
+    for r in rows:
+        duration = r["duration_ms"]
+        lines.append(
+            (
+                str(r["job"]),
+                iso(r["slot"]),
+                str(r["status"]),
+                str(r["attempt"]),
+                "" if r["rows"] is None else str(r["rows"]),
+                "" if duration is None else f"{duration:.1f}",
+                r["error_class"] or "",
+                (r["error"] or "").replace("\n", " ")[:120],
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    out = []
+    for line in lines:
+        cells = [cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)]
+        out.append("  ".join([*cells, line[-1]]).rstrip())
+    return "\n".join(out) + "\n"
+
+
+async def migrate(dsn: str | None, project_dir: Path) -> list[str]:
+    """``cronwright db migrate``: cronwright's migrations, then ``project_dir/sql/migrations``.
+    Returns the migrations applied now (empty when up to date)."""
+    from engine.adapters.migrate import migrate_url
+
+    return await migrate_url(dsn or database_url(), project_dir / "sql" / "migrations")

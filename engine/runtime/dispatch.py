@@ -1,0 +1,76 @@
+"""Sending slots to a queue, each at most once: the one path for the local scheduler, the
+reconciler, ``enqueue`` and dead-letter replay.
+
+A dispatch claims ``(job, slot)`` rows in ``cronwright.dispatched`` and hands the
+messages to a :class:`Sender` inside the same transaction. A Postgres queue inserts its
+rows in that transaction, so claim and enqueue commit together. A remote queue (Cloudflare)
+is sent before the commit: if the send fails nothing is claimed and the next pass tries
+again; if the commit fails after a send, the slot may be sent twice, and the run ledger
+turns the second delivery into a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from engine.core.model import Job
+from engine.core.times import iso
+from engine.runtime.ledger import Db, Tx
+
+
+@dataclass(frozen=True)
+class Slot:
+    job: Job
+    slot: datetime
+
+    def body(self) -> dict[str, Any]:
+        """The body the generated Worker sends for this slot."""
+        return {"type": self.job.type, "scheduledFor": iso(self.slot)}
+
+
+class Sender(Protocol):
+    """A queue transport. ``send`` runs inside the claiming transaction."""
+
+    transport: str  # "postgres" | "cloudflare"
+
+    async def send(self, tx: Tx, slots: Sequence[Slot]) -> None: ...
+
+
+_CLAIM = """
+INSERT INTO cronwright.dispatched AS d (job, slot, source, transport)
+SELECT j, s, $3, $4 FROM unnest($1::text[], $2::timestamptz[]) AS u(j, s)
+ON CONFLICT (job, slot) DO {on_conflict}
+RETURNING d.job, d.slot
+"""
+_CLAIM_NEW = _CLAIM.format(on_conflict="NOTHING")
+_CLAIM_FORCE = _CLAIM.format(
+    on_conflict="UPDATE SET source = EXCLUDED.source, transport = EXCLUDED.transport,"
+    " dispatched_at = now()"
+)
+
+
+async def dispatch(
+    db: Db, sender: Sender, slots: Sequence[Slot], *, source: str, force: bool = False
+) -> list[Slot]:
+    """Claim and send ``slots``; returns those this call sent. Without ``force`` a slot
+    already dispatched (by anyone) is skipped; ``force`` re-sends it (operator commands)."""
+    if not slots:
+        return []
+    by_key = {(s.job.name, s.slot): s for s in slots}
+    async with db.transaction() as tx:
+        rows = await tx.fetch(
+            _CLAIM_FORCE if force else _CLAIM_NEW,
+            [s.job.name for s in by_key.values()],
+            [s.slot for s in by_key.values()],
+            source,
+            sender.transport,
+        )
+        claimed = sorted(
+            (by_key[(r["job"], r["slot"])] for r in rows), key=lambda s: (s.slot, s.job.name)
+        )
+        if claimed:
+            await sender.send(tx, claimed)
+    return claimed

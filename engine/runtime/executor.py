@@ -1,0 +1,233 @@
+"""The executor: one queue delivery -> the job's effect, exactly once per slot.
+
+For a delivery it resolves the job and slot (a bad message is dead-lettered with its
+reason), then runs ONE transaction that bounds its waits by the job's timeout, takes the
+job's advisory lock when overlap is forbidden, claims (job, slot) in the ledger (a slot
+already succeeded is a duplicate), runs the SQL (or the action's query and the action),
+and marks the slot succeeded. The effect and its ledger row commit together or not at
+all. A failure is recorded after the rollback, and becomes a retry or a dead letter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from engine.core.errors import ConfigError, JobFailed, MessageError, SlotNotDue, TemplateError
+from engine.core.model import Job, Manifest, Overlap
+from engine.core.times import iso
+from engine.runtime import ledger, messages, retry
+from engine.runtime.failures import Failures
+from engine.runtime.ledger import Db, DeadLetterSink, Failure
+from engine.runtime.metrics import MetricRecord, MetricsSink
+from engine.runtime.outcome import Outcome
+from engine.schedule.slots import Schedule, ScheduleFor, cron_schedule
+from engine.sql import sqltemplates
+
+Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+# The server's statement_timeout fires first; the client's is the backstop for a
+# server that stopped answering.
+CLIENT_TIMEOUT_MARGIN = 5.0
+
+
+def _error_class(err: Exception) -> str:
+    if isinstance(err, JobFailed):
+        return err.error_class
+    return "template_error" if isinstance(err, TemplateError) else "config_error"
+
+
+class Executor:
+    """Runs deliveries with the resources it is given; it opens and closes nothing."""
+
+    def __init__(
+        self,
+        *,
+        db: Db,
+        manifest: Manifest,
+        templates: Mapping[str, str],
+        actions: Mapping[str, Action],
+        dead_letters: DeadLetterSink,
+        metrics: MetricsSink,
+        clock: Clock,
+        sleep: Sleep,
+        rng: retry.Rng,
+        schedule_for: ScheduleFor = cron_schedule,
+        queue: str | None = None,
+        write_timeout: float = 30.0,
+    ) -> None:
+        self._db = db
+        self._manifest = manifest
+        self._templates = templates
+        self._actions = actions
+        self._failures = Failures(
+            db=db,
+            manifest=manifest,
+            dead_letters=dead_letters,
+            rng=rng,
+            clock=clock,
+            write_timeout=write_timeout,
+        )
+        self._metrics = metrics
+        self._clock = clock
+        self._sleep = sleep
+        self._schedules: dict[str, Schedule] = {j.name: schedule_for(j) for j in manifest.jobs}
+        self._queue = queue or manifest.queue.name
+
+    def _schedule(self, job: Job) -> Schedule:
+        return self._schedules[job.name]
+
+    async def handle(self, body: messages.Body, *, message_id: str, attempt: int) -> Outcome:
+        """One delivery of a queue message; ``attempt`` counts from 1."""
+        started = time.perf_counter()
+        try:
+            msg = messages.parse(
+                body, self._manifest, now=self._clock(), schedule_for=self._schedule
+            )
+        except SlotNotDue as err:
+            # Our clock trails Cloudflare's: hand the message back until its slot is due.
+            job = self._manifest.job_by_type(messages.peek_type(body) or "")
+            outcome = Outcome(
+                status="retry",
+                job=job.name if job else None,
+                type=job.type if job else None,
+                slot=None,
+                attempt=attempt,
+                delay_seconds=float(math.ceil(err.due_in_seconds) + 1),
+                error_class="slot_not_due",
+                reason=str(err),
+                handback=True,
+            )
+        except MessageError as err:
+            outcome = await self._failures.poison(body, err, message_id=message_id, attempt=attempt)
+        else:
+            outcome = await self._attempt(msg.job, msg.slot, attempt, message_id, body)
+        return self._emit(outcome, message_id, started)
+
+    async def run_until_done(
+        self, job: Job, slot: datetime, *, message_id: str = "local"
+    ) -> Outcome:
+        """Run one slot in-process, retrying with the job's policy and the injected sleep.
+        Returns the last outcome: succeeded, duplicate, dead_lettered, or retry when even
+        recording the failure kept failing."""
+        body = json.dumps({"type": job.type, "scheduledFor": iso(slot)})
+        attempt = 1
+        while True:
+            started = time.perf_counter()
+            outcome = await self._attempt(job, slot, attempt, message_id, body)
+            outcome = self._emit(outcome, message_id, started)
+            if outcome.status != "retry" or attempt >= job.retry.max_attempts:
+                return outcome
+            await self._sleep(outcome.delay_seconds or 0.0)
+            attempt += 1
+
+    def _emit(self, outcome: Outcome, message_id: str, started: float) -> Outcome:
+        outcome = replace(outcome, duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        self._metrics.emit(
+            MetricRecord(
+                queue=self._queue,
+                message_id=message_id,
+                status=outcome.status,
+                event_type=outcome.type,
+                duration_ms=outcome.duration_ms,
+                attempt=outcome.attempt,
+                slot=iso(outcome.slot) if outcome.slot else None,
+                rows=outcome.rows,
+                error_class=outcome.error_class,
+            )
+        )
+        return outcome
+
+    async def _attempt(
+        self, job: Job, slot: datetime, attempt: int, message_id: str, body: messages.Body
+    ) -> Outcome:
+        base = Outcome(status="succeeded", job=job.name, type=job.type, slot=slot, attempt=attempt)
+        started_at = self._clock()
+        t0 = time.perf_counter()
+        try:
+            rows = await self._run(job, slot, attempt, message_id, started_at)
+        except (JobFailed, TemplateError, ConfigError) as err:
+            # A template that fails to render or an action that is not configured will
+            # not get better by retrying: dead-letter with the reason.
+            failure = Failure(
+                job=job.name,
+                slot=slot,
+                status="failed",
+                attempt=attempt,
+                message_id=message_id,
+                started_at=started_at,
+                finished_at=self._clock(),
+                duration_ms=(time.perf_counter() - t0) * 1000,
+                error_class=_error_class(err),
+                error=str(err),
+            )
+            return await self._failures.failed(
+                job, self._schedule(job), base, failure, getattr(err, "transient", False), body
+            )
+        if rows is None:
+            return replace(base, status="duplicate")
+        return replace(base, rows=rows)
+
+    async def _run(
+        self, job: Job, slot: datetime, attempt: int, message_id: str, started_at: datetime
+    ) -> int | None:
+        """The one transaction. Returns the rows affected, or None for a duplicate."""
+        statements = self._render(job, slot)
+        action = self._action(job)
+        timeout = job.timeout_seconds + CLIENT_TIMEOUT_MARGIN
+        t0 = time.perf_counter()
+        async with self._db.transaction() as tx:
+            claimed = await ledger.claim(
+                tx,
+                job=job.name,
+                slot=slot,
+                attempt=attempt,
+                message_id=message_id,
+                started_at=started_at,
+                timeout_seconds=job.timeout_seconds,
+                lock=job.overlap is Overlap.FORBID,
+                timeout=timeout,
+            )
+            if not claimed:
+                return None
+            if action is None:
+                rows = 0
+                for st in statements:
+                    rows += await tx.execute(st.sql, *st.args, timeout=timeout)
+            else:
+                selected: list[dict[str, Any]] = []
+                for st in statements:
+                    selected = await tx.fetch(st.sql, *st.args, timeout=timeout)
+                rows = await action(selected, slot)
+            await ledger.succeed(
+                tx,
+                job=job.name,
+                slot=slot,
+                rows=rows,
+                duration_ms=(time.perf_counter() - t0) * 1000,
+                finished_at=self._clock(),
+            )
+        return rows
+
+    def _render(self, job: Job, slot: datetime) -> list[sqltemplates.Rendered]:
+        source = self._templates.get(job.template)
+        if source is None:
+            raise ConfigError(f"job {job.name}: template {job.template} was not loaded")
+        return sqltemplates.split_statements(sqltemplates.render(job, source, slot))
+
+    def _action(self, job: Job) -> Action | None:
+        if job.action is None:
+            return None
+        action = self._actions.get(job.action.name)
+        if action is None:
+            raise ConfigError(
+                f"job {job.name} needs the action '{job.action.name}', which is not configured"
+            )
+        return action

@@ -1,0 +1,139 @@
+"""What happens to a delivery that did not succeed: the job's retry policy decides between
+a retry and a dead letter; a message that cannot be run at all is poison. Dead letters and
+failure rows are final writes, finished even under cancellation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from engine.core.errors import JobFailed, MessageError
+from engine.core.model import Job, Manifest
+from engine.core.times import iso
+from engine.runtime import ledger, messages, retry, shield
+from engine.runtime.ledger import Db, DeadLetter, DeadLetterSink, Failure
+from engine.runtime.outcome import Outcome
+from engine.schedule.slots import Schedule
+
+log = logging.getLogger(__name__)
+
+POISON = "invalid_message"
+
+
+class Failures:
+    """Turns failures into retries or dead letters, and records them."""
+
+    def __init__(
+        self,
+        *,
+        db: Db,
+        manifest: Manifest,
+        dead_letters: DeadLetterSink,
+        rng: retry.Rng,
+        clock: Callable[[], datetime],
+        write_timeout: float,
+    ) -> None:
+        self._clock = clock
+        self._db = db
+        self._manifest = manifest
+        self._dead_letters = dead_letters
+        self._rng = rng
+        self._write_timeout = write_timeout
+
+    async def failed(
+        self,
+        job: Job,
+        schedule: Schedule,
+        base: Outcome,
+        failure: Failure,
+        transient: bool,
+        body: messages.Body,
+    ) -> Outcome:
+        decision = retry.decide(
+            job.retry,
+            attempt=failure.attempt,
+            transient=transient,
+            now=failure.finished_at,
+            next_slot=schedule.next_after(failure.slot),
+            rng=self._rng,
+        )
+        failed = replace(
+            base, status="dead_lettered", error_class=failure.error_class, reason=failure.error
+        )
+        if isinstance(decision, retry.Retry):
+            await self._record(failure)
+            return replace(failed, status="retry", delay_seconds=decision.delay_seconds)
+        reason = f"{decision.reason}: {failure.error}"
+        letter = DeadLetter(
+            job=job.name,
+            type=job.type,
+            slot=failure.slot,
+            message_id=failure.message_id,
+            body=messages.body_text(body),
+            reason=reason,
+            error_class=failure.error_class,
+            attempts=failure.attempt,
+            created_at=failure.finished_at,
+        )
+        outcome = await self._dead_letter(letter, replace(failed, reason=reason), job)
+        # Only a dead letter that was written ends the slot's attempts.
+        status = "dead_lettered" if outcome.status == "dead_lettered" else "failed"
+        await self._record(replace(failure, status=status))
+        return outcome
+
+    async def poison(
+        self, body: messages.Body, err: MessageError, *, message_id: str, attempt: int
+    ) -> Outcome:
+        type_ = messages.peek_type(body)
+        job = self._manifest.job_by_type(type_) if type_ else None
+        letter = DeadLetter(
+            job=job.name if job else None,
+            type=type_,
+            slot=None,
+            message_id=message_id,
+            body=messages.body_text(body),
+            reason=str(err),
+            error_class=POISON,
+            attempts=attempt,
+            created_at=self._clock(),
+        )
+        outcome = Outcome(
+            status="dead_lettered",
+            job=letter.job,
+            type=type_,
+            slot=None,
+            attempt=attempt,
+            error_class=POISON,
+            reason=str(err),
+        )
+        return await self._dead_letter(letter, outcome, job)
+
+    async def _dead_letter(self, letter: DeadLetter, outcome: Outcome, job: Job | None) -> Outcome:
+        """Write the dead letter; if that fails, ask for redelivery rather than drop it."""
+        try:
+            await shield.finish(self._dead_letters.put(letter), self._write_timeout)
+        except JobFailed as err:
+            log.error("dead letter for message %s not written: %s", letter.message_id, err)
+            seconds = float(
+                retry.backoff_cap(job.retry, letter.attempts)
+                if job
+                else self._manifest.queue.consumer.retry_delay_seconds
+            )
+            return replace(
+                outcome,
+                status="retry",
+                delay_seconds=seconds,
+                error_class=err.error_class,
+                reason=f"dead letter not written ({err}); {outcome.reason}",
+                handback=True,
+            )
+        return outcome
+
+    async def _record(self, failure: Failure) -> None:
+        """The failure row is diagnostics: losing it must not change the outcome."""
+        try:
+            await shield.finish(ledger.record_failure(self._db, failure), self._write_timeout)
+        except JobFailed as err:
+            log.warning("failure of %s at %s not recorded: %s", failure.job, iso(failure.slot), err)

@@ -1,0 +1,180 @@
+"""Queue messages: ``{type, scheduledFor?, correlationId?}`` -> a job and its slot.
+
+Anything that cannot be run raises :class:`MessageError` with the precise reason, so the
+executor can dead-letter it (never acknowledge and drop it). A message without
+``scheduledFor`` (a manual enqueue) means the job's latest slot at or before now.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.core.errors import MessageError, SlotNotDue
+from engine.core.model import Job, Manifest
+from engine.core.times import floor_minute, iso
+from engine.schedule.slots import ScheduleFor, cron_schedule, latest_at_or_before
+
+Body = bytes | str | Mapping[str, Any]
+
+_ISO_UTC = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:Z|\+00:00)"
+)
+_EXAMPLE = "2026-10-31T10:00:00Z"
+#: How far ahead of our clock a slot may be and still count as clock skew (retried).
+CLOCK_SKEW_SECONDS = 300.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    type: str
+    job: Job
+    slot: datetime
+    correlation_id: str | None = None
+    manual: bool = False  # no scheduledFor: the slot was derived from the clock
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "null" if value is None else type(value).__name__
+
+
+def _show(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def decode(body: Body) -> Mapping[str, Any]:
+    """The body as a JSON object."""
+    if isinstance(body, Mapping):
+        return body
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MessageError(
+                f"message body is not UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from exc
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise MessageError(f"message body is not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise MessageError(f"message body must be a JSON object, got {_json_type(data)}")
+    return data
+
+
+def peek_type(body: Body) -> str | None:
+    """The ``type`` of a body, if it has a string one, for dead letters of bad messages."""
+    try:
+        value = decode(body).get("type")
+    except MessageError:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def body_text(body: Body) -> str:
+    """The body as text, for the dead-letter record."""
+    if isinstance(body, Mapping):
+        return json.dumps(body, sort_keys=True, default=str)
+    if isinstance(body, bytes | bytearray):
+        return bytes(body).decode("utf-8", "backslashreplace")
+    return body
+
+
+def _job(data: Mapping[str, Any], manifest: Manifest) -> Job:
+    if "type" not in data:
+        raise MessageError("message has no 'type'")
+    type_ = data["type"]
+    if not isinstance(type_, str):
+        raise MessageError(f"message 'type' must be a string, got {_json_type(type_)}")
+    if not type_.strip():
+        raise MessageError("message 'type' is blank")
+    job = manifest.job_by_type(type_)
+    if job is None:
+        known = sorted(j.type for j in manifest.jobs)
+        close = difflib.get_close_matches(type_, known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known types: {', '.join(known)}"
+        raise MessageError(f"unknown message type {_show(type_)}", hint=hint)
+    return job
+
+
+def parse_slot(value: object) -> datetime:
+    """An ISO 8601 UTC time on a whole minute."""
+    if not isinstance(value, str):
+        raise MessageError(f"'scheduledFor' must be a string, got {_json_type(value)}")
+    m = _ISO_UTC.fullmatch(value)
+    t: datetime | None = None
+    if m is not None:
+        year, month, day, hour, minute = (int(g) for g in m.groups()[:5])
+        second, fraction = int(m.group(6) or 0), m.group(7) or ""
+        with contextlib.suppress(ValueError):  # e.g. 2026-02-30: not a calendar date
+            t = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    if m is None or t is None:
+        raise MessageError(
+            f"'scheduledFor' {_show(value)} is not an ISO 8601 UTC time like {_EXAMPLE}"
+        )
+    if second or fraction.strip("0"):
+        raise MessageError(f"'scheduledFor' {value} is not on a minute")
+    return t
+
+
+def resolve(
+    data: Mapping[str, Any],
+    manifest: Manifest,
+    *,
+    now: datetime,
+    schedule_for: ScheduleFor = cron_schedule,
+) -> Message:
+    """The job and slot a decoded message asks for."""
+    job = _job(data, manifest)
+    correlation = data.get("correlationId")
+    if correlation is not None and not isinstance(correlation, str):
+        raise MessageError(f"'correlationId' must be a string, got {_json_type(correlation)}")
+    schedule = schedule_for(job)
+    raw = data.get("scheduledFor")
+    if raw is None:
+        slot = latest_at_or_before(schedule, now)
+        if slot is None:
+            raise MessageError(f"{job.type} (cron '{job.cron}') has no slot before {iso(now)}")
+        return Message(type=job.type, job=job, slot=slot, correlation_id=correlation, manual=True)
+    slot = parse_slot(raw)
+    if not schedule.matches(slot):
+        raise MessageError(
+            f"'scheduledFor' {iso(slot)} is not a slot of {job.type} (cron '{job.cron}')"
+        )
+    if slot > floor_minute(now):
+        # Its window would still be filling: running it now would mark the slot done
+        # with partial data, and the real run would then be a duplicate. A slot just
+        # ahead of our clock is skew with Cloudflare's, not a bad message: wait for it.
+        ahead = (slot - now).total_seconds()
+        message = f"'scheduledFor' {iso(slot)} is in the future (now {iso(now)})"
+        if ahead <= CLOCK_SKEW_SECONDS:
+            raise SlotNotDue(message, due_in_seconds=ahead)
+        raise MessageError(message)
+    return Message(type=job.type, job=job, slot=slot, correlation_id=correlation)
+
+
+def parse(
+    body: Body,
+    manifest: Manifest,
+    *,
+    now: datetime,
+    schedule_for: ScheduleFor = cron_schedule,
+) -> Message:
+    """Decode and resolve one queue message body."""
+    return resolve(decode(body), manifest, now=now, schedule_for=schedule_for)
