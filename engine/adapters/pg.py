@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
 
-from engine.adapters.pgurl import ConnectOptions, options, scrub
+from engine.adapters.pgurl import ConnectOptions, masked, options, scrub
 from engine.core.errors import ConfigError, DatabaseError
 
 log = logging.getLogger(__name__)
@@ -199,6 +201,9 @@ class Database:
         whose transactions leave no session state: asyncpg still rolls back an open
         transaction on release."""
         opts = options(url)
+        tls: dict[str, Any] = {}
+        if opts.verify_with_system_cas and not os.environ.get("PGSSLMODE"):
+            tls["ssl"] = ssl.create_default_context()  # verify-full against the system's CAs
         try:
             with translated(opts.secrets, f"cannot connect to {opts.redacted}"):
                 pool = await asyncio.wait_for(
@@ -209,12 +214,13 @@ class Database:
                         timeout=connect_timeout,
                         statement_cache_size=opts.statement_cache_size,
                         reset=None if session_reset else _no_session_state,
+                        **tls,
                     ),
                     connect_timeout * 2,
                 )
-        except (ValueError, OverflowError) as exc:  # asyncpg's DSN parser
+        except (ValueError, OverflowError) as exc:  # asyncpg's DSN parser, past pgurl.check
             raise ConfigError(
-                f"DATABASE_URL {opts.redacted} is malformed: {scrub(str(exc), opts.secrets)}"
+                f"DATABASE_URL {masked(url)} is malformed: {scrub(str(exc), opts.secrets)}"
             ) from None
         try:
             yield cls(pool, opts, acquire_timeout=acquire_timeout, call_timeout=call_timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import asyncpg
 import pytest
@@ -197,10 +198,140 @@ def test_malformed_url_is_a_configuration_error_without_the_password() -> None:
     with pytest.raises(ConfigError) as caught:
         run(open_and_close("postgresql://app:hunter2@db:notaport/x"))
     assert str(caught.value) == (
-        "DATABASE_URL postgresql://app:***@db:notaport/x is malformed:"
-        " invalid literal for int() with base 10: 'notaport'"
+        "DATABASE_URL postgresql://***@db:notaport/x is malformed: the port is not a number; "
+        f"{ENCODE_HINT}"
     )
     assert caught.value.__cause__ is None
+
+
+ENCODE_HINT = (
+    "if the user name or password contains / ? # @ : [ ] or %, percent-encode it"
+    " (@ is %40, / is %2F, # is %23)"
+)
+LOCAL = "127.0.0.1:5433/postgres"
+
+
+@pytest.mark.parametrize(
+    ("url", "what"),
+    [
+        (
+            f"postgresql://postgres:Sup3r/Secret@{LOCAL}",
+            "a / or ? comes before the @ that ends the user name and password",
+        ),
+        (
+            f"postgresql://postgres:Sup3r?Secret@{LOCAL}",
+            "a / or ? comes before the @ that ends the user name and password",
+        ),
+        (f"postgresql://postgres:Sup3r#Secret@{LOCAL}", "it contains #, which ends the URL there"),
+        (
+            f"postgresql://postgres:p@ss:w0rd@{LOCAL}",
+            "the part before the host holds more than one @",
+        ),
+        (
+            f"postgresql://postgres:50%off@{LOCAL}",
+            "a % in the user name or password is not followed by two hex digits",
+        ),
+        (f"postgresql://postgres:[pw]@{LOCAL}", "the user name or password holds [ or ]"),
+    ],
+)
+def test_a_password_with_an_unencoded_special_character_is_reported_without_any_of_it(
+    url: str, what: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        options(url)
+    assert str(caught.value) == (
+        f"DATABASE_URL postgresql://***@{LOCAL} is malformed: {what}; {ENCODE_HINT}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "what"),
+    [
+        (
+            "postgresql://u:pw@db:99999/x",
+            "postgresql://***@db:99999/x",
+            "the port is out of range 1-65535",
+        ),
+        (
+            "postgresql://u:pw@h1,,h2/x",
+            "postgresql://***@h1,,h2/x",
+            "the host list has an empty entry",
+        ),
+        (
+            "postgresql://u:pw@[::1/x",
+            "postgresql://***@[::1/x",
+            "an IPv6 host must be written [ADDRESS] or [ADDRESS]:PORT",
+        ),
+        (
+            "postgresql://u@db/x?password=hunter2&sslmode",
+            "postgresql://***@db/x?password=***&sslmode",
+            "a field of the query after ? has no =",
+        ),
+        (
+            "postgresql://db/x?port=5x",
+            "postgresql://db/x?port=5x",
+            "the query's port= is not a number",
+        ),
+    ],
+)
+def test_a_malformed_host_port_or_query_is_named(url: str, shown: str, what: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        options(url)
+    assert str(caught.value) == f"DATABASE_URL {shown} is malformed: {what}; {ENCODE_HINT}"
+
+
+def test_a_percent_encoded_password_with_every_special_character_is_well_formed() -> None:
+    opts = options(f"postgresql://postgres:{quote('/?#@:[]% x', safe='')}@{LOCAL}")
+    assert opts.redacted == f"postgresql://postgres:***@{LOCAL}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:pw@db.example.com/x",
+        "postgresql://u:pw@10.0.0.5:5432/x",
+        "postgresql://u:pw@localhost,db.example.com/x",
+        "postgresql://u:pw@/x?host=db.example.com",
+        NEON_DIRECT.replace("sslmode=require&", ""),
+    ],
+)
+def test_a_remote_host_without_sslmode_gets_tls_verified_against_the_system_cas(url: str) -> None:
+    opts = options(url)
+    assert opts.verify_with_system_cas
+    assert "sslmode" not in opts.dsn
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:pw@localhost/x",
+        "postgresql://u:pw@127.0.0.1:5433/x",
+        "postgresql://u:pw@[::1]:5433/x",
+        "postgresql:///x?host=/var/run/postgresql",
+        "postgresql:///x",
+    ],
+)
+def test_a_loopback_host_or_socket_keeps_the_drivers_default(url: str) -> None:
+    opts = options(url)
+    assert not opts.verify_with_system_cas
+    assert "sslmode" not in opts.dsn
+
+
+@pytest.mark.parametrize(
+    "mode", ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+)
+def test_an_explicit_sslmode_is_kept_as_written(mode: str) -> None:
+    opts = options(f"postgresql://u:pw@db.example.com/x?sslmode={mode}")
+    assert opts.dsn == f"postgresql://u:pw@db.example.com/x?sslmode={mode}"
+    assert not opts.verify_with_system_cas
+
+
+def test_an_sslrootcert_without_sslmode_means_verify_full_against_that_certificate() -> None:
+    opts = options("postgresql://u:pw@db.example.com/x?sslrootcert=/etc/ca.pem")
+    assert opts.dsn == (
+        "postgresql://u:pw@db.example.com/x?sslrootcert=%2Fetc%2Fca.pem&sslmode=verify-full"
+    )
+    assert not opts.verify_with_system_cas
 
 
 def test_runtime_entry_points_import_without_asyncpg() -> None:
