@@ -76,9 +76,12 @@ def translate(exc: BaseException, secrets: Iterable[str] = ()) -> DatabaseError:
         message = str(exc.args[0]) if exc.args else str(exc)
         text = scrub(message, secrets)
         error_class, transient = classify(sqlstate, message)
+        constraint = getattr(exc, "constraint_name", None)
+        if constraint and f'"{constraint}"' not in message:
+            text = f'{text} (constraint "{scrub(str(constraint), secrets)}")'
         detail = getattr(exc, "detail", None)
         if detail:
-            text = f"{text} ({scrub(str(detail), secrets)})"
+            text += DatabaseError.DETAIL_MARK + scrub(str(detail), secrets)
         return DatabaseError(
             f"{error_class} ({sqlstate}): {text}", transient=transient, error_class=error_class
         )

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.core.errors import ConfigError
+from engine.core.errors import ConfigError, DatabaseError
 from engine.core.model import Job, Manifest
 from engine.core.times import iso
 from engine.runtime import ledger, messages
@@ -34,6 +34,7 @@ __all__ = [
     "build_executor",
     "database_url",
     "format_runs",
+    "without_detail",
     "list_runs",
     "load_templates",
     "migrate",
@@ -174,8 +175,15 @@ async def list_runs(
         return list(await ledger.runs(db, job=job, failed_only=failed_only, limit=limit))
 
 
-def format_runs(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The ledger as a table, like pg_cron's ``job_run_details``."""
+def without_detail(error: str) -> str:
+    """``error`` without the server's DETAIL, which may quote row values."""
+    text, mark, _ = error.partition(DatabaseError.DETAIL_MARK)
+    return f"{text} (DETAIL hidden; --verbose shows it)" if mark else error
+
+
+def format_runs(rows: Sequence[Mapping[str, Any]], *, verbose: bool = False) -> str:
+    """The ledger as a table, like pg_cron's ``job_run_details``. The error column keeps
+    the SQLSTATE, message and constraint; the server's DETAIL only when ``verbose``."""
     header = ("job", "slot", "status", "attempt", "rows", "duration_ms", "error_class", "error")
     lines = [header]
     for r in rows:
@@ -189,7 +197,7 @@ def format_runs(rows: Sequence[Mapping[str, Any]]) -> str:
                 "" if r["rows"] is None else str(r["rows"]),
                 "" if duration is None else f"{duration:.1f}",
                 r["error_class"] or "",
-                (r["error"] or "").replace("\n", " ")[:120],
+                _error_cell(r["error"] or "", verbose),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
@@ -198,6 +206,11 @@ def format_runs(rows: Sequence[Mapping[str, Any]]) -> str:
         cells = [cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)]
         out.append("  ".join([*cells, line[-1]]).rstrip())
     return "\n".join(out) + "\n"
+
+
+def _error_cell(error: str, verbose: bool) -> str:
+    text = error.replace("\n", " ")
+    return text if verbose else without_detail(text)[:200]
 
 
 async def migrate(dsn: str | None, project_dir: Path) -> list[str]:

@@ -174,3 +174,32 @@ def test_run_writes_one_metric_line_per_attempt_to_the_given_stream(
     run(main())
     assert stream.getvalue().count("\n") == 1
     assert '"status":"succeeded"' in stream.getvalue()
+
+
+SECRET_ROW_SQL = """
+CREATE TEMP TABLE cards (card text CONSTRAINT no_visa CHECK (card NOT LIKE '4111%'));
+INSERT INTO cards VALUES ('4111-1111-1111-1111');
+"""
+
+
+def test_runs_hides_the_servers_detail_unless_verbose(pg_dsn: str, tmp_path: Path) -> None:
+    job = make_job(name="cards")
+    manifest = project(tmp_path, (job, SECRET_ROW_SQL))
+
+    async def main() -> list[dict[str, object]]:
+        async with harness(pg_dsn, [(job, SECRET_ROW_SQL)]):
+            await wiring.run_job(
+                manifest, job.type, SLOT, dsn=pg_dsn, metrics=Collect(), clock=lambda: NOW
+            )
+        return await wiring.list_runs(pg_dsn, failed_only=True)
+
+    rows = run(main())
+    error = (
+        "integrity_constraint_violation (23514): new row for relation \"cards\" violates check "
+        'constraint "no_visa"'
+    )
+    quiet = wiring.format_runs(rows).splitlines()[1]
+    assert quiet.endswith(f"{error} (DETAIL hidden; --verbose shows it)")
+    assert "4111" not in quiet
+    loud = wiring.format_runs(rows, verbose=True).splitlines()[1]
+    assert loud.endswith(f"{error} DETAIL: Failing row contains (4111-1111-1111-1111).")

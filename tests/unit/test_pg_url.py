@@ -132,16 +132,34 @@ def test_sqlstate_decides_the_error_class_and_whether_to_retry(
     assert classify(sqlstate, message) == expected
 
 
-def server_error(sqlstate: str, message: str, detail: str | None = None) -> asyncpg.PostgresError:
-    fields = {"C": sqlstate, "M": message, **({"D": detail} if detail else {})}
+def server_error(
+    sqlstate: str, message: str, detail: str | None = None, constraint: str | None = None
+) -> asyncpg.PostgresError:
+    fields = {
+        "C": sqlstate,
+        "M": message,
+        **({"D": detail} if detail else {}),
+        **({"n": constraint} if constraint else {}),
+    }
     return asyncpg.PostgresError.new(fields)
 
 
-def test_server_error_becomes_one_line_with_class_sqlstate_and_detail() -> None:
+def test_server_error_becomes_one_line_with_class_sqlstate_and_marked_detail() -> None:
     err = translate(server_error("23505", "duplicate key value", "Key (id)=(5) already exists."))
     assert (err.error_class, err.transient) == ("integrity_constraint_violation", False)
     assert str(err) == (
-        "integrity_constraint_violation (23505): duplicate key value (Key (id)=(5) already exists.)"
+        "integrity_constraint_violation (23505): duplicate key value"
+        " DETAIL: Key (id)=(5) already exists."
+    )
+
+
+def test_server_error_names_its_constraint_once() -> None:
+    named = 'duplicate key value violates unique constraint "t_pkey"'
+    assert str(translate(server_error("23505", named, constraint="t_pkey"))) == (
+        f"integrity_constraint_violation (23505): {named}"
+    )
+    assert str(translate(server_error("23503", "violates foreign key", constraint="t_fk"))) == (
+        'integrity_constraint_violation (23503): violates foreign key (constraint "t_fk")'
     )
 
 
