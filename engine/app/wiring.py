@@ -18,13 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.core.errors import ConfigError, DatabaseError
+from engine.core.errors import ConfigError, DatabaseError, MessageError
 from engine.core.model import Job, Manifest
-from engine.core.times import iso
+from engine.core.times import floor_minute, iso
 from engine.runtime import ledger, messages
 from engine.runtime.executor import Action, Clock, Executor
 from engine.runtime.metrics import JsonLines, MetricsSink
 from engine.runtime.outcome import Outcome
+from engine.schedule.slots import cron_schedule, latest_at_or_before
 
 if TYPE_CHECKING:
     from engine.adapters.pg import Database
@@ -129,6 +130,24 @@ async def open_actions(
         yield {"warmup-reset": warmup.WarmupReset(store)}
 
 
+def check_at(job: Job, at: datetime) -> None:
+    """Refuse an ``--at`` that is not one of the job's slots, naming the nearest ones."""
+    schedule = cron_schedule(job)
+    if at.second or at.microsecond:
+        raise MessageError(
+            f"--at {at.isoformat()} is not on a minute", hint=f"use {iso(floor_minute(at))}"
+        )
+    if schedule.matches(at):
+        return
+    earlier = latest_at_or_before(schedule, at)
+    later = schedule.next_after(at)
+    near = [f"{iso(t)} ({side})" for t, side in ((earlier, "earlier"), (later, "later")) if t]
+    raise MessageError(
+        f"--at {iso(at)} is not a slot of {job.name} (cron '{job.cron}')",
+        hint=f"the nearest slots are {' and '.join(near)}" if near else "it never fires",
+    )
+
+
 async def run_job(
     manifest: Manifest,
     type_: str,
@@ -146,6 +165,7 @@ async def run_job(
     data: dict[str, Any] = {"type": job.type}
     if at is not None:
         at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        check_at(job, at)
         data["scheduledFor"] = iso(at)
     msg = messages.resolve(data, manifest, now=clock())
     templates = load_templates(manifest, [job])

@@ -88,7 +88,19 @@ def test_run_of_an_unknown_job_names_the_known_ones(tmp_path: Path) -> None:
     manifest = project(tmp_path, (make_job(), EFFECT_SQL))
     with pytest.raises(MessageError) as caught:
         run(wiring.run_job(manifest, "test.nope", SLOT, dsn="postgresql://unused@127.0.0.1/x"))
-    assert str(caught.value) == "unknown job 'test.nope'; known types: test.probe"
+    assert str(caught.value) == (
+        "unknown job 'test.nope' (give a job name or its message type); did you mean 'test.probe'?"
+    )
+
+
+def test_run_of_a_job_nothing_resembles_lists_names_and_types(tmp_path: Path) -> None:
+    manifest = project(tmp_path, (make_job(), EFFECT_SQL), (make_job(name="other"), EFFECT_SQL))
+    with pytest.raises(MessageError) as caught:
+        run(wiring.run_job(manifest, "zzz", SLOT, dsn="postgresql://unused@127.0.0.1/x"))
+    assert str(caught.value) == (
+        "unknown job 'zzz' (give a job name or its message type); "
+        "known jobs (types): other (test.other), probe (test.probe)"
+    )
 
 
 def test_run_at_a_time_the_cron_does_not_fire_is_refused(tmp_path: Path) -> None:
@@ -104,7 +116,19 @@ def test_run_at_a_time_the_cron_does_not_fire_is_refused(tmp_path: Path) -> None
             )
         )
     assert str(caught.value) == (
-        "'scheduledFor' 2026-10-31T10:30:00Z is not a slot of test.probe (cron '0 * * * *')"
+        "--at 2026-10-31T10:30:00Z is not a slot of probe (cron '0 * * * *'); the nearest "
+        "slots are 2026-10-31T10:00:00Z (earlier) and 2026-10-31T11:00:00Z (later)"
+    )
+
+
+def test_run_at_a_time_off_the_minute_is_refused_naming_at(tmp_path: Path) -> None:
+    job = make_job()
+    manifest = project(tmp_path, (job, EFFECT_SQL))
+    at = SLOT + timedelta(seconds=30)
+    with pytest.raises(MessageError) as caught:
+        run(wiring.run_job(manifest, job.type, at, dsn="postgresql://unused@127.0.0.1/x"))
+    assert str(caught.value) == (
+        "--at 2026-10-31T10:00:30+00:00 is not on a minute; use 2026-10-31T10:00:00Z"
     )
 
 
@@ -195,7 +219,7 @@ def test_runs_hides_the_servers_detail_unless_verbose(pg_dsn: str, tmp_path: Pat
 
     rows = run(main())
     error = (
-        "integrity_constraint_violation (23514): new row for relation \"cards\" violates check "
+        'integrity_constraint_violation (23514): new row for relation "cards" violates check '
         'constraint "no_visa"'
     )
     quiet = wiring.format_runs(rows).splitlines()[1]

@@ -182,8 +182,28 @@ def test_render_of_an_unknown_job_names_the_known_types_and_exits_2(
     ]
     assert main(args) == 2
     assert capsys.readouterr().err == (
-        "error: unknown job 'analytics.nope'; known types: analytics.aggregate-hourly, "
-        "analytics.enrichment-metrics, analytics.generate-daily-reports, "
-        "analytics.monthly-usage-summary, analytics.score-distribution, "
-        "analytics.warmup-daily-reset\n"
+        "error: unknown job 'analytics.nope' (give a job name or its message type); known jobs "
+        "(types): aggregate-hourly (analytics.aggregate-hourly), enrichment-metrics "
+        "(analytics.enrichment-metrics), generate-daily-reports "
+        "(analytics.generate-daily-reports), monthly-usage-summary "
+        "(analytics.monthly-usage-summary), score-distribution (analytics.score-distribution), "
+        "warmup-daily-reset (analytics.warmup-daily-reset)\n"
+    )
+
+
+def test_render_of_a_misspelt_job_name_suggests_the_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = [
+        "-m",
+        str(REPO / "jobs.yaml"),
+        "render",
+        "agregate-hourly",
+        "--at",
+        "2026-10-31T05:00:00Z",
+    ]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        "error: unknown job 'agregate-hourly' (give a job name or its message type); "
+        "did you mean 'aggregate-hourly'?\n"
     )

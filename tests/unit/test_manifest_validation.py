@@ -149,9 +149,7 @@ def test_template_reaching_for_class_and_globals_fails_validation_with_its_locat
     tmp_path: Path,
 ) -> None:
     escape = (
-        "SELECT 1;\n"
-        "{% if false %}{{ slot.__class__ }}{% endif %}\n"
-        "{{ params['__globals__'] }}\n"
+        "SELECT 1;\n{% if false %}{{ slot.__class__ }}{% endif %}\n{{ params['__globals__'] }}\n"
     )
     assert problems(tmp_path, BASE, {"hourly.sql": TEMPLATE, "nightly.sql": escape}) == [
         "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/nightly.sql' line 2: reaches for "
