@@ -23,7 +23,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     detail = f" rows={outcome.rows}" if outcome.rows is not None else ""
     if outcome.reason:
         reason = outcome.reason if args.verbose else wiring.without_detail(outcome.reason)
-        detail += f" ({outcome.error_class}: {reason})"
+        # The reason names its class already when it came from the database.
+        named = outcome.error_class is None or outcome.error_class in reason
+        detail += f" ({reason})" if named else f" ({outcome.error_class}: {reason})"
     print(f"{outcome.type} slot {slot}: {outcome.status}{detail}")
     return OK if outcome.succeeded else FAILED
 
