@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from engine.app.cli import main
+from engine.app.cli import build_parser, main
 from engine.codegen import generate
 from engine.manifest.loader import load
 
@@ -207,3 +209,36 @@ def test_render_of_a_misspelt_job_name_suggests_the_name(
         "error: unknown job 'agregate-hourly' (give a job name or its message type); "
         "did you mean 'aggregate-hourly'?\n"
     )
+
+
+def parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every parser under ``parser``, with its command path."""
+    yield parser.prog, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from parsers(sub)
+
+
+def test_help_starts_with_a_one_line_description_and_ends_with_an_example(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert out.splitlines()[2] == (
+        "Recurring jobs from one jobs.yaml: Cloudflare cron config and a replay-safe runtime."
+    )
+    assert "examples:\n  cronwright validate" in out
+    assert "asyncio" not in out
+
+
+def test_every_command_and_option_has_help_text() -> None:
+    missing = []
+    for prog, parser in parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{prog} {c.dest}" for c in action._choices_actions if not c.help]
+            elif not action.help:
+                missing.append(f"{prog} {'/'.join(action.option_strings) or action.dest}")
+    assert missing == []
