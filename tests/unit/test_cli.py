@@ -144,6 +144,7 @@ def test_cron_explains_an_expression(capsys: pytest.CaptureFixture[str]) -> None
     assert capsys.readouterr().out == (
         "expression  0,30 9 * * mon-fri\n"
         "canonical   */30 9 * * MON-FRI\n"
+        "means       at 09:00 and 09:30 UTC on Monday through Friday\n"
         "next        2026-11-27T09:30Z Fri\n"
         "next        2026-11-30T09:00Z Mon\n"
     )

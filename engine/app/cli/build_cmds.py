@@ -69,10 +69,12 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 def cmd_cron(args: argparse.Namespace) -> int:
     from engine.schedule import cron
+    from engine.schedule.describe import describe
 
     c = cron.parse(args.expr, allow_both_day_fields=args.allow_both_day_fields)
     print(f"expression  {args.expr}")
     print(f"canonical   {c.canonical}")
+    print(f"means       {describe(c)}")
     t = args.at or datetime.now(UTC)
     for _ in range(args.next):
         nxt = c.next_after(t)
