@@ -28,7 +28,18 @@ _ENCODE_HINT = (
     "if the user name or password contains / ? # @ : [ ] or %, percent-encode it"
     " (@ is %40, / is %2F, # is %23)"
 )
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*")
+# In a malformed URL a query password's end is unknowable (a raw & or #): mask to the end.
+_QUERY_PASSWORD = re.compile(r"[?&](password=)")
+# libpq's and asyncpg's own query parameters; any other key is sent as a server setting.
+_KNOWN_PARAMS = frozenset(
+    {
+        "host", "hostaddr", "port", "dbname", "database", "user", "password", "passfile",
+        "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword",
+        "sslnegotiation", "ssl_min_protocol_version", "ssl_max_protocol_version",
+        "target_session_attrs", "krbsrvname", "gsslib", "service", "connect_timeout",
+        "application_name", "options", "channel_binding",
+    }
+)  # fmt: skip
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PORT = re.compile(r"[0-9]{1,5}")
 
@@ -107,12 +118,20 @@ def is_pooled(url: str) -> bool:
 
 
 def masked(url: str) -> str:
-    """The URL with everything up to its last ``@`` (the whole userinfo, wherever an
-    unencoded character cut it) replaced by ``***``: safe to show for any malformation."""
+    """The URL with everything that may belong to a password replaced by ``***``: all
+    before its last ``@`` (the userinfo, wherever an unencoded character cut it) and all
+    after a query's ``password=`` (a raw ``&`` or ``#`` hides where it ends). Safe to show
+    for any malformation."""
     scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        url = f"{scheme}://{MASK}@{rest.rpartition('@')[2]}"
-    return _QUERY_PASSWORD.sub(rf"\g<1>{MASK}", url)
+    if not sep:
+        return url
+    at = rest.rfind("@") + 1
+    query = _QUERY_PASSWORD.search(rest)
+    end = query.end(1) if query else len(rest)
+    if end < at:  # the last @ may be inside the query password: show nothing of either
+        return f"{scheme}://{MASK}"
+    shown = rest[at:end] + (MASK if query else "")
+    return f"{scheme}://{MASK}@{shown}" if at else f"{scheme}://{shown}"
 
 
 def _malformed(url: str, what: str) -> ConfigError:
@@ -179,6 +198,13 @@ def check(url: str) -> None:
         for key, value in pairs:
             if key == "port" and not all(_PORT.fullmatch(p) for p in value.split(",")):
                 raise _malformed(url, "the query's port= is not a number")
+        keys = {key for key, _ in pairs}
+        if "password" in keys and not keys <= _KNOWN_PARAMS:
+            # A raw & in a query password splits it, and the server would echo the rest
+            # as an unknown setting's name.
+            raise _malformed(
+                url, "the query holds password= and a parameter Postgres does not know"
+            )
 
 
 def _check_host(url: str, spec: str) -> None:

@@ -35,22 +35,26 @@ __all__ = [
     "build_executor",
     "database_url",
     "format_runs",
-    "without_detail",
     "list_runs",
     "load_templates",
     "migrate",
     "open_database",
     "run_job",
+    "without_detail",
 ]
 
 
 def database_url(environ: Mapping[str, str] | None = None) -> str:
-    """``DATABASE_URL`` from the environment."""
+    """``DATABASE_URL`` from the environment, checked (a malformed one is refused without
+    echoing its user name or password)."""
+    from engine.adapters.pgurl import check  # no asyncpg: a malformed URL fails before any I/O
+
     url = (os.environ if environ is None else environ).get("DATABASE_URL", "").strip()
     if not url:
         raise ConfigError(
             "DATABASE_URL is not set", hint="export DATABASE_URL=postgresql://user@host/db"
         )
+    check(url)
     return url
 
 

@@ -282,7 +282,7 @@ def test_a_password_with_an_unencoded_special_character_is_reported_without_any_
         ),
         (
             "postgresql://u@db/x?password=hunter2&sslmode",
-            "postgresql://***@db/x?password=***&sslmode",
+            "postgresql://***@db/x?password=***",
             "a field of the query after ? has no =",
         ),
         (
@@ -296,6 +296,28 @@ def test_a_malformed_host_port_or_query_is_named(url: str, shown: str, what: str
     with pytest.raises(ConfigError) as caught:
         options(url)
     assert str(caught.value) == f"DATABASE_URL {shown} is malformed: {what}; {ENCODE_HINT}"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u@db/x?password=ab@cd#ef", "postgresql://***"),
+        ("postgresql://u:pw@db/x?password=ab&cd#", "postgresql://***@db/x?password=***"),
+    ],
+)
+def test_a_query_password_is_masked_to_the_end_of_a_malformed_url(url: str, shown: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        options(url)
+    assert str(caught.value).startswith(f"DATABASE_URL {shown} is malformed: ")
+
+
+def test_a_query_password_beside_an_unknown_parameter_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        options("postgresql://u@db/x?password=abcd&efgh=ijkl")
+    assert str(caught.value) == (
+        "DATABASE_URL postgresql://***@db/x?password=*** is malformed: the query holds "
+        f"password= and a parameter Postgres does not know; {ENCODE_HINT}"
+    )
 
 
 def test_a_percent_encoded_password_with_every_special_character_is_well_formed() -> None:
