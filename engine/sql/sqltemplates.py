@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import jinja2
+import jinja2.exceptions
 import jinja2.meta
 import jinja2.nodes
 import jinja2.sandbox
@@ -121,7 +122,7 @@ def render_source(source: str, context: Mapping[str, Any], *, name: str = "<temp
         args = tuple(_binds.get())
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"{name}: {exc.message}") from exc
-    except jinja2.sandbox.SecurityError as exc:
+    except jinja2.exceptions.SecurityError as exc:
         raise TemplateError(f"{name}: {exc.message}") from exc
     finally:
         _binds.reset(token)
@@ -169,7 +170,12 @@ def _private_lookups(ast: jinja2.nodes.Template) -> list[tuple[int, str]]:
             name: object = node.attr
         elif isinstance(node, jinja2.nodes.Getitem):
             name = node.arg.value if isinstance(node.arg, jinja2.nodes.Const) else None
-        elif node.name == "attr" and node.args and isinstance(node.args[0], jinja2.nodes.Const):
+        elif (
+            isinstance(node, jinja2.nodes.Filter)
+            and node.name == "attr"
+            and node.args
+            and isinstance(node.args[0], jinja2.nodes.Const)
+        ):
             name = node.args[0].value
         else:
             continue

@@ -43,8 +43,10 @@ def tls_server() -> Iterator[tuple[PgServer, str]]:
     certs = Path(tempfile.mkdtemp(prefix="cronwright-tls-"))
     cert, key = certs / "server.crt", certs / "server.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", f"/CN={address}", "-keyout", str(key), "-out", str(cert)],
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", f"/CN={address}", "-keyout", str(key), "-out", str(cert)),
+        ],
         check=True,
         capture_output=True,
         timeout=60,
