@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.app import wiring
+from engine.app.cli import main
 from engine.core.errors import ConfigError, MessageError
 from engine.core.model import Job, Manifest
 from engine.runtime.metrics import Collect, JsonLines
@@ -227,3 +228,33 @@ def test_runs_hides_the_servers_detail_unless_verbose(pg_dsn: str, tmp_path: Pat
     assert "4111" not in quiet
     loud = wiring.format_runs(rows, verbose=True).splitlines()[1]
     assert loud.endswith(f"{error} DETAIL: Failing row contains (4111-1111-1111-1111).")
+
+
+CLI_MANIFEST = """\
+version: 1
+plan: paid
+worker: {name: probe-worker, main: worker.js, compatibility_date: "2026-04-01", cron_flag: ENABLE_CRON}
+queue: {name: probe-jobs, binding: JOBS, dead_letter_queue: probe-jobs-dlq}
+jobs:
+  probe:
+    type: test.probe
+    cron: "0 * * * *"
+    sql: sql/probe.sql
+    window: {period: hour, offset: -1}
+"""
+
+
+def test_cli_run_of_a_job_whose_table_is_missing_says_to_migrate_and_names_the_class_once(
+    pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "probe.sql").write_text("SELECT * FROM probe_missing;\n")
+    (tmp_path / "jobs.yaml").write_text(CLI_MANIFEST)
+    monkeypatch.setenv("DATABASE_URL", pg_dsn)
+    argv = ["-m", str(tmp_path / "jobs.yaml"), "run", "probe", "--at", "2026-10-31T10:00:00Z"]
+    assert main(argv) == 1
+    assert capsys.readouterr().out == (
+        "test.probe slot 2026-10-31T10:00:00Z: dead_lettered (permanent error: undefined_table "
+        '(42P01): relation "probe_missing" does not exist; if the schema is behind the '
+        "project, run `cronwright db migrate`)\n"
+    )
