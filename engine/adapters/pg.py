@@ -203,9 +203,9 @@ class Database:
         (``RESET ALL``, ``UNLISTEN *``, ...), a round trip per transaction, for callers
         whose transactions leave no session state: asyncpg still rolls back an open
         transaction on release."""
-        opts = options(url)
+        opts = options(url, env_sslmode=os.environ.get("PGSSLMODE"))
         tls: dict[str, Any] = {}
-        if opts.verify_with_system_cas and not os.environ.get("PGSSLMODE"):
+        if opts.verify_with_system_cas:
             tls["ssl"] = ssl.create_default_context()  # verify-full against the system's CAs
         try:
             with translated(opts.secrets, f"cannot connect to {opts.redacted}"):

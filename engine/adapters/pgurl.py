@@ -225,8 +225,9 @@ def _check_host(url: str, spec: str) -> None:
         raise _malformed(url, "the port is out of range 1-65535")
 
 
-def options(url: str) -> ConnectOptions:
-    """Connection options for a checked ``url``."""
+def options(url: str, *, env_sslmode: str | None = None) -> ConnectOptions:
+    """Connection options for a checked ``url``. ``env_sslmode`` is ``PGSSLMODE``: like an
+    ``sslmode`` in the URL, it leaves TLS to asyncpg as asked."""
     check(url)
     scheme, netloc, path, query = _split(url)
     pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True)]
@@ -234,7 +235,7 @@ def options(url: str) -> ConnectOptions:
     keys = {k for k, _ in kept}
     remote = not all(is_loopback(h) for h in _hosts(url) or ["localhost"])
     system_cas = False
-    if remote and "sslmode" not in keys:
+    if remote and "sslmode" not in keys and not env_sslmode:
         if "sslrootcert" in keys:
             kept.append(("sslmode", "verify-full"))
         else:

@@ -366,6 +366,13 @@ def test_an_explicit_sslmode_is_kept_as_written(mode: str) -> None:
     assert not opts.verify_with_system_cas
 
 
+@pytest.mark.parametrize("query", ["", "?sslrootcert=/etc/ca.pem"])
+def test_pgsslmode_counts_as_an_explicit_sslmode(query: str) -> None:
+    opts = options(f"postgresql://u:pw@db.example.com/x{query}", env_sslmode="require")
+    assert "sslmode" not in opts.dsn
+    assert not opts.verify_with_system_cas
+
+
 def test_an_sslrootcert_without_sslmode_means_verify_full_against_that_certificate() -> None:
     opts = options("postgresql://u:pw@db.example.com/x?sslrootcert=/etc/ca.pem")
     assert opts.dsn == (
