@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
 
-from engine.adapters.pgurl import ConnectOptions, options, scrub
+from engine.adapters.pgurl import ConnectOptions, masked, options, scrub
 from engine.core.errors import ConfigError, DatabaseError
 
 log = logging.getLogger(__name__)
@@ -74,9 +76,12 @@ def translate(exc: BaseException, secrets: Iterable[str] = ()) -> DatabaseError:
         message = str(exc.args[0]) if exc.args else str(exc)
         text = scrub(message, secrets)
         error_class, transient = classify(sqlstate, message)
+        constraint = getattr(exc, "constraint_name", None)
+        if constraint and f'"{constraint}"' not in message:
+            text = f'{text} (constraint "{scrub(str(constraint), secrets)}")'
         detail = getattr(exc, "detail", None)
         if detail:
-            text = f"{text} ({scrub(str(detail), secrets)})"
+            text += DatabaseError.DETAIL_MARK + scrub(str(detail), secrets)
         return DatabaseError(
             f"{error_class} ({sqlstate}): {text}", transient=transient, error_class=error_class
         )
@@ -198,7 +203,10 @@ class Database:
         (``RESET ALL``, ``UNLISTEN *``, ...), a round trip per transaction, for callers
         whose transactions leave no session state: asyncpg still rolls back an open
         transaction on release."""
-        opts = options(url)
+        opts = options(url, env_sslmode=os.environ.get("PGSSLMODE"))
+        tls: dict[str, Any] = {}
+        if opts.verify_with_system_cas:
+            tls["ssl"] = ssl.create_default_context()  # verify-full against the system's CAs
         try:
             with translated(opts.secrets, f"cannot connect to {opts.redacted}"):
                 pool = await asyncio.wait_for(
@@ -209,12 +217,13 @@ class Database:
                         timeout=connect_timeout,
                         statement_cache_size=opts.statement_cache_size,
                         reset=None if session_reset else _no_session_state,
+                        **tls,
                     ),
                     connect_timeout * 2,
                 )
-        except (ValueError, OverflowError) as exc:  # asyncpg's DSN parser
+        except (ValueError, OverflowError) as exc:  # asyncpg's DSN parser, past pgurl.check
             raise ConfigError(
-                f"DATABASE_URL {opts.redacted} is malformed: {scrub(str(exc), opts.secrets)}"
+                f"DATABASE_URL {masked(url)} is malformed: {scrub(str(exc), opts.secrets)}"
             ) from None
         try:
             yield cls(pool, opts, acquire_timeout=acquire_timeout, call_timeout=call_timeout)

@@ -18,13 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.core.errors import ConfigError
+from engine.core.errors import ConfigError, DatabaseError, MessageError
 from engine.core.model import Job, Manifest
-from engine.core.times import iso
+from engine.core.times import floor_minute, iso
 from engine.runtime import ledger, messages
 from engine.runtime.executor import Action, Clock, Executor
 from engine.runtime.metrics import JsonLines, MetricsSink
 from engine.runtime.outcome import Outcome
+from engine.schedule.slots import cron_schedule, latest_at_or_before
 
 if TYPE_CHECKING:
     from engine.adapters.pg import Database
@@ -39,16 +40,21 @@ __all__ = [
     "migrate",
     "open_database",
     "run_job",
+    "without_detail",
 ]
 
 
 def database_url(environ: Mapping[str, str] | None = None) -> str:
-    """``DATABASE_URL`` from the environment."""
+    """``DATABASE_URL`` from the environment, checked (a malformed one is refused without
+    echoing its user name or password)."""
+    from engine.adapters.pgurl import check  # no asyncpg: a malformed URL fails before any I/O
+
     url = (os.environ if environ is None else environ).get("DATABASE_URL", "").strip()
     if not url:
         raise ConfigError(
             "DATABASE_URL is not set", hint="export DATABASE_URL=postgresql://user@host/db"
         )
+    check(url)
     return url
 
 
@@ -128,6 +134,24 @@ async def open_actions(
         yield {"warmup-reset": warmup.WarmupReset(store)}
 
 
+def check_at(job: Job, at: datetime) -> None:
+    """Refuse an ``--at`` that is not one of the job's slots, naming the nearest ones."""
+    schedule = cron_schedule(job)
+    if at.second or at.microsecond:
+        raise MessageError(
+            f"--at {at.isoformat()} is not on a minute", hint=f"use {iso(floor_minute(at))}"
+        )
+    if schedule.matches(at):
+        return
+    earlier = latest_at_or_before(schedule, at)
+    later = schedule.next_after(at)
+    near = [f"{iso(t)} ({side})" for t, side in ((earlier, "earlier"), (later, "later")) if t]
+    raise MessageError(
+        f"--at {iso(at)} is not a slot of {job.name} (cron '{job.cron}')",
+        hint=f"the nearest slots are {' and '.join(near)}" if near else "it never fires",
+    )
+
+
 async def run_job(
     manifest: Manifest,
     type_: str,
@@ -145,6 +169,7 @@ async def run_job(
     data: dict[str, Any] = {"type": job.type}
     if at is not None:
         at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        check_at(job, at)
         data["scheduledFor"] = iso(at)
     msg = messages.resolve(data, manifest, now=clock())
     templates = load_templates(manifest, [job])
@@ -174,8 +199,15 @@ async def list_runs(
         return list(await ledger.runs(db, job=job, failed_only=failed_only, limit=limit))
 
 
-def format_runs(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The ledger as a table, like pg_cron's ``job_run_details``."""
+def without_detail(error: str) -> str:
+    """``error`` without the server's DETAIL, which may quote row values."""
+    text, mark, _ = error.partition(DatabaseError.DETAIL_MARK)
+    return f"{text} (DETAIL hidden; --verbose shows it)" if mark else error
+
+
+def format_runs(rows: Sequence[Mapping[str, Any]], *, verbose: bool = False) -> str:
+    """The ledger as a table, like pg_cron's ``job_run_details``. The error column keeps
+    the SQLSTATE, message and constraint; the server's DETAIL only when ``verbose``."""
     header = ("job", "slot", "status", "attempt", "rows", "duration_ms", "error_class", "error")
     lines = [header]
     for r in rows:
@@ -189,7 +221,7 @@ def format_runs(rows: Sequence[Mapping[str, Any]]) -> str:
                 "" if r["rows"] is None else str(r["rows"]),
                 "" if duration is None else f"{duration:.1f}",
                 r["error_class"] or "",
-                (r["error"] or "").replace("\n", " ")[:120],
+                _error_cell(r["error"] or "", verbose),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
@@ -198,6 +230,11 @@ def format_runs(rows: Sequence[Mapping[str, Any]]) -> str:
         cells = [cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)]
         out.append("  ".join([*cells, line[-1]]).rstrip())
     return "\n".join(out) + "\n"
+
+
+def _error_cell(error: str, verbose: bool) -> str:
+    text = error.replace("\n", " ")
+    return text if verbose else without_detail(text)[:200]
 
 
 async def migrate(dsn: str | None, project_dir: Path) -> list[str]:

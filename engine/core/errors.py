@@ -110,7 +110,11 @@ class JobFailed(CronwrightError):
 
 
 class DatabaseError(JobFailed):
-    """A Postgres error, classified by SQLSTATE at the adapter."""
+    """A Postgres error, classified by SQLSTATE at the adapter. The server's DETAIL, which
+    may quote row values, follows ``DETAIL_MARK`` at the end of the message, so readers
+    can leave it out (``cronwright runs`` does unless ``--verbose``)."""
+
+    DETAIL_MARK = " DETAIL: "
 
 
 class StorageError(JobFailed):

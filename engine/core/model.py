@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -42,6 +43,10 @@ class Period(StrEnum):
 class ConsumerType(StrEnum):
     HTTP_PULL = "http_pull"
     WORKER = "worker"
+
+
+def _by_name(job: Job) -> str:
+    return job.name
 
 
 def _floor(t: datetime, period: Period) -> datetime:
@@ -213,8 +218,13 @@ class Manifest:
         """The job with this message type or name; a MessageError names the known ones."""
         job = self.job_by_type(type_or_name) or self.job_by_name(type_or_name)
         if job is None:
-            known = ", ".join(sorted(j.type for j in self.jobs))
-            raise MessageError(f"unknown job '{type_or_name}'", hint=f"known types: {known}")
+            spellings = sorted({*(j.name for j in self.jobs), *(j.type for j in self.jobs)})
+            close = difflib.get_close_matches(type_or_name, spellings, n=1)
+            known = ", ".join(f"{j.name} ({j.type})" for j in sorted(self.jobs, key=_by_name))
+            raise MessageError(
+                f"unknown job '{type_or_name}' (give a job name or its message type)",
+                hint=f"did you mean '{close[0]}'?" if close else f"known jobs (types): {known}",
+            )
         return job
 
     @property

@@ -182,10 +182,14 @@ class _Checker:
         except CronError as exc:
             self.error((*base, "cron"), exc.message, exc.hint or "see the cron rules in the README")
 
+    def _inside(self, rel: str, folder: str = "") -> bool:
+        """Does ``rel`` (relative to the manifest), resolved with its symlinks and ``..``,
+        stay below ``folder`` of the project?"""
+        return (self.root / folder).resolve() in (self.root / rel).resolve().parents
+
     def _check_template(self, path: yamlmarks.Path, rel: str, job: Mapping[str, Any]) -> None:
         file = (self.root / rel).resolve()
-        sql_dir = (self.root / "sql").resolve()
-        if sql_dir not in file.parents:
+        if not self._inside(rel, "sql"):
             self.error(path, f"template '{rel}' is outside sql/", "keep templates under sql/")
             return
         try:
@@ -194,8 +198,8 @@ class _Checker:
             self.error(path, f"template '{rel}' does not exist", f"create {rel} or fix the path")
             return
         problems = sqltemplates.check_source(source)
-        for problem in problems:
-            self.error(path, f"template '{rel}' {problem}", "use only the runtime's variables")
+        for problem, fix in problems:
+            self.error(path, f"template '{rel}' {problem}", fix)
         if problems:
             return
         params = job.get("params") if isinstance(job.get("params"), dict) else {}
@@ -269,6 +273,12 @@ class _Checker:
                     ("queue", "consumer"),
                     "a worker consumer needs a 'script'",
                     "name the module that exports the queue() handler, or use type: http_pull",
+                )
+            elif not self._inside(script):
+                self.error(
+                    ("queue", "consumer", "script"),
+                    f"script '{script}' is outside the project folder",
+                    "keep the consumer module in the folder of the manifest or below it",
                 )
             elif not (self.root / script).is_file():
                 self.error(

@@ -20,6 +20,9 @@ from engine.schedule.slots import Schedule
 log = logging.getLogger(__name__)
 
 POISON = "invalid_message"
+#: Error classes that usually mean the database is behind the project's migrations.
+_MISSING_SCHEMA = frozenset({"undefined_table", "undefined_column"})
+MIGRATE_HINT = "if the schema is behind the project, run `cronwright db migrate`"
 
 
 class Failures:
@@ -66,6 +69,8 @@ class Failures:
             await self._record(failure)
             return replace(failed, status="retry", delay_seconds=decision.delay_seconds)
         reason = f"{decision.reason}: {failure.error}"
+        if failure.error_class in _MISSING_SCHEMA:
+            reason += f"; {MIGRATE_HINT}"
         letter = DeadLetter(
             job=job.name,
             type=job.type,

@@ -348,7 +348,11 @@ def _diagnose(f: Field, text: str, pos: int) -> CronError:
         else:
             letters = sorted({ch.upper() for ch in text if ch in ("lw" if f is DOM else "l")})
             what = " and ".join(letters)
-            return CronError(f"{f.name} '{text}': {what} must be upper case", hint=f"write {fixed}")
+            return CronError(
+                f"{f.name} '{text}': Cloudflare accepts {what} only in upper case "
+                "(names in any case)",
+                hint=f"write {fixed}",
+            )
     if f in _SPECIAL and (
         (0 < pos < len(text) and text[pos] in "LW#")
         or ("," in text and any(_SPECIAL[f].fullmatch(it) for it in text.split(",")))

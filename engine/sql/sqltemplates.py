@@ -4,7 +4,9 @@
 same value used twice reuses its number. Identifiers are the one thing spliced into the
 text, and only through the ``ident`` filter, which double-quotes them
 (``{{ params.table | ident }}`` -> ``"analytics"."event_aggregates"``). Undefined
-variables are errors, so a typo fails at validation, not at 03:00.
+variables are errors, so a typo fails at validation, not at 03:00. Templates render in
+Jinja's sandbox, and validation rejects any reach for an attribute or key that starts
+with ``_`` (``__class__``, ``__globals__``), so a template cannot climb out to Python.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from datetime import datetime
 from typing import Any
 
 import jinja2
+import jinja2.exceptions
 import jinja2.meta
+import jinja2.nodes
+import jinja2.sandbox
 
 from engine.core.errors import TemplateError
 from engine.core.model import Job
@@ -57,7 +62,7 @@ def _finalize(value: Any) -> str:
 
 
 def environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = jinja2.sandbox.SandboxedEnvironment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -117,6 +122,8 @@ def render_source(source: str, context: Mapping[str, Any], *, name: str = "<temp
         args = tuple(_binds.get())
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"{name}: {exc.message}") from exc
+    except jinja2.exceptions.SecurityError as exc:
+        raise TemplateError(f"{name}: {exc.message}") from exc
     finally:
         _binds.reset(token)
     return Rendered(sql=sql.strip() + "\n", args=args)
@@ -126,16 +133,52 @@ def render(job: Job, source: str, slot: datetime) -> Rendered:
     return render_source(source, context_for(job, slot), name=job.template)
 
 
-def check_source(source: str) -> list[str]:
-    """Problems a template has on its own: syntax, and variables the runtime lacks."""
+def check_source(source: str) -> list[tuple[str, str]]:
+    """(problem, fix) for what a template gets wrong on its own: syntax, private
+    attributes, and variables the runtime lacks."""
     env = environment()
     try:
         ast = env.parse(source)
     except jinja2.TemplateSyntaxError as exc:
-        return [f"line {exc.lineno}: {exc.message}"]
+        return [(f"line {exc.lineno}: {exc.message}", "fix the Jinja syntax")]
     unknown = sorted(jinja2.meta.find_undeclared_variables(ast) - RUNTIME_VARIABLES)
+    provided = ", ".join(sorted(RUNTIME_VARIABLES))
     return [
-        f"uses undefined variable '{name}' (the runtime provides "
-        f"{', '.join(sorted(RUNTIME_VARIABLES))})"
-        for name in unknown
+        *(
+            (
+                f"line {line}: reaches for '{attr}', which the template sandbox forbids",
+                "use only the runtime's variables and their public fields",
+            )
+            for line, attr in _private_lookups(ast)
+        ),
+        *(
+            (
+                f"uses undefined variable '{name}' (the runtime provides {provided})",
+                "use only the runtime's variables",
+            )
+            for name in unknown
+        ),
     ]
+
+
+def _private_lookups(ast: jinja2.nodes.Template) -> list[tuple[int, str]]:
+    """``x.__class__``, ``x['__globals__']``, ``x|attr('_y')``: names starting with ``_``,
+    found without rendering, so a branch the sample slot skips is checked too."""
+    found = []
+    for node in ast.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem, jinja2.nodes.Filter)):
+        if isinstance(node, jinja2.nodes.Getattr):
+            name: object = node.attr
+        elif isinstance(node, jinja2.nodes.Getitem):
+            name = node.arg.value if isinstance(node.arg, jinja2.nodes.Const) else None
+        elif (
+            isinstance(node, jinja2.nodes.Filter)
+            and node.name == "attr"
+            and node.args
+            and isinstance(node.args[0], jinja2.nodes.Const)
+        ):
+            name = node.args[0].value
+        else:
+            continue
+        if isinstance(name, str) and name.startswith("_"):
+            found.append((node.lineno, name))
+    return sorted(set(found))

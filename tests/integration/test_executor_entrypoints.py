@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.app import wiring
+from engine.app.cli import main
 from engine.core.errors import ConfigError, MessageError
 from engine.core.model import Job, Manifest
 from engine.runtime.metrics import Collect, JsonLines
@@ -88,7 +89,19 @@ def test_run_of_an_unknown_job_names_the_known_ones(tmp_path: Path) -> None:
     manifest = project(tmp_path, (make_job(), EFFECT_SQL))
     with pytest.raises(MessageError) as caught:
         run(wiring.run_job(manifest, "test.nope", SLOT, dsn="postgresql://unused@127.0.0.1/x"))
-    assert str(caught.value) == "unknown job 'test.nope'; known types: test.probe"
+    assert str(caught.value) == (
+        "unknown job 'test.nope' (give a job name or its message type); did you mean 'test.probe'?"
+    )
+
+
+def test_run_of_a_job_nothing_resembles_lists_names_and_types(tmp_path: Path) -> None:
+    manifest = project(tmp_path, (make_job(), EFFECT_SQL), (make_job(name="other"), EFFECT_SQL))
+    with pytest.raises(MessageError) as caught:
+        run(wiring.run_job(manifest, "zzz", SLOT, dsn="postgresql://unused@127.0.0.1/x"))
+    assert str(caught.value) == (
+        "unknown job 'zzz' (give a job name or its message type); "
+        "known jobs (types): other (test.other), probe (test.probe)"
+    )
 
 
 def test_run_at_a_time_the_cron_does_not_fire_is_refused(tmp_path: Path) -> None:
@@ -104,7 +117,19 @@ def test_run_at_a_time_the_cron_does_not_fire_is_refused(tmp_path: Path) -> None
             )
         )
     assert str(caught.value) == (
-        "'scheduledFor' 2026-10-31T10:30:00Z is not a slot of test.probe (cron '0 * * * *')"
+        "--at 2026-10-31T10:30:00Z is not a slot of probe (cron '0 * * * *'); the nearest "
+        "slots are 2026-10-31T10:00:00Z (earlier) and 2026-10-31T11:00:00Z (later)"
+    )
+
+
+def test_run_at_a_time_off_the_minute_is_refused_naming_at(tmp_path: Path) -> None:
+    job = make_job()
+    manifest = project(tmp_path, (job, EFFECT_SQL))
+    at = SLOT + timedelta(seconds=30)
+    with pytest.raises(MessageError) as caught:
+        run(wiring.run_job(manifest, job.type, at, dsn="postgresql://unused@127.0.0.1/x"))
+    assert str(caught.value) == (
+        "--at 2026-10-31T10:00:30+00:00 is not on a minute; use 2026-10-31T10:00:00Z"
     )
 
 
@@ -174,3 +199,62 @@ def test_run_writes_one_metric_line_per_attempt_to_the_given_stream(
     run(main())
     assert stream.getvalue().count("\n") == 1
     assert '"status":"succeeded"' in stream.getvalue()
+
+
+SECRET_ROW_SQL = """
+CREATE TEMP TABLE cards (card text CONSTRAINT no_visa CHECK (card NOT LIKE '4111%'));
+INSERT INTO cards VALUES ('4111-1111-1111-1111');
+"""
+
+
+def test_runs_hides_the_servers_detail_unless_verbose(pg_dsn: str, tmp_path: Path) -> None:
+    job = make_job(name="cards")
+    manifest = project(tmp_path, (job, SECRET_ROW_SQL))
+
+    async def main() -> list[dict[str, object]]:
+        async with harness(pg_dsn, [(job, SECRET_ROW_SQL)]):
+            await wiring.run_job(
+                manifest, job.type, SLOT, dsn=pg_dsn, metrics=Collect(), clock=lambda: NOW
+            )
+        return await wiring.list_runs(pg_dsn, failed_only=True)
+
+    rows = run(main())
+    error = (
+        'integrity_constraint_violation (23514): new row for relation "cards" violates check '
+        'constraint "no_visa"'
+    )
+    quiet = wiring.format_runs(rows).splitlines()[1]
+    assert quiet.endswith(f"{error} (DETAIL hidden; --verbose shows it)")
+    assert "4111" not in quiet
+    loud = wiring.format_runs(rows, verbose=True).splitlines()[1]
+    assert loud.endswith(f"{error} DETAIL: Failing row contains (4111-1111-1111-1111).")
+
+
+CLI_MANIFEST = """\
+version: 1
+plan: paid
+worker: {name: probe-worker, main: worker.js, compatibility_date: "2026-04-01", cron_flag: ENABLE_CRON}
+queue: {name: probe-jobs, binding: JOBS, dead_letter_queue: probe-jobs-dlq}
+jobs:
+  probe:
+    type: test.probe
+    cron: "0 * * * *"
+    sql: sql/probe.sql
+    window: {period: hour, offset: -1}
+"""
+
+
+def test_cli_run_of_a_job_whose_table_is_missing_says_to_migrate_and_names_the_class_once(
+    pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "probe.sql").write_text("SELECT * FROM probe_missing;\n")
+    (tmp_path / "jobs.yaml").write_text(CLI_MANIFEST)
+    monkeypatch.setenv("DATABASE_URL", pg_dsn)
+    argv = ["-m", str(tmp_path / "jobs.yaml"), "run", "probe", "--at", "2026-10-31T10:00:00Z"]
+    assert main(argv) == 1
+    assert capsys.readouterr().out == (
+        "test.probe slot 2026-10-31T10:00:00Z: dead_lettered (permanent error: undefined_table "
+        '(42P01): relation "probe_missing" does not exist; if the schema is behind the '
+        "project, run `cronwright db migrate`)\n"
+    )

@@ -74,6 +74,37 @@ def test_statement_timeout_is_transient_and_retried(pg_dsn: str) -> None:
     run(main())
 
 
+@pytest.mark.parametrize(
+    ("sql", "error"),
+    [
+        (
+            "SELECT * FROM probe.missing;\n",
+            'undefined_table (42P01): relation "probe.missing" does not exist',
+        ),
+        (
+            "SELECT nope FROM probe.counter;\n",
+            'undefined_column (42703): column "nope" does not exist',
+        ),
+    ],
+)
+def test_a_missing_table_or_column_dead_letters_with_a_hint_to_migrate(
+    pg_dsn: str, sql: str, error: str
+) -> None:
+    job = make_job()
+
+    async def main() -> None:
+        async with harness(pg_dsn, [(job, sql)]) as h:
+            outcome = await h.executor.handle(body(job), message_id="m", attempt=1)
+            reason = (
+                f"permanent error: {error}; if the schema is behind the project, "
+                "run `cronwright db migrate`"
+            )
+            assert (outcome.status, outcome.reason) == ("dead_lettered", reason)
+            assert [d["reason"] for d in await h.dead_letters()] == [reason]
+
+    run(main())
+
+
 def test_syntax_error_dead_letters_at_once(pg_dsn: str) -> None:
     job = make_job(retry=RetryPolicy(max_attempts=10))
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from engine.app.cli import main
+from engine.app.cli import build_parser, main
 from engine.codegen import generate
 from engine.manifest.loader import load
 
@@ -142,6 +144,7 @@ def test_cron_explains_an_expression(capsys: pytest.CaptureFixture[str]) -> None
     assert capsys.readouterr().out == (
         "expression  0,30 9 * * mon-fri\n"
         "canonical   */30 9 * * MON-FRI\n"
+        "means       at 09:00 and 09:30 UTC on Monday through Friday\n"
         "next        2026-11-27T09:30Z Fri\n"
         "next        2026-11-30T09:00Z Mon\n"
     )
@@ -182,8 +185,61 @@ def test_render_of_an_unknown_job_names_the_known_types_and_exits_2(
     ]
     assert main(args) == 2
     assert capsys.readouterr().err == (
-        "error: unknown job 'analytics.nope'; known types: analytics.aggregate-hourly, "
-        "analytics.enrichment-metrics, analytics.generate-daily-reports, "
-        "analytics.monthly-usage-summary, analytics.score-distribution, "
-        "analytics.warmup-daily-reset\n"
+        "error: unknown job 'analytics.nope' (give a job name or its message type); known jobs "
+        "(types): aggregate-hourly (analytics.aggregate-hourly), enrichment-metrics "
+        "(analytics.enrichment-metrics), generate-daily-reports "
+        "(analytics.generate-daily-reports), monthly-usage-summary "
+        "(analytics.monthly-usage-summary), score-distribution (analytics.score-distribution), "
+        "warmup-daily-reset (analytics.warmup-daily-reset)\n"
     )
+
+
+def test_render_of_a_misspelt_job_name_suggests_the_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = [
+        "-m",
+        str(REPO / "jobs.yaml"),
+        "render",
+        "agregate-hourly",
+        "--at",
+        "2026-10-31T05:00:00Z",
+    ]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        "error: unknown job 'agregate-hourly' (give a job name or its message type); "
+        "did you mean 'aggregate-hourly'?\n"
+    )
+
+
+def parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every parser under ``parser``, with its command path."""
+    yield parser.prog, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from parsers(sub)
+
+
+def test_help_starts_with_a_one_line_description_and_ends_with_an_example(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert out.splitlines()[2] == (
+        "Recurring jobs from one jobs.yaml: Cloudflare cron config and a replay-safe runtime."
+    )
+    assert "examples:\n  cronwright validate" in out
+    assert "asyncio" not in out
+
+
+def test_every_command_and_option_has_help_text() -> None:
+    missing = []
+    for prog, parser in parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{prog} {c.dest}" for c in action._choices_actions if not c.help]
+            elif not action.help:
+                missing.append(f"{prog} {'/'.join(action.option_strings) or action.dest}")
+    assert missing == []

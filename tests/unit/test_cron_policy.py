@@ -101,12 +101,42 @@ def test_february_29th_fires_in_leap_years_so_it_is_accepted() -> None:
 
 
 def test_lower_case_l_on_a_weekday_is_rejected_with_the_upper_case_fix() -> None:
-    assert str(error("0 18 * * fril")) == "day-of-week 'fril': L must be upper case; write FRIL"
+    assert str(error("0 18 * * fril")) == (
+        "day-of-week 'fril': Cloudflare accepts L only in upper case (names in any case); "
+        "write FRIL"
+    )
+    assert str(error("0 18 * * l")) == (
+        "day-of-week 'l': Cloudflare accepts L only in upper case (names in any case); write L"
+    )
 
 
 def test_lower_case_l_and_w_on_a_day_of_month_are_rejected_with_the_upper_case_fix() -> None:
-    assert str(error("0 0 lw * *")) == "day-of-month 'lw': L and W must be upper case; write LW"
-    assert str(error("0 0 15w * *")) == "day-of-month '15w': W must be upper case; write 15W"
+    assert str(error("0 0 lw * *")) == (
+        "day-of-month 'lw': Cloudflare accepts L and W only in upper case (names in any case); "
+        "write LW"
+    )
+    assert str(error("0 0 15w * *")) == (
+        "day-of-month '15w': Cloudflare accepts W only in upper case (names in any case); write 15W"
+    )
+
+
+@pytest.mark.parametrize(
+    ("expr", "canonical"),
+    [
+        ("0 7 * * mon-fri", "0 7 * * MON-FRI"),
+        ("0 7 * * Mon-Fri", "0 7 * * MON-FRI"),
+        ("0 7 * * fri#2", "0 7 * * FRI#2"),
+        ("0 7 * * friL", "0 7 * * FRIL"),
+        ("0 7 * * sAt", "0 7 * * SAT"),
+        ("0 7 1 jan,Mar *", "0 7 1 1,3 *"),
+        ("0 7 1 dec-DEC *", "0 7 1 12 *"),
+    ],
+)
+def test_names_are_accepted_in_any_case_and_canonicalised_to_upper_case(
+    expr: str, canonical: str
+) -> None:
+    """saffron reads month and weekday names case-insensitively, L and W only in upper case."""
+    assert parse(expr).canonical == canonical
 
 
 def test_restricting_both_day_fields_is_rejected_explaining_the_or_rule() -> None:

@@ -141,7 +141,23 @@ def test_template_with_syntax_error_is_reported(tmp_path: Path) -> None:
     bad = {"hourly.sql": TEMPLATE, "nightly.sql": "SELECT {% if %};\n"}
     assert problems(tmp_path, BASE, bad) == [
         "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/nightly.sql' line 1: Expected an "
-        "expression, got 'end of statement block'; use only the runtime's variables",
+        "expression, got 'end of statement block'; fix the Jinja syntax",
+    ]
+
+
+def test_template_reaching_for_class_and_globals_fails_validation_with_its_location(
+    tmp_path: Path,
+) -> None:
+    escape = (
+        "SELECT 1;\n{% if false %}{{ slot.__class__ }}{% endif %}\n{{ params['__globals__'] }}\n"
+    )
+    assert problems(tmp_path, BASE, {"hourly.sql": TEMPLATE, "nightly.sql": escape}) == [
+        "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/nightly.sql' line 2: reaches for "
+        "'__class__', which the template sandbox forbids; use only the runtime's variables "
+        "and their public fields",
+        "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/nightly.sql' line 3: reaches for "
+        "'__globals__', which the template sandbox forbids; use only the runtime's variables "
+        "and their public fields",
     ]
 
 
@@ -321,4 +337,37 @@ def test_job_timeout_that_outlasts_the_pull_consumers_lease_is_rejected(tmp_path
         "jobs.yaml:28:22: jobs.nightly.timeout_seconds: timeout 600 s is not below the queue's "
         "visibility timeout (600 s): the lease would lapse mid-run and the message be redelivered; "
         "raise queue.consumer.visibility_timeout_seconds above 600 or lower timeout_seconds",
+    ]
+
+
+@pytest.mark.parametrize("script", ["../consumer.js", "/etc/passwd", "src/../../consumer.js"])
+def test_worker_consumer_script_outside_the_project_is_rejected(
+    tmp_path: Path, script: str
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (tmp_path / "consumer.js").write_text("export default {};\n")
+    text = BASE.replace(
+        "  binding: JOBS\n", f"  binding: JOBS\n  consumer: {{type: worker, script: {script}}}\n"
+    )
+    col = 36
+    assert problems(project, text) == [
+        f"jobs.yaml:11:{col}: queue.consumer.script: script '{script}' is outside the project "
+        "folder; keep the consumer module in the folder of the manifest or below it",
+    ]
+
+
+def test_worker_consumer_script_reached_through_a_symlink_out_of_the_project_is_rejected(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (tmp_path / "consumer.js").write_text("export default {};\n")
+    (project / "consumer.js").symlink_to(tmp_path / "consumer.js")
+    text = BASE.replace(
+        "  binding: JOBS\n", "  binding: JOBS\n  consumer: {type: worker, script: consumer.js}\n"
+    )
+    assert problems(project, text) == [
+        "jobs.yaml:11:36: queue.consumer.script: script 'consumer.js' is outside the project "
+        "folder; keep the consumer module in the folder of the manifest or below it",
     ]

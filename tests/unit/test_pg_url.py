@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import asyncpg
 import pytest
@@ -131,16 +132,34 @@ def test_sqlstate_decides_the_error_class_and_whether_to_retry(
     assert classify(sqlstate, message) == expected
 
 
-def server_error(sqlstate: str, message: str, detail: str | None = None) -> asyncpg.PostgresError:
-    fields = {"C": sqlstate, "M": message, **({"D": detail} if detail else {})}
+def server_error(
+    sqlstate: str, message: str, detail: str | None = None, constraint: str | None = None
+) -> asyncpg.PostgresError:
+    fields = {
+        "C": sqlstate,
+        "M": message,
+        **({"D": detail} if detail else {}),
+        **({"n": constraint} if constraint else {}),
+    }
     return asyncpg.PostgresError.new(fields)
 
 
-def test_server_error_becomes_one_line_with_class_sqlstate_and_detail() -> None:
+def test_server_error_becomes_one_line_with_class_sqlstate_and_marked_detail() -> None:
     err = translate(server_error("23505", "duplicate key value", "Key (id)=(5) already exists."))
     assert (err.error_class, err.transient) == ("integrity_constraint_violation", False)
     assert str(err) == (
-        "integrity_constraint_violation (23505): duplicate key value (Key (id)=(5) already exists.)"
+        "integrity_constraint_violation (23505): duplicate key value"
+        " DETAIL: Key (id)=(5) already exists."
+    )
+
+
+def test_server_error_names_its_constraint_once() -> None:
+    named = 'duplicate key value violates unique constraint "t_pkey"'
+    assert str(translate(server_error("23505", named, constraint="t_pkey"))) == (
+        f"integrity_constraint_violation (23505): {named}"
+    )
+    assert str(translate(server_error("23503", "violates foreign key", constraint="t_fk"))) == (
+        'integrity_constraint_violation (23503): violates foreign key (constraint "t_fk")'
     )
 
 
@@ -197,10 +216,169 @@ def test_malformed_url_is_a_configuration_error_without_the_password() -> None:
     with pytest.raises(ConfigError) as caught:
         run(open_and_close("postgresql://app:hunter2@db:notaport/x"))
     assert str(caught.value) == (
-        "DATABASE_URL postgresql://app:***@db:notaport/x is malformed:"
-        " invalid literal for int() with base 10: 'notaport'"
+        "DATABASE_URL postgresql://***@db:notaport/x is malformed: the port is not a number; "
+        f"{ENCODE_HINT}"
     )
     assert caught.value.__cause__ is None
+
+
+ENCODE_HINT = (
+    "if the user name or password contains / ? # @ : [ ] or %, percent-encode it"
+    " (@ is %40, / is %2F, # is %23)"
+)
+LOCAL = "127.0.0.1:5433/postgres"
+
+
+@pytest.mark.parametrize(
+    ("url", "what"),
+    [
+        (
+            f"postgresql://postgres:Sup3r/Secret@{LOCAL}",
+            "a / or ? comes before the @ that ends the user name and password",
+        ),
+        (
+            f"postgresql://postgres:Sup3r?Secret@{LOCAL}",
+            "a / or ? comes before the @ that ends the user name and password",
+        ),
+        (f"postgresql://postgres:Sup3r#Secret@{LOCAL}", "it contains #, which ends the URL there"),
+        (
+            f"postgresql://postgres:p@ss:w0rd@{LOCAL}",
+            "the part before the host holds more than one @",
+        ),
+        (
+            f"postgresql://postgres:50%off@{LOCAL}",
+            "a % in the user name or password is not followed by two hex digits",
+        ),
+        (f"postgresql://postgres:[pw]@{LOCAL}", "the user name or password holds [ or ]"),
+    ],
+)
+def test_a_password_with_an_unencoded_special_character_is_reported_without_any_of_it(
+    url: str, what: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        options(url)
+    assert str(caught.value) == (
+        f"DATABASE_URL postgresql://***@{LOCAL} is malformed: {what}; {ENCODE_HINT}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "what"),
+    [
+        (
+            "postgresql://u:pw@db:99999/x",
+            "postgresql://***@db:99999/x",
+            "the port is out of range 1-65535",
+        ),
+        (
+            "postgresql://u:pw@h1,,h2/x",
+            "postgresql://***@h1,,h2/x",
+            "the host list has an empty entry",
+        ),
+        (
+            "postgresql://u:pw@[::1/x",
+            "postgresql://***@[::1/x",
+            "an IPv6 host must be written [ADDRESS] or [ADDRESS]:PORT",
+        ),
+        (
+            "postgresql://u@db/x?password=hunter2&sslmode",
+            "postgresql://***@db/x?password=***",
+            "a field of the query after ? has no =",
+        ),
+        (
+            "postgresql://db/x?port=5x",
+            "postgresql://db/x?port=5x",
+            "the query's port= is not a number",
+        ),
+    ],
+)
+def test_a_malformed_host_port_or_query_is_named(url: str, shown: str, what: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        options(url)
+    assert str(caught.value) == f"DATABASE_URL {shown} is malformed: {what}; {ENCODE_HINT}"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u@db/x?password=ab@cd#ef", "postgresql://***"),
+        ("postgresql://u:pw@db/x?password=ab&cd#", "postgresql://***@db/x?password=***"),
+    ],
+)
+def test_a_query_password_is_masked_to_the_end_of_a_malformed_url(url: str, shown: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        options(url)
+    assert str(caught.value).startswith(f"DATABASE_URL {shown} is malformed: ")
+
+
+def test_a_query_password_beside_an_unknown_parameter_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        options("postgresql://u@db/x?password=abcd&efgh=ijkl")
+    assert str(caught.value) == (
+        "DATABASE_URL postgresql://***@db/x?password=*** is malformed: the query holds "
+        f"password= and a parameter Postgres does not know; {ENCODE_HINT}"
+    )
+
+
+def test_a_percent_encoded_password_with_every_special_character_is_well_formed() -> None:
+    opts = options(f"postgresql://postgres:{quote('/?#@:[]% x', safe='')}@{LOCAL}")
+    assert opts.redacted == f"postgresql://postgres:***@{LOCAL}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:pw@db.example.com/x",
+        "postgresql://u:pw@10.0.0.5:5432/x",
+        "postgresql://u:pw@localhost,db.example.com/x",
+        "postgresql://u:pw@/x?host=db.example.com",
+        NEON_DIRECT.replace("sslmode=require&", ""),
+    ],
+)
+def test_a_remote_host_without_sslmode_gets_tls_verified_against_the_system_cas(url: str) -> None:
+    opts = options(url)
+    assert opts.verify_with_system_cas
+    assert "sslmode" not in opts.dsn
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:pw@localhost/x",
+        "postgresql://u:pw@127.0.0.1:5433/x",
+        "postgresql://u:pw@[::1]:5433/x",
+        "postgresql:///x?host=/var/run/postgresql",
+        "postgresql:///x",
+    ],
+)
+def test_a_loopback_host_or_socket_keeps_the_drivers_default(url: str) -> None:
+    opts = options(url)
+    assert not opts.verify_with_system_cas
+    assert "sslmode" not in opts.dsn
+
+
+@pytest.mark.parametrize(
+    "mode", ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+)
+def test_an_explicit_sslmode_is_kept_as_written(mode: str) -> None:
+    opts = options(f"postgresql://u:pw@db.example.com/x?sslmode={mode}")
+    assert opts.dsn == f"postgresql://u:pw@db.example.com/x?sslmode={mode}"
+    assert not opts.verify_with_system_cas
+
+
+@pytest.mark.parametrize("query", ["", "?sslrootcert=/etc/ca.pem"])
+def test_pgsslmode_counts_as_an_explicit_sslmode(query: str) -> None:
+    opts = options(f"postgresql://u:pw@db.example.com/x{query}", env_sslmode="require")
+    assert "sslmode" not in opts.dsn
+    assert not opts.verify_with_system_cas
+
+
+def test_an_sslrootcert_without_sslmode_means_verify_full_against_that_certificate() -> None:
+    opts = options("postgresql://u:pw@db.example.com/x?sslrootcert=/etc/ca.pem")
+    assert opts.dsn == (
+        "postgresql://u:pw@db.example.com/x?sslrootcert=%2Fetc%2Fca.pem&sslmode=verify-full"
+    )
+    assert not opts.verify_with_system_cas
 
 
 def test_runtime_entry_points_import_without_asyncpg() -> None:

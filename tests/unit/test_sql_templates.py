@@ -12,6 +12,7 @@ from types import MappingProxyType
 import pytest
 
 from engine import manifest
+from engine.core.errors import TemplateError
 from engine.core.model import Job, Period, Window
 from engine.sql import sqltemplates
 
@@ -170,3 +171,11 @@ def test_statements_split_at_top_level_semicolons_only() -> None:
 def test_a_template_of_only_comments_has_no_statements() -> None:
     rendered = sqltemplates.render_source("-- nothing;\n/* here; */\n;\n", {})
     assert sqltemplates.split_statements(rendered) == []
+
+
+def test_a_template_reaching_for_class_fails_to_render_in_the_sandbox() -> None:
+    with pytest.raises(TemplateError) as caught:
+        sqltemplates.render_source("SELECT {{ slot.__class__ }};", {"slot": SLOT}, name="t.sql")
+    assert str(caught.value) == (
+        "t.sql: access to attribute '__class__' of 'datetime' object is unsafe."
+    )

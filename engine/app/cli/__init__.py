@@ -15,12 +15,29 @@ from engine.core.errors import CronwrightError, ManifestErrors
 GROUPS = (build_cmds, run_cmds)
 
 
+DESCRIPTION = "Recurring jobs from one jobs.yaml: Cloudflare cron config and a replay-safe runtime."
+EXAMPLES = """\
+examples:
+  cronwright validate                                check jobs.yaml
+  cronwright generate                                write generated/
+  cronwright cron "30 7 * * MON-FRI"                 explain a cron expression
+  DATABASE_URL=postgresql://... cronwright run aggregate-hourly --at 2026-10-31T10:00:00Z
+
+Run `cronwright COMMAND --help` for a command's options. Exit codes: 0 ok, 1 failed or
+stale, 2 bad input."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cronwright", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="cronwright",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument(
         "-m", "--manifest", default="jobs.yaml", help="manifest path (default jobs.yaml)"
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.register(sub)
     return p

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.app.cli.args import FAILED, OK, load, out_dir, parse_time
+from engine.app.cli.args import FAILED, OK, load, out_dir, parse_time, positive
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -69,10 +69,12 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 def cmd_cron(args: argparse.Namespace) -> int:
     from engine.schedule import cron
+    from engine.schedule.describe import describe
 
     c = cron.parse(args.expr, allow_both_day_fields=args.allow_both_day_fields)
     print(f"expression  {args.expr}")
     print(f"canonical   {c.canonical}")
+    print(f"means       {describe(c)}")
     t = args.at or datetime.now(UTC)
     for _ in range(args.next):
         nxt = c.next_after(t)
@@ -115,15 +117,25 @@ def register(sub: Any) -> None:
         sp.set_defaults(func=func)
 
     sp = sub.add_parser("schedule", help="each job's canonical cron, trigger and next slots")
-    sp.add_argument("--next", type=int, default=3)
+    sp.add_argument(
+        "--next", type=positive, default=3, metavar="N", help="show N next slots (default 3)"
+    )
     sp.add_argument("--at", type=parse_time, help="start from this time (default now)")
     sp.set_defaults(func=cmd_schedule)
 
-    sp = sub.add_parser("cron", help="explain a Cloudflare cron expression")
-    sp.add_argument("expr")
-    sp.add_argument("--next", type=int, default=5)
-    sp.add_argument("--at", type=parse_time)
-    sp.add_argument("--allow-both-day-fields", action="store_true")
+    sp = sub.add_parser(
+        "cron", help="explain a Cloudflare cron expression in words, with its next slots"
+    )
+    sp.add_argument("expr", help='the expression, quoted: "30 7 * * MON-FRI"')
+    sp.add_argument(
+        "--next", type=positive, default=5, metavar="N", help="show N next slots (default 5)"
+    )
+    sp.add_argument("--at", type=parse_time, help="start from this time (default now)")
+    sp.add_argument(
+        "--allow-both-day-fields",
+        action="store_true",
+        help="accept day-of-month and day-of-week both restricted (fires when either matches)",
+    )
     sp.set_defaults(func=cmd_cron)
 
     sp = sub.add_parser(

@@ -22,7 +22,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     slot = iso(outcome.slot) if outcome.slot else "?"
     detail = f" rows={outcome.rows}" if outcome.rows is not None else ""
     if outcome.reason:
-        detail += f" ({outcome.error_class}: {outcome.reason})"
+        reason = outcome.reason if args.verbose else wiring.without_detail(outcome.reason)
+        # The reason names its class already when it came from the database.
+        named = outcome.error_class is None or outcome.error_class in reason
+        detail += f" ({reason})" if named else f" ({outcome.error_class}: {reason})"
     print(f"{outcome.type} slot {slot}: {outcome.status}{detail}")
     return OK if outcome.succeeded else FAILED
 
@@ -35,7 +38,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     rows = asyncio.run(
         wiring.list_runs(None, job=args.job, failed_only=args.failed, limit=args.limit)
     )
-    sys.stdout.write(wiring.format_runs(rows))
+    sys.stdout.write(wiring.format_runs(rows, verbose=args.verbose))
     return OK
 
 
@@ -67,12 +70,24 @@ def register(sub: Any) -> None:
     sp.add_argument("type", help="message type or job name")
     sp.add_argument("--at", type=parse_time, help="the slot (default: the latest at or before now)")
     sp.add_argument("--env", help="use this environment's queue and bucket names")
+    sp.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the server's DETAIL text of a failure, which may quote row values",
+    )
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("runs", help="the run ledger, newest first (DATABASE_URL)")
     sp.add_argument("--job", help="only this job (name)")
     sp.add_argument("--failed", action="store_true", help="only failed runs")
-    sp.add_argument("--limit", type=int, default=50)
+    sp.add_argument(
+        "--limit", type=positive, default=50, metavar="N", help="at most N runs (default 50)"
+    )
+    sp.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the server's DETAIL text, which may quote row values",
+    )
     sp.set_defaults(func=cmd_runs)
 
     sp = sub.add_parser(
