@@ -84,7 +84,7 @@ async def seed_counters(dsn: str) -> int:
     """Yesterday's sends for every domain, so the midnight reset has counters to clear."""
     from datetime import UTC, datetime
 
-    from engine.runtime.warmup import LocalDirectoryStore
+    from engine.adapters.localstore import LocalDirectoryStore
 
     rows = await sql(dsn, "SELECT organization_id, domain FROM delivery.sending_domains")
     store = LocalDirectoryStore(COUNTERS, clock=lambda: datetime(2026, 10, 30, 18, tzinfo=UTC))

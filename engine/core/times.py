@@ -1,4 +1,5 @@
-"""Time helpers every layer uses: the one ISO 8601 format for slots, and minute flooring."""
+"""Time helpers every layer uses: the one ISO 8601 format for slots, minute flooring, and
+the start of a UTC day."""
 
 from __future__ import annotations
 
@@ -12,3 +13,9 @@ def iso(t: datetime) -> str:
 
 def floor_minute(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0)
+
+
+def utc_day_start(t: datetime) -> datetime:
+    """00:00 UTC of ``t``'s UTC day. Naive datetimes are taken as UTC (slots are UTC)."""
+    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
