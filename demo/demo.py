@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.postgres import start, stop  # noqa: E402  (the tests' throwaway server)
+from devtools.pgserver import start, stop  # noqa: E402  (the throwaway server the tests use too)
 
 COUNTERS = ROOT / ".cronwright" / "r2" / "mauntic-warmup-counters"
 
