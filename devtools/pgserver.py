@@ -12,12 +12,13 @@ import glob
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+
+from devtools.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DB = "cronwright_template"
@@ -68,12 +69,6 @@ def _as_postgres() -> list[str]:
     return ["setpriv", f"--reuid={OS_USER}", f"--regid={OS_USER}", "--init-groups", "--"]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _run(cmd: list[str], what: str) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=False)
     if proc.returncode != 0:
@@ -115,7 +110,7 @@ def start(*, settings: dict[str, str] | None = None) -> PgServer:
             "initdb",
         )
         pwfile.unlink()
-        port = _free_port()
+        port = free_port()
         conf = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(port),

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from devtools.ports import free_port
 from engine.adapters.r2config import R2Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,7 +150,7 @@ def start_moto(bucket: str = BUCKET, *, timeout: float = 30.0) -> S3Server:
     reason = moto_missing()
     if reason:
         raise ServerUnavailable(reason)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [str(_moto_binary()), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
@@ -167,12 +168,6 @@ def start_moto(bucket: str = BUCKET, *, timeout: float = 30.0) -> S3Server:
         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "auto"}
     )
     return server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:

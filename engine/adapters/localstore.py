@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from engine.core.errors import StorageError
-from engine.core.times import utc_day_start
-from engine.runtime.warmup.counter import Clock, Counter, check_amount, utc_today
+from engine.core.times import Clock, utc_day_start
+from engine.runtime.warmup.counter import Counter, check_amount, utc_today
 from engine.runtime.warmup.keys import OrgId, counter_key
 
 _T = TypeVar("_T")

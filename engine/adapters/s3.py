@@ -23,16 +23,8 @@ from typing import Any, Self, TypeVar
 from engine.adapters.r2config import R2Settings
 from engine.adapters.s3client import call, classify, make_client
 from engine.core.errors import StorageError
-from engine.core.times import utc_day_start
-from engine.runtime.warmup import (
-    KEY_PREFIX,
-    Clock,
-    Counter,
-    OrgId,
-    check_amount,
-    counter_key,
-    utc_today,
-)
+from engine.core.times import Clock, utc_day_start
+from engine.runtime.warmup import KEY_PREFIX, Counter, OrgId, check_amount, counter_key, utc_today
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.errors import ConfigError
 from engine.core.model import Job, Manifest
-from engine.core.times import iso
+from engine.core.times import Clock, iso
 from engine.runtime import ledger, messages
-from engine.runtime.executor import Action, Clock, Executor
+from engine.runtime.executor import Action, Executor
 from engine.runtime.metrics import JsonLines, MetricsSink
 from engine.runtime.outcome import Outcome
 

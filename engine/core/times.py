@@ -1,9 +1,12 @@
-"""Time helpers every layer uses: the one ISO 8601 format for slots, minute flooring, and
-the start of a UTC day."""
+"""Time helpers every layer uses: the injected clock's type, the one ISO 8601 format for
+slots, minute flooring, and the start of a UTC day."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+
+Clock = Callable[[], datetime]  # injected everywhere; the real one is engine.app.wiring.utc_now
 
 
 def iso(t: datetime) -> str:

@@ -3,8 +3,8 @@ store protocol (store.py) and the reset action (reset.py). The stores are adapte
 (engine/adapters/s3.py for R2, engine/adapters/localstore.py for a local directory); which
 one to use is chosen in engine/app/wiring.py."""
 
-from engine.core.times import utc_day_start
-from engine.runtime.warmup.counter import Clock, Counter, check_amount, utc_today
+from engine.core.times import Clock, utc_day_start
+from engine.runtime.warmup.counter import Counter, check_amount, utc_today
 from engine.runtime.warmup.keys import KEY_PREFIX, OrgId, counter_key
 from engine.runtime.warmup.reset import WarmupReset
 from engine.runtime.warmup.store import WarmupCounterStore

@@ -4,14 +4,11 @@ day reads as 0 whether or not the midnight reset ran (a missed reset never block
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from engine.core.errors import StorageError
-from engine.core.times import utc_day_start
-
-Clock = Callable[[], datetime]
+from engine.core.times import Clock, utc_day_start
 
 
 def utc_today(clock: Clock) -> date:
