@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.errors import ConfigError
 from engine.core.model import Job, Manifest
-from engine.core.times import Clock, iso
+from engine.core.times import Clock, as_utc, iso
 from engine.runtime import ledger, messages
 from engine.runtime.executor import Action, Executor
 from engine.runtime.metrics import JsonLines, MetricsSink
@@ -161,7 +161,7 @@ async def run_job(
     job = manifest.find_job(type_)
     data: dict[str, Any] = {"type": job.type}
     if at is not None:
-        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        at = as_utc(at)
         data["scheduledFor"] = iso(at)
     msg = messages.resolve(data, manifest, now=clock())
     templates = load_templates(manifest, [job])

@@ -18,7 +18,11 @@ def floor_minute(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0)
 
 
+def as_utc(t: datetime) -> datetime:
+    """``t`` in UTC; a naive datetime is taken as UTC (slots are UTC)."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
 def utc_day_start(t: datetime) -> datetime:
     """00:00 UTC of ``t``'s UTC day. Naive datetimes are taken as UTC (slots are UTC)."""
-    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-    return t.replace(hour=0, minute=0, second=0, microsecond=0)
+    return as_utc(t).replace(hour=0, minute=0, second=0, microsecond=0)

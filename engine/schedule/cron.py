@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from engine.core.errors import CronError
+from engine.core.times import as_utc
 from engine.schedule.cronfields import (
     FIELDS,
     MONTH,
@@ -76,7 +77,7 @@ class Cron:
 
     def matches(self, dt: datetime) -> bool:
         """Does it fire in dt's minute? Naive datetimes are taken as UTC."""
-        t = _utc(dt)
+        t = as_utc(dt)
         return (
             t.minute in self.minutes
             and t.hour in self.hours
@@ -89,7 +90,7 @@ class Cron:
         if not self.fires:
             return None
         try:
-            t = _utc(dt).replace(second=0, microsecond=0) + timedelta(minutes=1)
+            t = as_utc(dt).replace(second=0, microsecond=0) + timedelta(minutes=1)
         except OverflowError:  # past 9999-12-31 23:59, datetime's last minute
             return None
         year, month, day, hm = t.year, t.month, t.day, (t.hour, t.minute)
@@ -123,10 +124,6 @@ class Cron:
                 break
             out.append(t)
         return out
-
-
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def parse_cloudflare(text: str) -> Cron:
