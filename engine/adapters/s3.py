@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from engine.adapters.r2config import R2Settings
 from engine.adapters.s3client import call, classify, make_client
@@ -27,7 +27,6 @@ from engine.core.times import Clock, utc_day_start
 from engine.runtime.warmup import KEY_PREFIX, Counter, OrgId, check_amount, counter_key, utc_today
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 BATCH = 1000  # R2's cap on keys per DeleteObjects request and per list page
 _LAST_WRITTEN_MAX = 10_000  # counters whose last write (body, ETag) a store remembers
