@@ -17,7 +17,7 @@ help:
 	@echo "make check      fail if generated/ is stale"
 	@echo "make validate   check jobs.yaml and print every problem"
 	@echo "make test       the whole suite (real Postgres, S3 servers and wrangler)"
-	@echo "make lint       ruff + mypy"
+	@echo "make lint       ruff + mypy + the layer check (import-linter)"
 	@echo "make bench      benchmarks (ratios against baselines measured in the same run)"
 	@echo "make demo       run every job once against a throwaway Postgres"
 
@@ -47,9 +47,10 @@ test-fast: $(PY_OK)
 	$(BIN)/pytest tests/unit tests/property
 
 lint: $(PY_OK)
-	$(BIN)/ruff check engine tests bench demo
-	$(BIN)/ruff format --check engine tests bench demo
+	$(BIN)/ruff check engine devtools tests bench demo
+	$(BIN)/ruff format --check engine devtools tests bench demo
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(PY_OK) $(JS_OK)
 	$(BIN)/python bench/hourly.py

@@ -2,7 +2,7 @@
 advisory lock, the ledger claim and record, the metric line) against raw asyncpg running
 the same statement. Goal: under 1 ms per job.
 
-Starts its own throwaway Postgres (tests/fixtures/postgres.py). Run from the repo root:
+Starts its own throwaway Postgres (devtools/pgserver.py). Run from the repo root:
 
     .venv/bin/python -m bench.executor_overhead [--jobs 2000]
 """
@@ -22,15 +22,14 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from devtools import pgserver
 from engine.adapters.migrate import migrate_url
 from engine.adapters.pg import Database
-from engine.core.model import Job, Period, Window
+from engine.core.model import Job, Manifest, Period, Plan, Queue, Window, Worker
 from engine.runtime.executor import Executor
 from engine.runtime.ledger import PgDeadLetters
 from engine.runtime.metrics import JsonLines
 from engine.sql import sqltemplates
-from tests.fixtures import postgres
-from tests.integration.executor_support import make_manifest
 
 SETUP = """
 CREATE SCHEMA bench;
@@ -52,7 +51,17 @@ JOB = Job(
     window=Window(period=Period.HOUR, offset=-1),
     params={"value": "v"},
 )
-MANIFEST = make_manifest(JOB)
+MANIFEST = Manifest(
+    path="jobs.yaml",
+    worker=Worker(name="bench-worker", compatibility_date="2026-04-01"),
+    plan=Plan.PAID,
+    trigger_budget=10,
+    queue=Queue(name="bench-jobs", binding="JOBS", dead_letter_queue="bench-jobs-dlq"),
+    bucket=None,
+    dataset=None,
+    environments=(),
+    jobs=(JOB,),
+)
 START = datetime(2020, 1, 1, tzinfo=UTC)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -126,12 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=100, help="jobs per batch")
     parser.add_argument("--batches", type=int, default=30, help="batches; medians are reported")
     args = parser.parse_args(argv)
-    server = postgres.start()
+    server = pgserver.start()
     try:
-        asyncio.run(postgres.admin(server, 'CREATE DATABASE "bench"'))
+        asyncio.run(pgserver.admin(server, 'CREATE DATABASE "bench"'))
         ms = asyncio.run(measure(server.dsn("bench"), args.jobs, args.batches))
     finally:
-        postgres.stop(server)
+        pgserver.stop(server)
     overhead = ms["overhead"]
     total = args.jobs * args.batches
     print(f"executor overhead per job ({total} jobs each, median of {args.batches} batches)")

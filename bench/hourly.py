@@ -1,6 +1,6 @@
 """Benchmark of analytics.aggregate-hourly (``make bench``; a script, not a test).
 
-Starts a throwaway PostgreSQL (the test fixture's start/stop), applies the migrations,
+Starts a throwaway PostgreSQL (devtools/pgserver.py), applies the migrations,
 COPYs one day of contact_activity (1,000,000 rows, 1,000 orgs, 10 event types,
 Zipf-like org sizes and contact activity, uniform over the day), then runs the day's
 24 hourly slots in order. For each slot it times, on the same hour:
@@ -35,11 +35,20 @@ sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 
 import asyncpg  # noqa: E402
 
-from engine import manifest
+from devtools import pgserver  # noqa: E402
+from engine import manifest  # noqa: E402
 from engine.sql import sqltemplates  # noqa: E402
-from tests.fixtures import postgres as pgfixture  # noqa: E402
-from tests.integration.jobs_support import EVENT_COLUMNS  # noqa: E402
 
+# analytics.contact_activity's columns, in COPY order (sql/migrations/)
+EVENT_COLUMNS = (
+    "id",
+    "organization_id",
+    "contact_id",
+    "event_type",
+    "event_source",
+    "event_data",
+    "created_at",
+)
 COLUMNS = list(EVENT_COLUMNS)
 
 DAY = datetime(2026, 10, 30, tzinfo=UTC)
@@ -233,11 +242,11 @@ def median(xs: Sequence[float]) -> float:
 
 
 async def bench(rows: int, orgs: int) -> None:
-    server = pgfixture.start(settings=SETTINGS)
+    server = pgserver.start(settings=SETTINGS)
     try:
-        await pgfixture.admin(server, "CREATE DATABASE bench")
+        await pgserver.admin(server, "CREATE DATABASE bench")
         dsn = server.dsn("bench")
-        await pgfixture.apply_migrations(dsn)
+        await pgserver.apply_migrations(dsn)
         conn = await asyncpg.connect(dsn, timeout=60)
         try:
             await conn.execute(LEGACY_TABLE)
@@ -248,7 +257,7 @@ async def bench(rows: int, orgs: int) -> None:
         finally:
             await conn.close(timeout=60)
     finally:
-        pgfixture.stop(server)
+        pgserver.stop(server)
 
 
 async def measure(conn: asyncpg.Connection) -> dict[str, Any]:

@@ -10,6 +10,7 @@ default) and prints the wall time and the HTTP requests of each method.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 import uuid
@@ -18,10 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.adapters.s3 import R2CounterStore
-from engine.runtime.warmup import utc_day_start
-from tests.fixtures.aio import run
-from tests.fixtures.s3 import (
+from devtools.s3server import (
     S3Server,
     ServerUnavailable,
     list_keys,
@@ -29,6 +27,8 @@ from tests.fixtures.s3 import (
     start_miniflare,
     start_moto,
 )
+from engine.adapters.s3 import R2CounterStore
+from engine.core.times import utc_day_start
 
 BODY = b'{"day": "2026-11-28", "count": 12}'
 
@@ -58,7 +58,7 @@ def measure(server: S3Server, pairs: list[tuple[str, str]], *, batched: bool) ->
                     await store.reset_daily_counter(org, domain)
             return time.perf_counter() - started, store.requests_sent
 
-    seconds, requests = run(reset(), timeout=3600)
+    seconds, requests = asyncio.run(asyncio.wait_for(reset(), 3600))
     assert list_keys(server, "warmup/daily/") == [], "counters left behind"
     return seconds, requests
 

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fixtures.postgres import start, stop  # noqa: E402  (the tests' throwaway server)
+from devtools.pgserver import start, stop  # noqa: E402  (the throwaway server the tests use too)
 
 COUNTERS = ROOT / ".cronwright" / "r2" / "mauntic-warmup-counters"
 
@@ -84,7 +84,7 @@ async def seed_counters(dsn: str) -> int:
     """Yesterday's sends for every domain, so the midnight reset has counters to clear."""
     from datetime import UTC, datetime
 
-    from engine.runtime.warmup import LocalDirectoryStore
+    from engine.adapters.localstore import LocalDirectoryStore
 
     rows = await sql(dsn, "SELECT organization_id, domain FROM delivery.sending_domains")
     store = LocalDirectoryStore(COUNTERS, clock=lambda: datetime(2026, 10, 30, 18, tzinfo=UTC))

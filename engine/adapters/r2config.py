@@ -1,16 +1,14 @@
-"""Which warmup counter store to use, from the environment: R2 (``R2_ENDPOINT_URL`` or
-``R2_ACCOUNT_ID``, the key pair, ``R2_BUCKET``) or, with none set, the local directory
-store. Errors name the variable, never its value."""
+"""R2's settings from the environment: ``R2_ENDPOINT_URL`` or ``R2_ACCOUNT_ID``, the key
+pair, ``R2_BUCKET``. Errors name the variable, never its value. (Which store to use, R2 or
+the local directory, is chosen in engine/app/wiring.py.)"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from engine.core.errors import ConfigError
-from engine.runtime.warmup import Clock, LocalDirectoryStore, WarmupCounterStore
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +22,7 @@ class R2Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_concurrency: int = 4
+    max_attempts: int = 5  # per request, in all: botocore's standard retries are bounded
 
 
 def r2_settings_from_env(environ: Mapping[str, str], *, bucket: str | None) -> R2Settings | None:
@@ -69,16 +68,3 @@ def r2_settings_from_env(environ: Mapping[str, str], *, bucket: str | None) -> R
         access_key_id=get("R2_ACCESS_KEY_ID"),
         secret_access_key=get("R2_SECRET_ACCESS_KEY"),
     )
-
-
-def store_from_env(
-    environ: Mapping[str, str], *, bucket: str | None, local_dir: str | Path, clock: Clock
-) -> WarmupCounterStore:
-    """The R2 store when R2 is configured, else the local directory store. The caller
-    owns the result: use it as ``async with``."""
-    settings = r2_settings_from_env(environ, bucket=bucket)
-    if settings is None:
-        return LocalDirectoryStore(local_dir, clock=clock)
-    from engine.adapters.s3 import R2CounterStore  # boto3 is slow to import: only when needed
-
-    return R2CounterStore(settings, clock=clock)

@@ -1,9 +1,11 @@
-"""The warmup counter store on R2 (or any S3 protocol server), through boto3.
+"""The warmup counter store on R2 (or any S3 protocol server).
 
-This is the only module that imports boto3/botocore. boto3 is synchronous, so every
-call runs in ``asyncio.to_thread``; botocore makes one attempt per call and our
-bounded, jittered retries (``Backoff``) are the only ones, so they never multiply.
-S3 errors are classified in one place, ``classify``.
+boto3 is synchronous, so every call runs in ``asyncio.to_thread`` (s3client.call), and
+transport faults (5xx, 429, timeouts, dropped connections) are retried by botocore inside
+that call (s3client.make_client). Two retries stay ours, because botocore cannot know
+about them: a DeleteObjects that succeeded for some keys and failed for others is retried
+for the failed keys only, and an increment that lost a conditional write (412) re-reads
+and tries again. Both use ``Backoff``.
 """
 
 from __future__ import annotations
@@ -11,72 +13,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import random as _random
-import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, Self, TypeVar
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    HTTPClientError,
-    ReadTimeoutError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from typing import Any, Self
 
 from engine.adapters.r2config import R2Settings
+from engine.adapters.s3client import call, classify, make_client
 from engine.core.errors import StorageError
-from engine.runtime.warmup import (
-    KEY_PREFIX,
-    Clock,
-    Counter,
-    OrgId,
-    check_amount,
-    counter_key,
-    utc_day_start,
-    utc_today,
-)
+from engine.core.times import Clock, utc_day_start
+from engine.runtime.warmup import KEY_PREFIX, Counter, OrgId, check_amount, counter_key, utc_today
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 BATCH = 1000  # R2's cap on keys per DeleteObjects request and per list page
 _LAST_WRITTEN_MAX = 10_000  # counters whose last write (body, ETag) a store remembers
 
 
-_AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Unauthorized"}
-
-
-def classify(status: int | None, code: str | None) -> tuple[bool, str]:
-    """``(transient, error_class)`` of an S3 error from its HTTP status and/or code
-    (per-key DeleteObjects errors have only a code)."""
-    code = code or ""
-    if status == 429 or code in {"SlowDown", "TooManyRequests", "10058"}:
-        return True, "throttled"  # R2 allows about one write per second per key
-    if status == 412 or code in {"PreconditionFailed", "ConditionalRequestConflict"}:
-        return True, "conflict"  # a concurrent writer won: re-read and try again
-    if code == "NoSuchBucket":
-        return False, "no_bucket"  # a configuration error: no retry will create it
-    if status == 404 or code in {"NoSuchKey", "NotFound"}:
-        return False, "not_found"
-    if status in {401, 403} or code in _AUTH_CODES:
-        return False, "auth"
-    if status == 408 or code == "RequestTimeout":
-        return True, "timeout"
-    if (status or 0) >= 500 or code in {"InternalError", "ServiceUnavailable"}:
-        return True, "server"
-    return False, "request"
-
-
 @dataclass(frozen=True, kw_only=True)
 class Backoff:
-    """At most ``attempts`` tries; full-jitter exponential delays between them. A 429
+    """Our own retries (failed keys of a DeleteObjects, lost conditional writes): at most
+    ``attempts`` tries; full-jitter exponential delays between them. A throttled key
     waits at least ``throttle_seconds``."""
 
     attempts: int = 5
@@ -89,38 +48,6 @@ class Backoff:
         return max(d, self.throttle_seconds) if error.error_class == "throttled" else d
 
 
-def make_client(settings: R2Settings) -> Any:
-    """A boto3 S3 client for R2: region ``auto``, checksums only when required, one
-    attempt per call, explicit timeouts."""
-    _install_log_redaction()
-    config = Config(
-        region_name="auto",
-        s3={"addressing_style": "path"},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        max_pool_connections=max(10, 2 * settings.max_concurrency),
-    )
-    client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=settings.endpoint_url,
-        aws_access_key_id=settings.access_key_id,
-        aws_secret_access_key=settings.secret_access_key,
-        config=config,
-    )
-    client.meta.events.register("before-sign.s3", _drop_expect_header)
-    return client
-
-
-def _drop_expect_header(request: Any, **_: Any) -> None:
-    # workerd (miniflare, R2's simulator) never answers `Expect: 100-continue`, so each
-    # PUT would stall a second; counter bodies are tiny, so nothing is lost on R2.
-    if "Expect" in request.headers:
-        del request.headers["Expect"]
-
-
 class R2CounterStore:
     """Warmup counters as R2 objects ``warmup/daily/{org}/{domain}``."""
 
@@ -129,15 +56,15 @@ class R2CounterStore:
         settings: R2Settings,
         *,
         clock: Clock,
-        retry: Backoff = Backoff(),
-        increment_retry: Backoff = Backoff(attempts=10, base_seconds=0.05, cap_seconds=2.0),
+        partial_retry: Backoff = Backoff(),
+        conflict_retry: Backoff = Backoff(attempts=10, base_seconds=0.05, cap_seconds=2.0),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
     ) -> None:
         self._settings = settings
         self._clock = clock
-        self._retry_policy = retry
-        self._increment_policy = increment_retry
+        self._partial_policy = partial_retry
+        self._conflict_policy = conflict_retry
         self._sleep = sleep
         self._random = random
         self._sent = 0
@@ -170,7 +97,7 @@ class R2CounterStore:
 
     async def get(self, organization_id: OrgId, domain: str) -> int:
         key = counter_key(organization_id, domain)
-        current = await self._retry(f"R2 get {key}", self._retry_policy, partial(self._read, key))
+        current = await self._read(key)
         if current is None or current[0] is None:
             return 0
         return current[0].count_on(utc_today(self._clock))
@@ -201,7 +128,7 @@ class R2CounterStore:
                 **condition,
             )
             try:
-                written = await self._call(f"R2 PutObject {key}", put)
+                written = await call(f"R2 PutObject {key}", put, self._settings)
             except StorageError as exc:
                 if exc.error_class != "not_found":
                     raise
@@ -212,16 +139,20 @@ class R2CounterStore:
             self._last_written[key] = (Counter(today, count), written["ETag"])
             return count
 
-        return await self._retry(f"R2 increment {key}", self._increment_policy, attempt)
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return await attempt()
+            except StorageError as exc:
+                if exc.error_class != "conflict":
+                    raise  # botocore already retried what the transport can
+                await self._backoff(f"R2 increment {key}", self._conflict_policy, tries, exc)
 
     async def reset_daily_counter(self, organization_id: OrgId, domain: str) -> None:
         key = counter_key(organization_id, domain)
         delete = partial(self._client.delete_object, Bucket=self._settings.bucket, Key=key)
-        await self._retry(
-            f"R2 reset {key}",
-            self._retry_policy,
-            partial(self._call, f"R2 DeleteObject {key}", delete),
-        )
+        await call(f"R2 DeleteObject {key}", delete, self._settings)
 
     async def reset(self, pairs: Iterable[tuple[OrgId, str]], *, before: datetime) -> int:
         wanted = {counter_key(org, domain) for org, domain in pairs}
@@ -270,7 +201,7 @@ class R2CounterStore:
                 kwargs["ContinuationToken"] = token
             what = f"R2 ListObjectsV2 {KEY_PREFIX}"
             list_page = partial(self._client.list_objects_v2, **kwargs)
-            page = await self._retry(what, self._retry_policy, partial(self._call, what, list_page))
+            page = await call(what, list_page, self._settings)
             for obj in page.get("Contents", ()):
                 if obj["Key"] in wanted and obj["LastModified"] < cutoff:
                     stale.append(obj["Key"])
@@ -279,17 +210,18 @@ class R2CounterStore:
                 return stale
 
     async def _delete_batch(self, keys: list[str]) -> int:
-        """Delete up to 1000 keys; retry only the keys that failed."""
-        pending, removed = list(keys), 0
-
-        async def attempt() -> int:
-            nonlocal pending, removed
+        """Delete up to 1000 keys; retry only the keys that failed (botocore has retried
+        the request itself)."""
+        pending, removed, tries = list(keys), 0, 0
+        while True:
+            tries += 1
             delete = partial(
                 self._client.delete_objects,
                 Bucket=self._settings.bucket,
                 Delete={"Objects": [{"Key": k} for k in pending], "Quiet": True},
             )
-            response = await self._call(f"R2 DeleteObjects ({len(pending)} keys)", delete)
+            what = f"R2 DeleteObjects ({len(pending)} keys)"
+            response = await call(what, delete, self._settings)
             errors = {e["Key"]: e.get("Code") for e in response.get("Errors", ())}
             removed += sum(1 for k in pending if k not in errors)
             pending = [k for k in pending if k in errors]
@@ -299,15 +231,14 @@ class R2CounterStore:
             transient = all(t for t, _ in verdicts)
             error_class = next((c for t, c in verdicts if not t), verdicts[0][1])
             code = next(iter(errors.values()))
-            raise StorageError(
+            failed = StorageError(
                 f"R2 DeleteObjects failed for {len(pending)} keys ({code})",
                 transient=transient,
                 error_class=error_class,
             )
-
-        return await self._retry(
-            f"R2 reset of {len(keys)} warmup counters", self._retry_policy, attempt
-        )
+            await self._backoff(
+                f"R2 reset of {len(keys)} warmup counters", self._partial_policy, tries, failed
+            )
 
     async def _read(self, key: str) -> tuple[Counter | None, str] | None:
         """(counter or None if unreadable, ETag), or None when the key is missing."""
@@ -318,82 +249,25 @@ class R2CounterStore:
                 return body.read(), response["ETag"]
 
         try:
-            raw, etag = await self._call(f"R2 GetObject {key}", get)
+            raw, etag = await call(f"R2 GetObject {key}", get, self._settings)
         except StorageError as exc:
             if exc.error_class == "not_found":
                 return None
             raise
         return Counter.decode(raw), etag
 
-    async def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one boto3 call in a thread, translating its errors."""
-        try:
-            return await asyncio.to_thread(fn)
-        except ClientError as exc:
-            meta = exc.response.get("ResponseMetadata", {})
-            status, code = meta.get("HTTPStatusCode"), exc.response.get("Error", {}).get("Code")
-            transient, error_class = classify(status, code)
+    async def _backoff(self, what: str, policy: Backoff, n: int, error: StorageError) -> None:
+        """After our attempt ``n`` failed with ``error``: raise it when it is permanent or
+        the attempts are spent, else wait the policy's delay."""
+        if not error.transient:
+            raise error
+        if n >= policy.attempts:
             raise StorageError(
-                f"{what}: HTTP {status} {code}", transient=transient, error_class=error_class
-            ) from exc
-        except (ConnectTimeoutError, ReadTimeoutError) as exc:
-            s = self._settings
-            raise StorageError(
-                f"{what}: timed out (connect {s.connect_timeout:g}s, read {s.read_timeout:g}s)",
+                f"{what}: gave up after {n} attempts: {error.message}",
                 transient=True,
-                error_class="timeout",
-            ) from exc
-        except (BotoConnectionError, HTTPClientError) as exc:
-            raise StorageError(
-                f"{what}: connection failed ({type(exc).__name__})",
-                transient=True,
-                error_class="connection",
-            ) from exc
-        except BotoCoreError as exc:
-            raise StorageError(
-                f"{what}: {type(exc).__name__}", transient=False, error_class="client"
-            ) from exc
-
-    async def _retry(self, what: str, policy: Backoff, attempt: Callable[[], Awaitable[T]]) -> T:
-        """The one retry loop: transient StorageErrors are retried with backoff, at most
-        ``policy.attempts`` tries in all."""
-        n = 1
-        while True:
-            try:
-                return await attempt()
-            except StorageError as exc:
-                if not exc.transient:
-                    raise
-                if n >= policy.attempts:
-                    raise StorageError(
-                        f"{what}: gave up after {n} attempts: {exc.message}",
-                        transient=True,
-                        error_class=exc.error_class,
-                    ) from exc
-                delay = policy.delay(n, exc, self._random())
-                level = logging.DEBUG if exc.error_class == "conflict" else logging.INFO
-                log.log(level, "%s: attempt %d failed (%s), retry in %.3fs", what, n, exc, delay)
-                await self._sleep(delay)
-                n += 1
-
-
-# botocore's DEBUG logs show the Authorization header (``Credential=<key id>/...``) and
-# S3 error bodies may carry ``<AWSAccessKeyId>``: mask both wherever botocore logs.
-_CREDENTIAL = re.compile(r"(Credential=|<AWSAccessKeyId>|'AWSAccessKeyId': ')[^/<',\s]+")
-_REDACTED_LOGGERS = ("botocore.endpoint", "botocore.parsers")
-
-
-class _RedactCredentials(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = _CREDENTIAL.sub(r"\1***", message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
-
-
-def _install_log_redaction() -> None:
-    for name in _REDACTED_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactCredentials) for f in logger.filters):
-            logger.addFilter(_RedactCredentials())
+                error_class=error.error_class,
+            ) from error
+        delay = policy.delay(n, error, self._random())
+        level = logging.DEBUG if error.error_class == "conflict" else logging.INFO
+        log.log(level, "%s: attempt %d failed (%s), retry in %.3fs", what, n, error, delay)
+        await self._sleep(delay)

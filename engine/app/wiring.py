@@ -20,15 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.errors import ConfigError, DatabaseError, MessageError
 from engine.core.model import Job, Manifest
-from engine.core.times import floor_minute, iso
+from engine.core.times import Clock, as_utc, floor_minute, iso
 from engine.runtime import ledger, messages
-from engine.runtime.executor import Action, Clock, Executor
+from engine.runtime.executor import Action, Executor
 from engine.runtime.metrics import JsonLines, MetricsSink
 from engine.runtime.outcome import Outcome
 from engine.schedule.slots import cron_schedule, latest_at_or_before
 
 if TYPE_CHECKING:
     from engine.adapters.pg import Database
+    from engine.runtime.warmup import WarmupCounterStore
 
 __all__ = [
     "Outcome",
@@ -40,6 +41,7 @@ __all__ = [
     "migrate",
     "open_database",
     "run_job",
+    "store_from_env",
     "without_detail",
 ]
 
@@ -123,15 +125,30 @@ async def open_actions(
     if not any(j.action and j.action.name == "warmup-reset" for j in manifest.jobs):
         yield {}
         return
-    from engine.adapters import r2config
-    from engine.runtime import warmup
+    from engine.runtime.warmup import WarmupReset
 
     env = os.environ if environ is None else environ
     bucket = manifest.bucket.bucket_name if manifest.bucket else None
     local = Path(manifest.path).parent / ".cronwright" / "r2" / (bucket or "warmup")
-    store = r2config.store_from_env(env, bucket=bucket, local_dir=local, clock=clock)
+    store = store_from_env(env, bucket=bucket, local_dir=local, clock=clock)
     async with store:
-        yield {"warmup-reset": warmup.WarmupReset(store)}
+        yield {"warmup-reset": WarmupReset(store)}
+
+
+def store_from_env(
+    environ: Mapping[str, str], *, bucket: str | None, local_dir: str | Path, clock: Clock
+) -> WarmupCounterStore:
+    """The R2 store when R2 is configured, else the local directory store. The caller
+    owns the result: use it as ``async with``."""
+    from engine.adapters.localstore import LocalDirectoryStore
+    from engine.adapters.r2config import r2_settings_from_env
+
+    settings = r2_settings_from_env(environ, bucket=bucket)
+    if settings is None:
+        return LocalDirectoryStore(local_dir, clock=clock)
+    from engine.adapters.s3 import R2CounterStore  # boto3 is slow to import: only when needed
+
+    return R2CounterStore(settings, clock=clock)
 
 
 def check_at(job: Job, at: datetime) -> None:
@@ -168,7 +185,7 @@ async def run_job(
     job = manifest.find_job(type_)
     data: dict[str, Any] = {"type": job.type}
     if at is not None:
-        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        at = as_utc(at)
         check_at(job, at)
         data["scheduledFor"] = iso(at)
     msg = messages.resolve(data, manifest, now=clock())

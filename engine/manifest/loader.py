@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine.core.describe import type_name
 from engine.core.errors import CronError, Location, ManifestError, ManifestErrors, TemplateError
 from engine.core.model import DEFAULT_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT, Manifest, Plan
 from engine.manifest import schema, yamlmarks
@@ -103,7 +104,7 @@ class _Checker:
         if not isinstance(data, dict):
             self.error(
                 (),
-                f"the manifest must be a mapping, got {schema._type_name(data)}",
+                f"the manifest must be a mapping, got {type_name(data, dialect='yaml')}",
                 "start from the example jobs.yaml in the README",
             )
             raise ManifestErrors(self.errors)

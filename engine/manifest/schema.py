@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 
+from engine.core.describe import show, type_name
 from engine.manifest.yamlmarks import Path
 
 SCHEMA_FILE = "jobs.schema.json"
@@ -27,25 +28,6 @@ def schema() -> dict[str, Any]:
 def _validator() -> jsonschema.protocols.Validator:
     cls = jsonschema.validators.validator_for(schema())
     return cls(schema())
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return f"'{value}'"
-    return json.dumps(value, default=str)
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {
-        bool: "boolean",
-        int: "integer",
-        float: "number",
-        str: "string",
-        list: "list",
-        dict: "mapping",
-    }.get(type(value), type(value).__name__)
 
 
 class Violation:
@@ -85,7 +67,7 @@ def _explain(err: jsonschema.ValidationError) -> list[Violation]:
         return [
             Violation(
                 path,
-                f"expected {want}, got {_type_name(value)} {_show(value)}",
+                f"expected {want}, got {type_name(value, dialect='yaml')} {show(value)}",
                 hint or f"write {want}",
             )
         ]
@@ -94,20 +76,20 @@ def _explain(err: jsonschema.ValidationError) -> list[Violation]:
         choices = ", ".join(str(c) for c in options)
         close = difflib.get_close_matches(str(value), [str(c) for c in options], 1)
         fix = f"did you mean '{close[0]}'?" if close else f"use one of {choices}"
-        return [Violation(path, f"{_show(value)} is not one of {choices}", fix)]
+        return [Violation(path, f"{show(value)} is not one of {choices}", fix)]
     if kind == "const":
         return [
             Violation(
                 path,
-                f"{_show(value)} is not {_show(err.validator_value)}",
-                hint or f"write {_show(err.validator_value)}",
+                f"{show(value)} is not {show(err.validator_value)}",
+                hint or f"write {show(err.validator_value)}",
             )
         ]
     if kind in ("maximum", "minimum"):
         bound = err.validator_value
         limit = sub.get("x-limit")
         rel = "above the maximum" if kind == "maximum" else "below the minimum"
-        problem = f"{_show(value)} is {rel} {bound}"
+        problem = f"{show(value)} is {rel} {bound}"
         if limit:
             problem += f" ({limit})"
         return [
@@ -123,7 +105,7 @@ def _explain(err: jsonschema.ValidationError) -> list[Violation]:
             return [
                 Violation(
                     (*path, str(value)),
-                    f"name {_show(value)} is not allowed",
+                    f"name {show(value)} is not allowed",
                     hint or f"match {err.validator_value}",
                     key=True,
                 )
@@ -131,7 +113,7 @@ def _explain(err: jsonschema.ValidationError) -> list[Violation]:
         return [
             Violation(
                 path,
-                f"{_show(value)} is not a valid value",
+                f"{show(value)} is not a valid value",
                 hint or f"match the pattern {err.validator_value}",
             )
         ]
@@ -139,7 +121,7 @@ def _explain(err: jsonschema.ValidationError) -> list[Violation]:
         return [
             Violation(
                 (*path, str(value)),
-                f"name {_show(value)} is not allowed",
+                f"name {show(value)} is not allowed",
                 "use lower-case letters, digits and '-'",
                 key=True,
             )

@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.core.errors import ConfigError, JobFailed, MessageError, SlotNotDue, TemplateError
 from engine.core.model import Job, Manifest, Overlap
+from engine.core.times import Clock as Clock  # re-exported for the executor's callers
 from engine.core.times import iso
 from engine.runtime import ledger, messages, retry
 from engine.runtime.failures import Failures
@@ -30,7 +31,6 @@ from engine.schedule.slots import Schedule, ScheduleFor, cron_schedule
 from engine.sql import sqltemplates
 
 Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
-Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 
 # The server's statement_timeout fires first; the client's is the backstop for a

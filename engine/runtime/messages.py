@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.core.describe import show, type_name
 from engine.core.errors import MessageError, SlotNotDue
 from engine.core.model import Job, Manifest
 from engine.core.times import floor_minute, iso
@@ -40,24 +41,6 @@ class Message:
     manual: bool = False  # no scheduledFor: the slot was derived from the clock
 
 
-def _json_type(value: object) -> str:
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return "null" if value is None else type(value).__name__
-
-
-def _show(text: str, limit: int = 80) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
 def decode(body: Body) -> Mapping[str, Any]:
     """The body as a JSON object."""
     if isinstance(body, Mapping):
@@ -74,7 +57,9 @@ def decode(body: Body) -> Mapping[str, Any]:
     except json.JSONDecodeError as exc:
         raise MessageError(f"message body is not JSON ({exc})") from exc
     if not isinstance(data, dict):
-        raise MessageError(f"message body must be a JSON object, got {_json_type(data)}")
+        raise MessageError(
+            f"message body must be a JSON object, got {type_name(data, dialect='json')}"
+        )
     return data
 
 
@@ -101,7 +86,9 @@ def _job(data: Mapping[str, Any], manifest: Manifest) -> Job:
         raise MessageError("message has no 'type'")
     type_ = data["type"]
     if not isinstance(type_, str):
-        raise MessageError(f"message 'type' must be a string, got {_json_type(type_)}")
+        raise MessageError(
+            f"message 'type' must be a string, got {type_name(type_, dialect='json')}"
+        )
     if not type_.strip():
         raise MessageError("message 'type' is blank")
     job = manifest.job_by_type(type_)
@@ -109,14 +96,16 @@ def _job(data: Mapping[str, Any], manifest: Manifest) -> Job:
         known = sorted(j.type for j in manifest.jobs)
         close = difflib.get_close_matches(type_, known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"known types: {', '.join(known)}"
-        raise MessageError(f"unknown message type {_show(type_)}", hint=hint)
+        raise MessageError(f"unknown message type {show(type_)}", hint=hint)
     return job
 
 
 def parse_slot(value: object) -> datetime:
     """An ISO 8601 UTC time on a whole minute."""
     if not isinstance(value, str):
-        raise MessageError(f"'scheduledFor' must be a string, got {_json_type(value)}")
+        raise MessageError(
+            f"'scheduledFor' must be a string, got {type_name(value, dialect='json')}"
+        )
     m = _ISO_UTC.fullmatch(value)
     t: datetime | None = None
     if m is not None:
@@ -126,7 +115,7 @@ def parse_slot(value: object) -> datetime:
             t = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     if m is None or t is None:
         raise MessageError(
-            f"'scheduledFor' {_show(value)} is not an ISO 8601 UTC time like {_EXAMPLE}"
+            f"'scheduledFor' {show(value)} is not an ISO 8601 UTC time like {_EXAMPLE}"
         )
     if second or fraction.strip("0"):
         raise MessageError(f"'scheduledFor' {value} is not on a minute")
@@ -144,7 +133,9 @@ def resolve(
     job = _job(data, manifest)
     correlation = data.get("correlationId")
     if correlation is not None and not isinstance(correlation, str):
-        raise MessageError(f"'correlationId' must be a string, got {_json_type(correlation)}")
+        raise MessageError(
+            f"'correlationId' must be a string, got {type_name(correlation, dialect='json')}"
+        )
     schedule = schedule_for(job)
     raw = data.get("scheduledFor")
     if raw is None:

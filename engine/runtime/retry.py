@@ -28,11 +28,13 @@ class Retry:
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class GiveUp:
+    """No more retries: the message dead-letters with this reason."""
+
     reason: str
 
 
-Decision = Retry | DeadLetter
+Decision = Retry | GiveUp
 
 
 def backoff_cap(policy: RetryPolicy, attempt: int) -> float:
@@ -56,15 +58,15 @@ def decide(
     """What to do after attempt ``attempt`` failed. ``next_slot`` is None when the job
     never fires again."""
     if not transient:
-        return DeadLetter("permanent error")
+        return GiveUp("permanent error")
     if attempt >= policy.max_attempts:
-        return DeadLetter(f"gave up after {attempt} of {policy.max_attempts} attempts")
+        return GiveUp(f"gave up after {attempt} of {policy.max_attempts} attempts")
     cap = backoff_cap(policy, attempt)
     if next_slot is not None:
         # Keep a second in hand so that a retry is always strictly before the next slot.
         left = (next_slot - now).total_seconds() - 1.0
         if left <= 0:
-            return DeadLetter(f"no time left for a retry before the next slot {iso(next_slot)}")
+            return GiveUp(f"no time left for a retry before the next slot {iso(next_slot)}")
         cap = min(cap, left)
     delay = rng.uniform(0.0, cap) if policy.jitter else cap
     return Retry(delay_seconds=delay)

@@ -11,6 +11,9 @@ The canonical form expands each field to its values and re-emits them sorted and
 compact: ``*`` for a full field, ``*/k`` for a step from the start, else runs (``1-5,9``).
 Months are numbers, weekdays are names (SUN-SAT). A day field that covers every day
 makes both day fields ``*`` (that is what the OR rule makes of it).
+
+Ported from saffron, Copyright (c) 2020 Cloudflare, Inc., BSD-3-Clause: see
+THIRD_PARTY_NOTICES.md at the root of the project (shipped in the wheel's licence files).
 """
 
 from __future__ import annotations
@@ -23,19 +26,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from engine.core.errors import CronError
+from engine.core.times import as_utc
 from engine.schedule.cronfields import (
-    DOM,
-    DOW,
     FIELDS,
     MONTH,
-    WEEKDAYS,
     FieldAst,
-    Item,
     day_test,
+    dom_text,
+    dow_text,
     field_values,
-    parse_field,
     render,
 )
+from engine.schedule.cronparse import parse_field
+from engine.schedule.cronpolicy import check_policy
 
 __all__ = ["Cron", "parse", "parse_cloudflare"]
 
@@ -74,7 +77,7 @@ class Cron:
 
     def matches(self, dt: datetime) -> bool:
         """Does it fire in dt's minute? Naive datetimes are taken as UTC."""
-        t = _utc(dt)
+        t = as_utc(dt)
         return (
             t.minute in self.minutes
             and t.hour in self.hours
@@ -87,7 +90,7 @@ class Cron:
         if not self.fires:
             return None
         try:
-            t = _utc(dt).replace(second=0, microsecond=0) + timedelta(minutes=1)
+            t = as_utc(dt).replace(second=0, microsecond=0) + timedelta(minutes=1)
         except OverflowError:  # past 9999-12-31 23:59, datetime's last minute
             return None
         year, month, day, hm = t.year, t.month, t.day, (t.hour, t.minute)
@@ -123,10 +126,6 @@ class Cron:
         return out
 
 
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
 def parse_cloudflare(text: str) -> Cron:
     """Exactly Cloudflare's grammar and meaning, without our policy."""
     return _build(text, _parse_fields(text))
@@ -135,7 +134,7 @@ def parse_cloudflare(text: str) -> Cron:
 def parse(text: str, *, allow_both_day_fields: bool = False) -> Cron:
     """Cloudflare's grammar plus our policy. Raises CronError with a hint."""
     asts = _parse_fields(text)
-    _check_policy(asts, allow_both_day_fields)
+    check_policy(asts, allow_both_day_fields=allow_both_day_fields)
     cron = _build(text, asts)
     if not cron.fires:
         dom, month = asts[2], asts[3]
@@ -173,7 +172,7 @@ def _build(text: str, asts: tuple[FieldAst, ...]) -> Cron:
         for dim in range(28, 32)
     )
     minutes, hours, months = (field_values(a) for a in (minute, hour, month))
-    day_texts = [_dom_text(dom), _dow_text(dow)]
+    day_texts = [dom_text(dom), dow_text(dow)]
     if _full_pattern(dom) or _full_pattern(dow):
         day_texts = ["*", "*"]  # one day field matching every day makes the OR match every day
     canonical = " ".join(
@@ -191,110 +190,3 @@ def _build(text: str, asts: tuple[FieldAst, ...]) -> Cron:
 def _full_pattern(ast: FieldAst) -> bool:
     f = ast.field
     return not ast.star and not ast.special and len(field_values(ast)) == f.hi - f.lo + 1
-
-
-def _dom_text(ast: FieldAst) -> str:
-    if ast.star:
-        return "*"
-    n = ast.number
-    special = {"L": "L", "LW": "LW", "L-n": f"L-{n}", "L-nW": f"L-{n}W", "nW": f"{n}W"}
-    return special.get(ast.special) or render(DOM, field_values(ast), steps=True, names=False)
-
-
-def _dow_text(ast: FieldAst) -> str:
-    if ast.star:
-        return "*"
-    day = WEEKDAYS[ast.number - 1] if ast.special else ""
-    if ast.special == "xL":
-        return f"{day}L"
-    if ast.special == "x#n":
-        return f"{day}#{ast.nth}"
-    return render(DOW, field_values(ast), steps=False, names=True, full="SUN-SAT")
-
-
-# --- policy ----------------------------------------------------------------------
-
-
-def _check_policy(asts: tuple[FieldAst, ...], allow_both_day_fields: bool) -> None:
-    dom, dow = asts[2], asts[4]
-    _check_numeric_weekdays(dow)
-    if dom.special == "L-nW":
-        raise CronError(
-            f"day-of-month '{dom.text}' is ambiguous on Cloudflare: its matcher and its "
-            "scheduler disagree when that day is a Saturday",
-            hint=f"write L-{dom.number}, LW or explicit days",
-        )
-    for ast in asts:
-        _check_wraps(ast)
-    if not dom.star and not dow.star and not allow_both_day_fields:
-        raise CronError(
-            f"day-of-month '{dom.text}' and day-of-week '{dow.text}' are both restricted, "
-            "so Cloudflare fires on days matching EITHER field, not both",
-            hint="opt in with allow_both_day_fields: true, or drop one field (make it *)",
-        )
-
-
-def _check_numeric_weekdays(dow: FieldAst) -> None:
-    if dow.special:
-        if not dow.digit_day:
-            return
-        suffix = "L" if dow.special == "xL" else f"#{dow.nth}"
-        cf = WEEKDAYS[dow.number - 1] + suffix
-        classic = WEEKDAYS[dow.number % 7] + suffix
-    else:
-        if not any(_numeric_item(it) for it in dow.items):
-            return
-        cf = _dow_text(dow)
-        days = set().union(*(_classic_weekdays(it) for it in dow.items))
-        classic = render(
-            DOW, frozenset(d + 1 for d in days), steps=False, names=True, full="SUN-SAT"
-        )
-    if cf == classic:
-        raise CronError(
-            f"weekday '{dow.text}' uses numbers, which classic cron counts from 0 = SUN "
-            "and Cloudflare from 1 = SUN",
-            hint=f"write {cf}",
-        )
-    raise CronError(
-        f"weekday '{dow.text}' is ambiguous: {cf} on Cloudflare, {classic} in classic cron",
-        hint=f"write {cf} or {classic}",
-    )
-
-
-def _numeric_item(it: Item) -> bool:
-    return (not it.star and not it.start_named) or (it.explicit_end and not it.end_named)
-
-
-def _classic_weekdays(it: Item) -> set[int]:
-    """The weekdays (0 = SUN) classic cron reads: digits 0-7 with 0 and 7 = SUN."""
-    a = 0 if it.star else it.start - 1 if it.start_named else it.start
-    b = (it.end - 1 if it.end_named else it.end) if it.explicit_end else 6
-    if it.kind == "one":
-        return {a % 7}
-    seq = [*range(a, b + 1)] if a <= b else [*range(a, 7), *range(0, b + 1)]
-    return {x % 7 for x in seq[:: it.step or 1]}
-
-
-def _check_wraps(ast: FieldAst) -> None:
-    f = ast.field
-    for it in ast.items:
-        if not (it.explicit_end and it.start > it.end):
-            continue
-        names = f.names if it.start_named or it.end_named else ()
-
-        def spell(v: int, names: tuple[str, ...] = names) -> str:
-            return names[v - f.lo] if names else str(v)
-
-        def span(a: int, b: int) -> str:
-            return spell(a) if a == b else f"{spell(a)}-{spell(b)}"
-
-        if it.kind == "range":
-            split = f"{span(it.start, f.hi)},{span(f.lo, it.end)}"
-        else:
-            seq = [*range(it.start, f.hi + 1), *range(f.lo, it.end + 1)][:: it.step]
-            split = render(f, frozenset(seq), steps=f is not DOW, names=bool(names))
-        fixed = ",".join(split if other is it else other.text for other in ast.items)
-        raise CronError(
-            f"{f.name} range '{it.text}' wraps around, which Cloudflare mis-evaluates",
-            hint=f"write {fixed}",
-        )

@@ -31,7 +31,7 @@ def test_eight_concurrent_writers_lose_no_increment(miniflare_r2: S3Server) -> N
         # One store (one client, one connection pool) per writer, as separate processes.
         stores = [
             R2CounterStore(
-                miniflare_r2.settings(), clock=lambda: datetime.now(UTC), increment_retry=policy
+                miniflare_r2.settings(), clock=lambda: datetime.now(UTC), conflict_retry=policy
             )
             for _ in range(WRITERS)
         ]

@@ -1,5 +1,6 @@
-"""Faults injected by a proxy in front of a real server: retries complete the work,
-only failed keys are retried, and retries are bounded."""
+"""Faults injected by a proxy in front of a real server: the client's retries (botocore's
+standard mode) and ours (failed keys of a DeleteObjects) complete the work, only failed
+keys are retried, permanent errors are not retried, and retries are bounded."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def test_reset_completes_despite_5xx_429_resets_and_partial_failures(
     proxy = fault_proxy(s3_server, plan)
 
     async def reset() -> int:
-        async with _store(proxy.server, retry=FAST) as store:
+        async with _store(proxy.server, partial_retry=FAST) as store:
             return await store.reset(pairs, before=TOMORROW)
 
     assert run(reset()) == 1_500
@@ -82,7 +83,7 @@ def test_partial_failure_retries_only_the_keys_that_failed(
     proxy = fault_proxy(s3_server, plan, partial_keys=3)
 
     async def reset() -> int:
-        async with _store(proxy.server, retry=FAST) as store:
+        async with _store(proxy.server, partial_retry=FAST) as store:
             return await store.reset(pairs, before=TOMORROW)
 
     assert run(reset()) == 200
@@ -92,26 +93,46 @@ def test_partial_failure_retries_only_the_keys_that_failed(
     assert list_keys(s3_server) == []
 
 
-def test_a_proxy_that_always_fails_makes_reset_give_up_after_the_bounded_attempts(
+def test_a_proxy_that_always_fails_makes_reset_give_up_after_the_clients_bounded_attempts(
     s3_server: S3Server, fault_proxy: Callable[..., FaultProxy]
 ) -> None:
     proxy = fault_proxy(s3_server, lambda seen, index: Fault.SERVER_ERROR)
     sleeps = Sleeps()
-    policy = Backoff(attempts=4, base_seconds=0.1, cap_seconds=0.3)
 
     async def reset() -> int:
-        async with _store(proxy.server, retry=policy, sleep=sleeps, random=lambda: 0.5) as store:
+        server = proxy.server
+        store = R2CounterStore(
+            server.settings(max_attempts=4), clock=lambda: datetime.now(UTC), sleep=sleeps
+        )
+        async with store:
             return await store.reset([("o1", "a.example")], before=TOMORROW)
 
     with pytest.raises(StorageError) as info:
         run(reset())
     assert str(info.value) == (
-        "R2 ListObjectsV2 warmup/daily/: gave up after 4 attempts:"
-        " R2 ListObjectsV2 warmup/daily/: HTTP 503 ServiceUnavailable"
+        "R2 ListObjectsV2 warmup/daily/: HTTP 503 ServiceUnavailable after 4 attempts"
     )
     assert (info.value.transient, info.value.error_class) == (True, "server")
-    assert len(proxy.requests) == 4  # botocore adds no retries of its own
-    assert sleeps.delays == [0.05, 0.1, 0.15]
+    assert len(proxy.requests) == 4  # the client's attempts, and no loop of ours around them
+    assert sleeps.delays == []
+
+
+def test_a_permanent_error_is_not_retried(
+    s3_server: S3Server, fault_proxy: Callable[..., FaultProxy]
+) -> None:
+    proxy = fault_proxy(s3_server, lambda seen, index: Fault.DENIED)
+    sleeps = Sleeps()
+
+    async def get() -> int:
+        async with _store(proxy.server, sleep=sleeps) as store:
+            return await store.get("o1", "a.example")
+
+    with pytest.raises(StorageError) as info:
+        run(get())
+    assert str(info.value) == "R2 GetObject warmup/daily/o1/a.example: HTTP 403 AccessDenied"
+    assert (info.value.transient, info.value.error_class) == (False, "auth")
+    assert len(proxy.requests) == 1
+    assert sleeps.delays == []
 
 
 def test_keys_that_keep_failing_make_the_batch_give_up_naming_them(
@@ -124,7 +145,7 @@ def test_keys_that_keep_failing_make_the_batch_give_up_naming_them(
     sleeps = Sleeps()
 
     async def reset() -> int:
-        async with _store(proxy.server, retry=FAST, sleep=sleeps) as store:
+        async with _store(proxy.server, partial_retry=FAST, sleep=sleeps) as store:
             return await store.reset(pairs, before=TOMORROW)
 
     with pytest.raises(StorageError) as info:
@@ -138,7 +159,7 @@ def test_keys_that_keep_failing_make_the_batch_give_up_naming_them(
     assert len(sleeps.delays) == 5
 
 
-def test_increment_survives_5xx_429_and_a_connection_reset(
+def test_the_client_retries_5xx_429_and_a_connection_reset_of_an_increment(
     s3_server: S3Server, fault_proxy: Callable[..., FaultProxy]
 ) -> None:
     faults = [Fault.SERVER_ERROR, Fault.THROTTLE, Fault.RESET]
@@ -146,9 +167,9 @@ def test_increment_survives_5xx_429_and_a_connection_reset(
     sleeps = Sleeps()
 
     async def increment() -> int:
-        async with _store(proxy.server, increment_retry=FAST, sleep=sleeps) as store:
+        async with _store(proxy.server, conflict_retry=FAST, sleep=sleeps) as store:
             return await store.increment("o1", "a.example", 7)
 
     assert run(increment()) == 7
     assert [seen.method for seen in proxy.requests] == ["GET", "GET", "GET", "GET", "PUT"]
-    assert len(sleeps.delays) == 3 and sleeps.delays[1] >= FAST.throttle_seconds
+    assert sleeps.delays == []  # botocore retried the read; no conflict, so none of ours

@@ -13,5 +13,8 @@ def project(tmp_path: Path) -> Path:
     """A copy of the repo's manifest, templates and generated/ to break at will."""
     shutil.copy(REPO / "jobs.yaml", tmp_path / "jobs.yaml")
     shutil.copytree(REPO / "sql", tmp_path / "sql")
-    shutil.copytree(REPO / "generated", tmp_path / "generated")
+    # Only what generate writes: not a .wrangler/ that a user's wrangler left beside it.
+    shutil.copytree(
+        REPO / "generated", tmp_path / "generated", ignore=shutil.ignore_patterns(".wrangler")
+    )
     return tmp_path

@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def snapshot(d: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+    """Every file under ``d``, subfolders included, by relative path."""
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 def test_committed_generated_dir_matches_the_manifest() -> None:
@@ -62,9 +63,13 @@ def test_validate_prints_every_problem_and_exits_2(
 def test_failed_generate_leaves_generated_exactly_as_it_was(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = snapshot(project / "generated")
     (project / "generated" / "wrangler.toml").write_text("# hand edit\n")
+    # What `wrangler dev -c generated/wrangler.toml` leaves beside it must survive too.
+    state = project / "generated" / ".wrangler" / "state" / "v3"
+    state.mkdir(parents=True)
+    (state / "cache.sqlite").write_bytes(b"wrangler's local state")
     before = snapshot(project / "generated")
+    assert ".wrangler/state/v3/cache.sqlite" in before
     text = (project / "jobs.yaml").read_text().replace('cron: "0 4 * * *"', 'cron: "0 4 31 2 *"')
     (project / "jobs.yaml").write_text(text)
     assert main(["-m", str(project / "jobs.yaml"), "generate"]) == 2
@@ -75,7 +80,8 @@ def test_generate_replaces_stale_output_and_removes_files_no_longer_produced(pro
     (project / "generated" / "stale.js").write_text("old\n")
     (project / "generated" / "wrangler.toml").write_text("# hand edit\n")
     assert main(["-m", str(project / "jobs.yaml"), "generate"]) == 0
-    assert snapshot(project / "generated") == snapshot(REPO / "generated")
+    files = generate.render(load(REPO / "jobs.yaml"))
+    assert snapshot(project / "generated") == {n: t.encode() for n, t in files.items()}
 
 
 def test_check_prints_a_diff_and_exits_1_when_generated_is_stale(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from engine.core.model import RetryPolicy
-from engine.runtime.retry import DeadLetter, Retry, backoff_cap, decide
+from engine.runtime.retry import GiveUp, Retry, backoff_cap, decide
 
 NOW = datetime(2026, 10, 31, 10, 5, tzinfo=UTC)
 NEXT_SLOT = datetime(2026, 10, 31, 11, 0, tzinfo=UTC)
@@ -68,12 +68,12 @@ def test_permanent_error_dead_letters_at_the_first_attempt() -> None:
     decision = decide(
         POLICY, attempt=1, transient=False, now=NOW, next_slot=NEXT_SLOT, rng=TopOfRange()
     )
-    assert decision == DeadLetter("permanent error")
+    assert decision == GiveUp("permanent error")
 
 
 def test_last_allowed_attempt_dead_letters() -> None:
     decision = decide(POLICY, attempt=5, transient=True, now=NOW, next_slot=None, rng=TopOfRange())
-    assert decision == DeadLetter("gave up after 5 of 5 attempts")
+    assert decision == GiveUp("gave up after 5 of 5 attempts")
 
 
 def test_attempt_before_the_last_still_retries() -> None:
@@ -94,9 +94,7 @@ def test_no_time_left_before_the_next_slot_dead_letters() -> None:
     decision = decide(
         POLICY, attempt=1, transient=True, now=now, next_slot=NEXT_SLOT, rng=TopOfRange()
     )
-    assert decision == DeadLetter(
-        "no time left for a retry before the next slot 2026-10-31T11:00:00Z"
-    )
+    assert decision == GiveUp("no time left for a retry before the next slot 2026-10-31T11:00:00Z")
 
 
 def test_retry_landing_just_before_the_next_slot_is_allowed() -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.adapters.r2config import r2_settings_from_env, store_from_env
+from engine.adapters.localstore import LocalDirectoryStore
+from engine.adapters.r2config import r2_settings_from_env
 from engine.adapters.s3 import R2CounterStore
+from engine.app.wiring import store_from_env
 from engine.core.errors import ConfigError
-from engine.runtime.warmup import LocalDirectoryStore
 from tests.fixtures.aio import run
 
 KEY_ID = "a1b2c3d4e5f6a7b8c9d0"

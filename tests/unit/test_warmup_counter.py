@@ -8,11 +8,12 @@ from uuid import UUID
 
 import pytest
 
-from engine.adapters.s3 import Backoff, classify
+from engine.adapters.localstore import LocalDirectoryStore
+from engine.adapters.s3 import Backoff
+from engine.adapters.s3client import classify
 from engine.core.errors import JobFailed, StorageError
 from engine.runtime.warmup import (
     Counter,
-    LocalDirectoryStore,
     WarmupReset,
     counter_key,
     utc_day_start,

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.adapters.localstore import LocalDirectoryStore
 from engine.core.errors import StorageError
-from engine.runtime.warmup import LocalDirectoryStore, WarmupReset
+from engine.runtime.warmup import WarmupReset
 from tests.fixtures.aio import run
 from tests.fixtures.s3 import MutableClock
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from engine.core.times import as_utc
 
 if TYPE_CHECKING:
     from engine.core.model import Manifest
@@ -20,7 +22,7 @@ def parse_time(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"'{text}' is not an ISO 8601 time (2026-10-31T10:00:00Z)"
         ) from exc
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return as_utc(t)
 
 
 def positive(text: str) -> int:

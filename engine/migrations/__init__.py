@@ -1,0 +1,1 @@
+"""cronwright's own migrations: numbered SQL files, shipped as package data."""
