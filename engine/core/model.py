@@ -14,6 +14,10 @@ from engine.core.errors import ConfigError, MessageError
 
 DEFAULT_TIMEOUT = 300
 DEFAULT_VISIBILITY_TIMEOUT = 900  # above the default job timeout: a lease outlasts a run
+# Deliveries the queue allows beyond every job's attempts, for hand-backs that are not job
+# attempts (a slot not due yet, a dead letter not written); see engine/runtime/budget.py.
+HANDBACK_ROOM = 3
+MAX_QUEUE_RETRIES = 100  # Cloudflare's cap on a consumer's max_retries
 
 
 class Plan(StrEnum):
@@ -219,8 +223,10 @@ class Manifest:
 
     @property
     def consumer_max_retries(self) -> int:
-        """The queue must never dead-letter before a job's own policy allows."""
-        return max((j.retry.max_retries for j in self.jobs), default=0)
+        """The queue must never dead-letter before a job's own policy allows, with room
+        for hand-backs that are not job attempts."""
+        most = max((j.retry.max_retries for j in self.jobs), default=0)
+        return min(most + HANDBACK_ROOM, MAX_QUEUE_RETRIES)
 
     def for_environment(self, name: str | None) -> Manifest:
         """The manifest as deployed to ``[env.NAME]``: the environment's queue, bucket,

@@ -68,7 +68,7 @@ def test_valid_manifest_loads_into_the_model(tmp_path: Path) -> None:
     assert hourly.window.period is Period.HOUR and hourly.window.offset == -1
     assert hourly.overlap is Overlap.FORBID and not hourly.paused
     assert m.queue.consumer.type is ConsumerType.HTTP_PULL
-    assert m.consumer_max_retries == 4
+    assert m.consumer_max_retries == 4 + 3  # the jobs' most, plus room for hand-backs
 
 
 def test_misspelt_key_is_reported_with_the_closest_key(tmp_path: Path) -> None:
