@@ -43,6 +43,25 @@ class Period(StrEnum):
     MONTH = "month"
 
 
+class CatchUpPolicy(StrEnum):
+    """Which missing slots the reconciler enqueues (within the catch-up window)."""
+
+    ALL = "all"
+    LATEST = "latest"
+    NONE = "none"
+
+
+DEFAULT_CATCH_UP_SECONDS = 86_400
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatchUp:
+    """Only slots due within the last ``within_seconds`` are ever caught up."""
+
+    policy: CatchUpPolicy = CatchUpPolicy.ALL
+    within_seconds: int = DEFAULT_CATCH_UP_SECONDS
+
+
 class ConsumerType(StrEnum):
     HTTP_PULL = "http_pull"
     WORKER = "worker"
@@ -119,6 +138,7 @@ class Job:
     timeout_seconds: int = DEFAULT_TIMEOUT
     overlap: Overlap = Overlap.FORBID
     paused: bool = False
+    catch_up: CatchUp = field(default_factory=CatchUp)
     allow_both_day_fields: bool = False
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     description: str = ""
@@ -223,10 +243,11 @@ class Manifest:
 
     @property
     def consumer_max_retries(self) -> int:
-        """The queue must never dead-letter before a job's own policy allows, with room
-        for hand-backs that are not job attempts."""
+        """The queue must never dead-letter before a job's own policy allows; the pull
+        consumer also gets room for hand-backs that are not job attempts."""
         most = max((j.retry.max_retries for j in self.jobs), default=0)
-        return min(most + HANDBACK_ROOM, MAX_QUEUE_RETRIES)
+        room = HANDBACK_ROOM if self.queue.consumer.type is ConsumerType.HTTP_PULL else 0
+        return min(most + room, MAX_QUEUE_RETRIES)
 
     def for_environment(self, name: str | None) -> Manifest:
         """The manifest as deployed to ``[env.NAME]``: the environment's queue, bucket,
