@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from engine.core.errors import JobFailed
+from engine.core.errors import CronwrightError
 from engine.core.model import CatchUpPolicy, Job, Manifest
 from engine.runtime import accounting
 from engine.runtime.dispatch import Sender, Slot, dispatch
@@ -101,15 +101,15 @@ class Reconciler:
         return await dispatch(self._db, self._sender, planned, source="reconciler")
 
     async def run_forever(self, stop: asyncio.Event, interval: float = DEFAULT_INTERVAL) -> None:
-        """A pass every ``interval`` seconds until ``stop`` is set. A transient failure
-        (the database or the queue away) is logged and the next pass tries again."""
+        """A pass every ``interval`` seconds until ``stop`` is set. A failed pass (the
+        database or the queue away, a refused token) is logged and the next pass tries
+        again: the consumer or scheduler it runs beside must go on."""
         while not stop.is_set():
             try:
                 sent = await self.run_once()
-            except JobFailed as err:
-                if not err.transient:
-                    raise
-                log.warning("reconcile pass failed: %s; trying again in %gs", err, interval)
+            except CronwrightError as err:
+                level = logging.WARNING if getattr(err, "transient", False) else logging.ERROR
+                log.log(level, "reconcile pass failed: %s; trying again in %gs", err, interval)
             else:
                 if sent:
                     log.info("reconciler enqueued %d missing slot(s)", len(sent))

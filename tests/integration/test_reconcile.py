@@ -22,10 +22,12 @@ import pytest
 from engine.adapters.cfqueue import QueuesClient, Settings
 from engine.adapters.cfsender import CloudflareSender
 from engine.adapters.pg import Database
+from engine.app.consume import consume
 from engine.app.reconciler import Reconciler
 from engine.core.model import CatchUp, CatchUpPolicy, Job, Manifest
 from engine.runtime import accounting
 from engine.runtime.dispatch import Slot
+from engine.runtime.metrics import Collect
 from tests.fixtures.aio import run
 from tests.fixtures.cfqueues_api import ACCOUNT, TOKEN, CfQueuesApi, serve
 from tests.integration.executor_support import FakeClock, make_job, make_manifest
@@ -414,3 +416,47 @@ def test_reconcile_json_prints_the_slots_it_enqueued_in_the_slots_line_format(
         len(iso) - 1
     )
     assert TOKEN not in dry.stdout + dry.stderr + done.stdout + done.stderr
+
+
+def test_consume_with_a_reconcile_interval_pushes_the_missing_slot_and_runs_it(
+    tmp_path: Path, pg_dsn: str, api: CfQueuesApi
+) -> None:
+    api.create_queue("probe-jobs-dlq")
+    (tmp_path / "probe.sql").write_text("SELECT {{ window_start }}::timestamptz;\n")
+    job = hourly(within=2 * 3600)  # its template is probe.sql beside the manifest
+    manifest = make_manifest(job, path=str(tmp_path / "jobs.yaml"))
+    clock = FakeClock(T0 + timedelta(seconds=GRACE))
+    environ = {
+        "DATABASE_URL": pg_dsn,
+        "CLOUDFLARE_API_TOKEN": TOKEN,
+        "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
+        "CLOUDFLARE_API_BASE_URL": api.url,
+    }
+
+    async def idle(seconds: float) -> None:
+        await asyncio.sleep(0.2)
+
+    async def main() -> Any:
+        await succeed(pg_dsn, job.name, T0 - HOUR)
+        tally = await consume(
+            manifest,
+            max_batches=4,
+            reconcile_interval=0.05,
+            environ=environ,
+            metrics=Collect(),
+            clock=clock,
+            sleep=idle,
+            handle_signals=False,
+        )
+        runs = await sql(pg_dsn, "SELECT slot, status FROM cronwright.runs ORDER BY slot")
+        sent = await sql(pg_dsn, "SELECT slot, source FROM cronwright.dispatched")
+        return tally, runs, sent
+
+    tally, runs, sent = run(main())
+    assert dict(tally.statuses) == {"succeeded": 1}
+    assert runs == [
+        {"slot": T0 - HOUR, "status": "succeeded"},
+        {"slot": T0, "status": "succeeded"},
+    ]
+    assert sent == [{"slot": T0, "source": "reconciler"}]
+    assert api.queue(QUEUE).messages == []
