@@ -155,13 +155,14 @@ def test_cron_rejects_an_ambiguous_weekday_with_exit_2(capsys: pytest.CaptureFix
 
 
 @pytest.mark.parametrize("command", ["validate", "generate", "check", "schedule", "cron 0 * * * *"])
-def test_fast_commands_never_import_asyncpg_or_boto3(project: Path, command: str) -> None:
+def test_fast_commands_never_import_asyncpg_boto3_or_httpx(project: Path, command: str) -> None:
     code = (
         "import sys; from engine.app.cli import main; "
         f"rc = main(['-m', {str(project / 'jobs.yaml')!r}, *{command.split(' ', 1)[:1]!r}"
         + (f", {command.split(' ', 1)[1]!r}" if " " in command else "")
         + "]); "
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('asyncpg', 'boto3', 'botocore')); "
+        "bad = sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('asyncpg', 'boto3', 'botocore', 'httpx')); "
         "print(bad); sys.exit(rc)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -186,4 +187,29 @@ def test_render_of_an_unknown_job_names_the_known_types_and_exits_2(
         "analytics.enrichment-metrics, analytics.generate-daily-reports, "
         "analytics.monthly-usage-summary, analytics.score-distribution, "
         "analytics.warmup-daily-reset\n"
+    )
+
+
+def test_slots_with_an_empty_range_exits_2_before_touching_the_database(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = str(project / "jobs.yaml")
+    args = ["-m", manifest, "slots", "aggregate-hourly", "--from", "2026-10-31T10:00:00Z"]
+    assert main([*args, "--to", "2026-10-31T10:00:00Z"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --to 2026-10-31T10:00:00Z is not after --from 2026-10-31T10:00:00Z\n"
+    )
+
+
+def test_slots_of_an_unknown_job_names_the_known_types_and_exits_2(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = str(project / "jobs.yaml")
+    argv = ["-m", manifest, "slots", "nope", "--from", "2026-10-31", "--to", "2026-11-01"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "error: unknown job 'nope'; known types: analytics.aggregate-hourly,"
+        " analytics.enrichment-metrics, analytics.generate-daily-reports,"
+        " analytics.monthly-usage-summary, analytics.score-distribution,"
+        " analytics.warmup-daily-reset\n"
     )
