@@ -28,10 +28,10 @@ from typing import Protocol
 from engine.adapters import cfqueue
 from engine.core.errors import CronwrightError, JobFailed
 from engine.core.model import Consumer
-from engine.runtime import messages, shield
+from engine.runtime import ledger, messages, shield
 from engine.runtime.budget import Budget
 from engine.runtime.executor import Clock
-from engine.runtime.ledger import DeadLetter, DeadLetterSink
+from engine.runtime.ledger import DeadLetter, DeadLetterSink, Failure
 from engine.runtime.messages import Body
 from engine.runtime.outcome import STATUSES, Outcome
 
@@ -143,12 +143,14 @@ class PullConsumer:
                         idle = min(idle * 2, self._idle_max)
                     continue
                 # Ack what finishes. With room left, pull again: at once after a pull
-                # that brought messages, after the idle wait after an empty one.
+                # that brought messages, after the (growing) idle wait after an empty one.
                 more = pulling and len(running) < self._concurrency
-                timeout = (0 if pulled else self._idle_min) if more else None
+                timeout = (0 if pulled else idle) if more else None
                 done, _ = await asyncio.wait(
                     running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
+                if more and not pulled and not done:  # an idle queue beside a long run
+                    idle = min(idle * 2, self._idle_max)
                 running -= done
                 await self._ack([t.result() for t in done], tally)
         except asyncio.CancelledError:
@@ -239,7 +241,34 @@ class PullConsumer:
                 err,
             )
             return False
+        if outcome.job is not None and outcome.slot is not None:
+            await self._mark_dead_lettered(m, outcome, letter)
         return True
+
+    async def _mark_dead_lettered(
+        self, m: cfqueue.Pulled, outcome: Outcome, letter: DeadLetter
+    ) -> None:
+        """The slot's ledger row says what became of it (diagnostics: losing it changes
+        nothing about the message)."""
+        assert self._budget is not None and outcome.job is not None and outcome.slot
+        failure = Failure(
+            job=outcome.job,
+            slot=outcome.slot,
+            status="dead_lettered",
+            attempt=outcome.attempt,
+            message_id=m.id,
+            started_at=letter.created_at,
+            finished_at=letter.created_at,
+            duration_ms=outcome.duration_ms,
+            error_class=letter.error_class,
+            error=letter.reason,
+        )
+        try:
+            await shield.finish(
+                ledger.record_failure(self._budget.db, failure), self._write_timeout
+            )
+        except JobFailed as err:
+            log.warning("dead letter of %s not marked in the ledger: %s", m.id, err)
 
     async def _ack(self, done: list[_Done], tally: Tally) -> None:
         acks = [d.message.lease_id for d in done if d.delay is None]

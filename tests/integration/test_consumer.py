@@ -333,6 +333,41 @@ def test_cloudflares_dlq_never_gets_a_message_without_its_dead_letter_row(
     )
 
 
+def test_a_job_retry_on_the_last_delivery_is_dead_lettered_and_marked_in_the_ledger(
+    pg_dsn: str, api: CfQueuesApi
+) -> None:
+    """More hand-backs than the queue's room: the job's first real attempt falls on the
+    last delivery Cloudflare allows. Its retry would send the message to Cloudflare's
+    DLQ unrecorded, so the consumer dead-letters it and marks the slot."""
+    job = make_job(retry=RetryPolicy(max_attempts=2, initial_delay_seconds=1, max_delay_seconds=1))
+    limit = make_manifest(job).consumer_max_retries  # deliveries allowed: limit + 1
+    api.set_consumer(QUEUE, max_retries=limit, dead_letter_queue=DLQ)
+    api.send(QUEUE, json.loads(body(job)))
+
+    async def main() -> None:
+        async with rig(pg_dsn, api, job, "SELECT probe.flaky(100);\n") as r:
+            r.clock.now = SLOT - timedelta(seconds=10)
+            for _ in range(limit):  # every delivery but the last is handed back
+                assert dict((await r.consumer.run(max_batches=1)).statuses) == {"retry": 1}
+                api.advance(11)
+            r.clock.now = NOW
+            last = await r.consumer.run(max_batches=1)
+            assert dict(last.statuses) == {"dead_lettered": 1}
+            assert await r.rows("SELECT status, attempt, error_class FROM cronwright.runs") == [
+                {"status": "dead_lettered", "attempt": 1, "error_class": "serialization_failure"}
+            ]
+            (letter,) = await r.rows("SELECT attempts, reason FROM cronwright.dead_letters")
+            assert letter["attempts"] == 1
+            assert letter["reason"].startswith(
+                f"delivery {limit + 1} of the {limit + 1} the queue allows ended in a retry"
+                " (serialization_failure (40001): simulated conflict)"
+            )
+
+    run(main())
+    assert api.queue(QUEUE).messages == []
+    assert [m.body["deadLetter"]["attempts"] for m in api.queue(DLQ).messages] == [1]
+
+
 def test_a_long_job_holds_no_short_message_behind_it(api: CfQueuesApi) -> None:
     """One 60-second job and 20 short ones in one pull: the short ones are acked within
     seconds, and pulling goes on while the long one runs."""
