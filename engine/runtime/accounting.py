@@ -13,11 +13,11 @@ reconciler gives such slots a grace period before it acts on them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine.core.errors import ConfigError
 from engine.core.model import Job
 from engine.core.times import iso
 from engine.runtime.ledger import Db
@@ -61,17 +61,18 @@ class SlotStatus:
 
 
 def due_slots(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:
-    """The job's slots in ``[start, end)``."""
-    return list(_slots(schedule, start, end))
-
-
-def _slots(schedule: Schedule, start: datetime, end: datetime) -> Iterator[datetime]:
+    """The job's slots in ``[start, end)``; ConfigError past MAX_SLOTS."""
+    out: list[datetime] = []
     t = schedule.next_after(start - timedelta(minutes=1))
-    n = 0
-    while t is not None and t < end and n < MAX_SLOTS:
-        yield t
-        n += 1
+    while t is not None and t < end:
+        if len(out) == MAX_SLOTS:
+            raise ConfigError(
+                f"more than {MAX_SLOTS} slots between {iso(start)} and {iso(end)}",
+                hint="narrow the range (or the job's catch_up.within_seconds)",
+            )
+        out.append(t)
         t = schedule.next_after(t)
+    return out
 
 
 def _status(row: dict[str, Any]) -> str:

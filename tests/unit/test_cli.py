@@ -213,3 +213,18 @@ def test_slots_of_an_unknown_job_names_the_known_types_and_exits_2(
         " analytics.monthly-usage-summary, analytics.score-distribution,"
         " analytics.warmup-daily-reset\n"
     )
+
+
+def test_slots_over_a_range_too_large_to_list_exits_2_with_the_fix(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.runtime import accounting
+
+    monkeypatch.setattr(accounting, "MAX_SLOTS", 24)
+    manifest = str(project / "jobs.yaml")
+    argv = ["-m", manifest, "slots", "aggregate-hourly", "--from", "2026-10-30", "--to"]
+    assert main([*argv, "2026-10-31T01:00:00Z"]) == 2
+    assert capsys.readouterr().err == (
+        "error: more than 24 slots between 2026-10-30T00:00:00Z and 2026-10-31T01:00:00Z;"
+        " narrow the range (or the job's catch_up.within_seconds)\n"
+    )
