@@ -39,21 +39,21 @@ case "$ENVIRONMENT" in
     ensure_queue mauntic-analytics-jobs-dlq
     ensure_bucket mauntic-warmup-counters
     ensure_bucket mauntic-warmup-counters-dev
-    ensure_http_consumer mauntic-analytics-jobs --batch-size 10 --message-retries 7 --retry-delay-secs 30 --visibility-timeout-secs 2400 --dead-letter-queue mauntic-analytics-jobs-dlq
+    ensure_http_consumer mauntic-analytics-jobs --batch-size 10 --message-retries 10 --retry-delay-secs 30 --visibility-timeout-secs 2400 --dead-letter-queue mauntic-analytics-jobs-dlq
     ;;
   production)
     ensure_queue mauntic-analytics-jobs
     ensure_queue mauntic-analytics-jobs-dlq
     ensure_bucket mauntic-warmup-counters
     ensure_bucket mauntic-warmup-counters-dev
-    ensure_http_consumer mauntic-analytics-jobs --batch-size 10 --message-retries 7 --retry-delay-secs 30 --visibility-timeout-secs 2400 --dead-letter-queue mauntic-analytics-jobs-dlq
+    ensure_http_consumer mauntic-analytics-jobs --batch-size 10 --message-retries 10 --retry-delay-secs 30 --visibility-timeout-secs 2400 --dead-letter-queue mauntic-analytics-jobs-dlq
     ;;
   staging)
     ensure_queue mauntic-analytics-jobs-staging
     ensure_queue mauntic-analytics-jobs-staging-dlq
     ensure_bucket mauntic-warmup-counters-staging
     ensure_bucket mauntic-warmup-counters-dev
-    ensure_http_consumer mauntic-analytics-jobs-staging --batch-size 10 --message-retries 7 --retry-delay-secs 30 --visibility-timeout-secs 2400 --dead-letter-queue mauntic-analytics-jobs-staging-dlq
+    ensure_http_consumer mauntic-analytics-jobs-staging --batch-size 10 --message-retries 10 --retry-delay-secs 30 --visibility-timeout-secs 2400 --dead-letter-queue mauntic-analytics-jobs-staging-dlq
     ;;
   *)
     echo "unknown environment: $ENVIRONMENT (known: (none) production staging)" >&2

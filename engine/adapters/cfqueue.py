@@ -1,16 +1,18 @@
-"""A small async client for Cloudflare Queues' REST API, as an HTTP pull consumer uses it.
+"""A small async client for Cloudflare Queues' REST API: what an HTTP pull consumer and
+the reconciler use.
 
 Endpoints (``{api}/accounts/{account}/queues...``): list queues (to resolve names to
-ids), ``messages/pull``, ``messages/ack`` and ``messages`` (send, for the dead-letter
-queue). Shapes follow Cloudflare's OpenAPI schema (``visibility_timeout_ms``; the prose
-docs' examples say ``visibility_timeout``).
+ids, paged), ``messages/pull``, ``messages/ack``, ``messages`` (send one, for the
+dead-letter queue) and ``messages/batch`` (send several, as the Worker's ``sendBatch``).
+Shapes follow Cloudflare's OpenAPI schema (``visibility_timeout_ms``; the prose docs'
+examples say ``visibility_timeout``).
 
-HTTP is ``urllib.request`` in ``asyncio.to_thread``: no new dependency, TLS verification
-by default, and a consumer makes two or three calls per batch, so a thread per call is
-cheap. Each call has a socket timeout and an overall deadline (the API short-polls: an
-empty queue answers at once). 429, 5xx, connection errors and timeouts are transient
-and retried a bounded number of times, here only.
-The token goes into one request header and nowhere else: not into reprs, logs or errors.
+HTTP is one ``httpx.AsyncClient`` per QueuesClient: a connection pool, TLS verification,
+a timeout on every phase, no redirects (a redirect must not carry the token elsewhere).
+The caller opens and closes it: ``async with QueuesClient(settings) as client``. 429, 5xx,
+connection errors and timeouts are transient and retried by the shared helper
+(:mod:`engine.adapters.retrying`), honouring Retry-After. The token goes into one request
+header and nowhere else: not into reprs, logs or errors.
 """
 
 from __future__ import annotations
@@ -18,50 +20,34 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import http.client
 import json
 import logging
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
+import httpx
+
+from engine.adapters.cfconfig import API_BASE, Settings
+from engine.adapters.retrying import Backoff, Sleep, retrying
 from engine.core.errors import ConfigError, QueueError
 from engine.runtime.messages import Body
 
+__all__ = ["API_BASE", "AckResult", "Pulled", "QueuesClient", "Settings", "decode_body"]
+
 log = logging.getLogger(__name__)
 
-API_BASE = "https://api.cloudflare.com/client/v4"
 MAX_DELAY_SECONDS = 43_200  # Cloudflare's cap on a retry's delay_seconds
+MAX_BATCH = 100  # Cloudflare's cap on messages per batch send
 _MAX_PAGES = 100
 _AUTH_HINT = "check CLOUDFLARE_API_TOKEN: it needs Account > Queues > Edit (queues read and write)"
-
-Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    account_id: str
-    token: str = field(repr=False)
-    base_url: str = API_BASE
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """``CLOUDFLARE_API_TOKEN``, ``CLOUDFLARE_ACCOUNT_ID`` and optionally
-        ``CLOUDFLARE_API_BASE_URL``."""
-        token = environ.get("CLOUDFLARE_API_TOKEN", "").strip()
-        account = environ.get("CLOUDFLARE_ACCOUNT_ID", "").strip()
-        pairs = (("CLOUDFLARE_ACCOUNT_ID", account), ("CLOUDFLARE_API_TOKEN", token))
-        unset = [name for name, value in pairs if not value]
-        if unset:
-            raise ConfigError(
-                f"{' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set",
-                hint="a pull consumer needs an API token with Queues Edit and its account id",
-            )
-        base = environ.get("CLOUDFLARE_API_BASE_URL", "").strip() or API_BASE
-        return cls(account_id=account, token=token, base_url=base.rstrip("/"))
+# 400s that are about the token, not the request: 6003 "Invalid request headers" with
+# 6111 "Invalid format for Authorization header" (or 6100/6101/6102/6103 for its parts).
+_AUTH_CODES = frozenset({6003, 6100, 6101, 6102, 6103, 6111, 9106, 9109, 10000})
+_QUEUE_NOT_FOUND, _BAD_QUEUE_ID = 10104, 10107
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,38 +90,8 @@ def decode_body(body: object, metadata: object) -> Body:
     return body
 
 
-@dataclass(frozen=True)
-class _Failed:
-    error: QueueError
-    retry_after: float | None = None
-
-
-@dataclass(frozen=True)
-class _Response:
-    status: int
-    headers: Mapping[str, str]
-    data: bytes
-
-
-def _http(req: urllib.request.Request, timeout: float) -> _Response:
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return _Response(resp.status, dict(resp.headers.items()), resp.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return _Response(exc.code, dict((exc.headers or {}).items()), exc.read())
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 class QueuesClient:
-    """Cloudflare Queues over REST. Holds no connections: nothing to close."""
+    """Cloudflare Queues over REST; an async context manager that owns its HTTP pool."""
 
     def __init__(
         self,
@@ -145,17 +101,36 @@ class QueuesClient:
         attempts: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
+        max_connections: int = 20,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._s = settings
         self._timeout = timeout
-        self._attempts = attempts
-        self._backoff = backoff
-        self._max_backoff = max_backoff
+        self._backoff = Backoff(attempts=attempts, initial=backoff, maximum=max_backoff)
+        self._limits = httpx.Limits(max_connections=max_connections)
         self._sleep = sleep
+        self._http: httpx.AsyncClient | None = None
 
     def __repr__(self) -> str:
         return f"QueuesClient(account={self._s.account_id!r}, base_url={self._s.base_url!r})"
+
+    async def __aenter__(self) -> QueuesClient:
+        self._http = httpx.AsyncClient(
+            base_url=f"{self._s.base_url}/accounts/{quote(self._s.account_id, safe='')}",
+            headers={"Authorization": f"Bearer {self._s.token}", "Accept": "application/json"},
+            timeout=httpx.Timeout(self._timeout),
+            limits=self._limits,
+            follow_redirects=False,
+            trust_env=False,
+        )
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
 
     async def queue_ids(self, names: Sequence[str]) -> dict[str, str]:
         """Queue name -> queue id, for every name; ConfigError names the missing ones."""
@@ -190,18 +165,18 @@ class QueuesClient:
         result = (await self._call("POST", path, payload=payload)).get("result")
         raw = result.get("messages") if isinstance(result, Mapping) else None
         if not isinstance(raw, list):
-            raise self._bad("POST", path, "result.messages is not a list")
+            raise _bad("POST", path, "result.messages is not a list")
         out = []
         for m in raw:
             if not isinstance(m, Mapping) or not m.get("id") or not m.get("lease_id"):
-                raise self._bad("POST", path, "a message has no id or lease_id")
+                raise _bad("POST", path, "a message has no id or lease_id")
             attempts = m.get("attempts")
             out.append(
                 Pulled(
                     id=str(m["id"]),
                     lease_id=str(m["lease_id"]),
                     # Counted from 1, like a Worker's message.attempts.
-                    attempts=max(1, attempts if isinstance(attempts, int) else 1),
+                    attempts=max(1, int(attempts) if isinstance(attempts, int | float) else 1),
                     body=decode_body(m.get("body"), m.get("metadata")),
                     timestamp_ms=m.get("timestamp_ms"),
                 )
@@ -235,6 +210,14 @@ class QueuesClient:
         payload = {"body": body, "content_type": "json"}
         await self._call("POST", f"/queues/{queue_id}/messages", payload=payload)
 
+    async def send_batch(self, queue_id: str, bodies: Sequence[Any]) -> None:
+        """Send JSON messages as the Worker's ``sendBatch`` does, in calls of at most 100."""
+        path = f"/queues/{queue_id}/messages/batch"
+        for i in range(0, len(bodies), MAX_BATCH):
+            chunk = bodies[i : i + MAX_BATCH]
+            messages = [{"body": b, "content_type": "json"} for b in chunk]
+            await self._call("POST", path, payload={"messages": messages})
+
     async def _call(
         self,
         method: str,
@@ -243,74 +226,86 @@ class QueuesClient:
         query: Sequence[tuple[str, str]] = (),
         payload: Mapping[str, Any] | None = None,
     ) -> Mapping[str, Any]:
-        """One API call with bounded retries; returns the success envelope."""
-        account = urllib.parse.quote(self._s.account_id, safe="")
-        url = f"{self._s.base_url}/accounts/{account}{path}"
-        url += f"?{urllib.parse.urlencode(query)}" if query else ""
-        data = None if payload is None else json.dumps(payload).encode()
-        attempt = 1
-        while True:
-            got = await self._once(method, path, url, data)
-            if not isinstance(got, _Failed):
-                return got
-            if not got.error.transient or attempt >= self._attempts:
-                raise got.error
-            delay = min(self._max_backoff, got.retry_after or self._backoff * 2 ** (attempt - 1))
-            log.warning(
-                "%s; retrying in %gs (attempt %d of %d)", got.error, delay, attempt, self._attempts
-            )
-            await self._sleep(delay)
-            attempt += 1
+        """One API call with bounded transport retries; returns the success envelope."""
+        return await retrying(
+            lambda: self._once(method, path, query, payload), self._backoff, self._sleep
+        )
 
     async def _once(
-        self, method: str, path: str, url: str, data: bytes | None
-    ) -> Mapping[str, Any] | _Failed:
-        req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Content-Type", "application/json")
-        req.add_header("Accept", "application/json")
-        # Unredirected: a redirect must not carry the token to another host.
-        req.add_unredirected_header("Authorization", f"Bearer {self._s.token}")
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        payload: Mapping[str, Any] | None,
+    ) -> Mapping[str, Any]:
+        if self._http is None:
+            raise ConfigError("QueuesClient is not open", hint="use it as `async with client:`")
         try:
-            resp = await asyncio.wait_for(
-                asyncio.to_thread(_http, req, self._timeout), self._timeout + 1
-            )
-        except (TimeoutError, OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            text = f"Cloudflare API {method} {path}: {_describe(reason, self._timeout)}"
-            return _Failed(
-                QueueError(self._scrub(text), transient=True, error_class="cloudflare_connection")
-            )
-        env = _envelope(resp.data)
-        if 200 <= resp.status < 300 and env.get("success") is not False:
+            resp = await self._http.request(method, path, params=list(query), json=payload)
+        except httpx.TimeoutException as exc:
+            raise self._transport(method, path, f"timed out after {self._timeout:g}s") from exc
+        except httpx.TransportError as exc:
+            raise self._transport(method, path, f"connection failed ({_reason(exc)})") from exc
+        env = _envelope(resp.content)
+        if 200 <= resp.status_code < 300 and env.get("success") is not False:
             return env
-        retry_after = _retry_after(resp.headers) if resp.status == 429 else None
-        return _Failed(self._error(method, path, resp.status, env), retry_after)
+        raise self._error(method, path, resp, env)
 
-    def _error(self, method: str, path: str, status: int, env: Mapping[str, Any]) -> QueueError:
+    def _transport(self, method: str, path: str, problem: str) -> QueueError:
+        text = self._scrub(f"Cloudflare API {method} {path}: {problem}")
+        return QueueError(text, transient=True, error_class="cloudflare_connection")
+
+    def _error(
+        self, method: str, path: str, resp: httpx.Response, env: Mapping[str, Any]
+    ) -> QueueError:
+        status = resp.status_code
         raw = env.get("errors")
-        errors = raw if isinstance(raw, list) else []
-        detail = "; ".join(
-            f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, Mapping)
-        )
+        errors = [e for e in raw if isinstance(e, Mapping)] if isinstance(raw, list) else []
+        codes = {e.get("code") for e in errors}
+        detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors)
         text = f"Cloudflare API {method} {path}: HTTP {status}"
         text = self._scrub(text + (f" ({detail[:300]})" if detail else ""))
-        if status in (401, 403):
+        if status in (401, 403) or (status == 400 and codes & _AUTH_CODES):
             return QueueError(text, transient=False, error_class="cloudflare_auth", hint=_AUTH_HINT)
-        if status == 429:
-            return QueueError(text, transient=True, error_class="cloudflare_rate_limited")
-        if status >= 500:
-            return QueueError(text, transient=True, error_class="cloudflare_unavailable")
+        if codes & {_QUEUE_NOT_FOUND, _BAD_QUEUE_ID}:
+            return QueueError(
+                text,
+                transient=False,
+                error_class="cloudflare_queue_not_found",
+                hint="run generated/preflight.sh, and check the queue's name in jobs.yaml",
+            )
+        if status == 429 or status >= 500:
+            after = _retry_after(resp.headers.get("retry-after"))
+            kind = "cloudflare_rate_limited" if status == 429 else "cloudflare_unavailable"
+            return QueueError(text, transient=True, error_class=kind, retry_after=after)
         return QueueError(text, transient=False, error_class="cloudflare_api_error")
-
-    def _bad(self, method: str, path: str, problem: str) -> QueueError:
-        return QueueError(
-            f"Cloudflare API {method} {path}: unexpected response: {problem}",
-            transient=False,
-            error_class="cloudflare_bad_response",
-        )
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._s.token, "***") if self._s.token else text
+
+
+def _bad(method: str, path: str, problem: str) -> QueueError:
+    return QueueError(
+        f"Cloudflare API {method} {path}: unexpected response: {problem}",
+        transient=False,
+        error_class="cloudflare_bad_response",
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our backoff
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause: '[Errno 111] Connection refused', not httpx's wrapper text."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    if isinstance(exc, OSError) and exc.errno:
+        return f"[Errno {exc.errno}] {os.strerror(exc.errno)}"
+    return str(exc) or type(exc).__name__
 
 
 def _envelope(data: bytes) -> Mapping[str, Any]:
@@ -319,9 +314,3 @@ def _envelope(data: bytes) -> Mapping[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return {"success": False, "errors": [{"code": None, "message": "response is not JSON"}]}
     return env if isinstance(env, Mapping) else {"success": False, "errors": []}
-
-
-def _describe(reason: object, timeout: float) -> str:
-    if isinstance(reason, TimeoutError):
-        return f"timed out after {timeout:g}s"
-    return f"connection failed ({reason})"

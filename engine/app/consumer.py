@@ -1,41 +1,38 @@
-"""The HTTP pull consumer: Cloudflare Queues -> the executor -> one ack call per batch.
+"""The HTTP pull consumer: Cloudflare Queues -> the executor -> acks as runs finish.
 
-Each round pulls up to ``max_batch_size`` messages leased for the consumer's visibility
-timeout, hands each to ``Executor.handle`` and then acknowledges the batch in ONE call:
-succeeded, duplicate and dead_lettered are acked (the executor has already written the dead
-letter), retry goes back with the executor's delay. Messages of a batch run concurrently
-(each lease starts at the pull, so each must only outlast its own run); runs of one job
-still serialise on its advisory lock.
-A message whose lease lapses (a crash before the ack) is redelivered by Cloudflare and
-the run ledger makes it a duplicate. SIGTERM/SIGINT finish the batch, ack it and stop.
+It keeps up to ``concurrency`` messages running: each pull asks for at most the free
+room, each message runs as its own task, and whatever finishes is acknowledged at once,
+in small groups (succeeded, duplicate and dead_lettered are acked; retry goes back with
+the executor's delay). A 30-minute job therefore holds nothing behind it: short messages
+pulled with it are acked as soon as they are done, and pulling goes on while it runs.
+Each message's lease starts at its pull and it starts running at once, so each lease
+only has to outlast its own run. Runs of one job still serialise on its advisory lock.
+
+Hand-backs and Cloudflare's delivery count are reconciled by
+:mod:`engine.runtime.budget`. A message whose lease lapses (a crash before the ack) is
+redelivered by Cloudflare and the run ledger makes it a duplicate. SIGTERM/SIGINT stop
+pulling, let the runs in flight finish, ack them and return.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
-import os
-import random
-import signal
-import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Protocol
 
 from engine.adapters import cfqueue
-from engine.app import wiring
-from engine.core.errors import ConfigError, CronwrightError, JobFailed
-from engine.core.model import Consumer, ConsumerType, Manifest
-from engine.core.times import iso
-from engine.runtime import shield
-from engine.runtime.executor import Clock, Executor
-from engine.runtime.ledger import DeadLetter, DeadLetterSink, PgDeadLetters
+from engine.core.errors import CronwrightError, JobFailed
+from engine.core.model import Consumer
+from engine.runtime import ledger, messages, shield
+from engine.runtime.budget import Budget
+from engine.runtime.executor import Clock
+from engine.runtime.ledger import DeadLetter, DeadLetterSink, Failure
 from engine.runtime.messages import Body
-from engine.runtime.metrics import JsonLines, MetricsSink
 from engine.runtime.outcome import STATUSES, Outcome
 
 log = logging.getLogger(__name__)
@@ -74,46 +71,14 @@ class Tally:
         return text
 
 
-def dlq_body(letter: DeadLetter) -> dict[str, Any]:
-    """The original body (a JSON object) plus ``deadLetter``; any other body is kept as
-    text under ``body``."""
-    meta = {
-        "reason": letter.reason,
-        "errorClass": letter.error_class,
-        "attempts": letter.attempts,
-        "job": letter.job,
-        "slot": iso(letter.slot) if letter.slot else None,
-        "messageId": letter.message_id,
-    }
-    try:
-        original = json.loads(letter.body)
-    except json.JSONDecodeError:
-        original = None
-    if isinstance(original, dict):
-        return {**original, "deadLetter": meta}
-    return {"body": letter.body, "deadLetter": meta}
+@dataclass(frozen=True)
+class _Done:
+    message: cfqueue.Pulled
+    delay: int | None  # None: ack; else hand back after this many seconds
 
 
-class QueueDeadLetters:
-    """Dead letters to the Cloudflare DLQ and to ``cronwright.dead_letters``.
-
-    The DLQ send goes first: when it fails transiently nothing is written yet, and the
-    redelivery retries both. A permanent refusal (a body over the size limit) is logged
-    and the letter still reaches Postgres, the record of truth."""
-
-    def __init__(self, pg: DeadLetterSink, client: cfqueue.QueuesClient, dlq_id: str) -> None:
-        self._pg = pg
-        self._client = client
-        self._dlq_id = dlq_id
-
-    async def put(self, letter: DeadLetter) -> None:
-        try:
-            await self._client.send(self._dlq_id, dlq_body(letter))
-        except JobFailed as err:
-            if err.transient:
-                raise
-            log.error("dead letter of message %s not sent to the DLQ: %s", letter.message_id, err)
-        await self._pg.put(letter)
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class PullConsumer:
@@ -124,79 +89,190 @@ class PullConsumer:
         executor: Handler,
         queue_id: str,
         settings: Consumer,
+        budget: Budget | None = None,
+        dead_letters: DeadLetterSink | None = None,
+        concurrency: int | None = None,
+        clock: Clock = _utc_now,
         sleep: Sleep | None = None,
         idle_seconds: tuple[float, float] = (1.0, 30.0),
         ack_timeout: float = 120.0,
+        write_timeout: float = 30.0,
     ) -> None:
         self._client = client
         self._executor = executor
         self._queue_id = queue_id
         self._settings = settings
+        self._budget = budget
+        self._dead_letters = dead_letters
+        self._concurrency = concurrency or settings.max_concurrency or settings.max_batch_size
+        self._clock = clock
         self._stop = asyncio.Event()
         self._sleep = sleep or self._until_stopped
         self._idle_min, self._idle_max = idle_seconds
         self._ack_timeout = ack_timeout
+        self._write_timeout = write_timeout
 
     def stop(self) -> None:
-        """Finish the current batch, ack it, and return from ``run``."""
+        """Stop pulling, let the runs in flight finish, ack them, and return from ``run``."""
         self._stop.set()
 
     async def run(self, *, max_batches: int | None = None) -> Tally:
         """Pull until stopped, or ``max_batches`` pulls. A service (no bound) rides out
-        transient API errors; a bounded run raises them."""
+        transient API errors; a bounded run raises them (after its runs finish)."""
         tally = Tally()
         idle = self._idle_min
-        while not self._stop.is_set() and (max_batches is None or tally.batches < max_batches):
-            try:
-                pulled = await self.batch(tally)
-            except JobFailed as err:
-                if max_batches is not None or not err.transient:
-                    raise
-                log.warning("pull failed: %s", err)
-                pulled = 0
-            if pulled:
-                idle = self._idle_min
-            elif max_batches is None or tally.batches < max_batches:
-                await self._sleep(idle)
-                idle = min(idle * 2, self._idle_max)
-        return tally
-
-    async def batch(self, tally: Tally) -> int:
-        """One pull, its messages, one ack call. Returns the number of messages."""
-        messages = await self._client.pull(
-            self._queue_id,
-            batch_size=self._settings.max_batch_size,
-            visibility_timeout_ms=self._settings.visibility_timeout_seconds * 1000,
-        )
-        tally.batches += 1
-        delays: dict[str, int | None] = {}  # lease -> None (ack) or the retry delay
-
-        async def one(m: cfqueue.Pulled) -> None:
-            delay: int | None = None
-            try:
-                outcome = await self._executor.handle(m.body, message_id=m.id, attempt=m.attempts)
-            except CronwrightError as err:
-                log.error("message %s not handled: %s; handing it back", m.id, err)
-                tally.errors += 1
-                delay = self._settings.retry_delay_seconds
-            else:
-                tally.statuses[outcome.status] += 1
-                if outcome.status == "retry":
-                    delay = math.ceil(outcome.delay_seconds or 0)
-            delays[m.lease_id] = delay
-
+        running: set[asyncio.Task[_Done]] = set()
         try:
-            # Concurrently: every message of a batch is leased at the pull, so run one
-            # after another the last one's lease would have to outlast the whole batch.
-            await asyncio.gather(*(one(m) for m in messages))
+            while True:
+                pulling = not self._stop.is_set() and (
+                    max_batches is None or tally.batches < max_batches
+                )
+                room = self._concurrency - len(running)
+                pulled = 0
+                if pulling and room > 0:
+                    size = min(room, self._settings.max_batch_size)
+                    for m in await self._pull(size, tally, bounded=max_batches is not None):
+                        running.add(asyncio.create_task(self._one(m, tally)))
+                        pulled += 1
+                    idle = self._idle_min if pulled else idle
+                if not running:
+                    if not pulling:
+                        return tally
+                    if max_batches is None or tally.batches < max_batches:
+                        await self._sleep(idle)
+                        idle = min(idle * 2, self._idle_max)
+                    continue
+                # Ack what finishes. With room left, pull again: at once after a pull
+                # that brought messages, after the (growing) idle wait after an empty one.
+                more = pulling and len(running) < self._concurrency
+                timeout = (0 if pulled else idle) if more else None
+                done, _ = await asyncio.wait(
+                    running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if more and not pulled and not done:  # an idle queue beside a long run
+                    idle = min(idle * 2, self._idle_max)
+                running -= done
+                await self._ack([t.result() for t in done], tally)
+        except asyncio.CancelledError:
+            for t in running:
+                t.cancel()
+            raise
         finally:
-            # Also on the way out of an error: what was handled is acked.
-            acks = [lease for lease, d in delays.items() if d is None]
-            retries = [(lease, d) for lease, d in delays.items() if d is not None]
-            await self._ack(acks, retries, tally)
-        return len(messages)
+            if running:  # an error or a cancellation: what was handled is still acked
+                done, _ = await asyncio.wait(running)
+                await self._ack([t.result() for t in done if not t.cancelled()], tally)
 
-    async def _ack(self, acks: list[str], retries: list[tuple[str, int]], tally: Tally) -> None:
+    async def _pull(self, size: int, tally: Tally, *, bounded: bool) -> list[cfqueue.Pulled]:
+        try:
+            pulled = await self._client.pull(
+                self._queue_id,
+                batch_size=size,
+                visibility_timeout_ms=self._settings.visibility_timeout_seconds * 1000,
+            )
+        except JobFailed as err:
+            if not err.transient or bounded:
+                raise
+            log.warning("pull failed: %s", err)
+            return []
+        tally.batches += 1
+        return pulled
+
+    async def _one(self, m: cfqueue.Pulled, tally: Tally) -> _Done:
+        budget = self._budget
+        raised = False
+        try:
+            attempt = await budget.job_attempt(m.id, m.attempts) if budget else m.attempts
+            outcome = await self._executor.handle(m.body, message_id=m.id, attempt=attempt)
+        except CronwrightError as err:
+            log.error("message %s not handled: %s; handing it back", m.id, err)
+            raised = True
+            outcome = Outcome(
+                status="retry",
+                job=None,
+                type=messages.peek_type(m.body),
+                slot=None,
+                attempt=m.attempts,
+                delay_seconds=self._settings.retry_delay_seconds,
+                error_class=getattr(err, "error_class", "not_handled"),
+                reason=str(err),
+                handback=True,
+            )
+        if outcome.status != "retry":
+            tally.statuses[outcome.status] += 1
+            return _Done(m, None)
+        if budget is not None and budget.last(m.attempts) and await self._last_delivery(m, outcome):
+            tally.statuses["dead_lettered"] += 1
+            return _Done(m, None)
+        if raised:
+            tally.errors += 1
+        else:
+            tally.statuses["retry"] += 1
+        if outcome.handback and budget is not None:
+            try:
+                await budget.handed_back(m.id)
+            except JobFailed as err:
+                log.error("hand-back of message %s not counted: %s", m.id, err)
+        return _Done(m, math.ceil(outcome.delay_seconds or 0))
+
+    async def _last_delivery(self, m: cfqueue.Pulled, outcome: Outcome) -> bool:
+        """Handed back now, Cloudflare would move the message to its DLQ with no row in
+        ``cronwright.dead_letters``: dead-letter it ourselves first. True when written."""
+        assert self._budget is not None
+        if self._dead_letters is None:
+            return False
+        letter = DeadLetter(
+            job=outcome.job,
+            type=outcome.type,
+            slot=outcome.slot,
+            message_id=m.id,
+            body=messages.body_text(m.body),
+            reason=f"delivery {m.attempts} of the {self._budget.deliveries} the queue allows"
+            f" ended in a retry ({outcome.reason})",
+            error_class=outcome.error_class or "delivery_limit",
+            attempts=outcome.attempt,
+            created_at=self._clock(),
+        )
+        try:
+            await shield.finish(self._dead_letters.put(letter), self._write_timeout)
+        except JobFailed as err:
+            log.error(
+                "message %s is on its last delivery and its dead letter was not written: %s",
+                m.id,
+                err,
+            )
+            return False
+        if outcome.job is not None and outcome.slot is not None:
+            await self._mark_dead_lettered(m, outcome, letter)
+        return True
+
+    async def _mark_dead_lettered(
+        self, m: cfqueue.Pulled, outcome: Outcome, letter: DeadLetter
+    ) -> None:
+        """The slot's ledger row says what became of it (diagnostics: losing it changes
+        nothing about the message)."""
+        assert self._budget is not None and outcome.job is not None and outcome.slot
+        failure = Failure(
+            job=outcome.job,
+            slot=outcome.slot,
+            status="dead_lettered",
+            attempt=outcome.attempt,
+            message_id=m.id,
+            started_at=letter.created_at,
+            finished_at=letter.created_at,
+            duration_ms=outcome.duration_ms,
+            error_class=letter.error_class,
+            error=letter.reason,
+        )
+        try:
+            await shield.finish(
+                ledger.record_failure(self._budget.db, failure), self._write_timeout
+            )
+        except JobFailed as err:
+            log.warning("dead letter of %s not marked in the ledger: %s", m.id, err)
+
+    async def _ack(self, done: list[_Done], tally: Tally) -> None:
+        acks = [d.message.lease_id for d in done if d.delay is None]
+        retries = [(d.message.lease_id, d.delay) for d in done if d.delay is not None]
         if not acks and not retries:
             return
         # The client bounds the call (timeouts, retries); shielding it lets a cancelled
@@ -217,81 +293,15 @@ class PullConsumer:
             return
         for lease, warning in sorted(result.warnings.items()):
             log.warning("ack of lease %s: %s", lease, warning)
+        if self._budget is not None:
+            redelivered = [d.message.id for d in done if d.delay is None and d.message.attempts > 1]
+            try:
+                await self._budget.forget(redelivered)
+            except JobFailed as err:
+                log.warning("hand-back counts of acked messages not removed: %s", err)
 
     async def _until_stopped(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._stop.wait(), seconds)
         except TimeoutError:
             return
-
-
-@contextmanager
-def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """SIGTERM/SIGINT call ``stop`` once; a second signal has its default effect."""
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
-
-    def handler(sig: signal.Signals) -> None:
-        log.warning("%s: finishing the batch, then stopping", sig.name)
-        for s in signals:
-            loop.remove_signal_handler(s)
-        stop()
-
-    for s in signals:
-        loop.add_signal_handler(s, handler, s)
-    try:
-        yield
-    finally:
-        for s in signals:
-            loop.remove_signal_handler(s)
-
-
-async def consume(
-    manifest: Manifest,
-    *,
-    max_batches: int | None = None,
-    environ: Mapping[str, str] | None = None,
-    metrics: MetricsSink | None = None,
-    clock: Clock = wiring.utc_now,
-    rng: random.Random | None = None,
-    sleep: Sleep | None = None,
-    handle_signals: bool = True,
-) -> Tally:
-    """``cronwright consume``: pull the manifest's queue with DATABASE_URL, CLOUDFLARE_*
-    and R2_* from the environment."""
-    queue = manifest.queue
-    if queue.consumer.type is not ConsumerType.HTTP_PULL:
-        raise ConfigError(
-            f"queue {queue.name} is consumed by the Worker (queue.consumer.type: "
-            f"{queue.consumer.type}), so nothing may pull it",
-            hint="set queue.consumer.type: http_pull and run generated/preflight.sh to pull",
-        )
-    env = os.environ if environ is None else environ
-    client = cfqueue.QueuesClient(cfqueue.Settings.from_env(env))
-    dsn = wiring.database_url(env)
-    templates = wiring.load_templates(manifest)
-    ids = await client.queue_ids([queue.name, queue.dead_letter_queue])
-    async with (
-        wiring.open_database(dsn, max_size=max(4, queue.consumer.max_batch_size)) as db,
-        wiring.open_actions(manifest, env, clock=clock) as actions,
-    ):
-        executor = Executor(
-            db=db,
-            manifest=manifest,
-            templates=templates,
-            actions=actions,
-            dead_letters=QueueDeadLetters(PgDeadLetters(db), client, ids[queue.dead_letter_queue]),
-            metrics=metrics or JsonLines(sys.stderr),
-            clock=clock,
-            sleep=asyncio.sleep,
-            rng=rng or random.Random(),
-        )
-        consumer = PullConsumer(
-            client=client,
-            executor=executor,
-            queue_id=ids[queue.name],
-            settings=queue.consumer,
-            sleep=sleep,
-        )
-        with stop_on_signals(consumer.stop) if handle_signals else nullcontext():
-            return await consumer.run(max_batches=max_batches)

@@ -156,6 +156,11 @@ def _window_text(job: Job) -> str:
     return f"{abs(offset)} {period}s {side} the slot's"
 
 
+def _catch_up_text(job: Job) -> str:
+    c = job.catch_up
+    return "none" if c.policy.value == "none" else f"{c.policy.value} within {c.within_seconds}s"
+
+
 def jobs_doc(manifest: Manifest, table: dict[str, Any]) -> str:
     """The jobs as documentation, generated so that docs cannot drift from the code."""
     q, w = manifest.queue, manifest.worker
@@ -169,8 +174,8 @@ def jobs_doc(manifest: Manifest, table: dict[str, Any]) -> str:
         f'(default `"{_flag(w.cron_enabled)}"`).',
         "",
         "| message type | job | cron (UTC) | trigger | window | retries | timeout | overlap "
-        "| paused |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| paused | catch-up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for job in sorted(manifest.jobs, key=lambda j: j.type):
         r = job.retry
@@ -181,8 +186,15 @@ def jobs_doc(manifest: Manifest, table: dict[str, Any]) -> str:
         lines.append(
             f"| `{job.type}` | {job.name} | `{job.cron}` | `{table['jobs'][job.type]['trigger']}` "
             f"| {_window_text(job)} | {retry} | {job.timeout_seconds}s | {job.overlap.value} "
-            f"| {'yes' if job.paused else 'no'} |"
+            f"| {'yes' if job.paused else 'no'} | {_catch_up_text(job)} |"
         )
+    lines += [
+        "",
+        "Catch-up is what `cronwright reconcile` enqueues for due slots that were never sent:"
+        " `all` missing ones, the `latest` slot if it is missing, or `none`, only among slots"
+        " due within the window. Default: `all`, within one day or the schedule's longest gap"
+        " between slots when that is longer.",
+    ]
     lines += ["", "| trigger | sends |", "|---|---|"]
     for trigger, types in table["triggers"].items():
         lines.append(f"| `{trigger}` | {', '.join(f'`{t}`' for t in types)} |")

@@ -122,4 +122,9 @@ class StorageError(JobFailed):
 
 
 class QueueError(JobFailed):
-    """A Cloudflare Queues REST API failure, classified by HTTP status at the client."""
+    """A Cloudflare Queues REST API failure, classified by HTTP status at the client.
+    ``retry_after`` is the server's Retry-After, in seconds, when it sent one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after

@@ -15,6 +15,10 @@ from engine.core.errors import ConfigError, MessageError
 
 DEFAULT_TIMEOUT = 300
 DEFAULT_VISIBILITY_TIMEOUT = 900  # above the default job timeout: a lease outlasts a run
+# Deliveries the queue allows beyond every job's attempts, for hand-backs that are not job
+# attempts (a slot not due yet, a dead letter not written); see engine/runtime/budget.py.
+HANDBACK_ROOM = 3
+MAX_QUEUE_RETRIES = 100  # Cloudflare's cap on a consumer's max_retries
 
 
 class Plan(StrEnum):
@@ -38,6 +42,25 @@ class Period(StrEnum):
     HOUR = "hour"
     DAY = "day"
     MONTH = "month"
+
+
+class CatchUpPolicy(StrEnum):
+    """Which missing slots the reconciler enqueues (within the catch-up window)."""
+
+    ALL = "all"
+    LATEST = "latest"
+    NONE = "none"
+
+
+DEFAULT_CATCH_UP_SECONDS = 86_400
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatchUp:
+    """Only slots due within the last ``within_seconds`` are ever caught up."""
+
+    policy: CatchUpPolicy = CatchUpPolicy.ALL
+    within_seconds: int = DEFAULT_CATCH_UP_SECONDS
 
 
 class ConsumerType(StrEnum):
@@ -120,6 +143,7 @@ class Job:
     timeout_seconds: int = DEFAULT_TIMEOUT
     overlap: Overlap = Overlap.FORBID
     paused: bool = False
+    catch_up: CatchUp = field(default_factory=CatchUp)
     allow_both_day_fields: bool = False
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     description: str = ""
@@ -229,8 +253,11 @@ class Manifest:
 
     @property
     def consumer_max_retries(self) -> int:
-        """The queue must never dead-letter before a job's own policy allows."""
-        return max((j.retry.max_retries for j in self.jobs), default=0)
+        """The queue must never dead-letter before a job's own policy allows; the pull
+        consumer also gets room for hand-backs that are not job attempts."""
+        most = max((j.retry.max_retries for j in self.jobs), default=0)
+        room = HANDBACK_ROOM if self.queue.consumer.type is ConsumerType.HTTP_PULL else 0
+        return min(most + room, MAX_QUEUE_RETRIES)
 
     def for_environment(self, name: str | None) -> Manifest:
         """The manifest as deployed to ``[env.NAME]``: the environment's queue, bucket,

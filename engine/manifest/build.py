@@ -6,10 +6,13 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.core.model import (
+    DEFAULT_CATCH_UP_SECONDS,
     DEFAULT_TIMEOUT,
     DEFAULT_VISIBILITY_TIMEOUT,
     Action,
     Bucket,
+    CatchUp,
+    CatchUpPolicy,
     Consumer,
     ConsumerType,
     Dataset,
@@ -24,6 +27,8 @@ from engine.core.model import (
     Window,
     Worker,
 )
+from engine.schedule import cron
+from engine.schedule.slots import longest_gap
 
 
 def build(data: dict[str, Any], filename: str) -> Manifest:
@@ -107,7 +112,25 @@ def _build_job(name: str, j: dict[str, Any]) -> Job:
         timeout_seconds=j.get("timeout_seconds", DEFAULT_TIMEOUT),
         overlap=Overlap(j.get("overlap", "forbid")),
         paused=j.get("paused", False),
+        catch_up=_catch_up(j),
         allow_both_day_fields=j.get("allow_both_day_fields", False),
         params=MappingProxyType(dict(j.get("params") or {})),
         description=j.get("description", ""),
     )
+
+
+def default_catch_up_seconds(expr: str, *, allow_both_day_fields: bool = False) -> int:
+    """One day, or the schedule's longest gap between slots when that is longer: the
+    window then always holds at least the latest slot."""
+    gap = longest_gap(cron.parse(expr, allow_both_day_fields=allow_both_day_fields))
+    return max(DEFAULT_CATCH_UP_SECONDS, int(gap.total_seconds()) if gap else 0)
+
+
+def _catch_up(j: dict[str, Any]) -> CatchUp:
+    c = j.get("catch_up") or {}
+    within = c.get("within_seconds")
+    if within is None:
+        within = default_catch_up_seconds(
+            j["cron"], allow_both_day_fields=j.get("allow_both_day_fields", False)
+        )
+    return CatchUp(policy=CatchUpPolicy(c.get("policy", "all")), within_seconds=within)

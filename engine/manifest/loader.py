@@ -18,6 +18,7 @@ from engine.core.model import DEFAULT_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT, Manif
 from engine.manifest import schema, yamlmarks
 from engine.manifest.build import build
 from engine.schedule import cron
+from engine.schedule.slots import longest_gap
 from engine.sql import sqltemplates
 
 #: wrangler 4.86.0 bundles a workerd dated 2026-05-03; later dates fail to deploy locally.
@@ -163,6 +164,7 @@ class _Checker:
                     )
             if isinstance(template, str) and template.startswith("sql/"):
                 self._check_template(tpath, template, job)
+            self._check_catch_up(base, job)
             retry = job.get("retry")
             if isinstance(retry, dict):
                 lo, hi = retry.get("initial_delay_seconds"), retry.get("max_delay_seconds")
@@ -187,6 +189,30 @@ class _Checker:
         """Does ``rel`` (relative to the manifest), resolved with its symlinks and ``..``,
         stay below ``folder`` of the project?"""
         return (self.root / folder).resolve() in (self.root / rel).resolve().parents
+
+    def _check_catch_up(self, base: yamlmarks.Path, job: Mapping[str, Any]) -> None:
+        """A catch-up window shorter than the schedule's period could miss every slot."""
+        catch_up, expr = job.get("catch_up"), job.get("cron")
+        if not isinstance(catch_up, dict) or not isinstance(expr, str):
+            return
+        within = catch_up.get("within_seconds")
+        if not isinstance(within, int) or catch_up.get("policy", "all") == "none":
+            return
+        try:
+            schedule = cron.parse(
+                expr, allow_both_day_fields=job.get("allow_both_day_fields") is True
+            )
+        except CronError:
+            return
+        gap = longest_gap(schedule)
+        period = int(gap.total_seconds()) if gap else 0
+        if within < period:
+            self.error(
+                (*base, "catch_up", "within_seconds"),
+                f"{within} s does not cover one period of the job's schedule"
+                f" ({period} s between slots)",
+                f"raise within_seconds to at least {period} or set policy: none",
+            )
 
     def _check_template(self, path: yamlmarks.Path, rel: str, job: Mapping[str, Any]) -> None:
         file = (self.root / rel).resolve()

@@ -7,7 +7,7 @@ before a time is found by searching back over doubling spans.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from engine.core.model import Job
@@ -27,6 +27,26 @@ ScheduleFor = Callable[[Job], Schedule]
 
 # A cron that fires at all fires within this (29 February on a given weekday: 28 years).
 _MAX_LOOKBACK = timedelta(days=366 * 29)
+
+
+# Where the schedule's period is measured from, so the answer is the same on every run.
+_PERIOD_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def longest_gap(schedule: Schedule, *, slots: int = 1000) -> timedelta | None:
+    """The longest time between two consecutive slots, over the first ``slots`` slots
+    from 2026 (enough for every cron's cycle but the rarest; None if it never fires)."""
+    longest = None
+    t = schedule.next_after(_PERIOD_FROM)
+    for _ in range(slots):
+        if t is None:
+            break
+        nxt = schedule.next_after(t)
+        if nxt is None or nxt - t > _MAX_LOOKBACK:
+            break
+        longest = max(longest or nxt - t, nxt - t)
+        t = nxt
+    return longest
 
 
 def cron_schedule(job: Job) -> Schedule:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,9 +23,11 @@ import pytest
 
 from engine.adapters.cfqueue import QueuesClient, Settings
 from engine.adapters.pg import Database
-from engine.app.consumer import PullConsumer, QueueDeadLetters, Tally, consume
+from engine.app.consume import QueueDeadLetters, consume
+from engine.app.consumer import PullConsumer, Tally
 from engine.core.errors import ConfigError
-from engine.core.model import Consumer, ConsumerType, Job
+from engine.core.model import Consumer, ConsumerType, Job, RetryPolicy
+from engine.runtime.budget import Budget
 from engine.runtime.executor import Executor
 from engine.runtime.ledger import PgDeadLetters
 from engine.runtime.metrics import Collect
@@ -34,6 +36,7 @@ from tests.fixtures.aio import run
 from tests.fixtures.cfqueues_api import ACCOUNT, TOKEN, CfQueuesApi, serve
 from tests.integration.executor_support import (
     EFFECT_SQL,
+    NOW,
     SETUP_SQL,
     SLOT,
     FakeClock,
@@ -77,29 +80,37 @@ class Rig:
     api: CfQueuesApi
     consumer: PullConsumer
     idle: Idle
+    clock: FakeClock
 
     async def rows(self, sql: str) -> list[dict[str, Any]]:
         return await self.db.fetch(sql)
 
 
 @asynccontextmanager
-async def rig(dsn: str, api: CfQueuesApi, job: Job, sql: str) -> AsyncIterator[Rig]:
+async def rig(
+    dsn: str, api: CfQueuesApi, job: Job, sql: str, **consumer: Any
+) -> AsyncIterator[Rig]:
     manifest = make_manifest(job)
-    async with Database.open(dsn, max_size=4) as db:
+    async with Database.open(dsn, max_size=8) as db, AsyncExitStack() as stack:
         async with db.transaction() as tx:
             await tx.script(SETUP_SQL)
-        client = QueuesClient(
-            Settings(account_id=ACCOUNT, token=TOKEN, base_url=api.url), sleep=RecordingSleep()
+        client = await stack.enter_async_context(
+            QueuesClient(
+                Settings(account_id=ACCOUNT, token=TOKEN, base_url=api.url),
+                sleep=RecordingSleep(),
+            )
         )
         ids = await client.queue_ids([QUEUE, DLQ])
+        dead_letters = QueueDeadLetters(PgDeadLetters(db), client, ids[DLQ])
+        clock = FakeClock()
         executor = Executor(
             db=db,
             manifest=manifest,
             templates={job.template: sql},
             actions={},
-            dead_letters=QueueDeadLetters(PgDeadLetters(db), client, ids[DLQ]),
+            dead_letters=dead_letters,
             metrics=Collect(),
-            clock=FakeClock(),
+            clock=clock,
             sleep=RecordingSleep(),
             rng=random.Random(0),
         )
@@ -109,17 +120,28 @@ async def rig(dsn: str, api: CfQueuesApi, job: Job, sql: str) -> AsyncIterator[R
             executor=executor,
             queue_id=ids[QUEUE],
             settings=manifest.queue.consumer,
+            budget=Budget(db, QUEUE, manifest.consumer_max_retries + 1),
+            dead_letters=dead_letters,
             sleep=idle,
+            **consumer,
         )
         idle.consumer = consumer
-        yield Rig(db=db, api=api, consumer=consumer, idle=idle)
+        yield Rig(db=db, api=api, consumer=consumer, idle=idle, clock=clock)
+
+
+def open_client(api: CfQueuesApi) -> QueuesClient:
+    return QueuesClient(
+        Settings(account_id=ACCOUNT, token=TOKEN, base_url=api.url), sleep=RecordingSleep()
+    )
 
 
 def acks(api: CfQueuesApi) -> list[Any]:
     return [r.json for r in api.calls("/messages/ack")]
 
 
-def test_a_batch_runs_each_message_and_acks_them_in_one_call(pg_dsn: str, api: CfQueuesApi) -> None:
+def test_a_batch_runs_each_message_and_acks_each_once_as_it_finishes(
+    pg_dsn: str, api: CfQueuesApi
+) -> None:
     job = make_job()
     api.send(QUEUE, json.loads(body(job)))
     api.send(QUEUE, json.loads(body(job)))  # the same slot again: a duplicate
@@ -163,8 +185,9 @@ def test_a_batch_runs_each_message_and_acks_them_in_one_call(pg_dsn: str, api: C
     )
     leases = [r.json for r in api.calls("/messages/pull")]
     assert leases == [{"batch_size": 10, "visibility_timeout_ms": 900_000}]
-    assert len(acks(api)) == 1
-    assert len(acks(api)[0]["acks"]) == 4 and acks(api)[0]["retries"] == []
+    acked = [a["lease_id"] for call in acks(api) for a in call["acks"]]
+    assert sorted(acked) == sorted(api.leases) and len(api.leases) == 4
+    assert all(call["retries"] == [] for call in acks(api))
     assert api.queue(QUEUE).messages == []
     dlq = sorted(
         (m.body for m in api.queue(DLQ).messages), key=lambda b: b["deadLetter"]["messageId"]
@@ -222,8 +245,8 @@ def test_a_transient_failure_is_handed_back_with_a_delay_and_succeeds_on_redeliv
     assert api.queue(QUEUE).messages == []
 
 
-def test_a_dead_letter_the_dlq_refuses_for_now_is_handed_back_not_dropped(
-    pg_dsn: str, api: CfQueuesApi
+def test_a_dead_letter_is_recorded_in_postgres_first_and_a_dlq_outage_does_not_hand_it_back(
+    pg_dsn: str, api: CfQueuesApi, caplog: pytest.LogCaptureFixture
 ) -> None:
     job = make_job()
     api.send(QUEUE, "poison", content_type="text")
@@ -233,19 +256,164 @@ def test_a_dead_letter_the_dlq_refuses_for_now_is_handed_back_not_dropped(
     async def main() -> None:
         async with rig(pg_dsn, api, job, EFFECT_SQL) as r:
             first = await r.consumer.run(max_batches=1)
-            assert dict(first.statuses) == {"retry": 1}
-            assert acks(api)[0]["retries"][0]["delay_seconds"] == 30  # the queue's retry delay
-            assert await r.rows("SELECT count(*) AS n FROM cronwright.dead_letters") == [{"n": 0}]
-            api.advance(30)
-            second = await r.consumer.run(max_batches=1)
-            assert dict(second.statuses) == {"dead_lettered": 1}
+            assert dict(first.statuses) == {"dead_lettered": 1}
             assert await r.rows("SELECT body, attempts FROM cronwright.dead_letters") == [
-                {"body": "poison", "attempts": 2}
+                {"body": "poison", "attempts": 1}
             ]
 
     run(main())
-    assert [m.body["deadLetter"]["attempts"] for m in api.queue(DLQ).messages] == [2]
+    assert api.queue(DLQ).messages == [] and api.queue(QUEUE).messages == []
+    assert "not sent to the DLQ: Cloudflare API POST" in caplog.text
+
+
+def test_hand_backs_do_not_use_up_the_jobs_attempt_budget(pg_dsn: str, api: CfQueuesApi) -> None:
+    """Two attempts allowed: a delivery whose slot was not due yet, then a failure, then a
+    success. Counted by Cloudflare's deliveries the failure would be attempt 2 of 2 and
+    dead-lettered; counted as job attempts it is attempt 1 and is retried."""
+    job = make_job(retry=RetryPolicy(max_attempts=2, initial_delay_seconds=1, max_delay_seconds=1))
+    api.send(QUEUE, json.loads(body(job)))
+
+    async def main() -> None:
+        async with rig(pg_dsn, api, job, FLAKY_SQL) as r:
+            r.clock.now = SLOT - timedelta(seconds=10)  # Cloudflare's clock ran ahead of ours
+            early = await r.consumer.run(max_batches=1)
+            assert dict(early.statuses) == {"retry": 1}
+            assert await r.rows("SELECT count FROM cronwright.handbacks") == [{"count": 1}]
+            assert await r.rows("SELECT count(*) AS n FROM cronwright.runs") == [{"n": 0}]
+            r.clock.now = NOW
+            api.advance(11)
+            failed = await r.consumer.run(max_batches=1)
+            assert dict(failed.statuses) == {"retry": 1}
+            api.advance(2)
+            done = await r.consumer.run(max_batches=1)
+            assert dict(done.statuses) == {"succeeded": 1}
+            assert await r.rows("SELECT status, attempt FROM cronwright.runs") == [
+                {"status": "succeeded", "attempt": 2}
+            ]
+            assert await r.rows("SELECT count(*) AS n FROM cronwright.dead_letters") == [{"n": 0}]
+            assert await r.rows("SELECT count(*) AS n FROM cronwright.handbacks") == [{"n": 0}]
+
+    run(main())
+    assert [m.attempts for m in api.queue(QUEUE).messages] == []
+
+
+def test_cloudflares_dlq_never_gets_a_message_without_its_dead_letter_row(
+    pg_dsn: str, api: CfQueuesApi
+) -> None:
+    """A slot that stays ahead of our clock is handed back on every delivery. On the last
+    delivery the queue allows, the consumer dead-letters it itself (row first, then its
+    copy to the DLQ) instead of letting Cloudflare move it there unrecorded."""
+    job = make_job(retry=RetryPolicy(max_attempts=2, initial_delay_seconds=1, max_delay_seconds=1))
+    limit = make_manifest(job).consumer_max_retries
+    api.set_consumer(QUEUE, max_retries=limit, dead_letter_queue=DLQ)
+    api.send(QUEUE, json.loads(body(job)))
+
+    async def main() -> None:
+        async with rig(pg_dsn, api, job, EFFECT_SQL) as r:
+            r.clock.now = SLOT - timedelta(seconds=10)
+            statuses: list[str] = []
+            for _ in range(limit + 1):
+                tally = await r.consumer.run(max_batches=1)
+                statuses += list(tally.statuses.elements())
+                api.advance(11)
+            assert statuses == ["retry"] * limit + ["dead_lettered"]
+            letters = await r.rows("SELECT message_id, error_class FROM cronwright.dead_letters")
+            assert letters == [
+                {"message_id": "00000000000000000000000000000001", "error_class": "slot_not_due"}
+            ]
+
+    run(main())
     assert api.queue(QUEUE).messages == []
+    dlq = api.queue(DLQ).messages
+    assert [m.body["deadLetter"]["messageId"] for m in dlq] == ["00000000000000000000000000000001"]
+    assert (
+        dlq[0]
+        .body["deadLetter"]["reason"]
+        .startswith(f"delivery {limit + 1} of the {limit + 1} the queue allows ended in a retry (")
+    )
+
+
+def test_a_job_retry_on_the_last_delivery_is_dead_lettered_and_marked_in_the_ledger(
+    pg_dsn: str, api: CfQueuesApi
+) -> None:
+    """More hand-backs than the queue's room: the job's first real attempt falls on the
+    last delivery Cloudflare allows. Its retry would send the message to Cloudflare's
+    DLQ unrecorded, so the consumer dead-letters it and marks the slot."""
+    job = make_job(retry=RetryPolicy(max_attempts=2, initial_delay_seconds=1, max_delay_seconds=1))
+    limit = make_manifest(job).consumer_max_retries  # deliveries allowed: limit + 1
+    api.set_consumer(QUEUE, max_retries=limit, dead_letter_queue=DLQ)
+    api.send(QUEUE, json.loads(body(job)))
+
+    async def main() -> None:
+        async with rig(pg_dsn, api, job, "SELECT probe.flaky(100);\n") as r:
+            r.clock.now = SLOT - timedelta(seconds=10)
+            for _ in range(limit):  # every delivery but the last is handed back
+                assert dict((await r.consumer.run(max_batches=1)).statuses) == {"retry": 1}
+                api.advance(11)
+            r.clock.now = NOW
+            last = await r.consumer.run(max_batches=1)
+            assert dict(last.statuses) == {"dead_lettered": 1}
+            assert await r.rows("SELECT status, attempt, error_class FROM cronwright.runs") == [
+                {"status": "dead_lettered", "attempt": 1, "error_class": "serialization_failure"}
+            ]
+            (letter,) = await r.rows("SELECT attempts, reason FROM cronwright.dead_letters")
+            assert letter["attempts"] == 1
+            assert letter["reason"].startswith(
+                f"delivery {limit + 1} of the {limit + 1} the queue allows ended in a retry"
+                " (serialization_failure (40001): simulated conflict)"
+            )
+
+    run(main())
+    assert api.queue(QUEUE).messages == []
+    assert [m.body["deadLetter"]["attempts"] for m in api.queue(DLQ).messages] == [1]
+
+
+def test_a_long_job_holds_no_short_message_behind_it(api: CfQueuesApi) -> None:
+    """One 60-second job and 20 short ones in one pull: the short ones are acked within
+    seconds, and pulling goes on while the long one runs."""
+    api.send(QUEUE, {"type": "test.long"})
+    for n in range(20):
+        api.send(QUEUE, {"type": "test.short", "n": n})
+    release = asyncio.Event()
+
+    class Mixed:
+        async def handle(self, body: Any, *, message_id: str, attempt: int) -> Outcome:
+            if b"test.long" in body:
+                await asyncio.wait_for(release.wait(), timeout=60)
+            return Outcome(status="succeeded", job="j", type="t", slot=None, attempt=attempt)
+
+    async def main() -> Tally:
+        async with open_client(api) as client:
+            ids = await client.queue_ids([QUEUE, DLQ])
+            consumer = PullConsumer(
+                client=client,
+                executor=Mixed(),
+                queue_id=ids[QUEUE],
+                settings=Consumer(max_batch_size=21),
+                concurrency=22,
+            )
+            task = asyncio.create_task(consumer.run())
+            started = time.monotonic()
+            while sum(len(c["acks"]) for c in acks(api)) < 20:
+                assert time.monotonic() - started < 5, "the short messages were not acked"
+                await asyncio.sleep(0.02)
+            first_pulls = len(api.calls("/messages/pull"))
+            api.send(QUEUE, {"type": "test.short", "n": 20})  # arrives while the long one runs
+            while sum(len(c["acks"]) for c in acks(api)) < 21:
+                assert time.monotonic() - started < 10, "pulling stopped behind the long job"
+                await asyncio.sleep(0.02)
+            assert len(api.calls("/messages/pull")) > first_pulls
+            assert [m.body for m in api.queue(QUEUE).messages] == [{"type": "test.long"}]
+            consumer.stop()
+            release.set()
+            return await task
+
+    tally = run(main())
+    assert (dict(tally.statuses), tally.ok) == ({"succeeded": 22}, True)
+    assert api.queue(QUEUE).messages == []
+    assert json.dumps(api.calls("/messages/pull")[0].json) == (
+        '{"batch_size": 21, "visibility_timeout_ms": 900000}'
+    )
 
 
 def test_a_delivery_the_executor_cannot_handle_is_handed_back_with_the_queue_delay(
@@ -258,17 +426,15 @@ def test_a_delivery_the_executor_cannot_handle_is_handed_back_with_the_queue_del
             raise ConfigError("the database pool is closed")
 
     async def main() -> Tally:
-        client = QueuesClient(
-            Settings(account_id=ACCOUNT, token=TOKEN, base_url=api.url), sleep=RecordingSleep()
-        )
-        ids = await client.queue_ids([QUEUE, DLQ])
-        consumer = PullConsumer(
-            client=client,
-            executor=Broken(),
-            queue_id=ids[QUEUE],
-            settings=Consumer(retry_delay_seconds=30),
-        )
-        return await consumer.run(max_batches=1)
+        async with open_client(api) as client:
+            ids = await client.queue_ids([QUEUE, DLQ])
+            consumer = PullConsumer(
+                client=client,
+                executor=Broken(),
+                queue_id=ids[QUEUE],
+                settings=Consumer(retry_delay_seconds=30),
+            )
+            return await consumer.run(max_batches=1)
 
     tally = run(main())
     assert (tally.errors, tally.ok) == (1, False)
@@ -344,7 +510,7 @@ def test_missing_cloudflare_settings_are_named_before_anything_opens() -> None:
             )
         )
     assert str(caught.value) == (
-        "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN are not set; a pull consumer needs"
+        "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN are not set; the Queues API needs"
         " an API token with Queues Edit and its account id"
     )
 
@@ -517,19 +683,23 @@ def test_a_crash_before_the_ack_redelivers_and_the_rerun_is_a_duplicate(
     assert api.queue(QUEUE).messages == []
 
 
-def test_sigterm_finishes_the_batch_acks_it_and_exits_0(project: Project, api: CfQueuesApi) -> None:
+def test_sigterm_stops_pulling_finishes_the_run_in_flight_acks_it_and_exits_0(
+    project: Project, api: CfQueuesApi
+) -> None:
     api.send(QUEUE, slot_body("test.slow"))
     proc = project.cli()
     wait_for(lambda: any(m.lease for m in api.queue(QUEUE).messages), "the pull")
     proc.send_signal(signal.SIGTERM)
     code, out, err = finish(proc)
+    # The consumer keeps pulling while the slow job runs, so the pulls are not counted here.
+    pulls = len(api.calls("/messages/pull"))
     assert (code, out) == (
         0,
-        "1 message in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 0\n",
+        f"1 message in {pulls} pull{'s' * (pulls != 1)}: succeeded 1, retry 0,"
+        " dead_lettered 0, duplicate 0\n",
     ), err
     assert "SIGTERM: finishing the batch, then stopping" in err
     assert api.queue(QUEUE).messages == []
-    assert len(api.calls("/messages/pull")) == 1
 
 
 def test_messages_of_a_batch_run_concurrently_so_each_lease_covers_only_its_own_run(
@@ -557,14 +727,12 @@ def test_messages_of_a_batch_run_concurrently_so_each_lease_covers_only_its_own_
             )
 
     async def main() -> Tally:
-        client = QueuesClient(
-            Settings(account_id=ACCOUNT, token=TOKEN, base_url=api.url), sleep=RecordingSleep()
-        )
-        ids = await client.queue_ids([QUEUE, DLQ])
-        consumer = PullConsumer(
-            client=client, executor=Barrier(3), queue_id=ids[QUEUE], settings=Consumer()
-        )
-        return await consumer.run(max_batches=1)
+        async with open_client(api) as client:
+            ids = await client.queue_ids([QUEUE, DLQ])
+            consumer = PullConsumer(
+                client=client, executor=Barrier(3), queue_id=ids[QUEUE], settings=Consumer()
+            )
+            return await consumer.run(max_batches=1)
 
     tally = run(main())
     assert (dict(tally.statuses), tally.errors, tally.ok) == ({"succeeded": 3}, 0, True)

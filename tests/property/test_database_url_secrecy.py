@@ -54,6 +54,8 @@ DB_COMMANDS = {
     "runs": ["runs"],
     "db migrate": ["db", "migrate"],
     "consume": ["consume", "--once"],
+    "slots": ["slots", "probe", "--from", "2026-10-31T00:00:00Z", "--to", "2026-10-31T02:00:00Z"],
+    "reconcile": ["reconcile", "--dry-run"],
 }
 #: The commands that never read it.
 OTHER_COMMANDS = {"validate", "generate", "check", "schedule", "cron", "render"}

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -34,11 +35,24 @@ def client(api: CfQueuesApi, token: str = TOKEN, **kw: object) -> QueuesClient:
     return QueuesClient(settings, **kw)  # type: ignore[arg-type]
 
 
+T = TypeVar("T")
+
+
+def with_open(c: QueuesClient, call: Callable[[QueuesClient], Awaitable[T]]) -> T:
+    """``call(c)`` with the client's connection pool open, as its caller must."""
+
+    async def main() -> T:
+        async with c:
+            return await call(c)
+
+    return run(main())
+
+
 def test_settings_name_every_missing_variable() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"CLOUDFLARE_API_TOKEN": "  "})
     assert str(caught.value) == (
-        "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN are not set; a pull consumer needs"
+        "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN are not set; the Queues API needs"
         " an API token with Queues Edit and its account id"
     )
 
@@ -71,7 +85,7 @@ def test_json_and_bytes_bodies_are_base64_and_text_is_plain() -> None:
 
 
 def test_queue_ids_are_resolved_by_name_across_pages(api: CfQueuesApi) -> None:
-    ids = run(client(api).queue_ids(["jobs", "jobs-dlq"]))
+    ids = with_open(client(api), lambda c: c.queue_ids(["jobs", "jobs-dlq"]))
     assert ids == {"jobs": api.queue("jobs").id, "jobs-dlq": api.queue("jobs-dlq").id}
     assert [r.query for r in api.calls("/queues")] == [
         {"page": ["1"], "name": ["jobs", "jobs-dlq"]},
@@ -81,7 +95,7 @@ def test_queue_ids_are_resolved_by_name_across_pages(api: CfQueuesApi) -> None:
 
 def test_a_missing_queue_names_the_fix(api: CfQueuesApi) -> None:
     with pytest.raises(ConfigError) as caught:
-        run(client(api).queue_ids(["jobs", "nope", "gone"]))
+        with_open(client(api), lambda c: c.queue_ids(["jobs", "nope", "gone"]))
     assert str(caught.value) == (
         f"queue gone, nope not found in account {ACCOUNT};"
         " run generated/preflight.sh (wrangler queues create ...)"
@@ -92,7 +106,9 @@ def test_pull_sends_the_documented_body_and_decodes_messages(api: CfQueuesApi) -
     api.send("jobs", {"type": "a"})
     api.send("jobs", "plain", content_type="text")
     qid = api.queue("jobs").id
-    pulled = run(client(api).pull(qid, batch_size=10, visibility_timeout_ms=60_000))
+    pulled = with_open(
+        client(api), lambda c: c.pull(qid, batch_size=10, visibility_timeout_ms=60_000)
+    )
     assert api.calls("/messages/pull")[0].json == {
         "batch_size": 10,
         "visibility_timeout_ms": 60_000,
@@ -104,9 +120,9 @@ def test_pull_sends_the_documented_body_and_decodes_messages(api: CfQueuesApi) -
 def test_ack_and_retries_go_in_one_call_and_retries_come_back_later(api: CfQueuesApi) -> None:
     for n in range(3):
         api.send("jobs", {"n": n})
-    qid, c = api.queue("jobs").id, client(api)
+    qid = api.queue("jobs").id
 
-    async def main() -> None:
+    async def main(c: QueuesClient) -> None:
         a, b, lapsed = await c.pull(qid, batch_size=3, visibility_timeout_ms=30_000)
         result = await c.ack(qid, acks=[a.lease_id, "lease-unknown"], retries=[(b.lease_id, 90)])
         assert (result.ack_count, result.retry_count) == (1, 1)
@@ -125,12 +141,12 @@ def test_ack_and_retries_go_in_one_call_and_retries_come_back_later(api: CfQueue
         again = await c.pull(qid, batch_size=3, visibility_timeout_ms=30_000)
         assert [(p.id, p.attempts) for p in again] == [(b.id, 2), (lapsed.id, 3)]
 
-    run(main())
+    with_open(client(api), main)
 
 
 def test_send_posts_a_json_message(api: CfQueuesApi) -> None:
     qid = api.queue("jobs-dlq").id
-    run(client(api).send(qid, {"type": "x", "deadLetter": {"reason": "r"}}))
+    with_open(client(api), lambda c: c.send(qid, {"type": "x", "deadLetter": {"reason": "r"}}))
     assert api.calls("/messages")[0].json == {
         "body": {"type": "x", "deadLetter": {"reason": "r"}},
         "content_type": "json",
@@ -143,7 +159,13 @@ def test_server_errors_and_rate_limits_are_retried_with_backoff(api: CfQueuesApi
     api.fail_next("/messages/pull", 429, {"Retry-After": "3"})
     sleeps = Sleeps()
     qid = api.queue("jobs").id
-    assert run(client(api, sleep=sleeps).pull(qid, batch_size=1, visibility_timeout_ms=1000)) == []
+    assert (
+        with_open(
+            client(api, sleep=sleeps),
+            lambda c: c.pull(qid, batch_size=1, visibility_timeout_ms=1000),
+        )
+        == []
+    )
     assert len(api.calls("/messages/pull")) == 3
     assert sleeps == [0.5, 3.0]
 
@@ -153,7 +175,7 @@ def test_a_lasting_outage_fails_transient_after_the_bounded_attempts(api: CfQueu
         api.fail_next("/messages/ack", 502)
     qid = api.queue("jobs").id
     with pytest.raises(JobFailed) as caught:
-        run(client(api, sleep=Sleeps()).ack(qid, acks=["l"], retries=[]))
+        with_open(client(api, sleep=Sleeps()), lambda c: c.ack(qid, acks=["l"], retries=[]))
     assert str(caught.value) == (
         f"Cloudflare API POST /queues/{qid}/messages/ack: HTTP 502 (10001: injected failure)"
     )
@@ -164,7 +186,7 @@ def test_a_lasting_outage_fails_transient_after_the_bounded_attempts(api: CfQueu
 def test_a_refused_token_fails_at_once_without_showing_it(api: CfQueuesApi) -> None:
     wrong = "wrong-" + TOKEN
     with pytest.raises(JobFailed) as caught:
-        run(client(api, token=wrong, sleep=Sleeps()).queue_ids(["jobs"]))
+        with_open(client(api, token=wrong, sleep=Sleeps()), lambda c: c.queue_ids(["jobs"]))
     assert str(caught.value) == (
         "Cloudflare API GET /queues: HTTP 403 (10000: Authentication error); check"
         " CLOUDFLARE_API_TOKEN: it needs Account > Queues > Edit (queues read and write)"
@@ -180,7 +202,7 @@ def test_a_refused_connection_is_transient_and_retried() -> None:
     sleeps = Sleeps()
     c = QueuesClient(Settings(account_id=ACCOUNT, token=TOKEN, base_url=url), sleep=sleeps)
     with pytest.raises(JobFailed) as caught:
-        run(c.pull("q", batch_size=1, visibility_timeout_ms=1000))
+        with_open(c, lambda c: c.pull("q", batch_size=1, visibility_timeout_ms=1000))
     assert str(caught.value) == (
         "Cloudflare API POST /queues/q/messages/pull: connection failed"
         " ([Errno 111] Connection refused)"
@@ -192,11 +214,121 @@ def test_a_refused_connection_is_transient_and_retried() -> None:
 def test_a_silent_server_times_out_with_the_limit_in_the_message(api: CfQueuesApi) -> None:
     api.hold_acks()
     qid = api.queue("jobs").id
-    c = client(api, timeout=0.3, attempts=1)
     with pytest.raises(JobFailed) as caught:
-        run(c.ack(qid, acks=["l"], retries=[]))
+        with_open(
+            client(api, timeout=0.3, attempts=1), lambda c: c.ack(qid, acks=["l"], retries=[])
+        )
     assert (
         str(caught.value) == f"Cloudflare API POST /queues/{qid}/messages/ack: timed out after 0.3s"
     )
     assert caught.value.transient
     assert json.dumps(api.held[0].json) == '{"acks": [{"lease_id": "l"}], "retries": []}'
+
+
+def test_send_batch_posts_the_workers_bodies_in_calls_of_at_most_100(api: CfQueuesApi) -> None:
+    qid = api.queue("jobs").id
+    bodies = [{"type": "t", "scheduledFor": f"2026-10-31T10:{n % 60:02d}:00Z"} for n in range(150)]
+    with_open(client(api), lambda c: c.send_batch(qid, bodies))
+    calls = api.calls("/messages/batch")
+    assert [len(r.json["messages"]) for r in calls] == [100, 50]
+    assert calls[0].json["messages"][0] == {"body": bodies[0], "content_type": "json"}
+    assert [m.body for m in api.queue("jobs").messages] == bodies
+
+
+def test_pull_and_push_answer_with_the_queues_metrics(api: CfQueuesApi) -> None:
+    api.send("jobs", {"type": "a"})
+    with_open(client(api), lambda c: c.send(api.queue("jobs").id, {"type": "b"}))
+    assert api.queue("jobs").messages[0].timestamp_ms == 1_790_000_000_000
+    status, _, pushed = api.handle(
+        "POST",
+        f"/client/v4/accounts/{ACCOUNT}/queues/{api.queue('jobs').id}/messages/batch",
+        {"Authorization": f"Bearer {TOKEN}"},
+        json.dumps({"messages": [{"body": {"type": "c"}, "content_type": "json"}]}).encode(),
+    )
+    assert status == 200
+    assert set(pushed["result"]["metadata"]["metrics"]) == {
+        "backlog_count",
+        "backlog_bytes",
+        "oldest_message_timestamp_ms",
+    }
+    assert pushed["result"]["metadata"]["metrics"]["backlog_count"] == 3
+
+
+def test_an_unknown_queue_id_is_a_permanent_error_with_the_documented_code(
+    api: CfQueuesApi,
+) -> None:
+    missing = "f" * 32
+    with pytest.raises(JobFailed) as caught:
+        with_open(client(api, sleep=Sleeps()), lambda c: c.send_batch(missing, [{"type": "t"}]))
+    assert str(caught.value) == (
+        f"Cloudflare API POST /queues/{missing}/messages/batch: HTTP 404 (10104: Queue does not"
+        " exist); run generated/preflight.sh, and check the queue's name in jobs.yaml"
+    )
+    assert (caught.value.transient, len(api.requests)) == (False, 1)
+
+
+def test_a_malformed_queue_id_is_refused_with_code_10107(api: CfQueuesApi) -> None:
+    with pytest.raises(JobFailed) as caught:
+        with_open(client(api, sleep=Sleeps()), lambda c: c.send("not-an-id", {"type": "t"}))
+    assert str(caught.value) == (
+        "Cloudflare API POST /queues/not-an-id/messages: HTTP 400 (10107: Malformed queue_id);"
+        " run generated/preflight.sh, and check the queue's name in jobs.yaml"
+    )
+
+
+def test_a_malformed_token_is_reported_as_an_authentication_problem(api: CfQueuesApi) -> None:
+    malformed = "tok en/" + TOKEN
+    with pytest.raises(JobFailed) as caught:
+        with_open(client(api, token=malformed, sleep=Sleeps()), lambda c: c.queue_ids(["jobs"]))
+    assert str(caught.value) == (
+        "Cloudflare API GET /queues: HTTP 400 (6003: Invalid request headers); check"
+        " CLOUDFLARE_API_TOKEN: it needs Account > Queues > Edit (queues read and write)"
+    )
+    assert (caught.value.transient, caught.value.error_class) == (False, "cloudflare_auth")
+    assert TOKEN not in str(caught.value)
+
+
+def test_retry_after_is_honoured_on_a_503_and_capped(api: CfQueuesApi) -> None:
+    api.fail_next("/messages/ack", 503, {"Retry-After": "7"})
+    api.fail_next("/messages/ack", 429, {"Retry-After": "86400"})
+    sleeps = Sleeps()
+    qid = api.queue("jobs").id
+    with_open(client(api, sleep=sleeps), lambda c: c.ack(qid, acks=[], retries=[]))
+    assert sleeps == [7.0, 60.0]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.cloudflare.com/client/v4",
+        "http://10.0.0.8:8787/client/v4",
+        "http://localhost.example.com/client/v4",
+    ],
+)
+def test_an_http_api_url_off_loopback_is_refused_because_the_token_would_travel_in_clear(
+    url: str,
+) -> None:
+    env = {"CLOUDFLARE_API_TOKEN": TOKEN, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT}
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**env, "CLOUDFLARE_API_BASE_URL": url})
+    host = url.split("/")[2].split(":")[0]
+    assert str(caught.value) == (
+        f"CLOUDFLARE_API_BASE_URL http://{host}/client/v4 uses http://, which would send the"
+        " API token in clear; use https:// (http:// is accepted only for a loopback host:"
+        " localhost, 127.0.0.1, ::1)"
+    )
+    assert TOKEN not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9/client/v4", "http://[::1]:9/x", "http://localhost:9/x"]
+)
+def test_an_http_api_url_on_loopback_is_accepted(url: str) -> None:
+    assert Settings(account_id=ACCOUNT, token=TOKEN, base_url=url).base_url == url
+
+
+def test_a_client_used_without_opening_it_says_how() -> None:
+    c = QueuesClient(Settings(account_id=ACCOUNT, token=TOKEN))
+    with pytest.raises(ConfigError) as caught:
+        run(c.send("q", {}))
+    assert str(caught.value) == "QueuesClient is not open; use it as `async with client:`"

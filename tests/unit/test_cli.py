@@ -164,13 +164,14 @@ def test_cron_rejects_an_ambiguous_weekday_with_exit_2(capsys: pytest.CaptureFix
 
 
 @pytest.mark.parametrize("command", ["validate", "generate", "check", "schedule", "cron 0 * * * *"])
-def test_fast_commands_never_import_asyncpg_or_boto3(project: Path, command: str) -> None:
+def test_fast_commands_never_import_asyncpg_boto3_or_httpx(project: Path, command: str) -> None:
     code = (
         "import sys; from engine.app.cli import main; "
         f"rc = main(['-m', {str(project / 'jobs.yaml')!r}, *{command.split(' ', 1)[:1]!r}"
         + (f", {command.split(' ', 1)[1]!r}" if " " in command else "")
         + "]); "
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('asyncpg', 'boto3', 'botocore')); "
+        "bad = sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('asyncpg', 'boto3', 'botocore', 'httpx')); "
         "print(bad); sys.exit(rc)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -249,3 +250,46 @@ def test_every_command_and_option_has_help_text() -> None:
             elif not action.help:
                 missing.append(f"{prog} {'/'.join(action.option_strings) or action.dest}")
     assert missing == []
+
+
+def test_slots_with_an_empty_range_exits_2_before_touching_the_database(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = str(project / "jobs.yaml")
+    args = ["-m", manifest, "slots", "aggregate-hourly", "--from", "2026-10-31T10:00:00Z"]
+    assert main([*args, "--to", "2026-10-31T10:00:00Z"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --to 2026-10-31T10:00:00Z is not after --from 2026-10-31T10:00:00Z\n"
+    )
+
+
+def test_slots_of_an_unknown_job_names_the_known_jobs_and_types_and_exits_2(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = str(project / "jobs.yaml")
+    argv = ["-m", manifest, "slots", "nope", "--from", "2026-10-31", "--to", "2026-11-01"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "error: unknown job 'nope' (give a job name or its message type); known jobs (types):"
+        " aggregate-hourly (analytics.aggregate-hourly),"
+        " enrichment-metrics (analytics.enrichment-metrics),"
+        " generate-daily-reports (analytics.generate-daily-reports),"
+        " monthly-usage-summary (analytics.monthly-usage-summary),"
+        " score-distribution (analytics.score-distribution),"
+        " warmup-daily-reset (analytics.warmup-daily-reset)\n"
+    )
+
+
+def test_slots_over_a_range_too_large_to_list_exits_2_with_the_fix(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.runtime import accounting
+
+    monkeypatch.setattr(accounting, "MAX_SLOTS", 24)
+    manifest = str(project / "jobs.yaml")
+    argv = ["-m", manifest, "slots", "aggregate-hourly", "--from", "2026-10-30", "--to"]
+    assert main([*argv, "2026-10-31T01:00:00Z"]) == 2
+    assert capsys.readouterr().err == (
+        "error: more than 24 slots between 2026-10-30T00:00:00Z and 2026-10-31T01:00:00Z;"
+        " narrow the range (or the job's catch_up.within_seconds)\n"
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.core.errors import ManifestErrors
-from engine.core.model import ConsumerType, Overlap, Period
+from engine.core.model import CatchUp, CatchUpPolicy, ConsumerType, Overlap, Period
 from engine.manifest.loader import load
 
 BASE = """\
@@ -68,7 +68,7 @@ def test_valid_manifest_loads_into_the_model(tmp_path: Path) -> None:
     assert hourly.window.period is Period.HOUR and hourly.window.offset == -1
     assert hourly.overlap is Overlap.FORBID and not hourly.paused
     assert m.queue.consumer.type is ConsumerType.HTTP_PULL
-    assert m.consumer_max_retries == 4
+    assert m.consumer_max_retries == 4 + 3  # the jobs' most, plus room for hand-backs
 
 
 def test_misspelt_key_is_reported_with_the_closest_key(tmp_path: Path) -> None:
@@ -370,4 +370,65 @@ def test_worker_consumer_script_reached_through_a_symlink_out_of_the_project_is_
     assert problems(project, text) == [
         "jobs.yaml:11:36: queue.consumer.script: script 'consumer.js' is outside the project "
         "folder; keep the consumer module in the folder of the manifest or below it",
+    ]
+
+
+def test_catch_up_defaults_to_all_within_a_day_or_the_schedules_longest_gap(
+    tmp_path: Path,
+) -> None:
+    text = BASE + (
+        "  monthly:\n"
+        "    type: demo.monthly\n"
+        '    cron: "0 3 1 * *"\n'
+        "    sql: sql/hourly.sql\n"
+        "    window: {period: month, offset: -1}\n"
+    )
+    m = load(write(tmp_path, text))
+    by_name = {j.name: j.catch_up for j in m.jobs}
+    assert by_name["hourly"] == CatchUp(policy=CatchUpPolicy.ALL, within_seconds=86_400)
+    # 31 days: the longest gap between two first-of-the-month slots (July to August).
+    assert by_name["monthly"] == CatchUp(policy=CatchUpPolicy.ALL, within_seconds=31 * 86_400)
+
+
+def test_catch_up_is_read_into_the_model(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "    window: {period: hour, offset: -1}\n",
+        "    window: {period: hour, offset: -1}\n"
+        "    catch_up: {policy: latest, within_seconds: 7200}\n",
+    )
+    hourly = load(write(tmp_path, text)).job_by_name("hourly")
+    assert hourly is not None
+    assert hourly.catch_up == CatchUp(policy=CatchUpPolicy.LATEST, within_seconds=7200)
+
+
+def test_a_catch_up_window_shorter_than_the_schedules_period_is_located(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "    window: {period: day, offset: -1}\n",
+        "    window: {period: day, offset: -1}\n"
+        "    catch_up: {policy: latest, within_seconds: 3600}\n",
+    )
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:27:48: jobs.nightly.catch_up.within_seconds: 3600 s does not cover one"
+        " period of the job's schedule (86400 s between slots); raise within_seconds to at"
+        " least 86400 or set policy: none"
+    ]
+
+
+def test_a_short_catch_up_window_is_fine_when_nothing_is_caught_up(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "    window: {period: day, offset: -1}\n",
+        "    window: {period: day, offset: -1}\n    catch_up: {policy: none, within_seconds: 60}\n",
+    )
+    nightly = load(write(tmp_path, text)).job_by_name("nightly")
+    assert nightly is not None and nightly.catch_up.policy is CatchUpPolicy.NONE
+
+
+def test_an_unknown_catch_up_policy_is_refused(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "    window: {period: day, offset: -1}\n",
+        "    window: {period: day, offset: -1}\n    catch_up: {policy: some}\n",
+    )
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:27:24: jobs.nightly.catch_up.policy: 'some' is not one of all, latest,"
+        " none; use one of all, latest, none"
     ]

@@ -45,11 +45,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_consume(args: argparse.Namespace) -> int:
     import asyncio
 
-    from engine.app import consumer
+    from engine.app import consume
 
     max_batches = 1 if args.once else args.max_batches
     manifest = load(args).for_environment(args.env)
-    tally = asyncio.run(consumer.consume(manifest, max_batches=max_batches))
+    tally = asyncio.run(
+        consume.consume(
+            manifest,
+            max_batches=max_batches,
+            concurrency=args.concurrency,
+            reconcile_interval=args.reconcile_interval,
+        )
+    )
     print(tally.summary())
     # A bounded run reports its messages; a service stopped by a signal just stops.
     return OK if max_batches is None or tally.ok else FAILED
@@ -102,6 +109,19 @@ def register(sub: Any) -> None:
     )
     bound.add_argument(
         "--max-batches", type=positive, metavar="N", help="at most N pulls (empty ones count)"
+    )
+    sp.add_argument(
+        "--concurrency",
+        type=positive,
+        metavar="N",
+        help="messages running at once; pulling goes on while fewer run"
+        " (default: queue.consumer.max_concurrency, else max_batch_size)",
+    )
+    sp.add_argument(
+        "--reconcile-interval",
+        type=positive,
+        metavar="SECONDS",
+        help="also run the reconciler every SECONDS (see `cronwright reconcile`)",
     )
     sp.set_defaults(func=cmd_consume)
 

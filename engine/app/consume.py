@@ -1,0 +1,165 @@
+"""``cronwright consume``: the pull consumer wired to Postgres, R2 and the Cloudflare
+Queues API from the environment, with dead letters going to both stores and, when asked,
+a reconciler beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import signal
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+from engine.adapters import cfqueue
+from engine.app import wiring
+from engine.app.consumer import PullConsumer, Sleep, Tally
+from engine.core.errors import ConfigError, JobFailed
+from engine.core.model import ConsumerType, Manifest
+from engine.core.times import iso
+from engine.runtime.budget import Budget
+from engine.runtime.executor import Clock, Executor
+from engine.runtime.ledger import DeadLetter, DeadLetterSink, PgDeadLetters
+from engine.runtime.metrics import JsonLines, MetricsSink
+
+log = logging.getLogger(__name__)
+
+
+def dlq_body(letter: DeadLetter) -> dict[str, Any]:
+    """The original body (a JSON object) plus ``deadLetter``; any other body is kept as
+    text under ``body``."""
+    meta = {
+        "reason": letter.reason,
+        "errorClass": letter.error_class,
+        "attempts": letter.attempts,
+        "job": letter.job,
+        "slot": iso(letter.slot) if letter.slot else None,
+        "messageId": letter.message_id,
+    }
+    try:
+        original = json.loads(letter.body)
+    except json.JSONDecodeError:
+        original = None
+    if isinstance(original, dict):
+        return {**original, "deadLetter": meta}
+    return {"body": letter.body, "deadLetter": meta}
+
+
+class QueueDeadLetters:
+    """Dead letters to ``cronwright.dead_letters``, then a copy to the Cloudflare DLQ.
+
+    Postgres goes first, the record of truth: when it fails nothing is sent and the
+    redelivery retries both, so the DLQ never holds a letter without its row. A failed
+    DLQ send after the row is written is logged, not retried: redelivering would run the
+    job again for a copy."""
+
+    def __init__(self, pg: DeadLetterSink, client: cfqueue.QueuesClient, dlq_id: str) -> None:
+        self._pg = pg
+        self._client = client
+        self._dlq_id = dlq_id
+
+    async def put(self, letter: DeadLetter) -> None:
+        await self._pg.put(letter)
+        try:
+            await self._client.send(self._dlq_id, dlq_body(letter))
+        except JobFailed as err:
+            log.error("dead letter of message %s not sent to the DLQ: %s", letter.message_id, err)
+
+
+@contextmanager
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM/SIGINT call ``stop`` once; a second signal has its default effect."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def handler(sig: signal.Signals) -> None:
+        log.warning("%s: finishing the batch, then stopping", sig.name)
+        for s in signals:
+            loop.remove_signal_handler(s)
+        stop()
+
+    for s in signals:
+        loop.add_signal_handler(s, handler, s)
+    try:
+        yield
+    finally:
+        for s in signals:
+            loop.remove_signal_handler(s)
+
+
+async def consume(
+    manifest: Manifest,
+    *,
+    max_batches: int | None = None,
+    concurrency: int | None = None,
+    reconcile_interval: float | None = None,
+    environ: Mapping[str, str] | None = None,
+    metrics: MetricsSink | None = None,
+    clock: Clock = wiring.utc_now,
+    rng: random.Random | None = None,
+    sleep: Sleep | None = None,
+    handle_signals: bool = True,
+) -> Tally:
+    """``cronwright consume``: pull the manifest's queue with DATABASE_URL, CLOUDFLARE_*
+    and R2_* from the environment. With ``reconcile_interval`` a reconciler runs beside
+    it (:mod:`engine.app.reconciler`)."""
+    queue = manifest.queue
+    if queue.consumer.type is not ConsumerType.HTTP_PULL:
+        raise ConfigError(
+            f"queue {queue.name} is consumed by the Worker (queue.consumer.type: "
+            f"{queue.consumer.type}), so nothing may pull it",
+            hint="set queue.consumer.type: http_pull and run generated/preflight.sh to pull",
+        )
+    env = os.environ if environ is None else environ
+    settings = cfqueue.Settings.from_env(env)
+    dsn = wiring.database_url(env)
+    templates = wiring.load_templates(manifest)
+    size = concurrency or queue.consumer.max_concurrency or queue.consumer.max_batch_size
+    async with cfqueue.QueuesClient(settings, max_connections=size + 4) as client:
+        ids = await client.queue_ids([queue.name, queue.dead_letter_queue])
+        async with (
+            wiring.open_database(dsn, max_size=size + 3) as db,
+            wiring.open_actions(manifest, env, clock=clock) as actions,
+        ):
+            dead_letters = QueueDeadLetters(PgDeadLetters(db), client, ids[queue.dead_letter_queue])
+            executor = Executor(
+                db=db,
+                manifest=manifest,
+                templates=templates,
+                actions=actions,
+                dead_letters=dead_letters,
+                metrics=metrics or JsonLines(sys.stderr),
+                clock=clock,
+                sleep=asyncio.sleep,
+                rng=rng or random.Random(),
+            )
+            consumer = PullConsumer(
+                client=client,
+                executor=executor,
+                queue_id=ids[queue.name],
+                settings=queue.consumer,
+                budget=Budget(db, queue.name, manifest.consumer_max_retries + 1),
+                dead_letters=dead_letters,
+                concurrency=size,
+                clock=clock,
+                sleep=sleep,
+            )
+            with stop_on_signals(consumer.stop) if handle_signals else nullcontext():
+                if reconcile_interval is None:
+                    return await consumer.run(max_batches=max_batches)
+                from engine.adapters.cfsender import CloudflareSender
+                from engine.app.reconciler import Reconciler
+
+                sender = CloudflareSender(client, ids[queue.name])
+                reconciler = Reconciler(db, manifest, sender, clock=clock, environ=env)
+                stop = asyncio.Event()
+                loop = asyncio.create_task(reconciler.run_forever(stop, reconcile_interval))
+                try:
+                    return await consumer.run(max_batches=max_batches)
+                finally:
+                    stop.set()
+                    await loop
