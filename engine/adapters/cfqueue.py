@@ -18,13 +18,10 @@ header and nowhere else: not into reprs, logs or errors.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -32,9 +29,9 @@ from urllib.parse import quote
 import httpx
 
 from engine.adapters.cfconfig import API_BASE, Settings
+from engine.adapters.cfmessages import AckResult, Pulled, decode_body
 from engine.adapters.retrying import Backoff, Sleep, retrying
 from engine.core.errors import ConfigError, QueueError
-from engine.runtime.messages import Body
 
 __all__ = ["API_BASE", "AckResult", "Pulled", "QueuesClient", "Settings", "decode_body"]
 
@@ -48,46 +45,6 @@ _AUTH_HINT = "check CLOUDFLARE_API_TOKEN: it needs Account > Queues > Edit (queu
 # 6111 "Invalid format for Authorization header" (or 6100/6101/6102/6103 for its parts).
 _AUTH_CODES = frozenset({6003, 6100, 6101, 6102, 6103, 6111, 9106, 9109, 10000})
 _QUEUE_NOT_FOUND, _BAD_QUEUE_ID = 10104, 10107
-
-
-@dataclass(frozen=True, kw_only=True)
-class Pulled:
-    """One leased message. ``body`` is decoded (see :func:`decode_body`)."""
-
-    id: str
-    lease_id: str
-    attempts: int
-    body: Body
-    timestamp_ms: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class AckResult:
-    ack_count: int
-    retry_count: int
-    warnings: Mapping[str, str]
-
-
-def decode_body(body: object, metadata: object) -> Body:
-    """A pulled body as the executor takes it. ``CF-Content-Type`` ``json`` (the default)
-    and ``bytes`` arrive base64-encoded, ``text`` as is. A json body that is not valid
-    base64 is taken as plain JSON text (a JSON object starts with ``{``, outside base64's
-    alphabet, so the two cannot be confused). ``v8`` cannot be decoded outside Workers:
-    it is passed on and the executor dead-letters it as not JSON."""
-    meta = metadata if isinstance(metadata, Mapping) else {}
-    kind = str(meta.get("CF-Content-Type") or "json")
-    if isinstance(body, Mapping):
-        return body
-    if not isinstance(body, str):
-        return json.dumps(body)
-    if kind in ("json", "bytes"):
-        try:
-            return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            return body
-    if kind != "text":
-        log.warning("message body has content type %r, which only Workers can decode", kind)
-    return body
 
 
 class QueuesClient:
