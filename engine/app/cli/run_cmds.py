@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.app.cli import queue_cmds
 from engine.app.cli.args import FAILED, OK, load, parse_time, positive
 
 
@@ -42,7 +43,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_consume(args: argparse.Namespace) -> int:
     import asyncio
 
-    from engine.app import consumer
+    from engine.app import consumer, transports
+
+    if transports.configured(args.transport) == "postgres":
+        return queue_cmds.run_local(args, scheduler=False)
 
     max_batches = 1 if args.once else args.max_batches
     manifest = load(args).for_environment(args.env)
@@ -88,6 +92,13 @@ def register(sub: Any) -> None:
     bound.add_argument(
         "--max-batches", type=positive, metavar="N", help="at most N pulls (empty ones count)"
     )
+    sp.add_argument(
+        "--transport",
+        choices=("cloudflare", "postgres"),
+        help="the queue to consume (default: $CRONWRIGHT_TRANSPORT, else cloudflare);"
+        " postgres is the local queue `serve` feeds, and takes the options below",
+    )
+    queue_cmds.add_local_options(sp)
     sp.set_defaults(func=cmd_consume)
 
     sp = sub.add_parser("db", help="database commands")
