@@ -1,5 +1,6 @@
-"""The Postgres-queue consumer: N workers in one process take messages from
-``cronwright.queue`` one at a time and run each through the shared executor.
+"""The Postgres-queue consumer: N workers in one process run messages of
+``cronwright.queue`` through the shared executor, each message as soon as a worker is
+free. One claim leases up to N messages (one round trip for several jobs).
 
 Each outcome settles its message like Cloudflare Queues would: succeeded and duplicate
 are acked inside the job's own transaction (so a local run is exactly-once without the
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ class Settings:
     grace_seconds: float = 30.0  # real seconds running messages get after stop()
     retry_delay_seconds: float = 30.0  # for a delivery the executor raised on
     idle_seconds: float = 1.0  # the longest wait for work when no NOTIFY comes
+    prefetch: int | None = None  # messages per claim (default: the number of consumers)
     write_timeout: float = 30.0
 
 
@@ -75,7 +77,9 @@ class LocalConsumer:
         self._settings = settings
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        self._running: dict[int, Delivery] = {}  # worker -> its delivery
+        self._held: dict[int, Delivery] = {}  # leased by us: buffered or running
+        self._buffer: deque[Delivery] = deque()
+        self._refill = asyncio.Lock()
         self._left = max_messages
         self.tally = Tally()
 
@@ -91,7 +95,7 @@ class LocalConsumer:
     async def run(self) -> Tally:
         s = self._settings
         async with self._queue.listening(self.wake):
-            workers = [asyncio.create_task(self._worker(i)) for i in range(s.consumers)]
+            workers = [asyncio.create_task(self._worker()) for _ in range(s.consumers)]
             beat = asyncio.create_task(self._heartbeat())
             try:
                 await self._stop.wait()
@@ -100,8 +104,10 @@ class LocalConsumer:
                     task.cancel()
                 if late:
                     await asyncio.wait(late)
-                    stranded = list(self._running.values())
-                    log.warning("grace period over: releasing %d running messages", len(stranded))
+                    log.warning("grace period over: %d running messages cancelled", len(late))
+                # Claimed and not started, or cancelled mid-run: back to the queue now.
+                stranded = list(self._held.values())
+                if stranded:
                     await shield.finish(self._queue.release(stranded), s.write_timeout)
                     self.tally.released += len(stranded)
             finally:
@@ -114,29 +120,40 @@ class LocalConsumer:
                 raise task.exception()  # type: ignore[misc]
         return self.tally
 
-    async def _worker(self, index: int) -> None:
+    async def _worker(self) -> None:
         while not self._stop.is_set():
-            if self._left is not None:
-                if self._left <= 0:
+            delivery = await self._next()
+            if delivery is None:
+                if self._left == 0:
                     self.stop()
                     return
-                self._left -= 1
-            try:
-                claimed = await self._queue.claim(1, lease_seconds=self._settings.lease_seconds)
-            except JobFailed as err:
-                if not err.transient:
-                    raise
-                log.warning("claim failed: %s", err)
-                claimed = []
-            if not claimed:
-                if self._left is not None:
-                    self._left += 1
                 await self._idle()
                 continue
-            delivery = claimed[0]
-            self._running[index] = delivery
             await self._one(delivery)
-            del self._running[index]
+            del self._held[delivery.id]
+
+    async def _next(self) -> Delivery | None:
+        """The next claimed message; one claim fetches work for several workers."""
+        async with self._refill:
+            if not self._buffer and not self._stop.is_set():
+                n = self._settings.prefetch or self._settings.consumers
+                if self._left is not None:
+                    n = min(n, self._left)
+                if n > 0:
+                    try:
+                        claimed = await self._queue.claim(
+                            n, lease_seconds=self._settings.lease_seconds
+                        )
+                    except JobFailed as err:
+                        if not err.transient:
+                            raise
+                        log.warning("claim failed: %s", err)
+                        claimed = []
+                    if self._left is not None:
+                        self._left -= len(claimed)
+                    self._held.update((d.id, d) for d in claimed)
+                    self._buffer.extend(claimed)
+            return self._buffer.popleft() if self._buffer and not self._stop.is_set() else None
 
     async def _idle(self) -> None:
         self._wake.clear()
@@ -181,7 +198,7 @@ class LocalConsumer:
         s = self._settings
         while True:
             await asyncio.sleep(s.heartbeat_seconds)
-            running = list(self._running.values())
+            running = list(self._held.values())
             try:
                 await self._queue.extend(running, lease_seconds=s.lease_seconds)
             except JobFailed as err:
