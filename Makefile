@@ -19,7 +19,7 @@ help:
 	@echo "make test       the whole suite (real Postgres, S3 servers and wrangler)"
 	@echo "make lint       ruff + mypy"
 	@echo "make bench      benchmarks (ratios against baselines measured in the same run)"
-	@echo "make demo       run every job once against a throwaway Postgres"
+	@echo "make demo       a simulated day: scheduler -> Postgres queue -> consumers, with faults"
 
 $(PY_OK): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,8 +51,13 @@ lint: $(PY_OK)
 	$(BIN)/ruff format --check engine tests bench demo
 	$(BIN)/mypy
 
-bench: $(PY_OK) $(JS_OK)
+$(VENV)/.bench-installed: $(PY_OK)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(PY_OK) $(JS_OK) $(VENV)/.bench-installed
 	$(BIN)/python bench/hourly.py
+	$(BIN)/python -m bench.queue_throughput
 	$(BIN)/python -m bench.executor_overhead
 	$(BIN)/python bench/warmup_reset.py
 

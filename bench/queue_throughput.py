@@ -73,7 +73,7 @@ async def cronwright_e2e(dsn: str, jobs: int, consumers: int) -> float:
             templates={"noop.sql": "SELECT 1"},
             actions={},
             dead_letters=PgDeadLetters(db),
-            metrics=observe.Metrics(),
+            metrics=observe.Metrics(MANIFEST),
             clock=utc_now,
             sleep=asyncio.sleep,
             rng=random.Random(0),

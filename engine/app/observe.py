@@ -45,9 +45,12 @@ GROUP BY d.job
 class Metrics:
     """The registry and its metrics; also a :class:`MetricsSink` for the executor."""
 
-    def __init__(self, *, forward: MetricsSink | None = None) -> None:
+    def __init__(self, manifest: Manifest, *, forward: MetricsSink | None = None) -> None:
         self.registry = CollectorRegistry()
         self._forward = forward
+        # Labelled by job name, like the missing-slot gauges; a message of no known
+        # type (poison) counts under "unknown", so bad input cannot add label values.
+        self._names = {j.type: j.name for j in manifest.jobs}
         self.runs = Counter(
             "cronwright_runs", "Deliveries by job and outcome status", ["job", "status"],
             registry=self.registry,
@@ -72,7 +75,7 @@ class Metrics:
         )  # fmt: skip
 
     def emit(self, record: MetricRecord) -> None:
-        job = record.event_type or "unknown"
+        job = self._names.get(record.event_type or "", "unknown")
         self.runs.labels(job=job, status=record.status).inc()
         self.duration.labels(job=job).observe(record.duration_ms / 1000)
         if self._forward is not None:
@@ -129,14 +132,22 @@ async def refresh(
 
 
 async def refresh_every(
-    seconds: float, metrics: Metrics, db: Db, queue: PgQueue, manifest: Manifest, clock: Clock
+    seconds: float,
+    metrics: Metrics,
+    db: Db,
+    queue: PgQueue,
+    manifest: Manifest,
+    clock: Clock,
+    stop: asyncio.Event,
 ) -> None:
-    while True:
+    """Refresh the gauges every ``seconds`` until ``stop`` is set."""
+    while not stop.is_set():
         try:
             await refresh(metrics, db, queue, manifest, clock())
         except JobFailed as err:
             log.warning("metrics refresh failed: %s", err)
-        await asyncio.sleep(seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
 
 
 @asynccontextmanager

@@ -30,6 +30,7 @@ from engine.runtime.metrics import JsonLines, MetricsSink
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+STOP_TIMEOUT = 10.0  # seconds the scheduler and the gauges get to finish once stopped
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +63,7 @@ async def serve(
     env = os.environ if environ is None else environ
     dsn = dsn or wiring.database_url(env)
     templates = wiring.load_templates(manifest)
-    prom = observe.Metrics(forward=metrics or JsonLines(sys.stderr))
+    prom = observe.Metrics(manifest, forward=metrics or JsonLines(sys.stderr))
     async with AsyncExitStack() as stack:
         db = await stack.enter_async_context(
             wiring.open_database(dsn, max_size=options.consumers + 3)
@@ -110,10 +111,11 @@ async def serve(
                 observe.http_endpoint(prom, options.metrics_port)
             )
             port = observe.bound_port(server)
+        stopping = asyncio.Event()
         background = [
             asyncio.create_task(
                 observe.refresh_every(
-                    options.metrics_refresh_seconds, prom, db, queue, manifest, clock
+                    options.metrics_refresh_seconds, prom, db, queue, manifest, clock, stopping
                 )
             )
         ]
@@ -131,9 +133,14 @@ async def serve(
                     started(port)
                 tally = await consumer.run()
         finally:
-            for task in background:
+            # Let the scheduler finish its tick and the gauges their refresh, then cut.
+            stop()
+            stopping.set()
+            _, late = await asyncio.wait(background, timeout=STOP_TIMEOUT)
+            for task in late:
                 task.cancel()
-            await asyncio.wait(background)
+            if late:
+                await asyncio.wait(late)
         for task in background:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
