@@ -14,8 +14,12 @@ import logging
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from engine.adapters.pg import Database
+from engine.adapters.pgqueue import PgSender
 from engine.core.model import Job, Manifest, Overlap, RetryPolicy
+from engine.runtime.dispatch import Slot, dispatch
 from tests.integration.executor_support import make_job, make_manifest
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
@@ -67,6 +71,22 @@ def write_project(directory: Path, *jobs: Job, templates: dict[str, str] | None 
 
 def hourly(n: int, start: datetime = START) -> list[datetime]:
     return [start + timedelta(hours=i) for i in range(n)]
+
+
+async def setup(dsn: str) -> None:
+    async with Database.open(dsn, max_size=1) as db, db.transaction() as tx:
+        await tx.script(SETUP_SQL)
+
+
+async def enqueue(dsn: str, job: Job, slots: list[datetime], at: datetime = START) -> None:
+    async with Database.open(dsn, max_size=1) as db:
+        sender = PgSender("probe-jobs", clock=lambda: at)
+        await dispatch(db, sender, [Slot(job, s) for s in slots], source="enqueue")
+
+
+async def query(dsn: str, sql: str, *args: Any) -> list[dict[str, Any]]:
+    async with Database.open(dsn, max_size=1) as db:
+        return await db.fetch(sql, *args)
 
 
 def main(argv: list[str]) -> None:

@@ -19,8 +19,14 @@ from engine.app.serve import Options, serve
 from engine.runtime.metrics import Collect
 from tests.fixtures.aio import run
 from tests.integration.executor_support import FakeClock, RecordingSleep
-from tests.integration.localqueue_support import START, probe_job, write_project
-from tests.integration.test_local_queue import enqueue, query, setup
+from tests.integration.localqueue_support import (
+    START,
+    enqueue,
+    probe_job,
+    query,
+    setup,
+    write_project,
+)
 
 pytestmark = pytest.mark.postgres
 

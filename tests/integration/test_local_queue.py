@@ -25,7 +25,7 @@ from engine.adapters.pgqueue import PgQueue, PgSender
 from engine.app.pgconsumer import LocalConsumer, Settings
 from engine.app.scheduler import Scheduler
 from engine.core.model import Job
-from engine.runtime.dispatch import Slot, dispatch
+from engine.runtime.dispatch import Slot
 from engine.runtime.executor import Executor
 from engine.runtime.ledger import PgDeadLetters
 from engine.runtime.metrics import Collect
@@ -33,32 +33,18 @@ from tests.fixtures.aio import run
 from tests.integration.executor_support import FakeClock, RecordingSleep
 from tests.integration.localqueue_support import (
     FLAKY_TEMPLATE,
-    SETUP_SQL,
     START,
+    enqueue,
     hourly,
     probe_job,
+    query,
+    setup,
     write_project,
 )
 
 pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def setup(dsn: str) -> None:
-    async with Database.open(dsn, max_size=1) as db, db.transaction() as tx:
-        await tx.script(SETUP_SQL)
-
-
-async def enqueue(dsn: str, job: Job, slots: list[datetime], at: datetime = START) -> None:
-    async with Database.open(dsn, max_size=1) as db:
-        sender = PgSender("probe-jobs", clock=lambda: at)
-        await dispatch(db, sender, [Slot(job, s) for s in slots], source="enqueue")
-
-
-async def query(dsn: str, sql: str, *args: Any) -> list[dict[str, Any]]:
-    async with Database.open(dsn, max_size=1) as db:
-        return await db.fetch(sql, *args)
 
 
 def consumer(dsn: str, directory: Path, *, consumers: int, lease: float, grace: float,
