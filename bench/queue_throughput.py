@@ -4,6 +4,7 @@ same run and on the same server:
 
 - raw pgqueuer no-op jobs (it batches its completions);
 - procrastinate no-op jobs;
+- the executor alone (the same deliveries without the queue: the executor's share);
 - the floor: one asyncpg transaction per job that claims a row with
   FOR UPDATE SKIP LOCKED and marks it done, 4 connections. Exactly-once needs at least
   one transaction per job, so this is the limit of the design.
@@ -21,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import json
 import logging
 import random
 import time
@@ -36,6 +38,7 @@ from engine.app import observe
 from engine.app.pgconsumer import LocalConsumer, Settings
 from engine.app.scheduler import Scheduler
 from engine.core.model import Job, Overlap, Period, Window
+from engine.core.times import iso
 from engine.runtime.executor import Executor
 from engine.runtime.ledger import PgDeadLetters
 from tests.fixtures import postgres
@@ -106,6 +109,35 @@ async def cronwright_e2e(dsn: str, jobs: int, consumers: int) -> float:
         )
         assert done[0]["n"] == jobs
     return elapsed
+
+
+async def executor_alone(dsn: str, jobs: int, concurrency: int = 4) -> float:
+    """The executor's share: the same no-op deliveries handed straight to it, no queue."""
+    await migrate_url(dsn, None)
+    async with Database.open(dsn, max_size=concurrency + 2, session_reset=False) as db:
+        executor = Executor(
+            db=db,
+            manifest=MANIFEST,
+            templates={"noop.sql": "SELECT 1"},
+            actions={},
+            dead_letters=PgDeadLetters(db),
+            metrics=observe.Metrics(MANIFEST),
+            clock=utc_now,
+            sleep=asyncio.sleep,
+            rng=random.Random(0),
+        )
+        bodies = iter(
+            json.dumps({"type": JOB.type, "scheduledFor": iso(START + timedelta(minutes=i))})
+            for i in range(jobs)
+        )
+
+        async def worker() -> None:
+            for i, body in enumerate(bodies):
+                await executor.handle(body, message_id=f"m{i}", attempt=1)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - t0
 
 
 async def floor(dsn: str, jobs: int, connections: int = 4) -> float:
@@ -188,6 +220,9 @@ async def main(jobs: int) -> None:
         for n in (1, 2, 4):
             secs = await cronwright_e2e(await fresh_db(server), jobs, n)
             rates[f"cronwright, {n} consumer{'s' * (n > 1)}"] = jobs / secs
+        rates["executor alone, no queue (4 concurrent)"] = jobs / await executor_alone(
+            await fresh_db(server), jobs
+        )
         rates["floor (1 tx per job, 4 connections)"] = jobs / await floor(
             await fresh_db(server), jobs
         )
