@@ -127,6 +127,15 @@ async def serve(
             if scheduler is not None:
                 scheduler.stop()
 
+        def died(task: asyncio.Task[None]) -> None:
+            # A scheduler or gauge loop that failed for good stops the process (its
+            # error is raised below), rather than leaving consumers without a scheduler.
+            if not task.cancelled() and task.exception() is not None:
+                stop()
+
+        for task in background:
+            task.add_done_callback(died)
+
         try:
             with stop_on_signals(stop) if handle_signals else nullcontext():
                 if started is not None:

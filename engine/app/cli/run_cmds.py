@@ -46,6 +46,13 @@ def cmd_consume(args: argparse.Namespace) -> int:
     from engine.app import consumer, transports
 
     if transports.configured(args.transport) == "postgres":
+        if args.once or args.max_batches:
+            from engine.core.errors import ConfigError
+
+            raise ConfigError(
+                "--once and --max-batches bound pulls from Cloudflare, not the postgres queue",
+                hint="stop a postgres consumer with SIGTERM",
+            )
         return queue_cmds.run_local(args, scheduler=False)
 
     max_batches = 1 if args.once else args.max_batches
