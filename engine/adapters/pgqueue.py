@@ -27,7 +27,7 @@ CHANNEL = "cronwright_queue"
 
 _PUT = """
 INSERT INTO cronwright.queue (queue, body, job, slot, visible_at, enqueued_at)
-SELECT $1, b, j, s, $5, $5
+SELECT $1, b, j, s, $5, $6
 FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS u(b, j, s)
 """
 _CLAIM = """
@@ -119,7 +119,8 @@ class PgSender:
             [body_json(s) for s in slots],
             [s.job.name for s in slots],
             [s.slot for s in slots],
-            self._clock(),
+            now := self._clock(),
+            now,
         )
 
 
@@ -139,7 +140,7 @@ class PgQueue:
         executor cannot run is dead-lettered like any other."""
         async with self._db.transaction() as tx:
             await tx.execute(
-                _PUT.replace("$5, $5", "$5, $6"),
+                _PUT,
                 self.name,
                 list(bodies),
                 [None] * len(bodies),

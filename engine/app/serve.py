@@ -41,7 +41,7 @@ class Options:
     metrics_refresh_seconds: float = 15.0
     grace_seconds: float = 30.0
     lease_seconds: float = 60.0
-    heartbeat_seconds: float = 20.0
+    heartbeat_seconds: float | None = None  # real seconds; default: a third of the lease
     max_messages: int | None = None  # stop after this many deliveries (tests, demo)
 
 
@@ -87,7 +87,7 @@ async def serve(
             settings=Settings(
                 consumers=options.consumers,
                 lease_seconds=options.lease_seconds,
-                heartbeat_seconds=options.heartbeat_seconds,
+                heartbeat_seconds=options.heartbeat_seconds or options.lease_seconds / 3,
                 grace_seconds=options.grace_seconds,
                 retry_delay_seconds=manifest.queue.consumer.retry_delay_seconds,
             ),
