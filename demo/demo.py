@@ -315,10 +315,10 @@ def summary(dsn: str, metrics: list[str], wall: float) -> None:
               f" {r['attempt']}: a retry, or a redelivery after the SIGKILL)")  # fmt: skip
     for d in letters:
         print(f"dead letter: {d['error_class']}: {d['reason']}")
-    lost = missing_count = asyncio.run(missing())
+    lost = asyncio.run(missing())
     done = {r["job"]: r["runs"] for r in runs}
     ok = done == expected and lost == 0 and len(letters) == 1
-    print(f"missing slots: {missing_count}")
+    print(f"missing slots: {lost}")
     print("\nfrom a serve process's /metrics (its own runs; the gauges cover every process):")
     for line in metrics:
         print(f"  {line}")
