@@ -270,6 +270,8 @@ def main() -> None:
                 p.send_signal(signal.SIGTERM)
         codes = [p.wait(30) for p in procs if p is not victim]
         print(f"SIGTERM to every process: exit codes {codes}\n")
+        left = sum(1 for p in (COUNTERS / "warmup" / "daily").rglob("*") if p.is_file())
+        print(f"warmup counters in the local store after the resets: {left} of {n_counters}")
         summary(dsn, metrics, time.monotonic() - wall_started)
     finally:
         for p in procs:
