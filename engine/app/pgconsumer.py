@@ -96,6 +96,8 @@ class LocalConsumer:
         s = self._settings
         async with self._queue.listening(self.wake):
             workers = [asyncio.create_task(self._worker()) for _ in range(s.consumers)]
+            for task in workers:
+                task.add_done_callback(self._stop_if_failed)
             beat = asyncio.create_task(self._heartbeat())
             try:
                 await self._stop.wait()
@@ -119,6 +121,11 @@ class LocalConsumer:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
         return self.tally
+
+    def _stop_if_failed(self, task: asyncio.Task[None]) -> None:
+        """A worker that failed for good stops the rest; ``run`` raises its error."""
+        if not task.cancelled() and task.exception() is not None:
+            self.stop()
 
     async def _worker(self) -> None:
         while not self._stop.is_set():

@@ -24,6 +24,7 @@ from engine.adapters.pg import Database
 from engine.adapters.pgqueue import PgQueue, PgSender
 from engine.app.pgconsumer import LocalConsumer, Settings
 from engine.app.scheduler import Scheduler
+from engine.core.errors import DatabaseError
 from engine.core.model import Job
 from engine.runtime.dispatch import Slot
 from engine.runtime.executor import Executor
@@ -316,3 +317,13 @@ def test_the_cron_flag_off_in_the_environment_stops_the_scheduler(
 
     assert run(tick()) == []
     assert queue_left(pg_dsn) == 0
+
+
+def test_a_consumer_whose_queue_is_gone_stops_with_the_error_instead_of_idling(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    run(setup(pg_dsn))
+    run(query(pg_dsn, "ALTER TABLE cronwright.queue RENAME TO queue_gone"))
+    with pytest.raises(DatabaseError) as err:
+        run(_local(pg_dsn, tmp_path, [(probe_job(), FLAKY_TEMPLATE)], FakeClock(), messages=1))
+    assert err.value.error_class == "undefined_table"
