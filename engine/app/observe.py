@@ -112,10 +112,11 @@ async def missing_by_job(
     out: dict[str, list[datetime]] = {}
     for job in jobs:
         r = by_name.get(job.name)
-        first = max(r["first"], since) if r else None
-        out[job.name] = (
-            missing_slots(job, first, set(r["done"]), found[job.name], now) if first and r else []
-        )
+        if r is None:  # never dispatched: nothing is owed yet
+            out[job.name] = []
+            continue
+        first = max(r["first"], since)
+        out[job.name] = missing_slots(job, first, set(r["done"]), found[job.name], now)
     return out
 
 
