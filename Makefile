@@ -19,7 +19,7 @@ help:
 	@echo "make test       the whole suite (real Postgres, S3 servers and wrangler)"
 	@echo "make lint       ruff + mypy + the layer check (import-linter)"
 	@echo "make bench      benchmarks (ratios against baselines measured in the same run)"
-	@echo "make demo       run every job once against a throwaway Postgres"
+	@echo "make demo       a simulated day: scheduler -> Postgres queue -> consumers, with faults"
 
 $(PY_OK): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,8 +52,13 @@ lint: $(PY_OK)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(PY_OK) $(JS_OK)
+$(VENV)/.bench-installed: $(PY_OK)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(PY_OK) $(JS_OK) $(VENV)/.bench-installed
 	$(BIN)/python bench/hourly.py
+	$(BIN)/python -m bench.queue_throughput
 	$(BIN)/python -m bench.executor_overhead
 	$(BIN)/python bench/warmup_reset.py
 	$(BIN)/python -m bench.reconcile

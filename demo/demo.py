@@ -1,18 +1,33 @@
-"""`make demo`: every job once against a throwaway PostgreSQL, through the real CLI.
+"""`make demo`: the whole loop without Cloudflare, on a throwaway PostgreSQL, in under a
+minute.
 
-Starts a server, runs `cronwright db migrate`, loads demo/seed.sql, runs each job for a
-slot with `cronwright run`, replays one to show it is a duplicate, prints the ledger and
-a few result rows, then stops the server. Warmup counters go to a local directory store
-(set R2_* to use R2)."""
+It starts a server, runs `cronwright db migrate`, loads a synthetic day (demo/seed.sql)
+and warmup counters in the local store, then runs 30 simulated hours (2026-10-31 00:00
+to 2026-11-01 06:00, so every job fires, the monthly one included) through the real
+path: one `serve` process (the scheduler and 2 consumers) and two consumer processes on
+the Postgres queue, all on one accelerated clock. Along the way it injects a transient
+failure (retried), a poison message (dead-lettered) and SIGKILLs a consumer process
+(its messages come back when their leases run out). It ends with a summary checked
+against the schedule (counted with croniter, not cronwright's own cron code) and stops
+the server. Set R2_* to use R2 instead of the local store.
+
+`python demo/demo.py --role serve|consume START_FILE` is one of the child processes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -20,64 +35,125 @@ sys.path.insert(0, str(ROOT))
 from devtools.pgserver import start, stop  # noqa: E402  (the throwaway server the tests use too)
 
 COUNTERS = ROOT / ".cronwright" / "r2" / "mauntic-warmup-counters"
+SIM_START = datetime(2026, 10, 30, 23, 59, tzinfo=UTC)
+SIM_END = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
+SPEED = 6000.0  # simulated seconds per real second: 30 hours in 18 s
+POISON = '{"type":"analytics.aggregate-hourlyy","scheduledFor":"2026-10-31T07:00:00Z"}'
 
-SLOTS = [
-    ("analytics.aggregate-hourly", "2026-10-31T00:00:00Z"),
-    ("analytics.warmup-daily-reset", "2026-10-31T00:00:00Z"),
-    ("analytics.generate-daily-reports", "2026-10-31T02:00:00Z"),
-    ("analytics.score-distribution", "2026-10-31T04:00:00Z"),
-    ("analytics.enrichment-metrics", "2026-10-31T05:00:00Z"),
-    ("analytics.monthly-usage-summary", "2026-11-01T03:00:00Z"),
-]
+# The transient failure: the first statement that writes campaign stats fails with a
+# serialization failure (the sequence survives the rollback), and the retry succeeds.
+FAULT_SQL = """
+CREATE SCHEMA demo;
+CREATE SEQUENCE demo.faults;
+CREATE FUNCTION demo.fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval('demo.faults') = 1 THEN
+        RAISE EXCEPTION 'demo: injected conflict' USING ERRCODE = 'serialization_failure';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER demo_fail_once BEFORE INSERT ON analytics.campaign_daily_stats
+    FOR EACH STATEMENT EXECUTE FUNCTION demo.fail_once();
+"""
+# A slow run to kill: the 25th write of the hourly rollup (about 12:00) sleeps 1.5 s of
+# real time, so the conductor can SIGKILL whichever process runs it, mid-transaction.
+SLOW_SQL = """
+CREATE SEQUENCE demo.hourly_runs;
+CREATE FUNCTION demo.slow_noon() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval('demo.hourly_runs') = 25 THEN
+        PERFORM pg_sleep(1.5);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER demo_slow_noon BEFORE INSERT ON analytics.event_aggregates
+    FOR EACH STATEMENT EXECUTE FUNCTION demo.slow_noon();
+"""
+SLEEPER = """
+SELECT application_name FROM pg_stat_activity
+WHERE wait_event = 'PgSleep' AND application_name LIKE 'demo-%'
+"""
 
-QUERIES = {
-    "daily rollup (analytics.event_aggregates, 2026-10-30, first 5)": (
-        "SELECT left(organization_id::text, 8) AS org, event_type, count, unique_count "
-        "FROM analytics.event_aggregates "
-        "WHERE date = '2026-10-30' AND event_type NOT LIKE 'monthly:%' "
-        "ORDER BY 1, 2 LIMIT 5"
-    ),
-    "campaign_daily_stats (first 3)": (
-        "SELECT campaign_id, left(organization_id::text, 8) AS org, sent, delivered, opened, "
-        "unique_opened, clicked, bounced FROM analytics.campaign_daily_stats ORDER BY 1, 2 LIMIT 3"
-    ),
-    "daily_score_distribution": (
-        "SELECT left(organization_id::text, 8) AS org, date, avg_score, p50, p90, total_contacts "
-        "FROM analytics.daily_score_distribution ORDER BY 1"
-    ),
-}
+
+# -- the accelerated clock, shared by every process through WALL0 ------------------------
 
 
-def cli(*args: str, env: dict[str, str], check: bool = True) -> None:
+def sim_clock(start_file: Path) -> Any:
+    """SIM_START until the conductor writes the real start time into ``start_file``, then
+    SPEED times faster than real time."""
+    wall0: list[float] = []
+
+    def now() -> datetime:
+        if not wall0:
+            try:
+                wall0.append(float(start_file.read_text()))
+            except (OSError, ValueError):
+                return SIM_START
+        return SIM_START + timedelta(seconds=max(0.0, time.time() - wall0[0]) * SPEED)
+
+    return now
+
+
+async def sim_sleep(seconds: float) -> None:
+    await asyncio.sleep(max(seconds, 0.0) / SPEED)
+
+
+def child(role: str, start_file: Path) -> None:
+    """One serve (scheduler + consumers) or consume process on the simulated clock."""
+    import logging
+
+    from engine.app.serve import Options, serve
+    from engine.manifest import load
+    from engine.runtime.metrics import Collect
+
+    logging.basicConfig(level=logging.ERROR)
+    manifest = load(str(ROOT / "jobs.yaml"))
+    options = Options(
+        consumers=2,
+        scheduler=role == "serve",
+        metrics_port=0 if role == "serve" else None,
+        metrics_refresh_seconds=0.05,
+        lease_seconds=1800,  # simulated: 0.3 s of real time
+        heartbeat_seconds=0.1,
+        grace_seconds=5,
+    )
+
+    def started(port: int | None) -> None:
+        print(f"ready {port or ''}", flush=True)
+
+    asyncio.run(
+        serve(
+            manifest,
+            options,
+            clock=sim_clock(start_file),
+            sleep=sim_sleep,
+            metrics=Collect(),
+            started=started,
+        )
+    )
+
+
+# -- the conductor -----------------------------------------------------------------------
+
+
+def cli(*args: str, env: dict[str, str]) -> None:
     print(f"$ cronwright {' '.join(args)}", flush=True)
     done = subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, env=env, check=False)
-    if check and done.returncode != 0:
+    if done.returncode != 0:
         raise SystemExit(f"cronwright {args[0]} exited {done.returncode}")
 
 
-async def sql(dsn: str, text: str) -> list[dict[str, object]]:
+async def sql(dsn: str, text: str, *args: Any) -> list[dict[str, Any]]:
     import asyncpg
 
     conn = await asyncpg.connect(dsn, timeout=30)
     try:
-        if text.lstrip().upper().startswith("SELECT"):
-            return [dict(r) for r in await conn.fetch(text, timeout=30)]
-        await conn.execute(text, timeout=60)
+        if text.lstrip().upper().startswith(("SELECT", "WITH")):
+            return [dict(r) for r in await conn.fetch(text, *args, timeout=30)]
+        await conn.execute(text, *args, timeout=60)
         return []
     finally:
         await conn.close(timeout=30)
-
-
-def show(title: str, rows: list[dict[str, object]]) -> None:
-    print(f"\n-- {title}")
-    if not rows:
-        print("(no rows)")
-        return
-    cols = list(rows[0])
-    table = [cols] + [[str(r[c]) for c in cols] for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
-    for line in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
 
 
 async def seed_counters(dsn: str) -> int:
@@ -94,37 +170,169 @@ async def seed_counters(dsn: str) -> int:
     return len(rows)
 
 
-def counters_left() -> int:
-    return sum(1 for p in (COUNTERS / "warmup" / "daily").rglob("*") if p.is_file())
+def spawn(name: str, start_file: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """Start a child; its connections carry ``name`` as application_name."""
+    role = name.split("-")[1]
+    env = {**env, "DATABASE_URL": f"{env['DATABASE_URL']}?application_name={name}"}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "demo" / "demo.py"), "--role", role, str(start_file)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    if not line or line[0] != "ready":
+        proc.kill()
+        raise SystemExit(f"the {role} process did not start")
+    return proc, line[1] if len(line) > 1 else ""
+
+
+def expected_slots() -> dict[str, int]:
+    """Each job's slots in (SIM_START, SIM_END], counted with croniter."""
+    from croniter import croniter
+
+    from engine.manifest import load
+
+    out = {}
+    for job in load(str(ROOT / "jobs.yaml")).jobs:
+        it, n = croniter(job.cron, SIM_START), 0
+        while it.get_next(datetime) <= SIM_END:
+            n += 1
+        out[job.name] = n
+    return out
+
+
+def scrape(port: str) -> list[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text: str = r.read().decode()
+    keep = ("cronwright_runs_total", "cronwright_oldest_missing_slot_age_seconds")
+    return [line for line in text.splitlines() if line.startswith(keep)]
 
 
 def main() -> None:
+    wall_started = time.monotonic()
     server = start()
+    start_file = Path(tempfile.mkdtemp(prefix="cronwright-demo-")) / "wall0"
+    procs: list[subprocess.Popen[str]] = []
     try:
         dsn = server.dsn("postgres")
         env = {**os.environ, "DATABASE_URL": dsn, "PYTHONPATH": str(ROOT)}
-        for key in ("R2_ENDPOINT_URL", "R2_ACCOUNT_ID"):
+        for key in ("R2_ENDPOINT_URL", "R2_ACCOUNT_ID", "ENABLE_ANALYTICS_CRON"):
             env.pop(key, None)
         print(f"PostgreSQL on 127.0.0.1:{server.port}; warmup counters in .cronwright/r2/\n")
         cli("db", "migrate", env=env)
         asyncio.run(sql(dsn, (ROOT / "demo" / "seed.sql").read_text()))
-        print("loaded demo/seed.sql")
         shutil.rmtree(COUNTERS, ignore_errors=True)
-        n = asyncio.run(seed_counters(dsn))
-        print(f"wrote {n} warmup counters dated 2026-10-30")
-        print("(the reset clears those of verified domains created in the last 30 days)\n")
-        for type_, at in SLOTS:
-            cli("run", type_, "--at", at, env=env)
-        print(f"warmup counters left after the reset: {counters_left()} of {n}")
-        print("\nReplaying a slot that already succeeded:")
-        cli("run", "analytics.aggregate-hourly", "--at", "2026-10-31T00:00:00Z", env=env)
-        print()
-        cli("runs", env=env)
-        for title, query in QUERIES.items():
-            show(title, asyncio.run(sql(dsn, query)))
+        n_counters = asyncio.run(seed_counters(dsn))
+        asyncio.run(sql(dsn, FAULT_SQL))
+        asyncio.run(sql(dsn, SLOW_SQL))
+        print(f"loaded demo/seed.sql and {n_counters} warmup counters dated 2026-10-30")
+        print("injected: one transient failure of the first campaign-stats write, and a")
+        print("slow hourly rollup (1.5 s) to SIGKILL its process in the middle of it\n")
+
+        clock = sim_clock(start_file)
+        named: dict[str, tuple[subprocess.Popen[str], str]] = {}
+        for name in ("demo-serve-1", "demo-serve-2", "demo-consume-1"):
+            named[name] = spawn(name, start_file, env)
+            procs.append(named[name][0])
+        start_file.write_text(repr(time.time()))
+        print("2 serve processes (scheduler + 2 consumers each) and 1 consumer process")
+        print(f"simulating {SIM_START:%Y-%m-%d %H:%M} .. {SIM_END:%Y-%m-%d %H:%M} UTC"
+              f" at {SPEED:.0f}x")  # fmt: skip
+        asyncio.run(put_poison(dsn, clock))
+        print(f"enqueued a poison message: {POISON}")
+
+        while not (sleeping := asyncio.run(sql(dsn, SLEEPER))):
+            time.sleep(0.02)
+            if time.monotonic() - wall_started > 90:
+                raise SystemExit("the slow run never started")
+        name = sleeping[0]["application_name"]
+        victim = named[name][0]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        print(f"{clock():%m-%d %H:%M} SIGKILL {name} (pid {victim.pid}) in the middle of an"
+              " hourly rollup; starting a replacement")  # fmt: skip
+        prefix = name.rsplit("-", 1)[0]
+        again = f"{prefix}-{1 + sum(k.startswith(prefix) for k in named)}"
+        named[again] = spawn(again, start_file, env)
+        procs.append(named[again][0])
+
+        while clock() < SIM_END + timedelta(minutes=30) or asyncio.run(
+            sql(dsn, "SELECT 1 FROM cronwright.queue LIMIT 1")
+        ):
+            time.sleep(0.1)
+            if time.monotonic() - wall_started > 120:
+                raise SystemExit("the simulated day did not finish in 120 s")
+        port = next(p for proc, p in named.values() if p and proc.poll() is None)
+        metrics = scrape(port)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        codes = [p.wait(30) for p in procs if p is not victim]
+        print(f"SIGTERM to every process: exit codes {codes}\n")
+        left = sum(1 for p in (COUNTERS / "warmup" / "daily").rglob("*") if p.is_file())
+        print(f"warmup counters in the local store after the resets: {left} of {n_counters}")
+        summary(dsn, metrics, time.monotonic() - wall_started)
     finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate(timeout=30)
         stop(server)
+        shutil.rmtree(start_file.parent, ignore_errors=True)
+
+
+async def put_poison(dsn: str, clock: Any) -> None:
+    from engine.adapters.pg import Database
+    from engine.adapters.pgqueue import PgQueue
+
+    async with Database.open(dsn, max_size=1) as db:
+        await PgQueue(db, "mauntic-analytics-jobs", clock=clock).put_raw([POISON])
+
+
+def summary(dsn: str, metrics: list[str], wall: float) -> None:
+    from engine.adapters.pg import Database
+    from engine.app.observe import missing_by_job
+    from engine.manifest import load
+
+    runs = asyncio.run(sql(dsn, "SELECT job, count(*) AS runs, sum(rows) AS rows,"
+                                " sum(attempt - 1) AS retries FROM cronwright.runs WHERE"
+                                " status = 'succeeded' GROUP BY job ORDER BY job"))  # fmt: skip
+    letters = asyncio.run(sql(dsn, "SELECT error_class, reason FROM cronwright.dead_letters"))
+    again = asyncio.run(sql(dsn, "SELECT job, slot, attempt FROM cronwright.runs"
+                                 " WHERE attempt > 1 ORDER BY slot, job"))  # fmt: skip
+
+    async def missing() -> int:
+        async with Database.open(dsn, max_size=1) as db:
+            found = await missing_by_job(db, load(str(ROOT / "jobs.yaml")), SIM_END)
+        return sum(len(v) for v in found.values())
+
+    expected = expected_slots()
+    print(f"{'job':24} {'runs':>5} {'due':>5} {'rows':>7} {'retries':>8}")
+    for r in runs:
+        print(f"{r['job']:24} {r['runs']:>5} {expected[r['job']]:>5} {r['rows']:>7}"
+              f" {r['retries']:>8}")  # fmt: skip
+    for r in again:
+        print(f"  delivered more than once: {r['job']} {r['slot']:%m-%d %H:%M} (attempt"
+              f" {r['attempt']}: a retry, or a redelivery after the SIGKILL)")  # fmt: skip
+    for d in letters:
+        print(f"dead letter: {d['error_class']}: {d['reason']}")
+    lost = asyncio.run(missing())
+    done = {r["job"]: r["runs"] for r in runs}
+    ok = done == expected and lost == 0 and len(letters) == 1
+    print(f"missing slots: {lost}")
+    print("\nfrom a serve process's /metrics (its own runs; the gauges cover every process):")
+    for line in metrics:
+        print(f"  {line}")
+    print(f"\nwall time {wall:.1f} s; every due slot ran exactly once: {'yes' if ok else 'NO'}")
+    if not ok:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 4 and sys.argv[1] == "--role":
+        child(sys.argv[2], Path(sys.argv[3]))
+    else:
+        main()

@@ -289,3 +289,27 @@ class Database:
         """A read in its own short transaction."""
         async with self.transaction() as tx:
             return await tx.fetch(sql, *args)
+
+    async def fetch_one_statement(
+        self, sql: str, *args: Any, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """One statement in its own implicit transaction: one round trip, no BEGIN/COMMIT
+        (a queue claim, a lease extension)."""
+        secrets = self.options.secrets
+        with translated(secrets):
+            async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
+                records = await conn.fetch(sql, *args, timeout=timeout or self._call_timeout)
+        return [dict(r) for r in records]
+
+    @asynccontextmanager
+    async def listening(self, channel: str, wake: Callable[[], None]) -> AsyncIterator[None]:
+        """Call ``wake`` on every NOTIFY on ``channel`` while the block runs. Uses a
+        connection of its own, outside the pool."""
+        secrets = self.options.secrets
+        with translated(secrets, "cannot LISTEN"):
+            conn = await asyncpg.connect(self.options.dsn, timeout=self._acquire_timeout)
+            await conn.add_listener(channel, lambda *_: wake())
+        try:
+            yield
+        finally:
+            await self._quietly("close listener", lambda: conn.close(timeout=self._acquire_timeout))

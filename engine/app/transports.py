@@ -1,33 +1,62 @@
-"""Opening a queue transport by name: where dispatched slots go (the reconciler, the
-local scheduler, the operator's enqueue)."""
+"""The queue transports slots are sent on: ``postgres`` (the local queue,
+``cronwright.queue``, that ``serve`` consumes) or ``cloudflare`` (the Queue the Worker
+sends to, over the REST API).
+
+``open_sender`` is the one factory; the local scheduler, the reconciler, ``enqueue`` and
+dead-letter replay send through it with :func:`engine.runtime.dispatch.dispatch`.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from engine.core.errors import ConfigError
 from engine.core.model import Manifest
+from engine.core.times import Clock
 from engine.runtime.dispatch import Sender
 from engine.runtime.ledger import Db
 
 TRANSPORTS = ("cloudflare", "postgres")
+ENV_VAR = "CRONWRIGHT_TRANSPORT"
+
+
+def configured(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The transport: the command's flag, else $CRONWRIGHT_TRANSPORT, else cloudflare."""
+    env = os.environ if environ is None else environ
+    name = (flag or env.get(ENV_VAR) or "cloudflare").strip().lower()
+    if name not in TRANSPORTS:
+        raise ConfigError(
+            f"unknown transport '{name}' (from {'--transport' if flag else ENV_VAR})",
+            hint=f"use one of: {', '.join(TRANSPORTS)}",
+        )
+    return name
 
 
 @asynccontextmanager
 async def open_sender(
-    manifest: Manifest, transport: str, db: Db, environ: Mapping[str, str]
+    manifest: Manifest,
+    transport: str,
+    db: Db,
+    environ: Mapping[str, str],
+    *,
+    clock: Clock | None = None,
 ) -> AsyncIterator[Sender]:
-    """A Sender for ``transport``, open for the block. ``cloudflare`` pushes to the
+    """A Sender for ``transport``, open for the block. ``db`` is where dispatches are
+    claimed (and, for postgres, where the queue is). ``cloudflare`` pushes to the
     manifest's queue over the REST API (CLOUDFLARE_* from ``environ``)."""
-    if transport == "cloudflare":
-        from engine.adapters.cfqueue import QueuesClient, Settings
-        from engine.adapters.cfsender import CloudflareSender
+    name = configured(transport, environ)
+    if name == "postgres":
+        from datetime import UTC, datetime
 
-        async with QueuesClient(Settings.from_env(environ)) as client:
-            ids = await client.queue_ids([manifest.queue.name])
-            yield CloudflareSender(client, ids[manifest.queue.name])
+        from engine.adapters.pgqueue import PgSender
+
+        yield PgSender(manifest.queue.name, clock=clock or (lambda: datetime.now(UTC)))
         return
-    raise ConfigError(
-        f"unknown transport '{transport}'", hint=f"use one of {', '.join(TRANSPORTS)}"
-    )
+    from engine.adapters.cfqueue import QueuesClient, Settings
+    from engine.adapters.cfsender import CloudflareSender
+
+    async with QueuesClient(Settings.from_env(environ)) as client:
+        ids = await client.queue_ids([manifest.queue.name])
+        yield CloudflareSender(client, ids[manifest.queue.name])

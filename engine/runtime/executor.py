@@ -24,7 +24,7 @@ from engine.core.times import Clock as Clock  # re-exported for the executor's c
 from engine.core.times import iso
 from engine.runtime import ledger, messages, retry
 from engine.runtime.failures import Failures
-from engine.runtime.ledger import Db, DeadLetterSink, Failure
+from engine.runtime.ledger import Db, DeadLetterSink, Failure, Tx
 from engine.runtime.metrics import MetricRecord, MetricsSink
 from engine.runtime.outcome import Outcome
 from engine.schedule.slots import Schedule, ScheduleFor, cron_schedule
@@ -32,6 +32,9 @@ from engine.sql import sqltemplates
 
 Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
 Sleep = Callable[[float], Awaitable[None]]
+#: The last step of the job's transaction when the slot succeeded or was done already (a
+#: queue's ack: effect, ledger row and ack commit together or not at all).
+InTx = Callable[[Tx], Awaitable[None]]
 
 # The server's statement_timeout fires first; the client's is the backstop for a
 # server that stopped answering.
@@ -84,8 +87,11 @@ class Executor:
     def _schedule(self, job: Job) -> Schedule:
         return self._schedules[job.name]
 
-    async def handle(self, body: messages.Body, *, message_id: str, attempt: int) -> Outcome:
-        """One delivery of a queue message; ``attempt`` counts from 1."""
+    async def handle(
+        self, body: messages.Body, *, message_id: str, attempt: int, in_tx: InTx | None = None
+    ) -> Outcome:
+        """One delivery of a queue message; ``attempt`` counts from 1. ``in_tx`` runs in
+        the job's transaction when the outcome is succeeded or duplicate."""
         started = time.perf_counter()
         try:
             msg = messages.parse(
@@ -108,7 +114,7 @@ class Executor:
         except MessageError as err:
             outcome = await self._failures.poison(body, err, message_id=message_id, attempt=attempt)
         else:
-            outcome = await self._attempt(msg.job, msg.slot, attempt, message_id, body)
+            outcome = await self._attempt(msg.job, msg.slot, attempt, message_id, body, in_tx)
         return self._emit(outcome, message_id, started)
 
     async def run_until_done(
@@ -146,13 +152,19 @@ class Executor:
         return outcome
 
     async def _attempt(
-        self, job: Job, slot: datetime, attempt: int, message_id: str, body: messages.Body
+        self,
+        job: Job,
+        slot: datetime,
+        attempt: int,
+        message_id: str,
+        body: messages.Body,
+        in_tx: InTx | None = None,
     ) -> Outcome:
         base = Outcome(status="succeeded", job=job.name, type=job.type, slot=slot, attempt=attempt)
         started_at = self._clock()
         t0 = time.perf_counter()
         try:
-            rows = await self._run(job, slot, attempt, message_id, started_at)
+            rows = await self._run(job, slot, attempt, message_id, started_at, in_tx)
         except (JobFailed, TemplateError, ConfigError) as err:
             # A template that fails to render or an action that is not configured will
             # not get better by retrying: dead-letter with the reason.
@@ -176,7 +188,13 @@ class Executor:
         return replace(base, rows=rows)
 
     async def _run(
-        self, job: Job, slot: datetime, attempt: int, message_id: str, started_at: datetime
+        self,
+        job: Job,
+        slot: datetime,
+        attempt: int,
+        message_id: str,
+        started_at: datetime,
+        in_tx: InTx | None = None,
     ) -> int | None:
         """The one transaction. Returns the rows affected, or None for a duplicate."""
         statements = self._render(job, slot)
@@ -196,6 +214,8 @@ class Executor:
                 timeout=timeout,
             )
             if not claimed:
+                if in_tx is not None:
+                    await in_tx(tx)
                 return None
             if action is None:
                 rows = 0
@@ -214,6 +234,8 @@ class Executor:
                 duration_ms=(time.perf_counter() - t0) * 1000,
                 finished_at=self._clock(),
             )
+            if in_tx is not None:  # last, so it holds its row locks only until COMMIT
+                await in_tx(tx)
         return rows
 
     def _render(self, job: Job, slot: datetime) -> list[sqltemplates.Rendered]:

@@ -12,17 +12,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from devtools.manifests import probe_manifest as make_manifest
 from engine.adapters.pg import Database
 from engine.core.model import (
     Job,
-    Manifest,
     Overlap,
     Period,
-    Plan,
-    Queue,
     RetryPolicy,
     Window,
-    Worker,
 )
 from engine.runtime.executor import Action, Executor
 from engine.runtime.ledger import PgDeadLetters
@@ -86,20 +83,6 @@ def make_job(
         timeout_seconds=timeout_seconds,
         overlap=overlap,
         params=params or {"value": "v"},
-    )
-
-
-def make_manifest(*jobs: Job, path: str = "jobs.yaml") -> Manifest:
-    return Manifest(
-        path=path,
-        worker=Worker(name="probe-worker", compatibility_date="2026-04-01"),
-        plan=Plan.PAID,
-        trigger_budget=10,
-        queue=Queue(name="probe-jobs", binding="JOBS", dead_letter_queue="probe-jobs-dlq"),
-        bucket=None,
-        dataset=None,
-        environments=(),
-        jobs=jobs,
     )
 
 

@@ -56,6 +56,8 @@ DB_COMMANDS = {
     "consume": ["consume", "--once"],
     "slots": ["slots", "probe", "--from", "2026-10-31T00:00:00Z", "--to", "2026-10-31T02:00:00Z"],
     "reconcile": ["reconcile", "--dry-run"],
+    "enqueue": ["enqueue", "probe", "--at", "2026-10-31T10:00:00Z", "--transport", "postgres"],
+    "serve": ["serve", "--consumers", "1"],
 }
 #: The commands that never read it.
 OTHER_COMMANDS = {"validate", "generate", "check", "schedule", "cron", "render"}

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.app.cli import queue_cmds
 from engine.app.cli.args import FAILED, OK, load, parse_time, positive
 
 
@@ -45,7 +46,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_consume(args: argparse.Namespace) -> int:
     import asyncio
 
-    from engine.app import consume
+    from engine.app import consume, transports
+
+    if transports.configured(args.transport) == "postgres":
+        if args.once or args.max_batches:
+            from engine.core.errors import ConfigError
+
+            raise ConfigError(
+                "--once and --max-batches bound pulls from Cloudflare, not the postgres queue",
+                hint="stop a postgres consumer with SIGTERM",
+            )
+        return queue_cmds.run_local(args, scheduler=False)
 
     max_batches = 1 if args.once else args.max_batches
     manifest = load(args).for_environment(args.env)
@@ -123,6 +134,13 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help="also run the reconciler every SECONDS (see `cronwright reconcile`)",
     )
+    sp.add_argument(
+        "--transport",
+        choices=("cloudflare", "postgres"),
+        help="the queue to consume (default: $CRONWRIGHT_TRANSPORT, else cloudflare);"
+        " postgres is the local queue `serve` feeds, and takes the options below",
+    )
+    queue_cmds.add_local_options(sp)
     sp.set_defaults(func=cmd_consume)
 
     sp = sub.add_parser("db", help="database commands")

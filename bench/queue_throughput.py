@@ -1,0 +1,257 @@
+"""Queue throughput, end to end: no-op jobs through scheduler -> Postgres queue ->
+executor -> ledger (cronwright serve's path) with 1, 2 and 4 consumers, next to, in the
+same run and on the same server:
+
+- raw pgqueuer no-op jobs (it batches its completions);
+- procrastinate no-op jobs;
+- the executor alone (the same deliveries without the queue: the executor's share);
+- the floor: one asyncpg transaction per job that claims a row with
+  FOR UPDATE SKIP LOCKED and marks it done, 4 connections. Exactly-once needs at least
+  one transaction per job, so this is the limit of the design.
+
+Goals at 4 consumers: >= 1x procrastinate, >= 0.5x the floor. pgqueuer and procrastinate
+come from the ``bench`` extra (pip install -e '.[bench]'); a missing one is skipped.
+Starts its own throwaway Postgres (fsync=off). Run from the repo root:
+
+    .venv/bin/python -m bench.queue_throughput [--jobs 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import logging
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from devtools import pgserver as postgres
+from devtools.manifests import probe_manifest as make_manifest
+from engine.adapters.migrate import migrate_url
+from engine.adapters.pg import Database
+from engine.adapters.pgqueue import PgQueue, PgSender
+from engine.app import observe
+from engine.app.pgconsumer import LocalConsumer, Settings
+from engine.app.scheduler import Scheduler
+from engine.core.model import Job, Overlap, Period, Window
+from engine.core.times import iso
+from engine.runtime.executor import Executor
+from engine.runtime.ledger import PgDeadLetters
+
+JOB = Job(
+    name="noop",
+    type="bench.noop",
+    cron="* * * * *",
+    sql="noop.sql",
+    window=Window(period=Period.HOUR, offset=-1),
+    overlap=Overlap.ALLOW,
+)
+MANIFEST = make_manifest(JOB)
+START = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def fresh_db(server: postgres.PgServer) -> str:
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    await postgres.admin(server, f'CREATE DATABASE "{name}"')
+    return server.dsn(name)
+
+
+async def cronwright_e2e(dsn: str, jobs: int, consumers: int) -> float:
+    """Seconds from the scheduler's tick to the last message acked."""
+    await migrate_url(dsn, None)
+    async with Database.open(dsn, max_size=consumers + 3, session_reset=False) as db:
+        executor = Executor(
+            db=db,
+            manifest=MANIFEST,
+            templates={"noop.sql": "SELECT 1"},
+            actions={},
+            dead_letters=PgDeadLetters(db),
+            metrics=observe.Metrics(MANIFEST),
+            clock=utc_now,
+            sleep=asyncio.sleep,
+            rng=random.Random(0),
+        )
+        queue = PgQueue(db, MANIFEST.queue.name, clock=utc_now)
+        scheduler = Scheduler(
+            db=db,
+            manifest=MANIFEST,
+            sender=PgSender(queue.name, clock=utc_now),
+            clock=utc_now,
+            sleep=asyncio.sleep,
+            environ={},
+        )
+        consumer = LocalConsumer(
+            queue=queue,
+            executor=executor,
+            settings=Settings(consumers=consumers, idle_seconds=0.05),
+            max_messages=jobs,
+        )
+        t0 = time.perf_counter()
+        sent = await scheduler.tick(
+            START - timedelta(minutes=1), START + timedelta(minutes=jobs - 1)
+        )
+        assert len(sent) == jobs
+        tally = await consumer.run()
+        elapsed = time.perf_counter() - t0
+        assert tally.statuses["succeeded"] == jobs, tally.summary()
+        done = await db.fetch(
+            "SELECT count(*) AS n FROM cronwright.runs WHERE status = 'succeeded'"
+        )
+        assert done[0]["n"] == jobs
+    return elapsed
+
+
+async def executor_alone(dsn: str, jobs: int, concurrency: int = 4) -> float:
+    """The executor's share: the same no-op deliveries handed straight to it, no queue."""
+    await migrate_url(dsn, None)
+    async with Database.open(dsn, max_size=concurrency + 2, session_reset=False) as db:
+        executor = Executor(
+            db=db,
+            manifest=MANIFEST,
+            templates={"noop.sql": "SELECT 1"},
+            actions={},
+            dead_letters=PgDeadLetters(db),
+            metrics=observe.Metrics(MANIFEST),
+            clock=utc_now,
+            sleep=asyncio.sleep,
+            rng=random.Random(0),
+        )
+        bodies = iter(
+            json.dumps({"type": JOB.type, "scheduledFor": iso(START + timedelta(minutes=i))})
+            for i in range(jobs)
+        )
+
+        async def worker() -> None:
+            for i, body in enumerate(bodies):
+                await executor.handle(body, message_id=f"m{i}", attempt=1)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - t0
+
+
+async def floor(dsn: str, jobs: int, connections: int = 4) -> float:
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(
+        "CREATE TABLE floor (id bigint PRIMARY KEY, done boolean NOT NULL DEFAULT false);"
+        "CREATE INDEX floor_todo ON floor (id) WHERE NOT done;"
+    )
+    await conn.execute("INSERT INTO floor (id) SELECT generate_series(1, $1)", jobs)
+    await conn.close()
+    pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
+
+    async def worker() -> None:
+        async with pool.acquire() as c:
+            while True:
+                async with c.transaction():
+                    row = await c.fetchrow(
+                        "SELECT id FROM floor WHERE NOT done ORDER BY id LIMIT 1"
+                        " FOR UPDATE SKIP LOCKED"
+                    )
+                    if row is None:
+                        return
+                    await c.execute("UPDATE floor SET done = true WHERE id = $1", row["id"])
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - t0
+    await pool.close()
+    return elapsed
+
+
+async def pgqueuer_noop(dsn: str, jobs: int) -> float:
+    from pgqueuer import AsyncpgDriver, Queries, QueueManager
+    from pgqueuer.types import QueueExecutionMode
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        driver = AsyncpgDriver(conn)
+        queries = Queries(driver)
+        await queries.install()
+        await queries.enqueue(["noop"] * jobs, [None] * jobs, [0] * jobs)
+        qm = QueueManager(queries)
+
+        @qm.entrypoint("noop")
+        async def noop(job: object) -> None:
+            return None
+
+        t0 = time.perf_counter()
+        await qm.run(mode=QueueExecutionMode.drain, batch_size=10)
+        return time.perf_counter() - t0
+    finally:
+        await conn.close()
+
+
+async def procrastinate_noop(dsn: str, jobs: int, concurrency: int = 4) -> float:
+    import procrastinate
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=dsn))
+
+    @app.task(name="noop")
+    async def noop() -> None:
+        return None
+
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+        await noop.batch_defer_async(*([{}] * jobs))
+        t0 = time.perf_counter()
+        await app.run_worker_async(
+            concurrency=concurrency, wait=False, install_signal_handlers=False
+        )
+        elapsed = time.perf_counter() - t0
+    return elapsed
+
+
+async def main(jobs: int) -> None:
+    logging.basicConfig(level=logging.ERROR)
+    server = postgres.start(settings={"fsync": "off", "max_connections": "100"})
+    rates: dict[str, float] = {}
+    try:
+        for n in (1, 2, 4):
+            secs = await cronwright_e2e(await fresh_db(server), jobs, n)
+            rates[f"cronwright, {n} consumer{'s' * (n > 1)}"] = jobs / secs
+        rates["executor alone, no queue (4 concurrent)"] = jobs / await executor_alone(
+            await fresh_db(server), jobs
+        )
+        rates["floor (1 tx per job, 4 connections)"] = jobs / await floor(
+            await fresh_db(server), jobs
+        )
+        if importlib.util.find_spec("pgqueuer"):
+            rates["pgqueuer (raw, batched completions)"] = jobs / await pgqueuer_noop(
+                await fresh_db(server), jobs
+            )
+        else:
+            print("pgqueuer not installed (pip install -e '.[bench]'): skipped")
+        if importlib.util.find_spec("procrastinate"):
+            rates["procrastinate (concurrency 4)"] = jobs / await procrastinate_noop(
+                await fresh_db(server), jobs
+            )
+        else:
+            print("procrastinate not installed (pip install -e '.[bench]'): skipped")
+    finally:
+        with contextlib.suppress(postgres.PostgresUnavailable):
+            postgres.stop(server)
+    ours = rates["cronwright, 4 consumers"]
+    print(f"\nno-op jobs end to end, {jobs} jobs per run, jobs/s (ratio: cronwright@4 / it)")
+    for name, rate in rates.items():
+        print(f"  {name:42} {rate:8.0f}/s   {ours / rate:5.2f}x")
+    base = rates["floor (1 tx per job, 4 connections)"]
+    print(f"\ngoal: >= 0.5x the floor: {ours / base:.2f}x")
+    if "procrastinate (concurrency 4)" in rates:
+        print(f"goal: >= 1x procrastinate: {ours / rates['procrastinate (concurrency 4)']:.2f}x")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=3000)
+    asyncio.run(main(parser.parse_args().jobs))

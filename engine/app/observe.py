@@ -1,0 +1,197 @@
+"""Prometheus metrics and ``/healthz`` for ``serve`` and ``consume --transport postgres``.
+
+Each process has its own registry (never the global one). Runs by job and status and the
+run-duration histogram come from the executor's metric records; queue depth and the age
+of each job's oldest missing slot are refreshed from Postgres on a timer. A slot is
+missing when it is due, not succeeded in the ledger and not paused; only slots since the
+job was first dispatched (at most ``lookback`` ago) count, so a fresh database reports 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from engine.adapters.pgqueue import PgQueue
+from engine.core.errors import JobFailed
+from engine.core.model import Job, Manifest
+from engine.runtime import pauses
+from engine.runtime.ledger import Db
+from engine.runtime.metrics import MetricRecord, MetricsSink
+from engine.schedule.slots import cron_schedule
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+LOOKBACK = timedelta(days=7)
+
+_DONE = """
+SELECT d.job, min(d.slot) AS first,
+       coalesce((SELECT array_agg(r.slot) FROM cronwright.runs AS r
+                 WHERE r.job = d.job AND r.status = 'succeeded' AND r.slot >= $2), '{}') AS done
+FROM cronwright.dispatched AS d
+WHERE d.job = ANY($1::text[])
+GROUP BY d.job
+"""
+
+
+class Metrics:
+    """The registry and its metrics; also a :class:`MetricsSink` for the executor."""
+
+    def __init__(self, manifest: Manifest, *, forward: MetricsSink | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self._forward = forward
+        # Labelled by job name, like the missing-slot gauges; a message of no known
+        # type (poison) counts under "unknown", so bad input cannot add label values.
+        self._names = {j.type: j.name for j in manifest.jobs}
+        self.runs = Counter(
+            "cronwright_runs", "Deliveries by job and outcome status", ["job", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.duration = Histogram(
+            "cronwright_run_duration_seconds", "Delivery duration", ["job"],
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 1800),
+            registry=self.registry,
+        )  # fmt: skip
+        self.depth = Gauge(
+            "cronwright_queue_depth", "Messages in the local queue", ["queue", "state"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.missing_age = Gauge(
+            "cronwright_oldest_missing_slot_age_seconds",
+            "Age of the job's oldest due slot that has not succeeded (0: none)", ["job"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.missing = Gauge(
+            "cronwright_missing_slots", "Due slots that have not succeeded", ["job"],
+            registry=self.registry,
+        )  # fmt: skip
+
+    def emit(self, record: MetricRecord) -> None:
+        job = self._names.get(record.event_type or "", "unknown")
+        self.runs.labels(job=job, status=record.status).inc()
+        self.duration.labels(job=job).observe(record.duration_ms / 1000)
+        if self._forward is not None:
+            self._forward.emit(record)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def missing_slots(
+    job: Job, first: datetime, done: set[datetime], paused: list[pauses.Pause], now: datetime
+) -> list[datetime]:
+    """The job's due slots in ``[first, now]`` that did not succeed and are not paused."""
+    schedule = cron_schedule(job)
+    out = []
+    t: datetime | None = first if schedule.matches(first) else schedule.next_after(first)
+    while t is not None and t <= now:
+        if t not in done and not any(p.covers(t) for p in paused):
+            out.append(t)
+        t = schedule.next_after(t)
+    return out
+
+
+async def missing_by_job(
+    db: Db, manifest: Manifest, now: datetime, lookback: timedelta = LOOKBACK
+) -> dict[str, list[datetime]]:
+    """Each running job's missing slots (see the module doc); two queries in all."""
+    jobs = [j for j in manifest.jobs if not j.paused]
+    since = now - lookback
+    async with db.transaction() as tx:
+        rows = await tx.fetch(_DONE, [j.name for j in jobs], since)
+        found = await pauses.overlapping(tx, [j.name for j in jobs], since, now)
+    by_name = {r["job"]: r for r in rows}
+    out: dict[str, list[datetime]] = {}
+    for job in jobs:
+        r = by_name.get(job.name)
+        if r is None:  # never dispatched: nothing is owed yet
+            out[job.name] = []
+            continue
+        first = max(r["first"], since)
+        out[job.name] = missing_slots(job, first, set(r["done"]), found[job.name], now)
+    return out
+
+
+async def refresh(
+    metrics: Metrics, db: Db, queue: PgQueue, manifest: Manifest, now: datetime
+) -> None:
+    depth = await queue.depth()
+    for state in ("ready", "delayed", "leased"):
+        metrics.depth.labels(queue=queue.name, state=state).set(getattr(depth, state))
+    for job, slots in (await missing_by_job(db, manifest, now)).items():
+        metrics.missing.labels(job=job).set(len(slots))
+        age = (now - min(slots)).total_seconds() if slots else 0.0
+        metrics.missing_age.labels(job=job).set(age)
+
+
+async def refresh_every(
+    seconds: float,
+    metrics: Metrics,
+    db: Db,
+    queue: PgQueue,
+    manifest: Manifest,
+    clock: Clock,
+    stop: asyncio.Event,
+) -> None:
+    """Refresh the gauges every ``seconds`` until ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            await refresh(metrics, db, queue, manifest, clock())
+        except JobFailed as err:
+            log.warning("metrics refresh failed: %s", err)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+
+@asynccontextmanager
+async def http_endpoint(
+    metrics: Metrics, port: int, host: str = "0.0.0.0"
+) -> AsyncIterator[asyncio.Server]:
+    """``GET /metrics`` (Prometheus text) and ``GET /healthz`` on ``port``."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 10)
+            with contextlib.suppress(TimeoutError):  # headers are not needed
+                while (await asyncio.wait_for(reader.readline(), 10)).strip():
+                    pass
+            parts = request.decode("latin-1").split()
+            path = parts[1].split("?")[0] if len(parts) > 1 else ""
+            status, ctype, body = _route(metrics, path)
+            head = f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+            head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            writer.write(head.encode("latin-1") + body)
+            await asyncio.wait_for(writer.drain(), 10)
+        except (OSError, TimeoutError) as exc:
+            log.debug("metrics request failed: %s", exc)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, host, port)
+    try:
+        yield server
+    finally:
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 10)
+
+
+def _route(metrics: Metrics, path: str) -> tuple[str, str, bytes]:
+    if path == "/metrics":
+        return "200 OK", CONTENT_TYPE_LATEST, metrics.exposition()
+    if path == "/healthz":
+        return "200 OK", "text/plain; charset=utf-8", b"ok\n"
+    return "404 Not Found", "text/plain; charset=utf-8", b"not found\n"
+
+
+def bound_port(server: asyncio.Server) -> int:
+    """The port actually bound (for ``--metrics-port 0``)."""
+    port: int = server.sockets[0].getsockname()[1]
+    return port
