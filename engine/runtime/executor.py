@@ -1,22 +1,29 @@
 """The executor: one queue delivery -> the job's effect, exactly once per slot.
 
 For a delivery it resolves the job and slot (a bad message is dead-lettered with its
-reason), then runs ONE transaction that bounds its waits by the job's timeout, takes the
+reason), then runs ONE transaction that bounds its waits by the run's deadline, takes the
 job's advisory lock when overlap is forbidden, claims (job, slot) in the ledger (a slot
-already succeeded is a duplicate), runs the SQL (or the action's query and the action),
-and marks the slot succeeded. The effect and its ledger row commit together or not at
-all. A failure is recorded after the rollback, and becomes a retry or a dead letter.
+already succeeded is a duplicate, unless a rerun request it has not seen asks again; a
+slot inside a runtime pause is recorded ``paused`` and not run), runs the SQL (or the
+action's query and the action), and marks the slot succeeded. The effect and its ledger
+row commit together or not at all. A failure is recorded after the rollback, and becomes
+a retry or a dead letter.
+
+``timeout_seconds`` bounds the whole attempt: the deadline is fixed when it starts, and
+the lock wait, every statement (its ``statement_timeout`` set to the time left) and the
+action each get only what is left of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from engine.core.errors import ConfigError, JobFailed, MessageError, SlotNotDue, TemplateError
 from engine.core.model import Job, Manifest, Overlap
@@ -32,10 +39,52 @@ from engine.sql import sqltemplates
 Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
+Monotonic = Callable[[], float]
 
 # The server's statement_timeout fires first; the client's is the backstop for a
 # server that stopped answering.
 CLIENT_TIMEOUT_MARGIN = 5.0
+# A statement may overrun the run's deadline by at most this much: the statement_timeout
+# already set is reused while it exceeds the time left by less (saves a round trip).
+DEADLINE_SLACK = 0.1
+_SET_STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', $1, true)"
+
+
+class _Deadline:
+    """The end of one attempt, on the monotonic clock."""
+
+    def __init__(self, job: Job, monotonic: Monotonic) -> None:
+        self._job = job
+        self._monotonic = monotonic
+        self._end = monotonic() + job.timeout_seconds
+        self.statement_timeout = float(job.timeout_seconds)  # the one in force
+
+    def left(self) -> float:
+        """Seconds left; past the deadline, a transient failure (the run is retried)."""
+        left = self._end - self._monotonic()
+        if left <= 0:
+            raise self.exceeded()
+        return left
+
+    def exceeded(self) -> JobFailed:
+        return JobFailed(
+            f"the run exceeded its deadline of {self._job.timeout_seconds} s"
+            " (timeout_seconds bounds the lock wait, every statement and the action)",
+            transient=True,
+            error_class="deadline_exceeded",
+        )
+
+    async def bound_statement(self, tx: ledger.Tx) -> float:
+        """Before a statement: make its statement_timeout end at the deadline. Returns
+        the client-side timeout for the call."""
+        left = self.left()
+        if self.statement_timeout > left + DEADLINE_SLACK:
+            ms = max(1, math.ceil(left * 1000))
+            await tx.execute(
+                _SET_STATEMENT_TIMEOUT, f"{ms}ms", timeout=left + CLIENT_TIMEOUT_MARGIN
+            )
+            self.statement_timeout = ms / 1000
+        return left + CLIENT_TIMEOUT_MARGIN
 
 
 def _error_class(err: Exception) -> str:
@@ -62,6 +111,7 @@ class Executor:
         schedule_for: ScheduleFor = cron_schedule,
         queue: str | None = None,
         write_timeout: float = 30.0,
+        monotonic: Monotonic = time.monotonic,
     ) -> None:
         self._db = db
         self._manifest = manifest
@@ -78,6 +128,7 @@ class Executor:
         self._metrics = metrics
         self._clock = clock
         self._sleep = sleep
+        self._monotonic = monotonic
         self._schedules: dict[str, Schedule] = {j.name: schedule_for(j) for j in manifest.jobs}
         self._queue = queue or manifest.queue.name
 
@@ -108,20 +159,26 @@ class Executor:
         except MessageError as err:
             outcome = await self._failures.poison(body, err, message_id=message_id, attempt=attempt)
         else:
-            outcome = await self._attempt(msg.job, msg.slot, attempt, message_id, body)
+            outcome = await self._attempt(
+                msg.job, msg.slot, attempt, message_id, body, rerun=msg.rerun
+            )
         return self._emit(outcome, message_id, started)
 
     async def run_until_done(
-        self, job: Job, slot: datetime, *, message_id: str = "local"
+        self, job: Job, slot: datetime, *, message_id: str = "local", rerun: str | None = None
     ) -> Outcome:
         """Run one slot in-process, retrying with the job's policy and the injected sleep.
-        Returns the last outcome: succeeded, duplicate, dead_lettered, or retry when even
-        recording the failure kept failing."""
-        body = json.dumps({"type": job.type, "scheduledFor": iso(slot)})
+        ``rerun``, a request id, recomputes a slot that already succeeded (once per id).
+        Returns the last outcome: succeeded, duplicate, paused, dead_lettered, or retry
+        when even recording the failure kept failing."""
+        data = {"type": job.type, "scheduledFor": iso(slot)}
+        if rerun is not None:
+            data["rerun"] = rerun
+        body = json.dumps(data)
         attempt = 1
         while True:
             started = time.perf_counter()
-            outcome = await self._attempt(job, slot, attempt, message_id, body)
+            outcome = await self._attempt(job, slot, attempt, message_id, body, rerun=rerun)
             outcome = self._emit(outcome, message_id, started)
             if outcome.status != "retry" or attempt >= job.retry.max_attempts:
                 return outcome
@@ -146,13 +203,20 @@ class Executor:
         return outcome
 
     async def _attempt(
-        self, job: Job, slot: datetime, attempt: int, message_id: str, body: messages.Body
+        self,
+        job: Job,
+        slot: datetime,
+        attempt: int,
+        message_id: str,
+        body: messages.Body,
+        *,
+        rerun: str | None = None,
     ) -> Outcome:
         base = Outcome(status="succeeded", job=job.name, type=job.type, slot=slot, attempt=attempt)
         started_at = self._clock()
         t0 = time.perf_counter()
         try:
-            rows = await self._run(job, slot, attempt, message_id, started_at)
+            rows = await self._run(job, slot, attempt, message_id, started_at, rerun)
         except (JobFailed, TemplateError, ConfigError) as err:
             # A template that fails to render or an action that is not configured will
             # not get better by retrying: dead-letter with the reason.
@@ -167,23 +231,32 @@ class Executor:
                 duration_ms=(time.perf_counter() - t0) * 1000,
                 error_class=_error_class(err),
                 error=str(err),
+                rerun_id=rerun,
             )
             return await self._failures.failed(
                 job, self._schedule(job), base, failure, getattr(err, "transient", False), body
             )
-        if rows is None:
-            return replace(base, status="duplicate")
+        if isinstance(rows, str):
+            return replace(base, status=rows)
         return replace(base, rows=rows)
 
     async def _run(
-        self, job: Job, slot: datetime, attempt: int, message_id: str, started_at: datetime
-    ) -> int | None:
-        """The one transaction. Returns the rows affected, or None for a duplicate."""
-        statements = self._render(job, slot)
+        self,
+        job: Job,
+        slot: datetime,
+        attempt: int,
+        message_id: str,
+        started_at: datetime,
+        rerun: str | None,
+    ) -> int | Literal["duplicate", "paused"]:
+        """The one transaction. Returns the rows affected, or ``duplicate``, or ``paused``
+        when the slot lies inside a runtime pause (recorded, not run)."""
+        deadline = _Deadline(job, self._monotonic)
+        statements = self._render(job, slot, rerun=rerun is not None)
         action = self._action(job)
-        timeout = job.timeout_seconds + CLIENT_TIMEOUT_MARGIN
         t0 = time.perf_counter()
         async with self._db.transaction() as tx:
+            left = deadline.left()
             claimed = await ledger.claim(
                 tx,
                 job=job.name,
@@ -191,21 +264,27 @@ class Executor:
                 attempt=attempt,
                 message_id=message_id,
                 started_at=started_at,
-                timeout_seconds=job.timeout_seconds,
+                timeout_seconds=left,
                 lock=job.overlap is Overlap.FORBID,
-                timeout=timeout,
+                rerun_id=rerun,
+                timeout=left + CLIENT_TIMEOUT_MARGIN,
             )
-            if not claimed:
-                return None
+            deadline.statement_timeout = left
+            if claimed is None:
+                return "duplicate"
+            if claimed.paused:
+                return "paused"
             if action is None:
                 rows = 0
                 for st in statements:
+                    timeout = await deadline.bound_statement(tx)
                     rows += await tx.execute(st.sql, *st.args, timeout=timeout)
             else:
                 selected: list[dict[str, Any]] = []
                 for st in statements:
+                    timeout = await deadline.bound_statement(tx)
                     selected = await tx.fetch(st.sql, *st.args, timeout=timeout)
-                rows = await action(selected, slot)
+                rows = await self._act(action, selected, slot, deadline)
             await ledger.succeed(
                 tx,
                 job=job.name,
@@ -216,11 +295,24 @@ class Executor:
             )
         return rows
 
-    def _render(self, job: Job, slot: datetime) -> list[sqltemplates.Rendered]:
+    async def _act(
+        self, action: Action, selected: list[dict[str, Any]], slot: datetime, deadline: _Deadline
+    ) -> int:
+        """The action, inside what is left of the deadline."""
+        bound = asyncio.timeout(deadline.left())
+        try:
+            async with bound:
+                return await action(selected, slot)
+        except TimeoutError:
+            if bound.expired():
+                raise deadline.exceeded() from None
+            raise
+
+    def _render(self, job: Job, slot: datetime, *, rerun: bool) -> list[sqltemplates.Rendered]:
         source = self._templates.get(job.template)
         if source is None:
             raise ConfigError(f"job {job.name}: template {job.template} was not loaded")
-        return sqltemplates.split_statements(sqltemplates.render(job, source, slot))
+        return sqltemplates.split_statements(sqltemplates.render(job, source, slot, rerun=rerun))
 
     def _action(self, job: Job) -> Action | None:
         if job.action is None:

@@ -1,0 +1,198 @@
+"""The operator's commands, as async entry points the CLI calls: pause and resume, dead
+letters (list, replay, purge) and retention. Each opens the database it needs."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from engine.app import wiring
+from engine.app.wiring import utc_now
+from engine.core.errors import ConfigError
+from engine.core.model import Manifest
+from engine.runtime import deadletters, pauses, retention
+from engine.runtime.dispatch import Sender, Slot, dispatch
+from engine.runtime.executor import Action, Clock
+from engine.runtime.metrics import MetricsSink
+from engine.runtime.pauses import Pause
+
+if TYPE_CHECKING:
+    from engine.adapters.pg import Database
+
+
+async def pause_job(
+    manifest: Manifest,
+    name: str,
+    reason: str | None,
+    *,
+    dsn: str | None = None,
+    clock: Clock = utc_now,
+) -> tuple[Pause, bool]:
+    """``cronwright pause JOB``: (the open pause, whether this call opened it)."""
+    job = manifest.find_job(name)
+    async with wiring.open_database(dsn, max_size=1) as db, db.transaction() as tx:
+        return await pauses.pause(tx, job.name, clock(), reason)
+
+
+async def resume_job(
+    manifest: Manifest, name: str, *, dsn: str | None = None, clock: Clock = utc_now
+) -> Pause | None:
+    """``cronwright resume JOB``: the pause it ended, or None when the job was not paused."""
+    job = manifest.find_job(name)
+    async with wiring.open_database(dsn, max_size=1) as db, db.transaction() as tx:
+        return await pauses.resume(tx, job.name, clock())
+
+
+async def open_pauses(manifest: Manifest, *, dsn: str | None = None) -> dict[str, Pause]:
+    """Each job's open runtime pause (for ``cronwright schedule``)."""
+    async with wiring.open_database(dsn, max_size=1) as db, db.transaction() as tx:
+        return await pauses.open_pauses(tx, [j.name for j in manifest.jobs])
+
+
+async def list_dead_letters(
+    *, job: str | None = None, since: datetime | None = None, dsn: str | None = None
+) -> list[dict[str, Any]]:
+    async with wiring.open_database(dsn, max_size=1) as db:
+        return await deadletters.listing(db, job=job, since=since)
+
+
+async def purge_dead_letters(
+    *, before: datetime, dsn: str | None = None, clock: Clock = utc_now
+) -> int:
+    async with wiring.open_database(dsn, max_size=1) as db:
+        return await deadletters.purge(db, before=before, at=clock())
+
+
+async def prune(
+    manifest: Manifest,
+    *,
+    older_than_days: int | None = None,
+    dsn: str | None = None,
+    clock: Clock = utc_now,
+) -> retention.Pruned:
+    """``cronwright prune [--older-than DAYS]``: the manifest's retention, or DAYS for both."""
+    async with wiring.open_database(dsn, max_size=1) as db:
+        return await retention.prune(
+            db,
+            manifest,
+            clock(),
+            runs_days=older_than_days,
+            dead_letters_days=older_than_days,
+        )
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What became of one dead letter: an outcome status (``--run``), ``enqueued``, or
+    ``skipped`` with the reason."""
+
+    id: int
+    job: str | None
+    slot: datetime | None
+    status: str
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("succeeded", "duplicate", "paused", "enqueued", "skipped")
+
+
+@asynccontextmanager
+async def _sender(
+    manifest: Manifest, transport: str, db: Database, environ: Mapping[str, str] | None
+) -> AsyncIterator[Sender]:
+    """A Sender for ``transport`` from ``engine.app.transports.open_sender``."""
+    try:
+        from engine.app.transports import open_sender  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise ConfigError(
+            f"re-enqueueing on {transport} needs engine.app.transports, not in this build",
+            hint="replay in place with --run",
+        ) from None
+    opened = open_sender(manifest, transport, db, environ)
+    if hasattr(opened, "__aenter__"):
+        async with opened as sender:
+            yield sender
+    else:
+        yield await opened if inspect.isawaitable(opened) else opened
+
+
+async def replay_dead_letters(
+    manifest: Manifest,
+    *,
+    ids: Sequence[int] | None,
+    job: str | None = None,
+    in_place: bool,
+    transport: str | None = None,
+    dsn: str | None = None,
+    actions: Mapping[str, Action] | None = None,
+    metrics: MetricsSink | None = None,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock = utc_now,
+) -> list[Replayed]:
+    """``cronwright dead-letters replay ID... | --all [--job J] [--run]``.
+
+    With ``in_place`` each letter's slot runs here through the executor (its retries
+    included); otherwise it is re-enqueued on ``transport`` (dispatch with
+    ``source="replay"``, forced past an earlier dispatch). Each letter is marked
+    replayed after its run or send, so a crash in between leaves it pending, and the
+    ledger turns a second replay of the same slot into a duplicate."""
+    names = [j.name for j in manifest.jobs]
+    job_name = manifest.find_job(job).name if job else None
+    done: list[Replayed] = []
+    async with wiring.open_database(dsn, max_size=2) as db:
+        todo = await deadletters.pending(db, ids=ids, job=job_name, known_jobs=names)
+        for p in todo:
+            if p.skip:
+                done.append(Replayed(p.id, p.job, p.slot, "skipped", p.skip))
+        runnable = [p for p in todo if not p.skip]
+        if not runnable:
+            return done
+        if in_place:
+            done += await _run_in_place(db, manifest, runnable, actions, metrics, clock)
+        else:
+            how = transport or "cloudflare"
+            async with _sender(manifest, how, db, environ) as sender:
+                for p in runnable:
+                    assert p.job is not None and p.slot is not None
+                    job_ = manifest.find_job(p.job)
+                    await dispatch(db, sender, [Slot(job_, p.slot)], source="replay", force=True)
+                    marked = await deadletters.mark_replayed(
+                        db, p.id, how=f"enqueue:{how}", at=clock()
+                    )
+                    detail = "" if marked else "(marked by a concurrent replay)"
+                    done.append(Replayed(p.id, p.job, p.slot, "enqueued", detail))
+    return sorted(done, key=lambda r: r.id)
+
+
+async def _run_in_place(
+    db: Database,
+    manifest: Manifest,
+    todo: Sequence[deadletters.Pending],
+    actions: Mapping[str, Action] | None,
+    metrics: MetricsSink | None,
+    clock: Clock,
+) -> list[Replayed]:
+    jobs = [manifest.find_job(p.job) for p in todo if p.job]
+    templates = wiring.load_templates(manifest, jobs)
+    given = contextlib.nullcontext(dict(actions)) if actions is not None else None
+    out = []
+    async with given or wiring.open_actions(manifest, clock=clock) as own:
+        executor = wiring.build_executor(
+            db, manifest, templates=templates, actions=own, metrics=metrics, clock=clock
+        )
+        for p in todo:
+            assert p.job is not None and p.slot is not None
+            outcome = await executor.run_until_done(
+                manifest.find_job(p.job), p.slot, message_id=f"replay-{p.id}"
+            )
+            detail = f"{outcome.error_class}: {outcome.reason}" if outcome.reason else ""
+            if outcome.status != "retry":  # a retry recorded nothing: leave it pending
+                await deadletters.mark_replayed(db, p.id, how="run", at=clock())
+            out.append(Replayed(p.id, p.job, p.slot, outcome.status, detail))
+    return out
