@@ -18,13 +18,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.core.times import iso
 
     manifest = load(args).for_environment(args.env)
-    outcome = asyncio.run(wiring.run_job(manifest, args.type, args.at))
+    outcome = asyncio.run(wiring.run_job(manifest, args.type, args.at, rerun=args.rerun))
     slot = iso(outcome.slot) if outcome.slot else "?"
     detail = f" rows={outcome.rows}" if outcome.rows is not None else ""
     if outcome.reason:
         detail += f" ({outcome.error_class}: {outcome.reason})"
     print(f"{outcome.type} slot {slot}: {outcome.status}{detail}")
-    return OK if outcome.succeeded else FAILED
+    return OK if outcome.succeeded or outcome.status == "paused" else FAILED
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -33,9 +33,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from engine.app import wiring
 
     rows = asyncio.run(
-        wiring.list_runs(None, job=args.job, failed_only=args.failed, limit=args.limit)
+        wiring.list_runs(
+            None, job=args.job, failed_only=args.failed, limit=args.limit, history=args.history
+        )
     )
-    sys.stdout.write(wiring.format_runs(rows))
+    sys.stdout.write(wiring.format_runs(rows, history=args.history))
     return OK
 
 
@@ -67,11 +69,20 @@ def register(sub: Any) -> None:
     sp.add_argument("type", help="message type or job name")
     sp.add_argument("--at", type=parse_time, help="the slot (default: the latest at or before now)")
     sp.add_argument("--env", help="use this environment's queue and bucket names")
+    sp.add_argument(
+        "--rerun",
+        action="store_true",
+        help="recompute the slot from the source as it stands now, even if it succeeded,"
+        " replacing what earlier runs wrote",
+    )
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("runs", help="the run ledger, newest first (DATABASE_URL)")
     sp.add_argument("--job", help="only this job (name)")
     sp.add_argument("--failed", action="store_true", help="only failed runs")
+    sp.add_argument(
+        "--history", action="store_true", help="every attempt, '*' marking each slot's current run"
+    )
     sp.add_argument("--limit", type=int, default=50)
     sp.set_defaults(func=cmd_runs)
 
