@@ -88,8 +88,8 @@ async def prune(
 
 @dataclass(frozen=True)
 class Replayed:
-    """What became of one dead letter: an outcome status (``--run``), ``enqueued``, or
-    ``skipped`` with the reason."""
+    """What became of one dead letter: an outcome status (``--run``), ``enqueued``,
+    ``skipped`` with the reason, or ``missing`` (no such id)."""
 
     id: int
     job: str | None
@@ -149,7 +149,8 @@ async def replay_dead_letters(
         todo = await deadletters.pending(db, ids=ids, job=job_name, known_jobs=names)
         for p in todo:
             if p.skip:
-                done.append(Replayed(p.id, p.job, p.slot, "skipped", p.skip))
+                status = "missing" if p.skip == deadletters.NO_SUCH_LETTER else "skipped"
+                done.append(Replayed(p.id, p.job, p.slot, status, p.skip))
         runnable = [p for p in todo if not p.skip]
         if not runnable:
             return done

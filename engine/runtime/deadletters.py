@@ -59,6 +59,9 @@ WHERE created_at < $1 AND purged_at IS NULL
 """
 
 
+NO_SUCH_LETTER = "no such dead letter"
+
+
 @dataclass(frozen=True)
 class Pending:
     """A dead letter to replay, or why it cannot be (``skip``)."""
@@ -90,7 +93,7 @@ async def pending(
         r = found.get(id_)
         skip = None
         if r is None:
-            skip = "no such dead letter"
+            skip = NO_SUCH_LETTER
         elif r["purged_at"] is not None:
             skip = "purged"
         elif r["replayed_at"] is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -105,7 +106,7 @@ def test_a_paused_slot_does_not_wait_for_the_jobs_lock(pg_dsn: str) -> None:
 
 
 @pytest.fixture
-def api() -> object:
+def api() -> Iterator[CfQueuesApi]:
     with serve() as api:
         api.create_queue("probe-jobs")
         api.create_queue("probe-jobs-dlq")
