@@ -458,7 +458,7 @@ def test_consume_once_exits_0_when_every_message_succeeded_and_1_otherwise(
     code, out, err = finish(project.cli("--once"))
     assert (code, out) == (
         0,
-        "2 messages in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 1\n",
+        "2 messages in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 1, paused 0\n",
     ), err
     assert [json.loads(line)["status"] for line in err.splitlines()] == ["succeeded", "duplicate"]
 
@@ -466,7 +466,7 @@ def test_consume_once_exits_0_when_every_message_succeeded_and_1_otherwise(
     code, out, err = finish(project.cli("--once"))
     assert (code, out) == (
         1,
-        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 1, duplicate 0\n",
+        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 1, duplicate 0, paused 0\n",
     ), err
     assert [m.body for m in api.queue(DLQ).messages] == [
         {
@@ -511,7 +511,7 @@ def test_a_crash_before_the_ack_redelivers_and_the_rerun_is_a_duplicate(
     code, out, err = finish(project.cli("--once"))
     assert (code, out) == (
         0,
-        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 0, duplicate 1\n",
+        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 0, duplicate 1, paused 0\n",
     ), err
     assert json.loads(err.splitlines()[0])["attempt"] == 2
     assert api.queue(QUEUE).messages == []
@@ -525,7 +525,7 @@ def test_sigterm_finishes_the_batch_acks_it_and_exits_0(project: Project, api: C
     code, out, err = finish(proc)
     assert (code, out) == (
         0,
-        "1 message in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 0\n",
+        "1 message in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 0, paused 0\n",
     ), err
     assert "SIGTERM: finishing the batch, then stopping" in err
     assert api.queue(QUEUE).messages == []
@@ -581,7 +581,7 @@ def test_consume_with_an_environment_pulls_that_environments_queue(
     code, out, err = finish(project.cli("--once", "--env", "staging"))
     assert (code, out) == (
         0,
-        "1 message in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 0\n",
+        "1 message in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 0, paused 0\n",
     ), err
     assert api.queue("probe-jobs-staging").messages == []
     assert len(api.queue(QUEUE).messages) == 1
