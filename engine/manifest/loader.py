@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.core.errors import CronError, Location, ManifestError, ManifestErrors, TemplateError
 from engine.core.model import DEFAULT_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT, Manifest, Plan
-from engine.manifest import schema, yamlmarks
+from engine.manifest import schema, windows, yamlmarks
 from engine.manifest.build import build
 from engine.schedule import cron
 from engine.sql import sqltemplates
@@ -26,13 +26,6 @@ _SAMPLE_SLOT = datetime(2026, 1, 1, tzinfo=UTC)
 #: A pull consumer's lease must outlast a run's deadline by this much: the client-side
 #: backstop after a statement timeout, the failure or dead-letter write, and the ack.
 LEASE_MARGIN_SECONDS = 60
-# Where a window with offset >= 0 ends: (offset 0, offset n > 0 with k = n + 1).
-_WINDOW_ENDS = {
-    "hour": ("at the next full hour", "{k} hours after the slot's hour began"),
-    "day": ("at the next midnight", "{k} days after the slot's midnight"),
-    "week": ("at the next Monday 00:00", "{k} weeks after the slot's Monday 00:00"),
-    "month": ("on the 1st of the next month", "{k} months after the 1st of the slot's month"),
-}
 
 
 def load(path: str | os.PathLike[str]) -> Manifest:
@@ -203,19 +196,12 @@ class _Checker:
         window = job.get("window")
         if not isinstance(window, dict):
             return
-        period, offset = window.get("period"), window.get("offset", 0)
-        if period not in _WINDOW_ENDS or type(offset) is not int or offset < 0:
+        problem = windows.ends_after_slot(window.get("period"), window.get("offset", 0))
+        if problem is None:
             return
         if job.get("allow_open_window") is not True:
             at = (*base, "window", "offset") if "offset" in window else (*base, "window")
-            first, later = _WINDOW_ENDS[period]
-            self.error(
-                at,
-                f"offset {offset} of period {period} ends "
-                + (first if offset == 0 else later.format(k=offset + 1)),
-                f"use offset -1 for the previous {period}, or set allow_open_window: true"
-                " if the template never reads window_end",
-            )
+            self.error(at, *problem)
         elif source is not None and sqltemplates.reads_variable(source, "window_end"):
             self.error(
                 (*base, "allow_open_window"),

@@ -16,7 +16,6 @@ action each get only what is left of it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import time
@@ -29,6 +28,7 @@ from engine.core.errors import ConfigError, JobFailed, MessageError, SlotNotDue,
 from engine.core.model import Job, Manifest, Overlap
 from engine.core.times import iso
 from engine.runtime import ledger, messages, retry
+from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, Deadline, Monotonic
 from engine.runtime.failures import Failures
 from engine.runtime.ledger import Db, DeadLetterSink, Failure
 from engine.runtime.metrics import MetricRecord, MetricsSink
@@ -39,52 +39,6 @@ from engine.sql import sqltemplates
 Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
-Monotonic = Callable[[], float]
-
-# The server's statement_timeout fires first; the client's is the backstop for a
-# server that stopped answering.
-CLIENT_TIMEOUT_MARGIN = 5.0
-# A statement may overrun the run's deadline by at most this much: the statement_timeout
-# already set is reused while it exceeds the time left by less (saves a round trip).
-DEADLINE_SLACK = 0.1
-_SET_STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', $1, true)"
-
-
-class _Deadline:
-    """The end of one attempt, on the monotonic clock."""
-
-    def __init__(self, job: Job, monotonic: Monotonic) -> None:
-        self._job = job
-        self._monotonic = monotonic
-        self._end = monotonic() + job.timeout_seconds
-        self.statement_timeout = float(job.timeout_seconds)  # the one in force
-
-    def left(self) -> float:
-        """Seconds left; past the deadline, a transient failure (the run is retried)."""
-        left = self._end - self._monotonic()
-        if left <= 0:
-            raise self.exceeded()
-        return left
-
-    def exceeded(self) -> JobFailed:
-        return JobFailed(
-            f"the run exceeded its deadline of {self._job.timeout_seconds} s"
-            " (timeout_seconds bounds the lock wait, every statement and the action)",
-            transient=True,
-            error_class="deadline_exceeded",
-        )
-
-    async def bound_statement(self, tx: ledger.Tx) -> float:
-        """Before a statement: make its statement_timeout end at the deadline. Returns
-        the client-side timeout for the call."""
-        left = self.left()
-        if self.statement_timeout > left + DEADLINE_SLACK:
-            ms = max(1, math.ceil(left * 1000))
-            await tx.execute(
-                _SET_STATEMENT_TIMEOUT, f"{ms}ms", timeout=left + CLIENT_TIMEOUT_MARGIN
-            )
-            self.statement_timeout = ms / 1000
-        return left + CLIENT_TIMEOUT_MARGIN
 
 
 def _error_class(err: Exception) -> str:
@@ -251,7 +205,7 @@ class Executor:
     ) -> int | Literal["duplicate", "paused"]:
         """The one transaction. Returns the rows affected, or ``duplicate``, or ``paused``
         when the slot lies inside a runtime pause (recorded, not run)."""
-        deadline = _Deadline(job, self._monotonic)
+        deadline = Deadline(job.timeout_seconds, self._monotonic)
         statements = self._render(job, slot, rerun=rerun is not None)
         action = self._action(job)
         t0 = time.perf_counter()
@@ -284,7 +238,7 @@ class Executor:
                 for st in statements:
                     timeout = await deadline.bound_statement(tx)
                     selected = await tx.fetch(st.sql, *st.args, timeout=timeout)
-                rows = await self._act(action, selected, slot, deadline)
+                rows = await deadline.bound(action(selected, slot))
             await ledger.succeed(
                 tx,
                 job=job.name,
@@ -294,19 +248,6 @@ class Executor:
                 finished_at=self._clock(),
             )
         return rows
-
-    async def _act(
-        self, action: Action, selected: list[dict[str, Any]], slot: datetime, deadline: _Deadline
-    ) -> int:
-        """The action, inside what is left of the deadline."""
-        bound = asyncio.timeout(deadline.left())
-        try:
-            async with bound:
-                return await action(selected, slot)
-        except TimeoutError:
-            if bound.expired():
-                raise deadline.exceeded() from None
-            raise
 
     def _render(self, job: Job, slot: datetime, *, rerun: bool) -> list[sqltemplates.Rendered]:
         source = self._templates.get(job.template)
