@@ -170,3 +170,13 @@ def test_statements_split_at_top_level_semicolons_only() -> None:
 def test_a_template_of_only_comments_has_no_statements() -> None:
     rendered = sqltemplates.render_source("-- nothing;\n/* here; */\n;\n", {})
     assert sqltemplates.split_statements(rendered) == []
+
+
+def test_rerun_shapes_the_statement_and_defaults_to_false() -> None:
+    job = JOBS["aggregate-hourly"]
+    source = "SELECT 1{% if rerun %} /* recompute */{% endif %} WHERE x = {{ slot }};"
+    plain = sqltemplates.render(job, source, SLOT)
+    rerun = sqltemplates.render(job, source, SLOT, rerun=True)
+    assert (plain.sql, plain.args) == ("SELECT 1 WHERE x = $1;\n", (SLOT,))
+    assert (rerun.sql, rerun.args) == ("SELECT 1 /* recompute */ WHERE x = $1;\n", (SLOT,))
+    assert sqltemplates.context_for(job, SLOT)["rerun"] is False
