@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from engine.app import wiring
 from engine.app.wiring import utc_now
-from engine.core.errors import ConfigError
+from engine.core.errors import ConfigError, MessageError
 from engine.core.model import Manifest
-from engine.runtime import deadletters, pauses, retention
+from engine.runtime import deadletters, messages, pauses, retention
 from engine.runtime.dispatch import Sender, Slot, dispatch
 from engine.runtime.executor import Action, Clock
 from engine.runtime.metrics import MetricsSink
@@ -171,6 +171,16 @@ async def replay_dead_letters(
     return sorted(done, key=lambda r: r.id)
 
 
+def _rerun_of(p: deadletters.Pending) -> str | None:
+    """The rerun request a dead-lettered message carried: replaying it in place finishes
+    that rerun (once), rather than finding the slot's earlier success a duplicate."""
+    try:
+        rerun = messages.decode(p.body or "").get("rerun")
+    except MessageError:
+        return None
+    return rerun if isinstance(rerun, str) and rerun.strip() else None
+
+
 async def _run_in_place(
     db: Database,
     manifest: Manifest,
@@ -190,7 +200,7 @@ async def _run_in_place(
         for p in todo:
             assert p.job is not None and p.slot is not None
             outcome = await executor.run_until_done(
-                manifest.find_job(p.job), p.slot, message_id=f"replay-{p.id}"
+                manifest.find_job(p.job), p.slot, message_id=f"replay-{p.id}", rerun=_rerun_of(p)
             )
             detail = f"{outcome.error_class}: {outcome.reason}" if outcome.reason else ""
             if outcome.status != "retry":  # a retry recorded nothing: leave it pending

@@ -30,9 +30,8 @@ CREATE TABLE cronwright.run_history (
     started_at   timestamptz NOT NULL,
     finished_at  timestamptz NOT NULL
 );
+-- One index only: every run inserts here. Retention's daily delete by age scans.
 CREATE INDEX run_history_job_slot_idx ON cronwright.run_history (job, slot, run_id);
--- Retention deletes by age.
-CREATE INDEX run_history_finished_idx ON cronwright.run_history (finished_at);
 
 -- Dead letters: replayed (by `dead-letters replay`, at most once each) and purged (by
 -- `dead-letters purge`; hidden from `list`, deleted by retention).

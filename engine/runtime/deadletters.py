@@ -41,7 +41,7 @@ ORDER BY id
 # The rows a replay asks for (by id, or every pending one, of one job or all), with
 # what stops each from being replayed.
 _SELECT = f"""
-SELECT {", ".join(COLUMNS)}, purged_at FROM cronwright.dead_letters
+SELECT {", ".join(COLUMNS)}, purged_at, body FROM cronwright.dead_letters
 WHERE CASE WHEN $1::bigint[] IS NULL
            THEN replayed_at IS NULL AND purged_at IS NULL AND ($2::text IS NULL OR job = $2)
            ELSE id = ANY($1::bigint[]) END
@@ -70,6 +70,7 @@ class Pending:
     job: str | None
     slot: datetime | None
     skip: str | None
+    body: str | None = None  # the original message, e.g. its rerun request id
 
 
 async def listing(
@@ -102,9 +103,10 @@ async def pending(
             skip = "the message could not be parsed, so it names no slot to replay"
         elif r["job"] not in known_jobs:
             skip = f"job '{r['job']}' is not in the manifest"
-        out.append(
-            Pending(id=id_, job=r["job"] if r else None, slot=r["slot"] if r else None, skip=skip)
-        )
+        if r is None:
+            out.append(Pending(id=id_, job=None, slot=None, skip=skip))
+        else:
+            out.append(Pending(id=id_, job=r["job"], slot=r["slot"], skip=skip, body=r["body"]))
     return out
 
 

@@ -25,7 +25,14 @@ from tests.integration.executor_support import (
     make_job,
     make_manifest,
 )
-from tests.integration.ledger_support import ROLLUP_SQL, add_source, oracle, rollup, setup
+from tests.integration.ledger_support import (
+    ROLLUP_SQL,
+    add_source,
+    oracle,
+    rerun_body,
+    rollup,
+    setup,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -214,5 +221,42 @@ def test_prune_keeps_each_slots_current_run_and_pending_dead_letters(
             bodies = await h.query("SELECT body FROM cronwright.dead_letters ORDER BY body")
             assert [r["body"] for r in bodies] == ["c", "d"]
             assert len(await h.ledger()) == 3  # every slot keeps its current run
+
+    run(main())
+
+
+def test_replaying_a_dead_lettered_rerun_finishes_that_rerun_once(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    (tmp_path / JOB.template).write_text(ROLLUP_SQL)
+    manifest = make_manifest(JOB, path=str(tmp_path / "jobs.yaml"))
+
+    async def main() -> None:
+        async with harness(pg_dsn, [(JOB, ROLLUP_SQL)]) as h:
+            await setup(h)
+            source = [(SLOT - HOUR, 2)]
+            await add_source(h, source)
+            assert (await h.executor.run_until_done(JOB, SLOT)).status == "succeeded"
+            late = [(SLOT - HOUR, 5)]
+            await add_source(h, late)
+            await h.query("INSERT INTO probe.broken VALUES ('x') RETURNING why")
+            rerun = await h.executor.run_until_done(JOB, SLOT, rerun="r1")
+            assert rerun.status == "dead_lettered"
+            await h.query("DELETE FROM probe.broken RETURNING why")
+            [letter] = await letters(h)
+
+            async def replay() -> list[operator.Replayed]:
+                return await operator.replay_dead_letters(
+                    manifest, ids=[letter["id"]], in_place=True, dsn=pg_dsn, actions={}
+                )
+
+            assert [r.status for r in await replay()] == ["succeeded"]
+            assert await rollup(h) == oracle(source + late)
+            assert [r.status for r in await replay()] == ["skipped"]
+            redelivered = await h.executor.handle(
+                rerun_body(JOB.type, SLOT, "r1"), message_id="m", attempt=2
+            )
+            assert redelivered.status == "duplicate"
+            assert await h.counter() == 2
 
     run(main())
