@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -164,7 +165,11 @@ def test_fast_commands_never_import_asyncpg_or_boto3(project: Path, command: str
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('asyncpg', 'boto3', 'botocore')); "
         "print(bad); sys.exit(rc)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    # `schedule` reads runtime pauses from Postgres only when DATABASE_URL is set.
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
 
@@ -186,4 +191,19 @@ def test_render_of_an_unknown_job_names_the_known_types_and_exits_2(
         "analytics.enrichment-metrics, analytics.generate-daily-reports, "
         "analytics.monthly-usage-summary, analytics.score-distribution, "
         "analytics.warmup-daily-reset\n"
+    )
+
+
+def test_schedule_still_shows_the_manifest_when_the_database_for_runtime_pauses_is_down(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://ops:s3cret-pw@127.0.0.1:1/cronwright")
+    args = ["-m", str(REPO / "jobs.yaml"), "schedule", "--next", "1"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("aggregate-hourly  [analytics.aggregate-hourly]\n")
+    assert err == (
+        "warning: runtime pauses not shown: cannot connect to"
+        " postgresql://ops:***@127.0.0.1:1/cronwright: connection: [Errno 111] Connect call"
+        " failed ('127.0.0.1', 1)\n"
     )

@@ -80,9 +80,14 @@ def _runtime_pauses(m: Any) -> dict[str, str]:
     import asyncio
 
     from engine.app import operator
+    from engine.core.errors import CronwrightError
     from engine.core.times import iso
 
-    found = asyncio.run(operator.open_pauses(m))
+    try:
+        found = asyncio.run(operator.open_pauses(m))
+    except CronwrightError as exc:  # the manifest's schedule is still worth showing
+        print(f"warning: runtime pauses not shown: {exc}", file=sys.stderr)
+        return {}
     return {
         job: f"paused at runtime since {iso(p.paused_from)}"
         + (f" ({p.reason})" if p.reason else "")
