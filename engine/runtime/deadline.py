@@ -65,12 +65,12 @@ class Deadline:
             self.statement_timeout = ms / 1000
         return left + CLIENT_TIMEOUT_MARGIN
 
-    async def bound(self, work: Awaitable[T]) -> T:
-        """Await ``work`` (the action) within what is left."""
+    async def bound(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work`` (the action) within what is left; not started past the deadline."""
         limit = asyncio.timeout(self.left())
         try:
             async with limit:
-                return await work
+                return await work()
         except TimeoutError:
             if limit.expired():
                 raise self.exceeded() from None

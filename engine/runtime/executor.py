@@ -238,7 +238,7 @@ class Executor:
                 for st in statements:
                     timeout = await deadline.bound_statement(tx)
                     selected = await tx.fetch(st.sql, *st.args, timeout=timeout)
-                rows = await deadline.bound(action(selected, slot))
+                rows = await deadline.bound(lambda: action(selected, slot))
             await ledger.succeed(
                 tx,
                 job=job.name,
