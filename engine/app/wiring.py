@@ -12,7 +12,6 @@ import contextlib
 import os
 import random
 import sys
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -170,7 +169,7 @@ async def run_job(
             msg.job,
             msg.slot,
             message_id=f"cli-{iso(msg.slot)}",
-            rerun=f"cli-{uuid.uuid4().hex}" if rerun else None,
+            rerun=rerun,
         )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -119,12 +120,21 @@ class Executor:
         return self._emit(outcome, message_id, started)
 
     async def run_until_done(
-        self, job: Job, slot: datetime, *, message_id: str = "local", rerun: str | None = None
+        self,
+        job: Job,
+        slot: datetime,
+        *,
+        message_id: str = "local",
+        rerun: str | bool | None = None,
     ) -> Outcome:
         """Run one slot in-process, retrying with the job's policy and the injected sleep.
-        ``rerun``, a request id, recomputes a slot that already succeeded (once per id).
-        Returns the last outcome: succeeded, duplicate, paused, dead_lettered, or retry
-        when even recording the failure kept failing."""
+        ``rerun`` recomputes a slot that already succeeded, once per rerun request: pass
+        the request's id, or True for a new request. Returns the last outcome: succeeded,
+        duplicate, paused, dead_lettered, or retry when even recording the failure kept
+        failing."""
+        if rerun is True:
+            rerun = f"rerun-{uuid.uuid4().hex}"
+        rerun = rerun or None
         data = {"type": job.type, "scheduledFor": iso(slot)}
         if rerun is not None:
             data["rerun"] = rerun

@@ -173,3 +173,21 @@ def test_two_concurrent_rerun_requests_serialise_and_leave_the_result_of_one(
             assert len(await history(h)) == 3
 
     run(main())
+
+
+def test_rerun_true_is_a_new_request_each_time(pg_dsn: str) -> None:
+    job = make_job()
+
+    async def main() -> None:
+        async with harness(pg_dsn, [(job, ROLLUP_SQL)]) as h:
+            await setup(h)
+            assert (await h.executor.run_until_done(job, SLOT)).status == "succeeded"
+            assert (await h.executor.run_until_done(job, SLOT, rerun=True)).status == "succeeded"
+            assert (await h.executor.run_until_done(job, SLOT, rerun=True)).status == "succeeded"
+            assert (await h.executor.run_until_done(job, SLOT, rerun=False)).status == "duplicate"
+            ids = [r["rerun_id"] for r in await history(h)]
+            assert ids[0] is None and len(set(ids[1:])) == 2
+            assert all(i.startswith("rerun-") for i in ids[1:])
+            assert await h.counter() == 3
+
+    run(main())
