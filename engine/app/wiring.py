@@ -178,10 +178,12 @@ async def run_job(
     actions: Mapping[str, Action] | None = None,
     metrics: MetricsSink | None = None,
     clock: Clock = utc_now,
+    rerun: bool = False,
 ) -> Outcome:
-    """``cronwright run TYPE [--at T]``: run one slot (default: the latest at or before
-    now) through the executor, retrying in-process. The slot succeeded when
-    ``outcome.succeeded``. Raises MessageError for a bad type or slot."""
+    """``cronwright run TYPE [--at T] [--rerun]``: run one slot (default: the latest at or
+    before now) through the executor, retrying in-process. The slot succeeded when
+    ``outcome.succeeded``. ``rerun`` recomputes a slot that already succeeded, as one
+    rerun request (its retries included). Raises MessageError for a bad type or slot."""
     job = manifest.find_job(type_)
     data: dict[str, Any] = {"type": job.type}
     if at is not None:
@@ -205,15 +207,26 @@ async def run_job(
             metrics=metrics,
             clock=clock,
         )
-        return await executor.run_until_done(msg.job, msg.slot, message_id=f"cli-{iso(msg.slot)}")
+        return await executor.run_until_done(
+            msg.job,
+            msg.slot,
+            message_id=f"cli-{iso(msg.slot)}",
+            rerun=rerun,
+        )
 
 
 async def list_runs(
-    dsn: str | None = None, job: str | None = None, failed_only: bool = False, limit: int = 50
+    dsn: str | None = None,
+    job: str | None = None,
+    failed_only: bool = False,
+    limit: int = 50,
+    history: bool = False,
 ) -> list[dict[str, Any]]:
-    """``cronwright runs [--job J] [--failed]``: ledger rows, newest slot first."""
+    """``cronwright runs [--job J] [--failed] [--history]``: ledger rows, newest slot first."""
     async with open_database(dsn, max_size=1) as db:
-        return list(await ledger.runs(db, job=job, failed_only=failed_only, limit=limit))
+        return list(
+            await ledger.runs(db, job=job, failed_only=failed_only, limit=limit, history=history)
+        )
 
 
 def without_detail(error: str) -> str:
@@ -222,15 +235,30 @@ def without_detail(error: str) -> str:
     return f"{text} (DETAIL hidden; --verbose shows it)" if mark else error
 
 
-def format_runs(rows: Sequence[Mapping[str, Any]], *, verbose: bool = False) -> str:
-    """The ledger as a table, like pg_cron's ``job_run_details``. The error column keeps
-    the SQLSTATE, message and constraint; the server's DETAIL only when ``verbose``."""
-    header = ("job", "slot", "status", "attempt", "rows", "duration_ms", "error_class", "error")
+def format_runs(
+    rows: Sequence[Mapping[str, Any]], *, history: bool = False, verbose: bool = False
+) -> str:
+    """The ledger as a table, like pg_cron's ``job_run_details``; with ``history`` every
+    attempt, ``*`` marking each slot's current run. The error column keeps the SQLSTATE,
+    message and constraint; the server's DETAIL only when ``verbose``."""
+    header: tuple[str, ...] = (
+        "job",
+        "slot",
+        "status",
+        "attempt",
+        "rows",
+        "duration_ms",
+        "error_class",
+        "error",
+    )
+    if history:
+        header = ("current", *header)
     lines = [header]
     for r in rows:
         duration = r["duration_ms"]
         lines.append(
-            (
+            ("*" if r["current"] else "",) * history
+            + (
                 str(r["job"]),
                 iso(r["slot"]),
                 str(r["status"]),

@@ -41,6 +41,7 @@ class Overlap(StrEnum):
 class Period(StrEnum):
     HOUR = "hour"
     DAY = "day"
+    WEEK = "week"  # ISO weeks: Monday 00:00 UTC
     MONTH = "month"
 
 
@@ -78,6 +79,8 @@ def _floor(t: datetime, period: Period) -> datetime:
         return t.replace(minute=0)
     if period is Period.DAY:
         return t.replace(minute=0, hour=0)
+    if period is Period.WEEK:
+        return t.replace(minute=0, hour=0) - timedelta(days=t.weekday())
     return t.replace(minute=0, hour=0, day=1)
 
 
@@ -86,6 +89,8 @@ def _shift(t: datetime, period: Period, n: int) -> datetime:
         return t + timedelta(hours=n)
     if period is Period.DAY:
         return t + timedelta(days=n)
+    if period is Period.WEEK:
+        return t + timedelta(weeks=n)
     months = t.year * 12 + (t.month - 1) + n
     year, month = divmod(months, 12)
     day = min(t.day, calendar.monthrange(year, month + 1)[1])
@@ -95,8 +100,9 @@ def _shift(t: datetime, period: Period, n: int) -> datetime:
 @dataclass(frozen=True, kw_only=True)
 class Window:
     """The data a run covers: the calendar ``period`` containing the slot, moved by
-    ``offset`` periods. ``hour, -1`` at 10:00 is [09:00, 10:00); ``month, -1`` on
-    1 March is February. A function of the slot only, never of the clock."""
+    ``offset`` periods. ``hour, -1`` at 10:00 is [09:00, 10:00); ``week, -1`` is the
+    previous ISO week (from Monday 00:00); ``month, -1`` on 1 March is February. A
+    function of the slot only, never of the clock."""
 
     period: Period
     offset: int = 0
@@ -145,6 +151,7 @@ class Job:
     paused: bool = False
     catch_up: CatchUp = field(default_factory=CatchUp)
     allow_both_day_fields: bool = False
+    allow_open_window: bool = False  # a window that ends after the slot (slot-only templates)
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     description: str = ""
 
@@ -215,6 +222,15 @@ class Worker:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Retention:
+    """How long finished history is kept (``cronwright prune``, daily in serve/consume):
+    superseded runs, and dead letters once replayed or purged."""
+
+    runs_days: int = 30
+    dead_letters_days: int = 90
+
+
+@dataclass(frozen=True, kw_only=True)
 class Manifest:
     path: str
     worker: Worker
@@ -225,6 +241,7 @@ class Manifest:
     dataset: Dataset | None
     environments: tuple[Environment, ...]
     jobs: tuple[Job, ...]
+    retention: Retention = field(default_factory=Retention)
 
     def job_by_type(self, type_: str) -> Job | None:
         for job in self.jobs:

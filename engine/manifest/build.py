@@ -23,6 +23,7 @@ from engine.core.model import (
     Period,
     Plan,
     Queue,
+    Retention,
     RetryPolicy,
     Window,
     Worker,
@@ -89,6 +90,7 @@ def build(data: dict[str, Any], filename: str) -> Manifest:
         dataset=Dataset(binding=ae["binding"], dataset=ae["dataset"]) if ae else None,
         environments=envs,
         jobs=tuple(_build_job(name, j) for name, j in sorted(data["jobs"].items())),
+        retention=Retention(**(data.get("retention") or {})),
     )
 
 
@@ -114,6 +116,7 @@ def _build_job(name: str, j: dict[str, Any]) -> Job:
         paused=j.get("paused", False),
         catch_up=_catch_up(j),
         allow_both_day_fields=j.get("allow_both_day_fields", False),
+        allow_open_window=j.get("allow_open_window", False),
         params=MappingProxyType(dict(j.get("params") or {})),
         description=j.get("description", ""),
     )

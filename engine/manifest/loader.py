@@ -15,7 +15,7 @@ from typing import Any
 from engine.core.describe import type_name
 from engine.core.errors import CronError, Location, ManifestError, ManifestErrors, TemplateError
 from engine.core.model import DEFAULT_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT, Manifest, Plan
-from engine.manifest import schema, yamlmarks
+from engine.manifest import schema, windows, yamlmarks
 from engine.manifest.build import build
 from engine.schedule import cron
 from engine.schedule.slots import longest_gap
@@ -25,6 +25,9 @@ from engine.sql import sqltemplates
 MAX_COMPATIBILITY_DATE = "2026-05-03"
 ACTIONS = frozenset({"warmup-reset"})
 _SAMPLE_SLOT = datetime(2026, 1, 1, tzinfo=UTC)
+#: A pull consumer's lease must outlast a run's deadline by this much: the client-side
+#: backstop after a statement timeout, the failure or dead-letter write, and the ack.
+LEASE_MARGIN_SECONDS = 60
 
 
 def load(path: str | os.PathLike[str]) -> Manifest:
@@ -162,9 +165,11 @@ class _Checker:
                         "the warmup-reset action needs an R2 bucket",
                         "add an 'r2_bucket:' section",
                     )
+            source = None
             if isinstance(template, str) and template.startswith("sql/"):
-                self._check_template(tpath, template, job)
+                source = self._check_template(tpath, template, job)
             self._check_catch_up(base, job)
+            self._check_window(base, job, template, source)
             retry = job.get("retry")
             if isinstance(retry, dict):
                 lo, hi = retry.get("initial_delay_seconds"), retry.get("max_delay_seconds")
@@ -214,21 +219,45 @@ class _Checker:
                 f"raise within_seconds to at least {period} or set policy: none",
             )
 
-    def _check_template(self, path: yamlmarks.Path, rel: str, job: Mapping[str, Any]) -> None:
+    def _check_window(
+        self, base: yamlmarks.Path, job: Mapping[str, Any], rel: object, source: str | None
+    ) -> None:
+        """A window must end by its slot, or the run reads data that does not exist yet
+        and records success. ``allow_open_window`` admits one only for a template that
+        never reads ``window_end``."""
+        window = job.get("window")
+        if not isinstance(window, dict):
+            return
+        problem = windows.ends_after_slot(window.get("period"), window.get("offset", 0))
+        if problem is None:
+            return
+        if job.get("allow_open_window") is not True:
+            at = (*base, "window", "offset") if "offset" in window else (*base, "window")
+            self.error(at, *problem)
+        elif source is not None and sqltemplates.reads_variable(source, "window_end"):
+            self.error(
+                (*base, "allow_open_window"),
+                f"allow_open_window is set but template '{rel}' reads window_end, which lies"
+                " after the slot",
+                "read slot or window_start instead, or use offset -1 and drop allow_open_window",
+            )
+
+    def _check_template(self, path: yamlmarks.Path, rel: str, job: Mapping[str, Any]) -> str | None:
+        """Check a template; returns its source when it parses."""
         file = (self.root / rel).resolve()
         if not self._inside(rel, "sql"):
             self.error(path, f"template '{rel}' is outside sql/", "keep templates under sql/")
-            return
+            return None
         try:
             source = file.read_text(encoding="utf-8")
         except OSError:
             self.error(path, f"template '{rel}' does not exist", f"create {rel} or fix the path")
-            return
+            return None
         problems = sqltemplates.check_source(source)
         for problem, fix in problems:
             self.error(path, f"template '{rel}' {problem}", fix)
         if problems:
-            return
+            return None
         params = job.get("params") if isinstance(job.get("params"), dict) else {}
         context = {
             "slot": _SAMPLE_SLOT,
@@ -236,11 +265,13 @@ class _Checker:
             "window_end": _SAMPLE_SLOT,
             "params": params,
             "job": {"name": "", "type": ""},
+            "rerun": False,
         }
         try:
             sqltemplates.render_source(source, context, name=rel)
         except TemplateError as exc:
             self.error(path, f"template {exc.message}", "define it under the job's 'params:'")
+        return source
 
     def _check_top(self, data: Mapping[str, Any]) -> None:
         plan, budget = data.get("plan"), data.get("trigger_budget")
@@ -315,8 +346,9 @@ class _Checker:
                 )
 
     def _check_leases(self, data: Mapping[str, Any], consumer: Mapping[str, Any]) -> None:
-        """A pull consumer's lease must outlast every job, or a long run's message is
-        redelivered while it still runs."""
+        """A pull consumer's lease must outlast every job's whole run (its deadline,
+        ``timeout_seconds``) plus a margin, or a long run's message is redelivered while
+        it still runs."""
         if consumer.get("type", "http_pull") != "http_pull":
             return
         lease = consumer.get("visibility_timeout_seconds", DEFAULT_VISIBILITY_TIMEOUT)
@@ -324,11 +356,13 @@ class _Checker:
             return
         for name, job in self._jobs(data):
             timeout = job.get("timeout_seconds", DEFAULT_TIMEOUT)
-            if isinstance(timeout, int) and timeout >= lease:
+            if isinstance(timeout, int) and timeout + LEASE_MARGIN_SECONDS > lease:
                 self.error(
                     ("jobs", name, "timeout_seconds"),
-                    f"timeout {timeout} s is not below the queue's visibility timeout ({lease} s): "
-                    "the lease would lapse mid-run and the message be redelivered",
-                    f"raise queue.consumer.visibility_timeout_seconds above {timeout} "
-                    "or lower timeout_seconds",
+                    f"timeout {timeout} s plus a {LEASE_MARGIN_SECONDS} s margin exceeds the"
+                    f" queue's visibility timeout ({lease} s): the lease could lapse mid-run"
+                    " and the message be redelivered",
+                    "raise queue.consumer.visibility_timeout_seconds to at least"
+                    f" {timeout + LEASE_MARGIN_SECONDS} or lower timeout_seconds to at most"
+                    f" {lease - LEASE_MARGIN_SECONDS}",
                 )

@@ -1,11 +1,17 @@
 """The executor: one queue delivery -> the job's effect, exactly once per slot.
 
 For a delivery it resolves the job and slot (a bad message is dead-lettered with its
-reason), then runs ONE transaction that bounds its waits by the job's timeout, takes the
+reason), then runs ONE transaction that bounds its waits by the run's deadline, takes the
 job's advisory lock when overlap is forbidden, claims (job, slot) in the ledger (a slot
-already succeeded is a duplicate), runs the SQL (or the action's query and the action),
-and marks the slot succeeded. The effect and its ledger row commit together or not at
-all. A failure is recorded after the rollback, and becomes a retry or a dead letter.
+already succeeded is a duplicate, unless a rerun request it has not seen asks again; a
+slot inside a runtime pause is recorded ``paused`` and not run), runs the SQL (or the
+action's query and the action), and marks the slot succeeded. The effect and its ledger
+row commit together or not at all. A failure is recorded after the rollback, and becomes
+a retry or a dead letter.
+
+``timeout_seconds`` bounds the whole attempt: the deadline is fixed when it starts, and
+the lock wait, every statement (its ``statement_timeout`` set to the time left) and the
+action each get only what is left of it.
 """
 
 from __future__ import annotations
@@ -13,16 +19,17 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from engine.core.errors import ConfigError, JobFailed, MessageError, SlotNotDue, TemplateError
 from engine.core.model import Job, Manifest, Overlap
-from engine.core.times import Clock as Clock  # re-exported for the executor's callers
 from engine.core.times import iso
 from engine.runtime import ledger, messages, retry
+from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, Deadline, Monotonic
 from engine.runtime.failures import Failures
 from engine.runtime.ledger import Db, DeadLetterSink, Failure, Tx
 from engine.runtime.metrics import MetricRecord, MetricsSink
@@ -31,14 +38,12 @@ from engine.schedule.slots import Schedule, ScheduleFor, cron_schedule
 from engine.sql import sqltemplates
 
 Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
+Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
-#: The last step of the job's transaction when the slot succeeded or was done already (a
-#: queue's ack: effect, ledger row and ack commit together or not at all).
+#: The last step of the job's transaction when the slot's outcome is final without a
+#: failure (succeeded, duplicate, paused): a queue's ack, so that the effect, the ledger
+#: row and the ack commit together or not at all.
 InTx = Callable[[Tx], Awaitable[None]]
-
-# The server's statement_timeout fires first; the client's is the backstop for a
-# server that stopped answering.
-CLIENT_TIMEOUT_MARGIN = 5.0
 
 
 def _error_class(err: Exception) -> str:
@@ -65,6 +70,7 @@ class Executor:
         schedule_for: ScheduleFor = cron_schedule,
         queue: str | None = None,
         write_timeout: float = 30.0,
+        monotonic: Monotonic = time.monotonic,
     ) -> None:
         self._db = db
         self._manifest = manifest
@@ -81,6 +87,7 @@ class Executor:
         self._metrics = metrics
         self._clock = clock
         self._sleep = sleep
+        self._monotonic = monotonic
         self._schedules: dict[str, Schedule] = {j.name: schedule_for(j) for j in manifest.jobs}
         self._queue = queue or manifest.queue.name
 
@@ -91,7 +98,7 @@ class Executor:
         self, body: messages.Body, *, message_id: str, attempt: int, in_tx: InTx | None = None
     ) -> Outcome:
         """One delivery of a queue message; ``attempt`` counts from 1. ``in_tx`` runs in
-        the job's transaction when the outcome is succeeded or duplicate."""
+        the job's transaction when the outcome is succeeded, duplicate or paused."""
         started = time.perf_counter()
         try:
             msg = messages.parse(
@@ -114,20 +121,35 @@ class Executor:
         except MessageError as err:
             outcome = await self._failures.poison(body, err, message_id=message_id, attempt=attempt)
         else:
-            outcome = await self._attempt(msg.job, msg.slot, attempt, message_id, body, in_tx)
+            outcome = await self._attempt(
+                msg.job, msg.slot, attempt, message_id, body, rerun=msg.rerun, in_tx=in_tx
+            )
         return self._emit(outcome, message_id, started)
 
     async def run_until_done(
-        self, job: Job, slot: datetime, *, message_id: str = "local"
+        self,
+        job: Job,
+        slot: datetime,
+        *,
+        message_id: str = "local",
+        rerun: str | bool | None = None,
     ) -> Outcome:
         """Run one slot in-process, retrying with the job's policy and the injected sleep.
-        Returns the last outcome: succeeded, duplicate, dead_lettered, or retry when even
-        recording the failure kept failing."""
-        body = json.dumps({"type": job.type, "scheduledFor": iso(slot)})
+        ``rerun`` recomputes a slot that already succeeded, once per rerun request: pass
+        the request's id, or True for a new request. Returns the last outcome: succeeded,
+        duplicate, paused, dead_lettered, or retry when even recording the failure kept
+        failing."""
+        if rerun is True:
+            rerun = f"rerun-{uuid.uuid4().hex}"
+        rerun = rerun or None
+        data = {"type": job.type, "scheduledFor": iso(slot)}
+        if rerun is not None:
+            data["rerun"] = rerun
+        body = json.dumps(data)
         attempt = 1
         while True:
             started = time.perf_counter()
-            outcome = await self._attempt(job, slot, attempt, message_id, body)
+            outcome = await self._attempt(job, slot, attempt, message_id, body, rerun=rerun)
             outcome = self._emit(outcome, message_id, started)
             if outcome.status != "retry" or attempt >= job.retry.max_attempts:
                 return outcome
@@ -158,13 +180,15 @@ class Executor:
         attempt: int,
         message_id: str,
         body: messages.Body,
+        *,
+        rerun: str | None = None,
         in_tx: InTx | None = None,
     ) -> Outcome:
         base = Outcome(status="succeeded", job=job.name, type=job.type, slot=slot, attempt=attempt)
         started_at = self._clock()
         t0 = time.perf_counter()
         try:
-            rows = await self._run(job, slot, attempt, message_id, started_at, in_tx)
+            rows = await self._run(job, slot, attempt, message_id, started_at, rerun, in_tx)
         except (JobFailed, TemplateError, ConfigError) as err:
             # A template that fails to render or an action that is not configured will
             # not get better by retrying: dead-letter with the reason.
@@ -179,12 +203,13 @@ class Executor:
                 duration_ms=(time.perf_counter() - t0) * 1000,
                 error_class=_error_class(err),
                 error=str(err),
+                rerun_id=rerun,
             )
             return await self._failures.failed(
                 job, self._schedule(job), base, failure, getattr(err, "transient", False), body
             )
-        if rows is None:
-            return replace(base, status="duplicate")
+        if isinstance(rows, str):
+            return replace(base, status=rows)
         return replace(base, rows=rows)
 
     async def _run(
@@ -194,14 +219,17 @@ class Executor:
         attempt: int,
         message_id: str,
         started_at: datetime,
+        rerun: str | None,
         in_tx: InTx | None = None,
-    ) -> int | None:
-        """The one transaction. Returns the rows affected, or None for a duplicate."""
-        statements = self._render(job, slot)
+    ) -> int | Literal["duplicate", "paused"]:
+        """The one transaction. Returns the rows affected, or ``duplicate``, or ``paused``
+        when the slot lies inside a runtime pause (recorded, not run)."""
+        deadline = Deadline(job.timeout_seconds, self._monotonic)
+        statements = self._render(job, slot, rerun=rerun is not None)
         action = self._action(job)
-        timeout = job.timeout_seconds + CLIENT_TIMEOUT_MARGIN
         t0 = time.perf_counter()
         async with self._db.transaction() as tx:
+            left = deadline.left()
             claimed = await ledger.claim(
                 tx,
                 job=job.name,
@@ -209,23 +237,27 @@ class Executor:
                 attempt=attempt,
                 message_id=message_id,
                 started_at=started_at,
-                timeout_seconds=job.timeout_seconds,
+                timeout_seconds=left,
                 lock=job.overlap is Overlap.FORBID,
-                timeout=timeout,
+                rerun_id=rerun,
+                timeout=left + CLIENT_TIMEOUT_MARGIN,
             )
-            if not claimed:
+            deadline.statement_timeout = left
+            if claimed is None or claimed.paused:
                 if in_tx is not None:
                     await in_tx(tx)
-                return None
+                return "duplicate" if claimed is None else "paused"
             if action is None:
                 rows = 0
                 for st in statements:
+                    timeout = await deadline.bound_statement(tx)
                     rows += await tx.execute(st.sql, *st.args, timeout=timeout)
             else:
                 selected: list[dict[str, Any]] = []
                 for st in statements:
+                    timeout = await deadline.bound_statement(tx)
                     selected = await tx.fetch(st.sql, *st.args, timeout=timeout)
-                rows = await action(selected, slot)
+                rows = await deadline.bound(lambda: action(selected, slot))
             await ledger.succeed(
                 tx,
                 job=job.name,
@@ -238,11 +270,11 @@ class Executor:
                 await in_tx(tx)
         return rows
 
-    def _render(self, job: Job, slot: datetime) -> list[sqltemplates.Rendered]:
+    def _render(self, job: Job, slot: datetime, *, rerun: bool) -> list[sqltemplates.Rendered]:
         source = self._templates.get(job.template)
         if source is None:
             raise ConfigError(f"job {job.name}: template {job.template} was not loaded")
-        return sqltemplates.split_statements(sqltemplates.render(job, source, slot))
+        return sqltemplates.split_statements(sqltemplates.render(job, source, slot, rerun=rerun))
 
     def _action(self, job: Job) -> Action | None:
         if job.action is None:

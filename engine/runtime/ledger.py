@@ -1,12 +1,16 @@
 """The run ledger (``cronwright.runs``) and the dead letters (``cronwright.dead_letters``).
 
-The ledger is keyed by (job, slot). A slot is claimed inside the job's own transaction,
-so its ``succeeded`` row commits with the effect or not at all; a concurrent claim of
-the same slot waits on the row lock and then sees the committed row.
+The ledger is keyed by (job, slot): each slot's current run. A slot is claimed inside
+the job's own transaction, so its ``succeeded`` row commits with the effect or not at
+all; a concurrent claim of the same slot waits on the row lock and then sees the
+committed row. Every finished attempt is also kept in ``cronwright.run_history``; the
+one whose ``run_id`` the slot's row holds is current. A rerun request (``rerun_id``)
+claims a succeeded slot once: its concurrent twin waits, then finds the request done.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -34,46 +38,85 @@ class Db(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
 
 
-# One round trip: bound this transaction's waits by the job's timeout (lock_timeout
-# applies within this statement, statement_timeout from the next one on), take the job's
-# advisory lock when its runs must not overlap, then claim the slot. The CTEs are
-# MATERIALIZED and chained so the settings precede the lock and the lock precedes the
-# claim. A succeeded row is final: the WHERE leaves it alone and RETURNING yields nothing.
+# One round trip: bound this transaction's waits by the run's remaining time
+# (lock_timeout applies within this statement, statement_timeout from the next one on),
+# look up a runtime pause covering the slot, take the job's advisory lock when its runs
+# must not overlap (not for a paused slot), then claim the slot: 'running', or 'paused'
+# (final at once, and kept in the history). The CTEs are MATERIALIZED and chained so the
+# settings precede the lock and the lock precedes the claim. A succeeded row is final,
+# except to a rerun request it has not seen yet ($7): the WHERE leaves it alone and
+# RETURNING yields nothing, a duplicate.
 _CLAIM = """
 WITH settings AS MATERIALIZED (
     SELECT set_config('statement_timeout', $6, true) AS st,
            set_config('lock_timeout', $6, true) AS lt
+), paused AS MATERIALIZED (
+    SELECT EXISTS (
+        SELECT 1 FROM cronwright.pauses AS p
+        WHERE p.job = $1 AND p.paused_from <= $2
+          AND (p.resumed_at IS NULL OR p.resumed_at > $2)
+    ) AS paused FROM settings
 ), guard AS MATERIALIZED (
-    SELECT {lock} AS locked FROM settings
+    SELECT paused, CASE WHEN NOT paused THEN {lock} END AS locked FROM paused
+), claimed AS (
+    INSERT INTO cronwright.runs AS r
+        (job, slot, status, attempt, message_id, started_at, finished_at, run_id, rerun_id)
+    SELECT $1::text, $2::timestamptz, CASE WHEN paused THEN 'paused' ELSE 'running' END,
+           $3::integer, $4::text, $5::timestamptz,
+           CASE WHEN paused THEN $5::timestamptz END, nextval('cronwright.run_ids'), $7::text
+    FROM guard
+    ON CONFLICT (job, slot) DO UPDATE
+    SET status = EXCLUDED.status, attempt = EXCLUDED.attempt, message_id = EXCLUDED.message_id,
+        started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, rows = NULL,
+        duration_ms = NULL, error_class = NULL, error = NULL, run_id = EXCLUDED.run_id,
+        rerun_id = EXCLUDED.rerun_id
+    WHERE r.status <> 'succeeded'
+       OR (EXCLUDED.rerun_id IS NOT NULL AND EXCLUDED.status = 'running'
+           AND r.rerun_id IS DISTINCT FROM EXCLUDED.rerun_id)
+    RETURNING r.run_id, r.status
+), history AS (
+    INSERT INTO cronwright.run_history
+        (run_id, job, slot, status, attempt, message_id, rerun_id, started_at, finished_at,
+         duration_ms)
+    SELECT run_id, $1, $2, status, $3, $4, $7, $5, $5, 0 FROM claimed WHERE status = 'paused'
 )
-INSERT INTO cronwright.runs AS r (job, slot, status, attempt, message_id, started_at)
-SELECT $1::text, $2::timestamptz, 'running', $3::integer, $4::text, $5::timestamptz
-FROM guard
-ON CONFLICT (job, slot) DO UPDATE
-SET status = 'running', attempt = EXCLUDED.attempt, message_id = EXCLUDED.message_id,
-    started_at = EXCLUDED.started_at, finished_at = NULL, rows = NULL,
-    duration_ms = NULL, error_class = NULL, error = NULL
-WHERE r.status <> 'succeeded'
-RETURNING 1 AS claimed
+SELECT run_id, status FROM claimed
 """
-_CLAIM_LOCKED = _CLAIM.format(lock="pg_advisory_xact_lock(hashtextextended($7, 0))::text")
+_CLAIM_LOCKED = _CLAIM.format(lock="pg_advisory_xact_lock(hashtextextended($8, 0))::text")
 _CLAIM_UNLOCKED = _CLAIM.format(lock="NULL::text")
 
-_SUCCEED = """
-UPDATE cronwright.runs
-SET status = 'succeeded', rows = $3, duration_ms = $4, finished_at = $5
-WHERE job = $1 AND slot = $2
+_HISTORY_COLUMNS = """run_id, job, slot, status, attempt, rows, duration_ms, error_class, error,
+    message_id, rerun_id, started_at, finished_at"""
+
+# The success and its history row, in the job's transaction.
+_SUCCEED = f"""
+WITH done AS (
+    UPDATE cronwright.runs
+    SET status = 'succeeded', rows = $3, duration_ms = $4, finished_at = $5
+    WHERE job = $1 AND slot = $2
+    RETURNING {_HISTORY_COLUMNS}
+)
+INSERT INTO cronwright.run_history ({_HISTORY_COLUMNS})
+SELECT {_HISTORY_COLUMNS} FROM done
 """
 
-_FAIL = """
-INSERT INTO cronwright.runs AS r (job, slot, status, attempt, message_id, started_at,
-                                  finished_at, duration_ms, error_class, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+# The failed attempt always goes into the history; it becomes the current run unless
+# the slot already succeeded (a failed rerun leaves the earlier success current).
+_FAIL = f"""
+WITH attempt AS (
+    INSERT INTO cronwright.run_history
+        (run_id, job, slot, status, attempt, message_id, started_at, finished_at,
+         duration_ms, error_class, error, rerun_id)
+    VALUES (nextval('cronwright.run_ids'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    RETURNING {_HISTORY_COLUMNS}
+)
+INSERT INTO cronwright.runs AS r ({_HISTORY_COLUMNS})
+SELECT {_HISTORY_COLUMNS} FROM attempt
 ON CONFLICT (job, slot) DO UPDATE
 SET status = EXCLUDED.status, attempt = EXCLUDED.attempt, message_id = EXCLUDED.message_id,
     started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, rows = NULL,
     duration_ms = EXCLUDED.duration_ms, error_class = EXCLUDED.error_class,
-    error = EXCLUDED.error
+    error = EXCLUDED.error, run_id = EXCLUDED.run_id, rerun_id = EXCLUDED.rerun_id
 WHERE r.status <> 'succeeded'
 """
 
@@ -93,9 +136,16 @@ RUN_COLUMNS = (
     "error_class",
     "error",
     "message_id",
+    "rerun_id",
     "started_at",
     "finished_at",
 )
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: int
+    paused: bool
 
 
 def lock_key(job: str) -> str:
@@ -110,18 +160,26 @@ async def claim(
     attempt: int,
     message_id: str,
     started_at: datetime,
-    timeout_seconds: int,
+    timeout_seconds: float,
     lock: bool,
+    rerun_id: str | None = None,
     timeout: float | None = None,
-) -> bool:
-    """Set the transaction's timeouts, take the job's lock if ``lock`` (serialising runs
-    of the job until this transaction ends; works through PgBouncer), and claim the slot.
-    False when the slot already succeeded: a duplicate."""
-    args: list[Any] = [job, slot, attempt, message_id, started_at, f"{timeout_seconds * 1000}ms"]
+) -> Claim | None:
+    """Set the transaction's timeouts (``timeout_seconds``: what is left of the run's
+    deadline), take the job's lock if ``lock`` (serialising runs of the job until this
+    transaction ends; works through PgBouncer), and claim the slot. None when the slot
+    already succeeded (and ``rerun_id`` is None or was seen already): a duplicate. A
+    claim with ``paused`` set is final: the slot lies inside a runtime pause and must
+    not run (commit the transaction to record it)."""
+    ms = max(1, math.ceil(timeout_seconds * 1000))
+    args: list[Any] = [job, slot, attempt, message_id, started_at, f"{ms}ms", rerun_id]
     if lock:
         args.append(lock_key(job))
     sql = _CLAIM_LOCKED if lock else _CLAIM_UNLOCKED
-    return await tx.fetchrow(sql, *args, timeout=timeout) is not None
+    row = await tx.fetchrow(sql, *args, timeout=timeout)
+    if row is None:
+        return None
+    return Claim(run_id=int(row["run_id"]), paused=row["status"] == "paused")
 
 
 async def succeed(
@@ -142,6 +200,7 @@ class Failure:
     duration_ms: float
     error_class: str
     error: str
+    rerun_id: str | None = None
 
 
 async def record_failure(db: Db, f: Failure) -> None:
@@ -159,6 +218,7 @@ async def record_failure(db: Db, f: Failure) -> None:
             f.duration_ms,
             f.error_class,
             f.error,
+            f.rerun_id,
         )
 
 
@@ -202,15 +262,38 @@ class PgDeadLetters:
 
 
 async def runs(
-    db: Db, *, job: str | None = None, failed_only: bool = False, limit: int = 50
+    db: Db,
+    *,
+    job: str | None = None,
+    failed_only: bool = False,
+    limit: int = 50,
+    history: bool = False,
 ) -> Sequence[dict[str, Any]]:
-    """Ledger rows, newest slot first (``cronwright runs``)."""
-    sql = f"""
-    SELECT {", ".join(RUN_COLUMNS)} FROM cronwright.runs
-    WHERE ($1::text IS NULL OR job = $1)
-      AND (NOT $2 OR status IN ('failed', 'dead_lettered'))
-    ORDER BY slot DESC, job
-    LIMIT $3
-    """
+    """Ledger rows, newest slot first (``cronwright runs``): each slot's current run, or
+    with ``history`` every finished attempt plus the runs in progress, ``current``
+    marking the one each slot's row holds."""
+    failed = "status IN ('failed', 'dead_lettered')"
+    if not history:
+        sql = f"""
+        SELECT {", ".join(RUN_COLUMNS)}, true AS current FROM cronwright.runs
+        WHERE ($1::text IS NULL OR job = $1) AND (NOT $2 OR {failed})
+        ORDER BY slot DESC, job
+        LIMIT $3
+        """
+    else:
+        cols = ", ".join(f"h.{c}" for c in RUN_COLUMNS)
+        sql = f"""
+        SELECT * FROM (
+            SELECT {cols}, h.run_id, h.run_id = r.run_id IS TRUE AS current
+            FROM cronwright.run_history AS h
+            LEFT JOIN cronwright.runs AS r ON (r.job, r.slot) = (h.job, h.slot)
+            UNION ALL
+            SELECT {", ".join(RUN_COLUMNS)}, run_id, true FROM cronwright.runs
+            WHERE status = 'running'
+        ) AS h
+        WHERE ($1::text IS NULL OR job = $1) AND (NOT $2 OR {failed})
+        ORDER BY slot DESC, job, run_id DESC
+        LIMIT $3
+        """
     async with db.transaction() as tx:
         return await tx.fetch(sql, job, failed_only, limit)

@@ -1,8 +1,9 @@
-"""Queue messages: ``{type, scheduledFor?, correlationId?}`` -> a job and its slot.
+"""Queue messages: ``{type, scheduledFor?, correlationId?, rerun?}`` -> a job and its slot.
 
 Anything that cannot be run raises :class:`MessageError` with the precise reason, so the
 executor can dead-letter it (never acknowledge and drop it). A message without
-``scheduledFor`` (a manual enqueue) means the job's latest slot at or before now.
+``scheduledFor`` (a manual enqueue) means the job's latest slot at or before now. A
+``rerun`` id asks to recompute a slot that already succeeded, once per id.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Message:
     slot: datetime
     correlation_id: str | None = None
     manual: bool = False  # no scheduledFor: the slot was derived from the clock
+    rerun: str | None = None  # a rerun request id: recompute even a succeeded slot, once
 
 
 def decode(body: Body) -> Mapping[str, Any]:
@@ -136,13 +138,26 @@ def resolve(
         raise MessageError(
             f"'correlationId' must be a string, got {type_name(correlation, dialect='json')}"
         )
+    rerun = data.get("rerun")
+    if rerun is not None and (not isinstance(rerun, str) or not rerun.strip()):
+        raise MessageError(
+            "'rerun' must be a non-empty string (a rerun request id),"
+            f" got {type_name(rerun, dialect='json')}"
+        )
     schedule = schedule_for(job)
     raw = data.get("scheduledFor")
     if raw is None:
         slot = latest_at_or_before(schedule, now)
         if slot is None:
             raise MessageError(f"{job.type} (cron '{job.cron}') has no slot before {iso(now)}")
-        return Message(type=job.type, job=job, slot=slot, correlation_id=correlation, manual=True)
+        return Message(
+            type=job.type,
+            job=job,
+            slot=slot,
+            correlation_id=correlation,
+            manual=True,
+            rerun=rerun,
+        )
     slot = parse_slot(raw)
     if not schedule.matches(slot):
         raise MessageError(
@@ -157,7 +172,7 @@ def resolve(
         if ahead <= CLOCK_SKEW_SECONDS:
             raise SlotNotDue(message, due_in_seconds=ahead)
         raise MessageError(message)
-    return Message(type=job.type, job=job, slot=slot, correlation_id=correlation)
+    return Message(type=job.type, job=job, slot=slot, correlation_id=correlation, rerun=rerun)
 
 
 def parse(

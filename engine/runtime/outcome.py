@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-#: A delivery's outcome. ``succeeded`` and ``dead_lettered`` are also ledger statuses.
-Status = Literal["succeeded", "retry", "dead_lettered", "duplicate"]
-STATUSES: tuple[Status, ...] = ("succeeded", "retry", "dead_lettered", "duplicate")
+#: A delivery's outcome. ``succeeded``, ``dead_lettered`` and ``paused`` are also ledger
+#: statuses. ``paused``: the slot lies inside a runtime pause; acked, never run.
+Status = Literal["succeeded", "retry", "dead_lettered", "duplicate", "paused"]
+STATUSES: tuple[Status, ...] = ("succeeded", "retry", "dead_lettered", "duplicate", "paused")
 
 
 @dataclass(frozen=True, kw_only=True)

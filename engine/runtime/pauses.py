@@ -44,3 +44,46 @@ async def is_paused(tx: Tx, job: str, slot: datetime) -> bool:
     """Whether ``slot`` of ``job`` falls inside a runtime pause."""
     pauses = await overlapping(tx, [job], slot, slot + timedelta(microseconds=1))
     return any(p.covers(slot) for p in pauses[job])
+
+
+_PAUSE = """
+INSERT INTO cronwright.pauses (job, paused_from, reason) VALUES ($1, $2, $3)
+ON CONFLICT (job) WHERE resumed_at IS NULL DO NOTHING
+RETURNING job, paused_from, resumed_at, reason
+"""
+_RESUME = """
+UPDATE cronwright.pauses SET resumed_at = greatest($2::timestamptz, paused_from)
+WHERE job = $1 AND resumed_at IS NULL
+RETURNING job, paused_from, resumed_at, reason
+"""
+_OPEN = """
+SELECT job, paused_from, resumed_at, reason FROM cronwright.pauses
+WHERE job = ANY($1::text[]) AND resumed_at IS NULL
+"""
+
+
+def _row(r: dict[str, object]) -> Pause:
+    return Pause(r["job"], r["paused_from"], r["resumed_at"], r["reason"])  # type: ignore[arg-type]
+
+
+async def pause(tx: Tx, job: str, at: datetime, reason: str | None) -> tuple[Pause, bool]:
+    """Pause ``job`` from ``at`` on. Returns the open pause and whether this call opened
+    it (False: the job was already paused, and that pause is kept as it is)."""
+    while True:
+        row = await tx.fetchrow(_PAUSE, job, at, reason)
+        if row is not None:
+            return _row(row), True
+        existing = (await open_pauses(tx, [job])).get(job)
+        if existing is not None:  # else it was resumed in between: try again
+            return existing, False
+
+
+async def resume(tx: Tx, job: str, at: datetime) -> Pause | None:
+    """End ``job``'s open pause at ``at``; None when it was not paused."""
+    row = await tx.fetchrow(_RESUME, job, at)
+    return _row(row) if row is not None else None
+
+
+async def open_pauses(tx: Tx, jobs: list[str]) -> dict[str, Pause]:
+    """The open pause of each job that has one."""
+    return {r["job"]: _row(r) for r in await tx.fetch(_OPEN, jobs)}

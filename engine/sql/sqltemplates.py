@@ -29,7 +29,7 @@ from engine.core.model import Job
 from engine.sql import sqlsplit
 
 #: What the runtime provides to every template. Validation rejects anything else.
-RUNTIME_VARIABLES = frozenset({"slot", "window_start", "window_end", "params", "job"})
+RUNTIME_VARIABLES = frozenset({"slot", "window_start", "window_end", "params", "job", "rerun"})
 
 
 class SqlIdent(str):
@@ -92,8 +92,11 @@ def split_statements(rendered: Rendered) -> list[Rendered]:
     return out
 
 
-def context_for(job: Job, slot: datetime) -> dict[str, Any]:
-    """The variables a template sees: all derived from the slot, never the clock."""
+def context_for(job: Job, slot: datetime, *, rerun: bool = False) -> dict[str, Any]:
+    """The variables a template sees: all derived from the slot, never the clock.
+    ``rerun`` is True when the run must recompute the slot from the source as it stands
+    and replace what earlier runs wrote (``cronwright run --rerun``); a plain Python
+    bool, so ``{% if rerun %}`` shapes the statement and never becomes a bind."""
     start, end = job.window.bounds(slot)
     return {
         "slot": slot,
@@ -101,6 +104,7 @@ def context_for(job: Job, slot: datetime) -> dict[str, Any]:
         "window_end": end,
         "params": dict(job.params),
         "job": {"name": job.name, "type": job.type},
+        "rerun": rerun,
     }
 
 
@@ -129,8 +133,13 @@ def render_source(source: str, context: Mapping[str, Any], *, name: str = "<temp
     return Rendered(sql=sql.strip() + "\n", args=args)
 
 
-def render(job: Job, source: str, slot: datetime) -> Rendered:
-    return render_source(source, context_for(job, slot), name=job.template)
+def render(job: Job, source: str, slot: datetime, *, rerun: bool = False) -> Rendered:
+    return render_source(source, context_for(job, slot, rerun=rerun), name=job.template)
+
+
+def reads_variable(source: str, name: str) -> bool:
+    """Whether the template reads the runtime variable ``name`` (from its AST)."""
+    return name in jinja2.meta.find_undeclared_variables(environment().parse(source))
 
 
 def check_source(source: str) -> list[tuple[str, str]]:

@@ -624,7 +624,7 @@ def test_consume_once_exits_0_when_every_message_succeeded_and_1_otherwise(
     code, out, err = finish(project.cli("--once"))
     assert (code, out) == (
         0,
-        "2 messages in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 1\n",
+        "2 messages in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 1, paused 0\n",
     ), err
     assert [json.loads(line)["status"] for line in err.splitlines()] == ["succeeded", "duplicate"]
 
@@ -632,7 +632,7 @@ def test_consume_once_exits_0_when_every_message_succeeded_and_1_otherwise(
     code, out, err = finish(project.cli("--once"))
     assert (code, out) == (
         1,
-        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 1, duplicate 0\n",
+        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 1, duplicate 0, paused 0\n",
     ), err
     assert [m.body for m in api.queue(DLQ).messages] == [
         {
@@ -677,7 +677,7 @@ def test_a_crash_before_the_ack_redelivers_and_the_rerun_is_a_duplicate(
     code, out, err = finish(project.cli("--once"))
     assert (code, out) == (
         0,
-        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 0, duplicate 1\n",
+        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 0, duplicate 1, paused 0\n",
     ), err
     assert json.loads(err.splitlines()[0])["attempt"] == 2
     assert api.queue(QUEUE).messages == []
@@ -696,7 +696,7 @@ def test_sigterm_stops_pulling_finishes_the_run_in_flight_acks_it_and_exits_0(
     assert (code, out) == (
         0,
         f"1 message in {pulls} pull{'s' * (pulls != 1)}: succeeded 1, retry 0,"
-        " dead_lettered 0, duplicate 0\n",
+        " dead_lettered 0, duplicate 0, paused 0\n",
     ), err
     assert "SIGTERM: finishing the batch, then stopping" in err
     assert api.queue(QUEUE).messages == []
@@ -749,7 +749,7 @@ def test_consume_with_an_environment_pulls_that_environments_queue(
     code, out, err = finish(project.cli("--once", "--env", "staging"))
     assert (code, out) == (
         0,
-        "1 message in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 0\n",
+        "1 message in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 0, paused 0\n",
     ), err
     assert api.queue("probe-jobs-staging").messages == []
     assert len(api.queue(QUEUE).messages) == 1

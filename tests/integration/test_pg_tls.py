@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from devtools.pgserver import OS_USER, PgServer, PostgresUnavailable, start, stop
 from engine.adapters.pg import Database
 from engine.core.errors import DatabaseError
 from tests.fixtures.aio import run
 from tests.fixtures.need import missing
-from tests.fixtures.postgres import OS_USER, PgServer, PostgresUnavailable, start, stop
 
 pytestmark = pytest.mark.postgres
 

@@ -58,6 +58,12 @@ DB_COMMANDS = {
     "reconcile": ["reconcile", "--dry-run"],
     "enqueue": ["enqueue", "probe", "--at", "2026-10-31T10:00:00Z", "--transport", "postgres"],
     "serve": ["serve", "--consumers", "1"],
+    "pause": ["pause", "probe", "--reason", "maintenance"],
+    "resume": ["resume", "probe"],
+    "dead-letters list": ["dead-letters", "list"],
+    "dead-letters replay": ["dead-letters", "replay", "1", "--run"],
+    "dead-letters purge": ["dead-letters", "purge", "--before", "2026-10-31T00:00:00Z"],
+    "prune": ["prune", "--older-than", "30"],
 }
 #: The commands that never read it.
 OTHER_COMMANDS = {"validate", "generate", "check", "schedule", "cron", "render"}

@@ -82,7 +82,7 @@ def manifest_text(jobs: list[tuple[str, bool]]) -> str:
             "type": f"prop.job-{i}",
             "cron": expr,
             "sql": "sql/job.sql",
-            "window": {"period": "hour"},
+            "window": {"period": "hour", "offset": -1},
             "paused": paused,
             "retry": {"max_attempts": 1 + i},
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -174,7 +175,11 @@ def test_fast_commands_never_import_asyncpg_boto3_or_httpx(project: Path, comman
         " if m.split('.')[0] in ('asyncpg', 'boto3', 'botocore', 'httpx')); "
         "print(bad); sys.exit(rc)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    # `schedule` reads runtime pauses from Postgres only when DATABASE_URL is set.
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
 
@@ -292,4 +297,19 @@ def test_slots_over_a_range_too_large_to_list_exits_2_with_the_fix(
     assert capsys.readouterr().err == (
         "error: more than 24 slots between 2026-10-30T00:00:00Z and 2026-10-31T01:00:00Z;"
         " narrow the range (or the job's catch_up.within_seconds)\n"
+    )
+
+
+def test_schedule_still_shows_the_manifest_when_the_database_for_runtime_pauses_is_down(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://ops:s3cret-pw@127.0.0.1:1/cronwright")
+    args = ["-m", str(REPO / "jobs.yaml"), "schedule", "--next", "1"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("aggregate-hourly  [analytics.aggregate-hourly]\n")
+    assert err == (
+        "warning: runtime pauses not shown: cannot connect to"
+        " postgresql://ops:***@127.0.0.1:1/cronwright: connection: [Errno 111] Connect call"
+        " failed ('127.0.0.1', 1)\n"
     )

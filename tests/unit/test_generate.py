@@ -26,18 +26,18 @@ jobs:
     type: gen.a
     cron: "0,30 * * * *"
     sql: sql/a.sql
-    window: {period: hour}
+    window: {period: hour, offset: -1}
     retry: {max_attempts: 9}
   b:
     type: gen.b
     cron: "*/30 * * * *"
     sql: sql/a.sql
-    window: {period: hour}
+    window: {period: hour, offset: -1}
   c:
     type: gen.c
     cron: "0 9 * * MON"
     sql: sql/a.sql
-    window: {period: day}
+    window: {period: day, offset: -1}
     paused: true
 """
 

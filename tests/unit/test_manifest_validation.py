@@ -89,7 +89,7 @@ def test_every_problem_is_reported_at_once_sorted_by_line(tmp_path: Path) -> Non
         "jobs.yaml:2:7: plan: 'pro' is not one of free, paid; use one of free, paid",
         "jobs.yaml:21:27: jobs.hourly.retry.max_attempts: 500 is above the maximum 101 "
         "(Cloudflare allows max_retries <= 100, so at most 101 attempts); use a value <= 101",
-        "jobs.yaml:26:22: jobs.nightly.window.period: 'days' is not one of hour, day, month; "
+        "jobs.yaml:26:22: jobs.nightly.window.period: 'days' is not one of hour, day, week, month; "
         "did you mean 'day'?",
     ]
 
@@ -105,7 +105,7 @@ def test_yaml_syntax_error_names_its_position(tmp_path: Path) -> None:
 def test_duplicate_job_names_are_rejected(tmp_path: Path) -> None:
     text = BASE + textwrap.indent(
         'hourly:\n  type: demo.other\n  cron: "5 * * * *"\n  sql: sql/hourly.sql\n'
-        "  window: {period: hour}\n",
+        "  window: {period: hour, offset: -1}\n",
         "  ",
     )
     assert problems(tmp_path, text) == [
@@ -165,7 +165,7 @@ def test_template_using_a_variable_the_runtime_lacks_is_reported(tmp_path: Path)
     bad = {"hourly.sql": TEMPLATE, "nightly.sql": "SELECT {{ now }};\n"}
     assert problems(tmp_path, BASE, bad) == [
         "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/nightly.sql' uses undefined variable "
-        "'now' (the runtime provides job, params, slot, window_end, window_start); "
+        "'now' (the runtime provides job, params, rerun, slot, window_end, window_start); "
         "use only the runtime's variables",
     ]
 
@@ -326,17 +326,20 @@ def test_unreadable_manifest_is_reported_with_its_path(tmp_path: Path) -> None:
     ]
 
 
-def test_job_timeout_that_outlasts_the_pull_consumers_lease_is_rejected(tmp_path: Path) -> None:
+def test_job_whose_deadline_plus_the_margin_outlasts_the_pull_consumers_lease_is_rejected(
+    tmp_path: Path,
+) -> None:
     text = BASE.replace(
         "  binding: JOBS\n", "  binding: JOBS\n  consumer: {visibility_timeout_seconds: 600}\n"
     ).replace(
         "    window: {period: day, offset: -1}\n",
-        "    window: {period: day, offset: -1}\n    timeout_seconds: 600\n",
+        "    window: {period: day, offset: -1}\n    timeout_seconds: 541\n",
     )
     assert problems(tmp_path, text) == [
-        "jobs.yaml:28:22: jobs.nightly.timeout_seconds: timeout 600 s is not below the queue's "
-        "visibility timeout (600 s): the lease would lapse mid-run and the message be redelivered; "
-        "raise queue.consumer.visibility_timeout_seconds above 600 or lower timeout_seconds",
+        "jobs.yaml:28:22: jobs.nightly.timeout_seconds: timeout 541 s plus a 60 s margin exceeds "
+        "the queue's visibility timeout (600 s): the lease could lapse mid-run and the message be "
+        "redelivered; raise queue.consumer.visibility_timeout_seconds to at least 601 or lower "
+        "timeout_seconds to at most 540",
     ]
 
 
@@ -432,3 +435,14 @@ def test_an_unknown_catch_up_policy_is_refused(tmp_path: Path) -> None:
         "jobs.yaml:27:24: jobs.nightly.catch_up.policy: 'some' is not one of all, latest,"
         " none; use one of all, latest, none"
     ]
+
+
+def test_job_whose_deadline_plus_the_margin_fits_the_lease_is_accepted(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "  binding: JOBS\n", "  binding: JOBS\n  consumer: {visibility_timeout_seconds: 600}\n"
+    ).replace(
+        "    window: {period: day, offset: -1}\n",
+        "    window: {period: day, offset: -1}\n    timeout_seconds: 540\n",
+    )
+    nightly = load(write(tmp_path, text)).job_by_name("nightly")
+    assert nightly is not None and nightly.timeout_seconds == 540

@@ -56,6 +56,19 @@ def test_message_with_a_slot_resolves_to_its_job_and_slot() -> None:
     )
 
 
+def test_a_rerun_request_id_travels_with_the_message() -> None:
+    body = (
+        '{"type": "analytics.aggregate-hourly", "scheduledFor": "2026-10-31T10:00:00Z",'
+        ' "rerun": "cli-7f3a"}'
+    )
+    assert parse(body, MANIFEST, now=NOW) == Message(
+        type="analytics.aggregate-hourly",
+        job=HOURLY,
+        slot=at(2026, 10, 31, 10, 0),
+        rerun="cli-7f3a",
+    )
+
+
 @pytest.mark.parametrize(
     "scheduled_for",
     ["2026-10-31T10:00:00.000Z", "2026-10-31T10:00:00+00:00", "2026-10-31T10:00Z"],
@@ -161,6 +174,14 @@ POISON = [
     (
         '{"type": "analytics.aggregate-hourly", "correlationId": 7}',
         "'correlationId' must be a string, got number",
+    ),
+    (
+        '{"type": "analytics.aggregate-hourly", "rerun": true}',
+        "'rerun' must be a non-empty string (a rerun request id), got boolean",
+    ),
+    (
+        '{"type": "analytics.aggregate-hourly", "rerun": " "}',
+        "'rerun' must be a non-empty string (a rerun request id), got string",
     ),
 ]
 

@@ -179,3 +179,13 @@ def test_a_template_reaching_for_class_fails_to_render_in_the_sandbox() -> None:
     assert str(caught.value) == (
         "t.sql: access to attribute '__class__' of 'datetime' object is unsafe."
     )
+
+
+def test_rerun_shapes_the_statement_and_defaults_to_false() -> None:
+    job = JOBS["aggregate-hourly"]
+    source = "SELECT 1{% if rerun %} /* recompute */{% endif %} WHERE x = {{ slot }};"
+    plain = sqltemplates.render(job, source, SLOT)
+    rerun = sqltemplates.render(job, source, SLOT, rerun=True)
+    assert (plain.sql, plain.args) == ("SELECT 1 WHERE x = $1;\n", (SLOT,))
+    assert (rerun.sql, rerun.args) == ("SELECT 1 /* recompute */ WHERE x = $1;\n", (SLOT,))
+    assert sqltemplates.context_for(job, SLOT)["rerun"] is False

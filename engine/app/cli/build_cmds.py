@@ -51,10 +51,13 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
     m = load(args)
     at = args.at or datetime.now(UTC)
+    runtime = _runtime_pauses(m)
     for job in m.jobs:
         c = cron.parse(job.cron, allow_both_day_fields=job.allow_both_day_fields)
         paused = "  (paused)" if job.paused else ""
         print(f"{job.name}  [{job.type}]{paused}")
+        if job.name in runtime:
+            print(f"  pause    {runtime[job.name]}")
         print(f"  cron     {job.cron}")
         print(f"  trigger  {generate.trigger_of(job)}")
         t = at
@@ -65,6 +68,31 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             print(f"  next     {nxt.strftime('%Y-%m-%dT%H:%MZ %a')}")
             t = nxt
     return OK
+
+
+def _runtime_pauses(m: Any) -> dict[str, str]:
+    """Each job's open runtime pause (``cronwright pause``), described; read from
+    Postgres only when DATABASE_URL is set (the manifest's ``paused`` is shown always)."""
+    import os
+
+    if not os.environ.get("DATABASE_URL", "").strip():
+        return {}
+    import asyncio
+
+    from engine.app import operator
+    from engine.core.errors import CronwrightError
+    from engine.core.times import iso
+
+    try:
+        found = asyncio.run(operator.open_pauses(m))
+    except CronwrightError as exc:  # the manifest's schedule is still worth showing
+        print(f"warning: runtime pauses not shown: {exc}", file=sys.stderr)
+        return {}
+    return {
+        job: f"paused at runtime since {iso(p.paused_from)}"
+        + (f" ({p.reason})" if p.reason else "")
+        for job, p in found.items()
+    }
 
 
 def cmd_cron(args: argparse.Namespace) -> int:

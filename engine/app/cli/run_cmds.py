@@ -19,7 +19,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.core.times import iso
 
     manifest = load(args).for_environment(args.env)
-    outcome = asyncio.run(wiring.run_job(manifest, args.type, args.at))
+    outcome = asyncio.run(wiring.run_job(manifest, args.type, args.at, rerun=args.rerun))
     slot = iso(outcome.slot) if outcome.slot else "?"
     detail = f" rows={outcome.rows}" if outcome.rows is not None else ""
     if outcome.reason:
@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         named = outcome.error_class is None or outcome.error_class in reason
         detail += f" ({reason})" if named else f" ({outcome.error_class}: {reason})"
     print(f"{outcome.type} slot {slot}: {outcome.status}{detail}")
-    return OK if outcome.succeeded else FAILED
+    return OK if outcome.succeeded or outcome.status == "paused" else FAILED
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -37,9 +37,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from engine.app import wiring
 
     rows = asyncio.run(
-        wiring.list_runs(None, job=args.job, failed_only=args.failed, limit=args.limit)
+        wiring.list_runs(
+            None, job=args.job, failed_only=args.failed, limit=args.limit, history=args.history
+        )
     )
-    sys.stdout.write(wiring.format_runs(rows, verbose=args.verbose))
+    sys.stdout.write(wiring.format_runs(rows, history=args.history, verbose=args.verbose))
     return OK
 
 
@@ -89,6 +91,12 @@ def register(sub: Any) -> None:
     sp.add_argument("--at", type=parse_time, help="the slot (default: the latest at or before now)")
     sp.add_argument("--env", help="use this environment's queue and bucket names")
     sp.add_argument(
+        "--rerun",
+        action="store_true",
+        help="recompute the slot from the source as it stands now, even if it succeeded,"
+        " replacing what earlier runs wrote",
+    )
+    sp.add_argument(
         "--verbose",
         action="store_true",
         help="show the server's DETAIL text of a failure, which may quote row values",
@@ -105,6 +113,9 @@ def register(sub: Any) -> None:
         "--verbose",
         action="store_true",
         help="show the server's DETAIL text, which may quote row values",
+    )
+    sp.add_argument(
+        "--history", action="store_true", help="every attempt, '*' marking each slot's current run"
     )
     sp.set_defaults(func=cmd_runs)
 

@@ -1,0 +1,122 @@
+"""The operator's side of ``cronwright.dead_letters``: list, replay and purge.
+
+A replay runs the letter's slot again (in place, or re-enqueued) and then marks the row
+replayed. The run ledger makes the effect exactly-once whatever happens around it: a
+slot that succeeded meanwhile (or by a concurrent replay) is a duplicate, so replaying a
+letter twice runs it once. A row already marked is skipped; a purged row is hidden from
+``list`` and deleted later by retention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engine.runtime.ledger import Db
+
+COLUMNS = (
+    "id",
+    "job",
+    "type",
+    "slot",
+    "message_id",
+    "reason",
+    "error_class",
+    "attempts",
+    "created_at",
+    "replayed_at",
+    "replayed_as",
+)
+
+_LIST = f"""
+SELECT {", ".join(COLUMNS)} FROM cronwright.dead_letters
+WHERE purged_at IS NULL
+  AND ($1::text IS NULL OR job = $1)
+  AND ($2::timestamptz IS NULL OR created_at >= $2)
+ORDER BY id
+"""
+
+# The rows a replay asks for (by id, or every pending one, of one job or all), with
+# what stops each from being replayed.
+_SELECT = f"""
+SELECT {", ".join(COLUMNS)}, purged_at, body FROM cronwright.dead_letters
+WHERE CASE WHEN $1::bigint[] IS NULL
+           THEN replayed_at IS NULL AND purged_at IS NULL AND ($2::text IS NULL OR job = $2)
+           ELSE id = ANY($1::bigint[]) END
+ORDER BY id
+"""
+
+_MARK = """
+UPDATE cronwright.dead_letters SET replayed_at = $2, replayed_as = $3
+WHERE id = $1 AND replayed_at IS NULL
+"""
+
+_PURGE = """
+UPDATE cronwright.dead_letters SET purged_at = $2
+WHERE created_at < $1 AND purged_at IS NULL
+"""
+
+
+NO_SUCH_LETTER = "no such dead letter"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A dead letter to replay, or why it cannot be (``skip``)."""
+
+    id: int
+    job: str | None
+    slot: datetime | None
+    skip: str | None
+    body: str | None = None  # the original message, e.g. its rerun request id
+
+
+async def listing(
+    db: Db, *, job: str | None = None, since: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Dead letters not purged, oldest first (``dead-letters list``)."""
+    async with db.transaction() as tx:
+        return await tx.fetch(_LIST, job, since)
+
+
+async def pending(
+    db: Db, *, ids: Sequence[int] | None, job: str | None, known_jobs: Sequence[str]
+) -> list[Pending]:
+    """The letters a replay covers: ``ids``, or (None) every pending one of ``job`` or
+    of all jobs. Each carries the reason it must be skipped, if any."""
+    async with db.transaction() as tx:
+        rows = await tx.fetch(_SELECT, list(ids) if ids is not None else None, job)
+    found = {r["id"]: r for r in rows}
+    out = []
+    for id_ in ids if ids is not None else sorted(found):
+        r = found.get(id_)
+        skip = None
+        if r is None:
+            skip = NO_SUCH_LETTER
+        elif r["purged_at"] is not None:
+            skip = "purged"
+        elif r["replayed_at"] is not None:
+            skip = f"already replayed ({r['replayed_as']})"
+        elif r["job"] is None or r["slot"] is None:
+            skip = "the message could not be parsed, so it names no slot to replay"
+        elif r["job"] not in known_jobs:
+            skip = f"job '{r['job']}' is not in the manifest"
+        if r is None:
+            out.append(Pending(id=id_, job=None, slot=None, skip=skip))
+        else:
+            out.append(Pending(id=id_, job=r["job"], slot=r["slot"], skip=skip, body=r["body"]))
+    return out
+
+
+async def mark_replayed(db: Db, id_: int, *, how: str, at: datetime) -> bool:
+    """Mark one letter replayed; False when another replay marked it first."""
+    async with db.transaction() as tx:
+        return await tx.execute(_MARK, id_, at, how) == 1
+
+
+async def purge(db: Db, *, before: datetime, at: datetime) -> int:
+    """Mark every letter created before ``before`` purged; returns how many."""
+    async with db.transaction() as tx:
+        return await tx.execute(_PURGE, before, at)
