@@ -237,11 +237,21 @@ def test_max_delay_below_initial_delay_is_rejected(tmp_path: Path) -> None:
     ]
 
 
-def test_more_distinct_triggers_than_the_budget_are_rejected(tmp_path: Path) -> None:
-    text = BASE.replace("trigger_budget: 10", "trigger_budget: 1")
+def test_more_schedules_than_the_budget_fold_onto_one_trigger(tmp_path: Path) -> None:
+    m = load(write(tmp_path, BASE.replace("trigger_budget: 10", "trigger_budget: 1")))
+    assert m.trigger_budget == 1  # "0 2 * * *" folds into "0 * * * *" and wastes nothing
+
+
+def test_a_fold_that_wastes_more_than_the_limit_is_rejected_with_the_merge_to_make(
+    tmp_path: Path,
+) -> None:
+    text = BASE.replace("trigger_budget: 10", "trigger_budget: 1\nfold_max_wasted_per_day: 20")
+    text = text.replace('cron: "0 2 * * *"', 'cron: "30 2 * * *"')
     assert problems(tmp_path, text) == [
-        "jobs.yaml:16:3: jobs: 2 distinct cron triggers exceed the budget of 1; share schedules "
-        "between jobs, pause some, or raise trigger_budget",
+        "jobs.yaml:17:3: jobs: 2 distinct schedules exceed the budget of 1 triggers, and the "
+        "best folding wastes 23.0 invocations a day (limit 20): demo.hourly, demo.nightly on "
+        "'0,30 * * * *'; give those jobs one schedule, raise trigger_budget to 2, or raise "
+        "fold_max_wasted_per_day",
     ]
 
 
