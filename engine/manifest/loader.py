@@ -309,7 +309,7 @@ class _Checker:
         limit = manifest.fold_max_wasted_per_day
         if wasted <= limit:
             return
-        distinct = len({fold.need_of(j).text for j in jobs})
+        distinct = result.schedules
         merges = "; ".join(
             f"{', '.join(t.types)} on '{t.cron}'" for t in result.triggers if len(t.types) > 1
         )

@@ -212,10 +212,11 @@ class Trigger:
 @dataclass(frozen=True)
 class Fold:
     triggers: tuple[Trigger, ...]  # sorted by cron
+    schedules: int  # distinct schedules (needs) before folding
 
     @property
     def folded(self) -> bool:
-        return any(t.need.text != t.cron for t in self.triggers)
+        return self.schedules > len(self.triggers)
 
     def trigger_of(self) -> Mapping[str, str]:
         """message type -> the trigger that dispatches it."""
@@ -243,7 +244,7 @@ def fold(jobs: Iterable[Job], budget: int) -> Fold:
         else:
             merged[need.text] = (need, list(types))
     triggers = (Trigger(text, tuple(sorted(ts)), need) for text, (need, ts) in merged.items())
-    return Fold(tuple(sorted(triggers, key=lambda t: t.cron)))
+    return Fold(tuple(sorted(triggers, key=lambda t: t.cron)), len(groups))
 
 
 def _greedy(items: Sequence[tuple[Need, list[str]]], budget: int) -> list[tuple[Need, list[str]]]:

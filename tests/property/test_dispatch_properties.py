@@ -128,10 +128,13 @@ def test_wrangler_crons_equal_the_dispatch_tables_keys(
     files = generate.render(m)
     config = tomllib.loads(files[generate.WRANGLER])
     table = json.loads(files[generate.DISPATCH])
-    assert config["triggers"]["crons"] == list(table["triggers"])
-    assert config["triggers"]["crons"] == sorted(set(config["triggers"]["crons"]))
+    crons = config["env"]["production"]["triggers"]["crons"]
+    assert config["env"]["staging"]["triggers"]["crons"] == crons
+    assert config["triggers"]["crons"] == []  # the top level (wrangler dev) fires nothing
+    assert crons == list(table["triggers"])
+    assert crons == sorted(set(crons))
     # One trigger per schedule: no two triggers fire at the same minutes.
-    parsed = [cron.parse(c) for c in config["triggers"]["crons"]]
+    parsed = [cron.parse(c) for c in crons]
     assert len({p.canonical for p in parsed}) == len(parsed)
     for p in parsed:
         assert cron.parse(p.canonical).canonical == p.canonical

@@ -250,7 +250,7 @@ def test_a_fold_that_wastes_more_than_the_limit_is_rejected_with_the_merge_to_ma
     assert problems(tmp_path, text) == [
         "jobs.yaml:17:3: jobs: 2 distinct schedules exceed the budget of 1 triggers, and the "
         "best folding wastes 23.0 invocations a day (limit 20): demo.hourly, demo.nightly on "
-        "'0,30 * * * *'; give those jobs one schedule, raise trigger_budget to 2, or raise "
+        "'*/30 * * * *'; give those jobs one schedule, raise trigger_budget to 2, or raise "
         "fold_max_wasted_per_day",
     ]
 
