@@ -332,3 +332,45 @@ def test_job_timeout_that_outlasts_the_pull_consumers_lease_is_rejected(tmp_path
         "visibility timeout (600 s): the lease would lapse mid-run and the message be redelivered; "
         "raise queue.consumer.visibility_timeout_seconds above 600 or lower timeout_seconds",
     ]
+
+
+def test_an_unknown_time_zone_is_rejected_with_the_closest_names(tmp_path: Path) -> None:
+    text = BASE.replace(
+        '    cron: "0 2 * * *"\n', '    cron: "0 2 * * *"\n    timezone: America/New_Yrok\n'
+    )
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:25:15: jobs.nightly.timezone: unknown time zone 'America/New_Yrok'; "
+        "did you mean America/New_York, America/Nuuk, America/Nome?",
+    ]
+
+
+def test_dst_rules_without_a_time_zone_are_rejected(tmp_path: Path) -> None:
+    text = BASE.replace('    cron: "0 2 * * *"\n', '    cron: "0 2 * * *"\n    dst: {gap: skip}\n')
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:25:10: jobs.nightly.dst: dst rules apply only to a job with a timezone; "
+        "add timezone: <IANA name> or remove dst",
+    ]
+
+
+def test_a_zoned_job_is_built_with_its_zone_rules_and_zoned_window(tmp_path: Path) -> None:
+    text = BASE.replace(
+        '    cron: "0 2 * * *"\n',
+        '    cron: "0 2 * * *"\n    timezone: Europe/Berlin\n    dst: {gap: skip, overlap: both}\n',
+    )
+    job = load(write(tmp_path, text)).job_by_name("nightly")
+    assert job is not None
+    assert (job.timezone, job.dst.gap.value, job.dst.overlap.value) == (
+        "Europe/Berlin",
+        "skip",
+        "both",
+    )
+    assert job.window.timezone == "Europe/Berlin"
+
+
+def test_two_environments_sending_to_one_queue_are_rejected(tmp_path: Path) -> None:
+    text = BASE.replace("jobs:\n", "environments:\n  production: {}\n  canary: {}\njobs:\n", 1)
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:16:3: environments.production: environments 'canary' and 'production' both "
+        "send to queue 'demo-jobs', so every slot would be sent twice; give "
+        "environments.production its own 'queue:'",
+    ]
