@@ -186,9 +186,9 @@ def jobs_doc(manifest: Manifest, table: dict[str, Any]) -> str:
         f'Cron dispatch runs while `{w.cron_flag}` is `"true"` '
         f'(default `"{_flag(w.cron_enabled)}"`).',
         "",
-        "| message type | job | cron (UTC) | trigger | window | retries | timeout | overlap "
+        "| message type | job | cron | zone | trigger | window | retries | timeout | overlap "
         "| paused |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for job in sorted(manifest.jobs, key=lambda j: j.type):
         r = job.retry
@@ -197,7 +197,8 @@ def jobs_doc(manifest: Manifest, table: dict[str, Any]) -> str:
             f"{'exponential' if r.exponential else 'fixed'}{', full jitter' if r.jitter else ''}"
         )
         lines.append(
-            f"| `{job.type}` | {job.name} | `{job.cron}` | `{table['jobs'][job.type]['trigger']}` "
+            f"| `{job.type}` | {job.name} | `{job.cron}` | {job.timezone or 'UTC'} "
+            f"| `{table['jobs'][job.type]['trigger']}` "
             f"| {_window_text(job)} | {retry} | {job.timeout_seconds}s | {job.overlap.value} "
             f"| {'yes' if job.paused else 'no'} |"
         )

@@ -156,3 +156,31 @@ def test_an_unfoldable_manifest_fails_generation_with_the_advice_and_writes_noth
     )
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "untouched"
+
+
+def test_schedule_shows_the_fold_with_invocations_and_waste_per_day_and_each_zone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "a.sql").write_text("SELECT {{ slot }};\n")
+    text = UNFOLDABLE.replace("fold_max_wasted_per_day: 1", "fold_max_wasted_per_day: 2")
+    text = text.replace('    cron: "30 17 * * *"\n', '    cron: "30 17 * * *"\n    timezone: UTC\n')
+    manifest = tmp_path / "jobs.yaml"
+    manifest.write_text(text)
+    assert main(["-m", str(manifest), "schedule", "--next", "1", "--at", "2026-11-30T00:00Z"]) == 0
+    # 09:00, 09:30, 17:00 and 17:30 fire; only 09:00 and 17:30 send anything.
+    assert capsys.readouterr().out == (
+        "evening  [fold.evening]\n"
+        "  cron     30 17 * * *\n"
+        "  zone     UTC\n"
+        "  trigger  */30 9,17 * * *\n"
+        "  next     2026-11-30T17:30Z Mon\n"
+        "morning  [fold.morning]\n"
+        "  cron     0 9 * * *\n"
+        "  zone     UTC\n"
+        "  trigger  */30 9,17 * * *\n"
+        "  next     2026-11-30T09:00Z Mon\n"
+        "\n"
+        "triggers: 1 of a budget of 1 (folded; invocations per day averaged over 2027)\n"
+        "*/30 9,17 * * *  4.00/day  wasted 2.00/day  fold.evening, fold.morning\n"
+    )
