@@ -55,6 +55,7 @@ bench: $(PY_OK) $(JS_OK)
 	$(BIN)/python bench/hourly.py
 	$(BIN)/python -m bench.executor_overhead
 	$(BIN)/python bench/warmup_reset.py
+	$(BIN)/python bench/fold.py
 
 demo: $(PY_OK)
 	$(BIN)/python demo/demo.py
