@@ -58,7 +58,10 @@ HEAD = {
         "cron_flag": "ENABLE_CRON",
     },
     "queue": {"name": "prop-jobs", "binding": "JOBS", "dead_letter_queue": "prop-jobs-dlq"},
-    "environments": {"staging": {"cron_enabled": False}, "production": None},
+    "environments": {
+        "staging": {"cron_enabled": False, "queue": "prop-jobs-staging"},
+        "production": None,
+    },
 }
 
 
@@ -154,8 +157,10 @@ def test_generation_is_deterministic_and_the_toml_round_trips(
     assert config["name"] == m.worker.name
     assert config["vars"]["ENABLE_CRON"] == "true"
     assert config["env"]["staging"]["vars"]["ENABLE_CRON"] == "false"
-    for section in (config, config["env"]["staging"], config["env"]["production"]):
+    for section in (config, config["env"]["production"]):
         assert section["queues"]["producers"] == [{"binding": "JOBS", "queue": "prop-jobs"}]
+    staging = config["env"]["staging"]["queues"]["producers"]
+    assert staging == [{"binding": "JOBS", "queue": "prop-jobs-staging"}]
     assert f"--message-retries {m.consumer_max_retries} " in first[generate.PREFLIGHT]
 
 
