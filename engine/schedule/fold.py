@@ -127,8 +127,9 @@ class _Counts:
 
 @functools.cache
 def _counts() -> _Counts:
-    c = _Counts({m: 0 for m in _ALL_MONTHS}, {m: {} for m in _ALL_MONTHS}, {})
-    c.dow.update({m: {} for m in _ALL_MONTHS})
+    c = _Counts(
+        {m: 0 for m in _ALL_MONTHS}, {m: {} for m in _ALL_MONTHS}, {m: {} for m in _ALL_MONTHS}
+    )
     for d in _DAYS:
         c.month[d.month] += 1
         c.dom[d.month][d.day] = c.dom[d.month].get(d.day, 0) + 1
@@ -233,22 +234,30 @@ def fold(jobs: Iterable[Job], budget: int) -> Fold:
     for job in jobs:
         need = need_of(job)
         groups.setdefault(need.text, (need, []))[1].append(job.type)
-    items = [(need, types) for need, types in groups.values()]
-    if len(items) > budget:
-        items = _greedy(items, max(budget, 1))
+    parts = [need for need, _ in groups.values()]
+    clusters = [[i] for i in range(len(parts))]
+    if len(parts) > budget:
+        clusters = _improve(parts, _greedy(parts, max(budget, 1)))
     merged: dict[str, tuple[Need, list[str]]] = {}
-    for need, types in items:  # two unions may still render as the same cron
+    for cluster in clusters:  # two unions may still render as the same cron
+        need = _union(parts, cluster)
+        types = [t for i in cluster for t in groups[parts[i].text][1]]
         if need.text in merged:
             old, old_types = merged[need.text]
             merged[need.text] = (old.merge(need), old_types + types)
         else:
-            merged[need.text] = (need, list(types))
+            merged[need.text] = (need, types)
     triggers = (Trigger(text, tuple(sorted(ts)), need) for text, (need, ts) in merged.items())
     return Fold(tuple(sorted(triggers, key=lambda t: t.cron)), len(groups))
 
 
-def _greedy(items: Sequence[tuple[Need, list[str]]], budget: int) -> list[tuple[Need, list[str]]]:
-    alive: dict[int, tuple[Need, list[str]]] = dict(enumerate(items))
+def _union(parts: Sequence[Need], cluster: Iterable[int]) -> Need:
+    return functools.reduce(Need.merge, (parts[i] for i in cluster))
+
+
+def _greedy(parts: Sequence[Need], budget: int) -> list[list[int]]:
+    """Merge the cheapest pair until ``budget`` clusters of part indices remain."""
+    alive: dict[int, tuple[Need, list[int]]] = {i: (n, [i]) for i, n in enumerate(parts)}
     heap: list[tuple[float, str, str, int, int]] = []
 
     def push(i: int, j: int) -> None:
@@ -261,18 +270,49 @@ def _greedy(items: Sequence[tuple[Need, list[str]]], budget: int) -> list[tuple[
     for x, i in enumerate(ids):
         for j in ids[x + 1 :]:
             push(i, j)
-    next_id = len(items)
+    next_id = len(parts)
     while len(alive) > budget:
         _, _, _, i, j = heapq.heappop(heap)
         if i not in alive or j not in alive:
             continue
-        (a, ta), (b, tb) = alive.pop(i), alive.pop(j)
-        alive[next_id] = (a.merge(b), ta + tb)
+        (a, ca), (b, cb) = alive.pop(i), alive.pop(j)
+        alive[next_id] = (a.merge(b), ca + cb)
         for k in sorted(alive):
             if k != next_id:
                 push(k, next_id)
         next_id += 1
-    return list(alive.values())
+    return [sorted(c) for _, c in alive.values()]
+
+
+def _improve(parts: Sequence[Need], clusters: list[list[int]], rounds: int = 2) -> list[list[int]]:
+    """Move single schedules between triggers while that lowers the invocations a day (the
+    greedy merge never undoes an early choice)."""
+    merged = [_union(parts, c) for c in clusters]
+    for _ in range(rounds):
+        moved = False
+        for a, cluster in enumerate(clusters):
+            for i in list(cluster):
+                if len(cluster) < 2:
+                    break
+                rest = _union(parts, (k for k in cluster if k != i))
+                saved = merged[a].per_day - rest.per_day
+                best: tuple[float, int, Need] | None = None
+                for b, other in enumerate(merged):
+                    if b == a:
+                        continue
+                    joined = other.merge(parts[i])
+                    gain = saved - (joined.per_day - other.per_day)
+                    if gain > 1e-9 and (best is None or gain > best[0]):
+                        best = (gain, b, joined)
+                if best is not None:
+                    _, b, joined = best
+                    cluster.remove(i)
+                    clusters[b].append(i)
+                    merged[a], merged[b] = rest, joined
+                    moved = True
+        if not moved:
+            break
+    return clusters
 
 
 # --- statistics: invocations and wasted invocations per day ------------------------
