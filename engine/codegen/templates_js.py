@@ -39,9 +39,14 @@ function spelling(cron) {{
   return String(cron).trim().split(/\\s+/).join(" ").toUpperCase();
 }}
 
+// Own keys only: a trigger string such as "constructor" must not find Object's members.
+function lookup(table, key) {{
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}}
+
 export function unknownTrigger(cron) {{
   const known = Object.keys(dispatch.triggers).map((t) => JSON.stringify(t)).join(", ");
-  const same = dispatch.aliases[spelling(cron)];
+  const same = lookup(dispatch.aliases, spelling(cron));
   const what = `cronwright: no jobs for cron trigger ${{JSON.stringify(cron)}}`;
   if (same !== undefined) {{
     return (
@@ -54,7 +59,7 @@ export function unknownTrigger(cron) {{
 
 // The message types trigger `cron` sends at scheduledTime: its jobs due in that minute.
 export function dueTypes(cron, scheduledTime) {{
-  const types = dispatch.triggers[cron];
+  const types = lookup(dispatch.triggers, cron);
   // A trigger we did not generate: fail loudly rather than drop the schedule.
   if (!types) throw new Error(unknownTrigger(cron));
   const minute = Math.floor(Number(scheduledTime) / 60000) * 60000;
@@ -93,7 +98,7 @@ async function scheduled(controller, env, ctx) {{
   }}
   const at = new Date(Number(scheduledTime)).toISOString();
   if (!cronEnabled(env)) {{
-    const types = dispatch.triggers[cron] ? dueTypes(cron, scheduledTime) : [];
+    const types = lookup(dispatch.triggers, cron) ? dueTypes(cron, scheduledTime) : [];
     console.log(`cronwright: ${{CRON_FLAG}} is not "true"; skipping ${{cron}}`);
     record(env, cron, scheduledTime, types, "skipped");
     return;

@@ -127,6 +127,16 @@ def test_an_unknown_trigger_lists_the_known_ones(module: Path) -> None:
     assert out["sent"] == []
 
 
+def test_a_trigger_named_like_an_object_member_is_unknown_too(module: Path) -> None:
+    calls = [("constructor", 0), ("__proto__", 0)]
+    out = drive(module, queue="ANALYTICS_JOBS", calls=calls)["calls"]
+    assert [c["error"] for c in out] == [
+        f'cronwright: no jobs for cron trigger "{name}"; known triggers: {KNOWN}; '
+        "run make generate and redeploy"
+        for name, _ in calls
+    ]
+
+
 def test_an_unknown_spelling_of_a_known_trigger_says_which_one(module: Path) -> None:
     out = drive(module, queue="ANALYTICS_JOBS", calls=[("0  4 * *  *", 0)])["calls"][0]
     assert out["error"] == (
