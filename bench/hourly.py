@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 
 import asyncpg  # noqa: E402
 
-from engine import manifest
+from engine import manifest  # noqa: E402
 from engine.sql import sqltemplates  # noqa: E402
 from tests.fixtures import postgres as pgfixture  # noqa: E402
 from tests.integration.jobs_support import EVENT_COLUMNS  # noqa: E402
