@@ -230,18 +230,19 @@ class Fold:
 
 def fold(jobs: Iterable[Job], budget: int) -> Fold:
     """At most ``budget`` triggers covering every job; each job on exactly one."""
-    groups: dict[str, tuple[Need, list[str]]] = {}
+    groups: dict[str, tuple[Need, list[Job]]] = {}
     for job in jobs:
         need = need_of(job)
-        groups.setdefault(need.text, (need, []))[1].append(job.type)
+        groups.setdefault(need.text, (need, []))[1].append(job)
     parts = [need for need, _ in groups.values()]
     clusters = [[i] for i in range(len(parts))]
     if len(parts) > budget:
-        clusters = _improve(parts, _greedy(parts, max(budget, 1)))
+        fires = [_year_bits(js) for _, js in groups.values()]
+        clusters = _improve(parts, fires, _greedy(parts, fires, max(budget, 1)))
     merged: dict[str, tuple[Need, list[str]]] = {}
     for cluster in clusters:  # two unions may still render as the same cron
         need = _union(parts, cluster)
-        types = [t for i in cluster for t in groups[parts[i].text][1]]
+        types = [j.type for i in cluster for j in groups[parts[i].text][1]]
         if need.text in merged:
             old, old_types = merged[need.text]
             merged[need.text] = (old.merge(need), old_types + types)
@@ -255,14 +256,35 @@ def _union(parts: Sequence[Need], cluster: Iterable[int]) -> Need:
     return functools.reduce(Need.merge, (parts[i] for i in cluster))
 
 
-def _greedy(parts: Sequence[Need], budget: int) -> list[list[int]]:
-    """Merge the cheapest pair until ``budget`` clusters of part indices remain."""
-    alive: dict[int, tuple[Need, list[int]]] = {i: (n, [i]) for i, n in enumerate(parts)}
+def _year_bits(jobs: Iterable[Job]) -> int:
+    """The minutes of the reference year at which any of ``jobs`` fires, as one bit set."""
+    days = [0] * len(_DAYS)
+    for job in jobs:
+        for i, m in enumerate(_job_masks(job)):
+            days[i] |= m
+    chunks = (m.to_bytes(_DAY_MINUTES // 8, "little") for m in days)
+    return int.from_bytes(b"".join(chunks), "little")
+
+
+def _wasted(need: Need, fires: int) -> float:
+    """Invocations a day that find none of the trigger's jobs due."""
+    return need.per_day - fires.bit_count() / len(_DAYS)
+
+
+def _greedy(parts: Sequence[Need], fires: Sequence[int], budget: int) -> list[list[int]]:
+    """Merge the pair that adds the least waste, down to one cluster of part indices, and
+    keep the least wasteful state of at most ``budget`` clusters on the way (two triggers
+    firing in one minute are two invocations, one of them maybe wasted)."""
+    alive = {i: (n, fires[i], [i]) for i, n in enumerate(parts)}
     heap: list[tuple[float, str, str, int, int]] = []
 
     def push(i: int, j: int) -> None:
-        a, b = alive[i][0], alive[j][0]
-        delta = a.merge(b).per_day - a.per_day - b.per_day
+        (a, fa, _), (b, fb, _) = alive[i], alive[j]
+        # merged waste minus both wastes: the added invocations, plus the minutes both
+        # fire at (each was useful twice, now once); no shared minute of day, no overlap
+        shared = a.minutes & b.minutes and a.hours & b.hours
+        both = (fa & fb).bit_count() / len(_DAYS) if shared else 0.0
+        delta = a.merge(b).per_day - a.per_day - b.per_day + both
         first, second = sorted((a.text, b.text))
         heapq.heappush(heap, (delta, first, second, i, j))
 
@@ -271,48 +293,69 @@ def _greedy(parts: Sequence[Need], budget: int) -> list[list[int]]:
         for j in ids[x + 1 :]:
             push(i, j)
     next_id = len(parts)
-    while len(alive) > budget:
-        _, _, _, i, j = heapq.heappop(heap)
+    waste = sum(_wasted(n, f) for n, f, _ in alive.values())
+    best: tuple[float, list[list[int]]] | None = None
+    while len(alive) > 1:
+        delta, _, _, i, j = heapq.heappop(heap)
         if i not in alive or j not in alive:
             continue
-        (a, ca), (b, cb) = alive.pop(i), alive.pop(j)
-        alive[next_id] = (a.merge(b), ca + cb)
+        (a, fa, ca), (b, fb, cb) = alive.pop(i), alive.pop(j)
+        alive[next_id] = (a.merge(b), fa | fb, ca + cb)
         for k in sorted(alive):
             if k != next_id:
                 push(k, next_id)
         next_id += 1
-    return [sorted(c) for _, c in alive.values()]
+        waste += delta
+        # Merging on past the budget may pay: a forced merge can make later ones free.
+        if len(alive) <= budget and (best is None or waste < best[0] - _EPSILON):
+            best = (waste, [sorted(c) for _, _, c in alive.values()])
+    assert best is not None
+    return best[1]
 
 
-def _improve(parts: Sequence[Need], clusters: list[list[int]], rounds: int = 2) -> list[list[int]]:
-    """Move single schedules between triggers while that lowers the invocations a day (the
-    greedy merge never undoes an early choice)."""
-    merged = [_union(parts, c) for c in clusters]
-    for _ in range(rounds):
+_EPSILON = 1e-9
+
+
+def _improve(
+    parts: Sequence[Need], fires: Sequence[int], clusters: list[list[int]], rounds: int = 2
+) -> list[list[int]]:
+    """Move single schedules between triggers while that lowers the waste (the greedy
+    merge never undoes an early choice)."""
+
+    def state(cluster: Iterable[int]) -> tuple[Need, int]:
+        ids = list(cluster)
+        return _union(parts, ids), functools.reduce(int.__or__, (fires[i] for i in ids))
+
+    states = [state(c) for c in clusters]
+    for _ in range(rounds if len(clusters) > 1 else 0):
         moved = False
         for a, cluster in enumerate(clusters):
             for i in list(cluster):
                 if len(cluster) < 2:
                     break
-                rest = _union(parts, (k for k in cluster if k != i))
-                saved = merged[a].per_day - rest.per_day
+                rest = state(k for k in cluster if k != i)
+                saved = _wasted(*states[a]) - _wasted(*rest)
                 best: tuple[float, int, Need] | None = None
-                for b, other in enumerate(merged):
+                part, own = parts[i], fires[i].bit_count()
+                for b, (other, other_fires) in enumerate(states):
                     if b == a:
                         continue
-                    joined = other.merge(parts[i])
-                    gain = saved - (joined.per_day - other.per_day)
-                    if gain > 1e-9 and (best is None or gain > best[0]):
+                    joined = other.merge(part)
+                    shared = other.minutes & part.minutes and other.hours & part.hours
+                    both = (other_fires & fires[i]).bit_count() if shared else 0
+                    added = joined.per_day - other.per_day - (own - both) / len(_DAYS)
+                    gain = saved - added
+                    if gain > _EPSILON and (best is None or gain > best[0]):
                         best = (gain, b, joined)
                 if best is not None:
                     _, b, joined = best
                     cluster.remove(i)
                     clusters[b].append(i)
-                    merged[a], merged[b] = rest, joined
+                    states[a], states[b] = rest, (joined, states[b][1] | fires[i])
                     moved = True
         if not moved:
             break
-    return clusters
+    return [c for c in clusters if c]
 
 
 # --- statistics: invocations and wasted invocations per day ------------------------

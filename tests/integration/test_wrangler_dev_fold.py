@@ -100,7 +100,7 @@ def test_each_trigger_of_a_folded_config_sends_exactly_its_due_jobs(
     dev: DevServer, project: tuple[Path, Manifest, dict[str, list[str]]]
 ) -> None:
     _, manifest, triggers = project
-    assert len(triggers) == 3 < len({generate.trigger_of(j) for j in manifest.jobs})
+    assert len(triggers) <= 3 < len({generate.trigger_of(j) for j in manifest.jobs})
     schedules = {j.type: cron_schedule(j) for j in manifest.jobs}
     dev.get("/reset")
     expected: list[dict[str, Any]] = []
