@@ -62,6 +62,7 @@ bench: $(PY_OK) $(JS_OK) $(VENV)/.bench-installed
 	$(BIN)/python -m bench.executor_overhead
 	$(BIN)/python bench/warmup_reset.py
 	$(BIN)/python -m bench.reconcile
+	$(BIN)/python bench/fold.py
 
 demo: $(PY_OK)
 	$(BIN)/python demo/demo.py

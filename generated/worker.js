@@ -3,7 +3,70 @@ import dispatch from "./dispatch.json";
 
 const CRON_FLAG = "ENABLE_ANALYTICS_CRON";
 const CRON_ENABLED_DEFAULT = true;
+const QUEUE_BINDING = "ANALYTICS_JOBS";
+const DATASET_BINDING = "LOGS_DATASET";
 const MAX_BATCH = 100;
+
+// The matcher. Each job's "match" data in dispatch.json is compiled by cronwright from the
+// same parsed expression its Python runtime evaluates (engine/codegen/matcher.py).
+const MINUTE_MS = 60000;
+const FOLD_PROBE_MS = 12 * 3600000; // before any fold that contains the instant
+const FORMATS = new Map();
+
+// The wall-clock fields of instant ms in zone, as the epoch ms of those fields in UTC.
+function wallOf(ms, zone) {
+  let format = FORMATS.get(zone);
+  if (!format) {
+    format = new Intl.DateTimeFormat("en-US", {
+      timeZone: zone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "numeric",
+      day: "numeric",
+      hour: "numeric",
+      minute: "numeric",
+    });
+    FORMATS.set(zone, format);
+  }
+  const f = {};
+  for (const { type, value } of format.formatToParts(new Date(ms))) f[type] = Number(value);
+  return Date.UTC(f.year, f.month - 1, f.day, f.hour, f.minute);
+}
+
+// Do the cron's fields match these (UTC-read) fields?
+export function fieldsMatch(spec, fieldsMs) {
+  const d = new Date(fieldsMs);
+  const year = d.getUTCFullYear();
+  const month = d.getUTCMonth() + 1;
+  if (!spec.minutes.includes(d.getUTCMinutes())) return false;
+  if (!spec.hours.includes(d.getUTCHours())) return false;
+  if (!spec.months.includes(month)) return false;
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const firstWeekday = new Date(Date.UTC(year, month - 1, 1)).getUTCDay();
+  return ((spec.days[daysInMonth - 28][firstWeekday] >>> d.getUTCDate()) & 1) === 1;
+}
+
+// Is instant t the second occurrence of its wall time w (a fall-back fold)?
+function repeated(zone, t, w) {
+  const probe = t - FOLD_PROBE_MS;
+  const fold = wallOf(probe, zone) - probe - (w - t); // offset then minus offset now
+  return fold > 0 && wallOf(t - fold, zone) === w;
+}
+
+// Does the job's schedule fire in the minute of instant ms?
+export function matches(spec, ms) {
+  const t = Math.floor(ms / MINUTE_MS) * MINUTE_MS;
+  if (!spec.zone) return fieldsMatch(spec, t);
+  const w = wallOf(t, spec.zone);
+  if (fieldsMatch(spec, w)) return !(spec.overlap === "first" && repeated(spec.zone, t, w));
+  if (spec.gap === "skip") return false;
+  // The first minute after a spring-forward gap runs what the gap swallowed, once.
+  const before = wallOf(t - MINUTE_MS, spec.zone);
+  for (let x = before + MINUTE_MS; x < w; x += MINUTE_MS) {
+    if (fieldsMatch(spec, x)) return true;
+  }
+  return false;
+}
 
 // The slot is controller.scheduledTime (not the time the run started), floored to the
 // minute: replays and late invocations of one slot send the same scheduledFor.
@@ -18,28 +81,84 @@ export function cronEnabled(env) {
   return String(raw).trim().toLowerCase() === "true";
 }
 
-export function messagesFor(cron, scheduledTime) {
-  const types = dispatch.triggers[cron];
-  if (!types) {
-    // A trigger we did not generate: fail loudly rather than drop the schedule.
-    throw new Error(
-      `cronwright: no jobs for cron trigger ${JSON.stringify(cron)}; ` +
-        "run make generate and redeploy",
+function spelling(cron) {
+  return String(cron).trim().split(/\s+/).join(" ").toUpperCase();
+}
+
+// Own keys only: a trigger string such as "constructor" must not find Object's members.
+function lookup(table, key) {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
+export function unknownTrigger(cron) {
+  const known = Object.keys(dispatch.triggers).map((t) => JSON.stringify(t)).join(", ");
+  const same = lookup(dispatch.aliases, spelling(cron));
+  const what = `cronwright: no jobs for cron trigger ${JSON.stringify(cron)}`;
+  if (same !== undefined) {
+    return (
+      `${what}: it is a non-canonical spelling of trigger ${JSON.stringify(same)}, and ` +
+      "Cloudflare passes the trigger as written; deploy generated/wrangler.toml unchanged"
     );
   }
+  return `${what}; known triggers: ${known}; run make generate and redeploy`;
+}
+
+// The message types trigger `cron` sends at scheduledTime: its jobs due in that minute.
+export function dueTypes(cron, scheduledTime) {
+  const types = lookup(dispatch.triggers, cron);
+  // A trigger we did not generate: fail loudly rather than drop the schedule.
+  if (!types) throw new Error(unknownTrigger(cron));
+  const minute = Math.floor(Number(scheduledTime) / 60000) * 60000;
+  return types.filter((type) => matches(dispatch.jobs[type].match, minute));
+}
+
+export function messagesFor(cron, scheduledTime) {
   const scheduledFor = slotOf(scheduledTime);
-  return types.map((type) => ({ body: { type, scheduledFor }, contentType: "json" }));
+  return dueTypes(cron, scheduledTime).map((type) => ({
+    body: { type, scheduledFor },
+    contentType: "json",
+  }));
+}
+
+// One Workers Analytics Engine data point per dispatch, when the dataset is bound.
+function record(env, cron, scheduledTime, types, outcome) {
+  const dataset = DATASET_BINDING && env[DATASET_BINDING];
+  if (!dataset) return;
+  dataset.writeDataPoint({
+    indexes: [cron],
+    blobs: [cron, slotOf(scheduledTime), types.join(","), outcome],
+    doubles: [types.length, Number(scheduledTime)],
+  });
 }
 
 async function scheduled(controller, env, ctx) {
-  if (!cronEnabled(env)) {
-    console.log(`cronwright: ${CRON_FLAG} is not "true"; skipping ${controller.cron}`);
+  const { cron, scheduledTime } = controller;
+  if (!cron) {
+    // Only local dev can fire without a cron; say how, without a stack trace.
+    console.error(
+      "cronwright: this scheduled event names no cron trigger; in wrangler dev fire one " +
+        "with /__scheduled?cron=<trigger>&time=<epoch ms>; known triggers: " +
+        Object.keys(dispatch.triggers).map((t) => JSON.stringify(t)).join(", "),
+    );
     return;
   }
-  const messages = messagesFor(controller.cron, controller.scheduledTime);
-  for (let i = 0; i < messages.length; i += MAX_BATCH) {
-    await env["ANALYTICS_JOBS"].sendBatch(messages.slice(i, i + MAX_BATCH));
+  const at = new Date(Number(scheduledTime)).toISOString();
+  if (!cronEnabled(env)) {
+    const types = lookup(dispatch.triggers, cron) ? dueTypes(cron, scheduledTime) : [];
+    console.log(`cronwright: ${CRON_FLAG} is not "true"; skipping ${cron}`);
+    record(env, cron, scheduledTime, types, "skipped");
+    return;
   }
+  const messages = messagesFor(cron, scheduledTime);
+  for (let i = 0; i < messages.length; i += MAX_BATCH) {
+    await env[QUEUE_BINDING].sendBatch(messages.slice(i, i + MAX_BATCH));
+  }
+  const types = messages.map((m) => m.body.type);
+  console.log(
+    `cronwright: dispatch trigger=${JSON.stringify(cron)} scheduledTime=${at} ` +
+      `sent=${types.length ? types.join(",") : "none"}`,
+  );
+  record(env, cron, scheduledTime, types, "sent");
 }
 
 export default { scheduled };

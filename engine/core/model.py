@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from engine.core.errors import ConfigError, MessageError
 
@@ -64,6 +65,28 @@ class CatchUp:
     within_seconds: int = DEFAULT_CATCH_UP_SECONDS
 
 
+class Gap(StrEnum):
+    """A local time that does not exist (spring forward): run at the first minute after
+    the gap, once (``shift``), or not at all (``skip``)."""
+
+    SHIFT = "shift"
+    SKIP = "skip"
+
+
+class Repeat(StrEnum):
+    """A local time that occurs twice (fall back): run at the ``first`` occurrence only,
+    or at ``both``."""
+
+    FIRST = "first"
+    BOTH = "both"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dst:
+    gap: Gap = Gap.SHIFT
+    overlap: Repeat = Repeat.FIRST
+
+
 class ConsumerType(StrEnum):
     HTTP_PULL = "http_pull"
     WORKER = "worker"
@@ -106,10 +129,26 @@ class Window:
 
     period: Period
     offset: int = 0
+    timezone: str | None = None  # the job's zone: periods are local hours, days, months
 
     def bounds(self, slot: datetime) -> tuple[datetime, datetime]:
-        start = _shift(_floor(slot, self.period), self.period, self.offset)
-        return start, _shift(start, self.period, 1)
+        if self.timezone is None:
+            start = _shift(_floor(slot, self.period), self.period, self.offset)
+            return start, _shift(start, self.period, 1)
+        zone = ZoneInfo(self.timezone)
+        local = slot.astimezone(zone)
+        if self.period is Period.HOUR:  # hours are absolute: an hour that repeats is two
+            start = _floor(local, self.period).astimezone(slot.tzinfo)
+            return start + timedelta(hours=self.offset), start + timedelta(hours=self.offset + 1)
+        # Days and months are calendar periods: each bound is the first instant whose local
+        # time reaches that midnight (a midnight inside a gap starts when the gap ends).
+        wall = _shift(_floor(local.replace(tzinfo=None), self.period), self.period, self.offset)
+        end = _shift(wall, self.period, 1)
+        return _instant(wall, zone, slot), _instant(end, zone, slot)
+
+
+def _instant(wall: datetime, zone: ZoneInfo, like: datetime) -> datetime:
+    return wall.replace(tzinfo=zone, fold=0).astimezone(like.tzinfo)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +191,8 @@ class Job:
     catch_up: CatchUp = field(default_factory=CatchUp)
     allow_both_day_fields: bool = False
     allow_open_window: bool = False  # a window that ends after the slot (slot-only templates)
+    timezone: str | None = None  # IANA name: the cron is read in this zone; None is UTC
+    dst: Dst = field(default_factory=Dst)
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     description: str = ""
 
@@ -242,6 +283,8 @@ class Manifest:
     environments: tuple[Environment, ...]
     jobs: tuple[Job, ...]
     retention: Retention = field(default_factory=Retention)
+    # Folding schedules onto fewer triggers may waste at most this many invocations a day.
+    fold_max_wasted_per_day: int = 1440
 
     def job_by_type(self, type_: str) -> Job | None:
         for job in self.jobs:

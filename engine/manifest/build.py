@@ -16,13 +16,16 @@ from engine.core.model import (
     Consumer,
     ConsumerType,
     Dataset,
+    Dst,
     Environment,
+    Gap,
     Job,
     Manifest,
     Overlap,
     Period,
     Plan,
     Queue,
+    Repeat,
     Retention,
     RetryPolicy,
     Window,
@@ -91,19 +94,26 @@ def build(data: dict[str, Any], filename: str) -> Manifest:
         environments=envs,
         jobs=tuple(_build_job(name, j) for name, j in sorted(data["jobs"].items())),
         retention=Retention(**(data.get("retention") or {})),
+        fold_max_wasted_per_day=data.get("fold_max_wasted_per_day", 1440),
     )
 
 
 def _build_job(name: str, j: dict[str, Any]) -> Job:
     r = j.get("retry") or {}
     a = j.get("action")
+    dst = j.get("dst") or {}
+    zone = j.get("timezone")
     return Job(
         name=name,
         type=j["type"],
         cron=j["cron"],
         sql=j.get("sql"),
         action=Action(name=a["name"], sql=a["sql"]) if a else None,
-        window=Window(period=Period(j["window"]["period"]), offset=j["window"].get("offset", 0)),
+        window=Window(
+            period=Period(j["window"]["period"]),
+            offset=j["window"].get("offset", 0),
+            timezone=zone,
+        ),
         retry=RetryPolicy(
             max_attempts=r.get("max_attempts", 5),
             initial_delay_seconds=r.get("initial_delay_seconds", 30),
@@ -117,6 +127,8 @@ def _build_job(name: str, j: dict[str, Any]) -> Job:
         catch_up=_catch_up(j),
         allow_both_day_fields=j.get("allow_both_day_fields", False),
         allow_open_window=j.get("allow_open_window", False),
+        timezone=zone,
+        dst=Dst(gap=Gap(dst.get("gap", "shift")), overlap=Repeat(dst.get("overlap", "first"))),
         params=MappingProxyType(dict(j.get("params") or {})),
         description=j.get("description", ""),
     )

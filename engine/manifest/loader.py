@@ -17,7 +17,7 @@ from engine.core.errors import CronError, Location, ManifestError, ManifestError
 from engine.core.model import DEFAULT_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT, Manifest, Plan
 from engine.manifest import schema, windows, yamlmarks
 from engine.manifest.build import build
-from engine.schedule import cron
+from engine.schedule import cron, fold, zones
 from engine.schedule.slots import longest_gap
 from engine.sql import sqltemplates
 
@@ -119,7 +119,9 @@ class _Checker:
         self._check_top(data)
         if self.errors or not schema_ok:
             raise ManifestErrors(self.errors)
-        return build(data, self.filename)
+        manifest = build(data, self.filename)
+        self.check_budget(manifest)
+        return manifest
 
     # -- meaning beyond the schema -------------------------------------------------
 
@@ -145,6 +147,7 @@ class _Checker:
                 else:
                     types[t] = name
             self._check_cron(base, job)
+            self._check_zone(base, job)
             has_sql, has_action = "sql" in job, "action" in job
             if has_sql == has_action:
                 self.error(
@@ -189,6 +192,19 @@ class _Checker:
             cron.parse(expr, allow_both_day_fields=both)
         except CronError as exc:
             self.error((*base, "cron"), exc.message, exc.hint or "see the cron rules in the README")
+
+    def _check_zone(self, base: yamlmarks.Path, job: Mapping[str, Any]) -> None:
+        name = job.get("timezone")
+        if isinstance(name, str):
+            problem = zones.zone_problem(name)
+            if problem is not None:
+                self.error((*base, "timezone"), *problem)
+        elif "dst" in job:
+            self.error(
+                (*base, "dst"),
+                "dst rules apply only to a job with a timezone",
+                "add timezone: <IANA name> or remove dst",
+            )
 
     def _inside(self, rel: str, folder: str = "") -> bool:
         """Does ``rel`` (relative to the manifest), resolved with its symlinks and ``..``,
@@ -282,24 +298,7 @@ class _Checker:
                 f"{budget} exceeds the {plan} plan's {limit} cron triggers",
                 f"set trigger_budget to at most {limit}",
             )
-        allowed = min(budget, limit) if isinstance(budget, int) and limit else limit
-        triggers: dict[str, str] = {}
-        for name, job in self._jobs(data):
-            expr = job.get("cron")
-            if isinstance(expr, str) and job.get("paused") is not True:
-                try:
-                    c = cron.parse(
-                        expr, allow_both_day_fields=job.get("allow_both_day_fields") is True
-                    )
-                except CronError:
-                    continue
-                triggers.setdefault(c.canonical, name)
-        if allowed is not None and len(triggers) > allowed:
-            self.error(
-                ("jobs",),
-                f"{len(triggers)} distinct cron triggers exceed the budget of {allowed}",
-                "share schedules between jobs, pause some, or raise trigger_budget",
-            )
+        self._check_environments(data)
         worker = data.get("worker")
         if isinstance(worker, dict):
             date = worker.get("compatibility_date")
@@ -344,6 +343,53 @@ class _Checker:
                     f"script '{script}' does not exist",
                     f"create {script} or fix the path",
                 )
+
+    def _check_environments(self, data: Mapping[str, Any]) -> None:
+        """Each environment deploys a Worker that fires the crons: two sending to one queue
+        would send every slot twice."""
+        envs, queue = data.get("environments"), data.get("queue")
+        if not isinstance(envs, dict) or not isinstance(queue, dict):
+            return
+        seen: dict[str, str] = {}
+        for name in sorted(envs):
+            env = envs[name] if isinstance(envs[name], dict) else {}
+            q = env.get("queue", queue.get("name"))
+            if not isinstance(q, str):
+                continue
+            if q in seen:
+                self.error(
+                    ("environments", name),
+                    f"environments '{seen[q]}' and '{name}' both send to queue '{q}', "
+                    "so every slot would be sent twice",
+                    f"give environments.{name} its own 'queue:'",
+                    key=True,
+                )
+            else:
+                seen[q] = name
+
+    def check_budget(self, manifest: Manifest) -> None:
+        """More distinct schedules than triggers: fold them, within the waste limit."""
+        jobs = [j for j in manifest.jobs if not j.paused]
+        result = fold.fold(jobs, manifest.trigger_budget)
+        if not result.folded:
+            return
+        wasted = sum(w for _, w in fold.stats(result, jobs).values())
+        limit = manifest.fold_max_wasted_per_day
+        if wasted <= limit:
+            return
+        distinct = result.schedules
+        merges = "; ".join(
+            f"{', '.join(t.types)} on '{t.cron}'" for t in result.triggers if len(t.types) > 1
+        )
+        self.error(
+            ("jobs",),
+            f"{distinct} distinct schedules exceed the budget of {manifest.trigger_budget} "
+            f"triggers, and the best folding wastes {wasted:.1f} invocations a day "
+            f"(limit {limit}): {merges}",
+            f"give those jobs one schedule, raise trigger_budget to {distinct}, "
+            "or raise fold_max_wasted_per_day",
+        )
+        raise ManifestErrors(self.errors)
 
     def _check_leases(self, data: Mapping[str, Any], consumer: Mapping[str, Any]) -> None:
         """A pull consumer's lease must outlast every job's whole run (its deadline,

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from engine.core.model import Job
 from engine.core.times import floor_minute
-from engine.schedule import cron
+from engine.schedule import cron, zones
 
 
 class Schedule(Protocol):
@@ -50,8 +50,11 @@ def longest_gap(schedule: Schedule, *, slots: int = 1000) -> timedelta | None:
 
 
 def cron_schedule(job: Job) -> Schedule:
-    """The job's schedule in Cloudflare's dialect."""
-    schedule: Schedule = cron.parse(job.cron, allow_both_day_fields=job.allow_both_day_fields)
+    """The job's schedule in Cloudflare's dialect, read in its time zone (UTC by default)."""
+    parsed = cron.parse(job.cron, allow_both_day_fields=job.allow_both_day_fields)
+    if job.timezone is not None:
+        return zones.ZonedSchedule(parsed, job.timezone, job.dst)
+    schedule: Schedule = parsed
     return schedule
 
 

@@ -3,7 +3,11 @@ wrangler.toml for the top level and every environment, with no warning."""
 
 from __future__ import annotations
 
+import json
+import re
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +75,48 @@ def test_deploy_dry_run_accepts_every_environment_without_a_warning(
         if result.returncode != 0 or warnings_in(result.output) or missing_rows:
             problems.append(f"--env {name!r}: missing bindings {sorted(missing_rows)}\n{result}")
     assert not problems, "\n\n".join(problems)
+
+
+def effective(config: dict[str, Any], env: str) -> tuple[str, list[str], list[str]]:
+    """(Worker name, crons, queues it sends to) as wrangler resolves ``--env env``: triggers
+    are inherited from the top level, bindings are not."""
+    section = config["env"][env] if env else config
+    name = f"{config['name']}-{env}" if env else config["name"]
+    crons = section.get("triggers", config.get("triggers", {})).get("crons", [])
+    queues = [p["queue"] for p in section.get("queues", {}).get("producers", [])]
+    return name, crons, queues
+
+
+def readme_deploy_targets() -> list[str]:
+    """The --env of every `wrangler deploy` command in the README."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    lines = [
+        line for line in text.splitlines() if "wrangler deploy" in line and "--dry-run" not in line
+    ]
+    envs = [re.search(r"--env[ =]\"?([\w-]*)\"?", line) for line in lines]
+    return [m.group(1) if m else "" for m in envs]
+
+
+def test_at_most_one_deployed_worker_per_queue_fires_the_crons(
+    wrangler: Wrangler, manifest: Manifest, generated: Path, tmp_path: Path
+) -> None:
+    config = tomllib.loads((generated / generate.WRANGLER).read_text())
+    triggers = list(json.loads((generated / generate.DISPATCH).read_text())["triggers"])
+    targets = ["", *(e.name for e in manifest.environments)]
+    firing: dict[str, list[str]] = {}
+    for env in targets:
+        result = wrangler.deploy_dry_run(
+            generated / generate.WRANGLER, env, tmp_path / (env or "top")
+        )
+        assert result.returncode == 0, str(result)
+        name, crons, queues = effective(config, env)
+        if crons:
+            assert crons == triggers
+            for queue in queues:
+                firing.setdefault(queue, []).append(name)
+    assert {q: names for q, names in firing.items() if len(names) > 1} == {}
+    assert firing[manifest.queue.name] == [f"{manifest.worker.name}-production"]
+    # The README deploys only Workers that carry crons, and each queue's at most once.
+    deployed = readme_deploy_targets()
+    assert deployed == ["production", "staging"]
+    assert all(effective(config, env)[1] for env in deployed)

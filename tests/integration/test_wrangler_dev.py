@@ -159,11 +159,15 @@ def test_each_trigger_sends_exactly_its_dispatch_table_types_once_for_its_slot(
 
 
 def test_a_cron_missing_from_the_dispatch_table_fails_the_run_and_sends_nothing(
-    dev: DevServer,
+    dev: DevServer, project: Project
 ) -> None:
     dev.get("/reset")
     assert fire(dev, UNKNOWN_CRON, BASE) == (500, "exception")
-    error = f'cronwright: no jobs for cron trigger "{UNKNOWN_CRON}"; run make generate and redeploy'
+    known = ", ".join(json.dumps(t) for t in project.triggers)
+    error = (
+        f'cronwright: no jobs for cron trigger "{UNKNOWN_CRON}"; known triggers: {known}; '
+        "run make generate and redeploy"
+    )
     assert error in wait_for_log(dev, error)
     time.sleep(QUIET)
     assert received(dev) == []

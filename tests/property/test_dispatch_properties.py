@@ -58,7 +58,10 @@ HEAD = {
         "cron_flag": "ENABLE_CRON",
     },
     "queue": {"name": "prop-jobs", "binding": "JOBS", "dead_letter_queue": "prop-jobs-dlq"},
-    "environments": {"staging": {"cron_enabled": False}, "production": None},
+    "environments": {
+        "staging": {"cron_enabled": False, "queue": "prop-jobs-staging"},
+        "production": None,
+    },
 }
 
 
@@ -128,10 +131,13 @@ def test_wrangler_crons_equal_the_dispatch_tables_keys(
     files = generate.render(m)
     config = tomllib.loads(files[generate.WRANGLER])
     table = json.loads(files[generate.DISPATCH])
-    assert config["triggers"]["crons"] == list(table["triggers"])
-    assert config["triggers"]["crons"] == sorted(set(config["triggers"]["crons"]))
+    crons = config["env"]["production"]["triggers"]["crons"]
+    assert config["env"]["staging"]["triggers"]["crons"] == crons
+    assert config["triggers"]["crons"] == []  # the top level (wrangler dev) fires nothing
+    assert crons == list(table["triggers"])
+    assert crons == sorted(set(crons))
     # One trigger per schedule: no two triggers fire at the same minutes.
-    parsed = [cron.parse(c) for c in config["triggers"]["crons"]]
+    parsed = [cron.parse(c) for c in crons]
     assert len({p.canonical for p in parsed}) == len(parsed)
     for p in parsed:
         assert cron.parse(p.canonical).canonical == p.canonical
@@ -151,8 +157,10 @@ def test_generation_is_deterministic_and_the_toml_round_trips(
     assert config["name"] == m.worker.name
     assert config["vars"]["ENABLE_CRON"] == "true"
     assert config["env"]["staging"]["vars"]["ENABLE_CRON"] == "false"
-    for section in (config, config["env"]["staging"], config["env"]["production"]):
+    for section in (config, config["env"]["production"]):
         assert section["queues"]["producers"] == [{"binding": "JOBS", "queue": "prop-jobs"}]
+    staging = config["env"]["staging"]["queues"]["producers"]
+    assert staging == [{"binding": "JOBS", "queue": "prop-jobs-staging"}]
     assert f"--message-retries {m.consumer_max_retries} " in first[generate.PREFLIGHT]
 
 

@@ -140,6 +140,7 @@ def test_schedule_lists_each_job_with_its_trigger_and_next_slots(
     assert (
         "monthly-usage-summary  [analytics.monthly-usage-summary]\n"
         "  cron     0 3 1 * *\n"
+        "  zone     UTC\n"
         "  trigger  0 3 1 * *\n"
         "  next     2026-11-01T03:00Z Sun\n"
         "  next     2026-12-01T03:00Z Tue\n"

@@ -27,8 +27,10 @@ def test_a_cron_that_no_job_listens_to_is_caught_by_the_drift_check(project: Pat
 
 def test_every_generated_trigger_has_a_job_and_every_job_a_trigger() -> None:
     files = generate.render(load(REPO / "jobs.yaml"))
-    crons = tomllib.loads(files[generate.WRANGLER])["triggers"]["crons"]
+    config = tomllib.loads(files[generate.WRANGLER])
+    crons = config["env"]["production"]["triggers"]["crons"]
     table = json.loads(files[generate.DISPATCH])
+    assert config["triggers"]["crons"] == []  # the top level is for wrangler dev only
     assert crons == list(table["triggers"])
     assert all(table["triggers"][c] for c in crons)
     assert sorted(t for types in table["triggers"].values() for t in types) == sorted(table["jobs"])

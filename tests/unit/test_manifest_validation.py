@@ -253,11 +253,21 @@ def test_max_delay_below_initial_delay_is_rejected(tmp_path: Path) -> None:
     ]
 
 
-def test_more_distinct_triggers_than_the_budget_are_rejected(tmp_path: Path) -> None:
-    text = BASE.replace("trigger_budget: 10", "trigger_budget: 1")
+def test_more_schedules_than_the_budget_fold_onto_one_trigger(tmp_path: Path) -> None:
+    m = load(write(tmp_path, BASE.replace("trigger_budget: 10", "trigger_budget: 1")))
+    assert m.trigger_budget == 1  # "0 2 * * *" folds into "0 * * * *" and wastes nothing
+
+
+def test_a_fold_that_wastes_more_than_the_limit_is_rejected_with_the_merge_to_make(
+    tmp_path: Path,
+) -> None:
+    text = BASE.replace("trigger_budget: 10", "trigger_budget: 1\nfold_max_wasted_per_day: 20")
+    text = text.replace('cron: "0 2 * * *"', 'cron: "30 2 * * *"')
     assert problems(tmp_path, text) == [
-        "jobs.yaml:16:3: jobs: 2 distinct cron triggers exceed the budget of 1; share schedules "
-        "between jobs, pause some, or raise trigger_budget",
+        "jobs.yaml:17:3: jobs: 2 distinct schedules exceed the budget of 1 triggers, and the "
+        "best folding wastes 23.0 invocations a day (limit 20): demo.hourly, demo.nightly on "
+        "'*/30 * * * *'; give those jobs one schedule, raise trigger_budget to 2, or raise "
+        "fold_max_wasted_per_day",
     ]
 
 
@@ -446,3 +456,45 @@ def test_job_whose_deadline_plus_the_margin_fits_the_lease_is_accepted(tmp_path:
     )
     nightly = load(write(tmp_path, text)).job_by_name("nightly")
     assert nightly is not None and nightly.timeout_seconds == 540
+
+
+def test_an_unknown_time_zone_is_rejected_with_the_closest_names(tmp_path: Path) -> None:
+    text = BASE.replace(
+        '    cron: "0 2 * * *"\n', '    cron: "0 2 * * *"\n    timezone: America/New_Yrok\n'
+    )
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:25:15: jobs.nightly.timezone: unknown time zone 'America/New_Yrok'; "
+        "did you mean America/New_York, America/Nuuk, America/Nome?",
+    ]
+
+
+def test_dst_rules_without_a_time_zone_are_rejected(tmp_path: Path) -> None:
+    text = BASE.replace('    cron: "0 2 * * *"\n', '    cron: "0 2 * * *"\n    dst: {gap: skip}\n')
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:25:10: jobs.nightly.dst: dst rules apply only to a job with a timezone; "
+        "add timezone: <IANA name> or remove dst",
+    ]
+
+
+def test_a_zoned_job_is_built_with_its_zone_rules_and_zoned_window(tmp_path: Path) -> None:
+    text = BASE.replace(
+        '    cron: "0 2 * * *"\n',
+        '    cron: "0 2 * * *"\n    timezone: Europe/Berlin\n    dst: {gap: skip, overlap: both}\n',
+    )
+    job = load(write(tmp_path, text)).job_by_name("nightly")
+    assert job is not None
+    assert (job.timezone, job.dst.gap.value, job.dst.overlap.value) == (
+        "Europe/Berlin",
+        "skip",
+        "both",
+    )
+    assert job.window.timezone == "Europe/Berlin"
+
+
+def test_two_environments_sending_to_one_queue_are_rejected(tmp_path: Path) -> None:
+    text = BASE.replace("jobs:\n", "environments:\n  production: {}\n  canary: {}\njobs:\n", 1)
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:16:3: environments.production: environments 'canary' and 'production' both "
+        "send to queue 'demo-jobs', so every slot would be sent twice; give "
+        "environments.production its own 'queue:'",
+    ]

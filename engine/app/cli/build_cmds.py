@@ -47,26 +47,39 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     from engine.codegen import generate
-    from engine.schedule import cron
+    from engine.schedule import fold
+    from engine.schedule.slots import cron_schedule
 
     m = load(args)
     at = args.at or datetime.now(UTC)
     runtime = _runtime_pauses(m)
+    folded = generate.fold_of(m)
+    assigned = folded.trigger_of()
     for job in m.jobs:
-        c = cron.parse(job.cron, allow_both_day_fields=job.allow_both_day_fields)
+        schedule = cron_schedule(job)
         paused = "  (paused)" if job.paused else ""
         print(f"{job.name}  [{job.type}]{paused}")
         if job.name in runtime:
             print(f"  pause    {runtime[job.name]}")
         print(f"  cron     {job.cron}")
-        print(f"  trigger  {generate.trigger_of(job)}")
+        print(f"  zone     {job.timezone or 'UTC'}")
+        print(f"  trigger  {assigned.get(job.type) or generate.trigger_of(job)}")
         t = at
         for _ in range(args.next):
-            nxt = c.next_after(t)
+            nxt = schedule.next_after(t)
             if nxt is None:
                 break
             print(f"  next     {nxt.strftime('%Y-%m-%dT%H:%MZ %a')}")
             t = nxt
+    figures = fold.stats(folded, [j for j in m.jobs if not j.paused])
+    state = "folded" if folded.folded else "one per schedule"
+    print(
+        f"\ntriggers: {len(folded.triggers)} of a budget of {m.trigger_budget} ({state}; "
+        f"invocations per day averaged over {fold.REFERENCE_YEAR})"
+    )
+    for trig in folded.triggers:
+        runs, wasted = figures[trig.cron]
+        print(f"{trig.cron}  {runs:.2f}/day  wasted {wasted:.2f}/day  {', '.join(trig.types)}")
     return OK
 
 
