@@ -67,6 +67,8 @@ class QueuesClient:
         self._limits = httpx.Limits(max_connections=max_connections)
         self._sleep = sleep
         self._http: httpx.AsyncClient | None = None
+        #: Each queue's backlog as the last pull reported it (None: not reported).
+        self.backlog: dict[str, int | None] = {}
 
     def __repr__(self) -> str:
         return f"QueuesClient(account={self._s.account_id!r}, base_url={self._s.base_url!r})"
@@ -123,6 +125,8 @@ class QueuesClient:
         raw = result.get("messages") if isinstance(result, Mapping) else None
         if not isinstance(raw, list):
             raise _bad("POST", path, "result.messages is not a list")
+        backlog = result.get("message_backlog_count") if isinstance(result, Mapping) else None
+        self.backlog[queue_id] = int(backlog) if isinstance(backlog, int | float) else None
         out = []
         for m in raw:
             if not isinstance(m, Mapping) or not m.get("id") or not m.get("lease_id"):

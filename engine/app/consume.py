@@ -11,12 +11,12 @@ import os
 import random
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import AsyncExitStack, contextmanager, nullcontext
 from typing import Any
 
 from engine.adapters import cfqueue
-from engine.app import wiring
+from engine.app import housekeeping, observe, wiring
 from engine.app.consumer import PullConsumer, Sleep, Tally
 from engine.core.errors import ConfigError, JobFailed
 from engine.core.model import ConsumerType, Manifest
@@ -97,6 +97,8 @@ async def consume(
     max_batches: int | None = None,
     concurrency: int | None = None,
     reconcile_interval: float | None = None,
+    metrics_port: int | None = None,
+    prune_interval: float | None = housekeeping.DAY_SECONDS,
     environ: Mapping[str, str] | None = None,
     metrics: MetricsSink | None = None,
     clock: Clock = wiring.utc_now,
@@ -106,7 +108,8 @@ async def consume(
 ) -> Tally:
     """``cronwright consume``: pull the manifest's queue with DATABASE_URL, CLOUDFLARE_*
     and R2_* from the environment. With ``reconcile_interval`` a reconciler runs beside
-    it (:mod:`engine.app.reconciler`)."""
+    it (:mod:`engine.app.reconciler`); with ``metrics_port`` Prometheus metrics and
+    ``/healthz`` are served there; the manifest's retention is applied daily."""
     queue = manifest.queue
     if queue.consumer.type is not ConsumerType.HTTP_PULL:
         raise ConfigError(
@@ -124,15 +127,17 @@ async def consume(
         async with (
             wiring.open_database(dsn, max_size=size + 3) as db,
             wiring.open_actions(manifest, env, clock=clock) as actions,
+            AsyncExitStack() as stack,
         ):
             dead_letters = QueueDeadLetters(PgDeadLetters(db), client, ids[queue.dead_letter_queue])
+            prom = observe.Metrics(manifest, forward=metrics or JsonLines(sys.stderr))
             executor = Executor(
                 db=db,
                 manifest=manifest,
                 templates=templates,
                 actions=actions,
                 dead_letters=dead_letters,
-                metrics=metrics or JsonLines(sys.stderr),
+                metrics=prom,
                 clock=clock,
                 sleep=asyncio.sleep,
                 rng=rng or random.Random(),
@@ -148,18 +153,33 @@ async def consume(
                 clock=clock,
                 sleep=sleep,
             )
-            with stop_on_signals(consumer.stop) if handle_signals else nullcontext():
-                if reconcile_interval is None:
-                    return await consumer.run(max_batches=max_batches)
+            stop = asyncio.Event()
+            loops: list[Coroutine[Any, Any, None]] = []
+            if prune_interval is not None:
+                loops.append(housekeeping.prune_daily(db, manifest, clock, stop, prune_interval))
+            if reconcile_interval is not None:
                 from engine.adapters.cfsender import CloudflareSender
                 from engine.app.reconciler import Reconciler
 
                 sender = CloudflareSender(client, ids[queue.name])
                 reconciler = Reconciler(db, manifest, sender, clock=clock, environ=env)
-                stop = asyncio.Event()
-                loop = asyncio.create_task(reconciler.run_forever(stop, reconcile_interval))
-                try:
+                loops.append(reconciler.run_forever(stop, reconcile_interval))
+            if metrics_port is not None:
+                server = await stack.enter_async_context(observe.http_endpoint(prom, metrics_port))
+                log.info("metrics on :%d/metrics", observe.bound_port(server))
+
+                async def backlog() -> Mapping[str, int | None]:
+                    return {"backlog": client.backlog.get(ids[queue.name])}
+
+                loops.append(
+                    observe.refresh_every(
+                        15.0, prom, db, queue.name, backlog, manifest, clock, stop
+                    )
+                )
+            tasks = [asyncio.create_task(loop) for loop in loops]
+            try:
+                with stop_on_signals(consumer.stop) if handle_signals else nullcontext():
                     return await consumer.run(max_batches=max_batches)
-                finally:
-                    stop.set()
-                    await loop
+            finally:
+                stop.set()
+                await asyncio.gather(*tasks, return_exceptions=True)

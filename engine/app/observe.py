@@ -1,10 +1,11 @@
-"""Prometheus metrics and ``/healthz`` for ``serve`` and ``consume --transport postgres``.
+"""Prometheus metrics and ``/healthz`` for ``serve`` and ``consume`` (both transports).
 
 Each process has its own registry (never the global one). Runs by job and status and the
 run-duration histogram come from the executor's metric records; queue depth and the age
 of each job's oldest missing slot are refreshed from Postgres on a timer. A slot is
 missing when it is due, not succeeded in the ledger and not paused; only slots since the
-job was first dispatched (at most ``lookback`` ago) count, so a fresh database reports 0.
+job was first dispatched or run (at most ``lookback`` ago) count, so a fresh database
+reports 0.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
@@ -32,13 +33,15 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 LOOKBACK = timedelta(days=7)
 
+# A job's first slot is its first dispatched by cronwright or run at all: slots the
+# Cloudflare Worker sends are not in cronwright.dispatched, but they reach the ledger.
 _DONE = """
-SELECT d.job, min(d.slot) AS first,
+SELECT j.job,
+       least((SELECT min(slot) FROM cronwright.dispatched WHERE job = j.job),
+             (SELECT min(slot) FROM cronwright.runs WHERE job = j.job)) AS first,
        coalesce((SELECT array_agg(r.slot) FROM cronwright.runs AS r
-                 WHERE r.job = d.job AND r.status = 'succeeded' AND r.slot >= $2), '{}') AS done
-FROM cronwright.dispatched AS d
-WHERE d.job = ANY($1::text[])
-GROUP BY d.job
+                 WHERE r.job = j.job AND r.status = 'succeeded' AND r.slot >= $2), '{}') AS done
+FROM unnest($1::text[]) AS j(job)
 """
 
 
@@ -61,7 +64,7 @@ class Metrics:
             registry=self.registry,
         )  # fmt: skip
         self.depth = Gauge(
-            "cronwright_queue_depth", "Messages in the local queue", ["queue", "state"],
+            "cronwright_queue_depth", "Messages in the queue, by state", ["queue", "state"],
             registry=self.registry,
         )  # fmt: skip
         self.missing_age = Gauge(
@@ -112,7 +115,7 @@ async def missing_by_job(
     out: dict[str, list[datetime]] = {}
     for job in jobs:
         r = by_name.get(job.name)
-        if r is None:  # never dispatched: nothing is owed yet
+        if r is None or r["first"] is None:  # never dispatched or run: nothing owed yet
             out[job.name] = []
             continue
         first = max(r["first"], since)
@@ -120,12 +123,24 @@ async def missing_by_job(
     return out
 
 
+#: A queue's depth by state (the local queue: ready, delayed, leased; Cloudflare: backlog).
+Depth = Callable[[], Awaitable[Mapping[str, int | None]]]
+
+
+def local_depth(queue: PgQueue) -> Depth:
+    async def depth() -> Mapping[str, int | None]:
+        d = await queue.depth()
+        return {"ready": d.ready, "delayed": d.delayed, "leased": d.leased}
+
+    return depth
+
+
 async def refresh(
-    metrics: Metrics, db: Db, queue: PgQueue, manifest: Manifest, now: datetime
+    metrics: Metrics, db: Db, queue: str, depth: Depth, manifest: Manifest, now: datetime
 ) -> None:
-    depth = await queue.depth()
-    for state in ("ready", "delayed", "leased"):
-        metrics.depth.labels(queue=queue.name, state=state).set(getattr(depth, state))
+    for state, count in (await depth()).items():
+        if count is not None:
+            metrics.depth.labels(queue=queue, state=state).set(count)
     for job, slots in (await missing_by_job(db, manifest, now)).items():
         metrics.missing.labels(job=job).set(len(slots))
         age = (now - min(slots)).total_seconds() if slots else 0.0
@@ -136,7 +151,8 @@ async def refresh_every(
     seconds: float,
     metrics: Metrics,
     db: Db,
-    queue: PgQueue,
+    queue: str,
+    depth: Depth,
     manifest: Manifest,
     clock: Clock,
     stop: asyncio.Event,
@@ -144,7 +160,7 @@ async def refresh_every(
     """Refresh the gauges every ``seconds`` until ``stop`` is set."""
     while not stop.is_set():
         try:
-            await refresh(metrics, db, queue, manifest, clock())
+            await refresh(metrics, db, queue, depth, manifest, clock())
         except JobFailed as err:
             log.warning("metrics refresh failed: %s", err)
         with contextlib.suppress(TimeoutError):

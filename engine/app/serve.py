@@ -18,9 +18,10 @@ from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass
 
 from engine.adapters.pgqueue import PgQueue, PgSender
-from engine.app import observe, wiring
+from engine.app import housekeeping, observe, wiring
 from engine.app.consume import stop_on_signals
 from engine.app.pgconsumer import LocalConsumer, Settings, Tally
+from engine.app.reconciler import Reconciler
 from engine.app.scheduler import Scheduler
 from engine.core.model import Manifest
 from engine.runtime.executor import Clock, Executor
@@ -43,6 +44,8 @@ class Options:
     lease_seconds: float = 60.0
     heartbeat_seconds: float | None = None  # real seconds; default: a third of the lease
     max_messages: int | None = None  # stop after this many deliveries (tests, demo)
+    reconcile_seconds: float | None = None  # the reconciler's interval; None: off (serve: 60)
+    prune_seconds: float | None = 86_400.0  # the retention prune's interval; None: off
 
 
 async def serve(
@@ -115,10 +118,30 @@ async def serve(
         background = [
             asyncio.create_task(
                 observe.refresh_every(
-                    options.metrics_refresh_seconds, prom, db, queue, manifest, clock, stopping
+                    options.metrics_refresh_seconds,
+                    prom,
+                    db,
+                    queue.name,
+                    observe.local_depth(queue),
+                    manifest,
+                    clock,
+                    stopping,
                 )
             )
         ]
+        if options.reconcile_seconds is not None:
+            reconciler = Reconciler(
+                db, manifest, PgSender(queue.name, clock=clock), clock=clock, environ=env
+            )
+            background.append(
+                asyncio.create_task(reconciler.run_forever(stopping, options.reconcile_seconds))
+            )
+        if options.prune_seconds is not None:
+            background.append(
+                asyncio.create_task(
+                    housekeeping.prune_daily(db, manifest, clock, stopping, options.prune_seconds)
+                )
+            )
         if scheduler is not None:
             background.append(asyncio.create_task(scheduler.run()))
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
@@ -753,3 +754,33 @@ def test_consume_with_an_environment_pulls_that_environments_queue(
     ), err
     assert api.queue("probe-jobs-staging").messages == []
     assert len(api.queue(QUEUE).messages) == 1
+
+
+def test_consume_serves_prometheus_metrics_with_runs_by_job_and_the_queues_backlog(
+    project: Project, api: CfQueuesApi
+) -> None:
+    from devtools.ports import free_port
+
+    api.send(QUEUE, slot_body("test.probe"))
+    port = free_port()
+    proc = project.cli("--metrics-port", str(port))
+    scraped: list[str] = []
+
+    def scrape() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return False
+        scraped[:] = [text]
+        return 'cronwright_runs_total{job="probe",status="succeeded"} 1.0' in text
+
+    wait_for(scrape, "a scrape showing the run", timeout=60)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+        assert r.read() == b"ok\n"
+    backlog = 'cronwright_queue_depth{queue="probe-jobs",state="backlog"} 0.0'
+    # The gauges refresh every 15 s; the backlog is what the last pull reported.
+    wait_for(lambda: scrape() and backlog in scraped[0], "the backlog gauge", timeout=40)
+    proc.send_signal(signal.SIGTERM)
+    code, _, _ = finish(proc)
+    assert code == 0

@@ -20,6 +20,7 @@ def serve_options(args: argparse.Namespace, *, scheduler: bool) -> Any:
         metrics_port=args.metrics_port,
         grace_seconds=args.grace_seconds,
         lease_seconds=args.lease_seconds,
+        reconcile_seconds=args.reconcile_interval or None,
     )
 
 
@@ -106,6 +107,13 @@ def register(sub: Any) -> None:
     )
     sp.add_argument("--env", help="use this environment's queue name and cron flag")
     add_local_options(sp)
+    sp.add_argument(
+        "--reconcile-interval",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="run the reconciler every SECONDS to enqueue due slots never sent (60; 0: off)",
+    )
     sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser(

@@ -68,6 +68,9 @@ def cmd_consume(args: argparse.Namespace) -> int:
             max_batches=max_batches,
             concurrency=args.concurrency,
             reconcile_interval=args.reconcile_interval,
+            metrics_port=args.metrics_port,
+            # A bounded run (--once, --max-batches) is a check, not the service: no prune.
+            prune_interval=None if max_batches is not None else 86_400.0,
         )
     )
     print(tally.summary())
