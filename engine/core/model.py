@@ -14,6 +14,7 @@ from engine.core.errors import ConfigError, MessageError
 
 DEFAULT_TIMEOUT = 300
 DEFAULT_VISIBILITY_TIMEOUT = 900  # above the default job timeout: a lease outlasts a run
+DEFAULT_SETTLE_SECONDS = 3600  # late events of day D are counted by the run this long after D ends
 
 
 class Plan(StrEnum):
@@ -72,6 +73,9 @@ class Window:
 
     period: Period
     offset: int = 0
+    #: Day D is settled (re-aggregated in full) by the first run at or after
+    #: D+1 00:00 + settle_seconds; templates that keep a day so far read it.
+    settle_seconds: int = DEFAULT_SETTLE_SECONDS
 
     def bounds(self, slot: datetime) -> tuple[datetime, datetime]:
         start = _shift(_floor(slot, self.period), self.period, self.offset)

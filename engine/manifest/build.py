@@ -6,6 +6,7 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.core.model import (
+    DEFAULT_SETTLE_SECONDS,
     DEFAULT_TIMEOUT,
     DEFAULT_VISIBILITY_TIMEOUT,
     Action,
@@ -96,7 +97,11 @@ def _build_job(name: str, j: dict[str, Any]) -> Job:
         cron=j["cron"],
         sql=j.get("sql"),
         action=Action(name=a["name"], sql=a["sql"]) if a else None,
-        window=Window(period=Period(j["window"]["period"]), offset=j["window"].get("offset", 0)),
+        window=Window(
+            period=Period(j["window"]["period"]),
+            offset=j["window"].get("offset", 0),
+            settle_seconds=j["window"].get("settle_seconds", DEFAULT_SETTLE_SECONDS),
+        ),
         retry=RetryPolicy(
             max_attempts=r.get("max_attempts", 5),
             initial_delay_seconds=r.get("initial_delay_seconds", 30),

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.core.errors import CronError, Location, ManifestError, ManifestErrors, TemplateError
-from engine.core.model import DEFAULT_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT, Manifest, Plan
+from engine.core.model import (
+    DEFAULT_SETTLE_SECONDS,
+    DEFAULT_TIMEOUT,
+    DEFAULT_VISIBILITY_TIMEOUT,
+    Manifest,
+    Plan,
+)
 from engine.manifest import schema, yamlmarks
 from engine.manifest.build import build
 from engine.schedule import cron
@@ -203,6 +209,8 @@ class _Checker:
             "slot": _SAMPLE_SLOT,
             "window_start": _SAMPLE_SLOT,
             "window_end": _SAMPLE_SLOT,
+            "settle_seconds": DEFAULT_SETTLE_SECONDS,
+            "rerun": False,
             "params": params,
             "job": {"name": "", "type": ""},
         }

@@ -24,7 +24,9 @@ from engine.core.model import Job
 from engine.sql import sqlsplit
 
 #: What the runtime provides to every template. Validation rejects anything else.
-RUNTIME_VARIABLES = frozenset({"slot", "window_start", "window_end", "params", "job"})
+RUNTIME_VARIABLES = frozenset(
+    {"slot", "window_start", "window_end", "settle_seconds", "rerun", "params", "job"}
+)
 
 
 class SqlIdent(str):
@@ -87,13 +89,17 @@ def split_statements(rendered: Rendered) -> list[Rendered]:
     return out
 
 
-def context_for(job: Job, slot: datetime) -> dict[str, Any]:
-    """The variables a template sees: all derived from the slot, never the clock."""
+def context_for(job: Job, slot: datetime, *, rerun: bool = False) -> dict[str, Any]:
+    """The variables a template sees: all derived from the slot, never the clock.
+    ``rerun`` is true when an operator asked to recompute the slot's effect from the
+    source and replace what earlier runs wrote."""
     start, end = job.window.bounds(slot)
     return {
         "slot": slot,
         "window_start": start,
         "window_end": end,
+        "settle_seconds": job.window.settle_seconds,
+        "rerun": rerun,
         "params": dict(job.params),
         "job": {"name": job.name, "type": job.type},
     }
@@ -122,8 +128,8 @@ def render_source(source: str, context: Mapping[str, Any], *, name: str = "<temp
     return Rendered(sql=sql.strip() + "\n", args=args)
 
 
-def render(job: Job, source: str, slot: datetime) -> Rendered:
-    return render_source(source, context_for(job, slot), name=job.template)
+def render(job: Job, source: str, slot: datetime, *, rerun: bool = False) -> Rendered:
+    return render_source(source, context_for(job, slot, rerun=rerun), name=job.template)
 
 
 def check_source(source: str) -> list[str]:

@@ -8,11 +8,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.app.cli import build_cmds, run_cmds
+from engine.app.cli import backfill_cmds, build_cmds, run_cmds
 from engine.app.cli.args import BAD_INPUT, FAILED
 from engine.core.errors import CronwrightError, ManifestErrors
 
-GROUPS = (build_cmds, run_cmds)
+GROUPS = (build_cmds, run_cmds, backfill_cmds)
 
 
 def build_parser() -> argparse.ArgumentParser:
