@@ -24,10 +24,12 @@ the source as it stood at the settling run, late events included.
 Catch-up is bounded. Days an outage swallowed (pass 0 gives them a row), days whose last
 hours were never rolled up, and days due to settle are "pending". Each run re-aggregates
 at most params.catch_up_days of them, oldest first, one statement pair per day (pick and
-lock the day; re-aggregate it with a fresh snapshot), and starts another day only while
-the run is younger than params.catch_up_seconds. The first day always runs, so every run
-makes progress; each day is replaced whole in one statement, so no day is ever
-half-added; a 30-day gap heals over successive runs. A pending day is recomputed before
+lock the day; re-aggregate it with a fresh snapshot). The budget is a count of days, not
+a time read from the clock, so what a run does stays a function of its slot and the
+data; size it so that that many full days fit well inside timeout_seconds (a day of 1M
+events takes seconds: bench/settle.py). Every run makes progress (at least one day while
+any is pending), each day is replaced whole in one statement, so no day is ever
+half-added, and a 30-day gap heals over successive runs. A pending day is recomputed before
 the window's own day is extended; the very first run does not backfill history.
 
 Rerun (rerun = true): the window's day is re-aggregated from the source up to T (or up
@@ -62,9 +64,6 @@ WHERE d.date = (
             AND p.aggregated_until < (p.date + 1)::timestamp)
            OR (p.date + 1)::timestamp + {{ settle_seconds }}::int * interval '1 second'
               <= ({{ slot }}::timestamptz AT TIME ZONE 'UTC'))
-{% if not loop.first %}
-      AND clock_timestamp() < now() + {{ params.catch_up_seconds }}::int * interval '1 second'
-{% endif %}
     ORDER BY p.date
     LIMIT 1
     FOR UPDATE

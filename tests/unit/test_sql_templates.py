@@ -60,13 +60,16 @@ def test_rendered_statements_carry_values_only_as_bind_parameters(name: str) -> 
     for st in rendered(name):
         numbers = sorted({int(n) for n in re.findall(r"\$(\d+)", st.sql)})
         assert numbers == list(range(1, len(st.args) + 1))
-        assert all(isinstance(a, datetime) and a.tzinfo is not None for a in st.args)
+        # times as aware datetimes, settle_seconds as an int
+        assert all(
+            (isinstance(a, datetime) and a.tzinfo is not None) or type(a) is int for a in st.args
+        )
         # no literal date or time from the slot made it into the text
         assert not re.search(r"\b20\d\d-\d\d-\d\d\b|\b\d\d:\d\d\b", st.sql), st.sql
         # an aware datetime must not meet a bare timestamp parameter (asyncpg rejects it)
-        assert all(
-            st.sql[m.end() :].startswith("::timestamptz") for m in re.finditer(r"\$\d+", st.sql)
-        ), st.sql
+        for m in re.finditer(r"\$(\d+)", st.sql):
+            cast = "::int" if type(st.args[int(m[1]) - 1]) is int else "::timestamptz"
+            assert st.sql[m.end() :].startswith(cast), st.sql
 
 
 @pytest.mark.parametrize(
@@ -75,7 +78,8 @@ def test_rendered_statements_carry_values_only_as_bind_parameters(name: str) -> 
         (
             "aggregate-hourly",
             datetime(2026, 10, 31, 0, tzinfo=UTC),
-            {datetime(2026, 10, 30, 23, tzinfo=UTC), datetime(2026, 10, 31, tzinfo=UTC)},
+            # the window and the slot, and window.settle_seconds
+            {datetime(2026, 10, 30, 23, tzinfo=UTC), datetime(2026, 10, 31, tzinfo=UTC), 3600},
         ),
         (
             "generate-daily-reports",

@@ -47,7 +47,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     from engine.codegen import generate
-    from engine.schedule import cron
+    from engine.schedule import cron, slots
 
     m = load(args)
     at = args.at or datetime.now(UTC)
@@ -57,12 +57,17 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         print(f"{job.name}  [{job.type}]{paused}")
         print(f"  cron     {job.cron}")
         print(f"  trigger  {generate.trigger_of(job)}")
+        settle = job.window.settle_seconds if slots.settles(job) else None
+        if settle is not None:
+            print(f"  settles  day D at its first run at or after D+1 00:00 + {settle}s")
         t = at
         for _ in range(args.next):
             nxt = c.next_after(t)
             if nxt is None:
                 break
-            print(f"  next     {nxt.strftime('%Y-%m-%dT%H:%MZ %a')}")
+            day = slots.day_settled_by(c, nxt, settle) if settle is not None else None
+            note = f"  settles {day.isoformat()}" if day else ""
+            print(f"  next     {nxt.strftime('%Y-%m-%dT%H:%MZ %a')}{note}")
             t = nxt
     return OK
 
