@@ -136,10 +136,23 @@ def test_warmup_query_selects_organization_and_domain() -> None:
 
 
 def test_hourly_template_locks_each_day_before_it_reads_the_mark() -> None:
-    # Pass 0 opens days an outage swallowed, pass 1 locks unfinished earlier days, pass 2
-    # the window's day.
+    # Pass 0 opens days an outage swallowed; pass 1 locks one pending day per catch-up
+    # day (params.catch_up_days: 3) and re-aggregates it in the next statement; pass 2
+    # locks the window's day, then adds to it.
     kinds = [code(st.sql).split(None, 1)[0] for st in rendered("aggregate-hourly")]
-    assert kinds == ["SET", "INSERT", "UPDATE", "WITH", "INSERT", "WITH"]
+    assert kinds == ["SET", "INSERT", *["UPDATE", "WITH"] * 3, "INSERT", "WITH"]
+
+
+def test_hourly_rerun_locks_the_windows_day_and_replaces_it_instead_of_adding() -> None:
+    job = JOBS["aggregate-hourly"]
+    statements = sqltemplates.split_statements(
+        sqltemplates.render(job, source(job), SLOT, rerun=True)
+    )
+    kinds = [code(st.sql).split(None, 1)[0] for st in statements]
+    assert kinds == ["SET", "INSERT", *["UPDATE", "WITH"] * 3, "INSERT", "WITH"]
+    assert "recomputing" in statements[-2].sql and "ea.count + EXCLUDED.count" not in (
+        statements[-1].sql
+    )
 
 
 def test_parameter_value_like_an_injection_renders_as_a_bind_parameter() -> None:
