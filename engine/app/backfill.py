@@ -15,7 +15,7 @@ import asyncio
 import inspect
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -200,7 +200,8 @@ async def run(
         on_plan(planned)
         if dry_run:
             return planned, []
-        async with wiring.open_actions(manifest) as actions:
+        # Only the actions these jobs use are opened.
+        async with wiring.open_actions(replace(manifest, jobs=tuple(jobs))) as actions:
             executor = wiring.build_executor(
                 db,
                 manifest,
