@@ -23,14 +23,14 @@ the source as it stood at the settling run, late events included.
 
 Catch-up is bounded. Days an outage swallowed (pass 0 gives them a row), days whose last
 hours were never rolled up, and days due to settle are "pending". Each run re-aggregates
-at most params.catch_up_days of them, oldest first, one statement pair per day (pick and
-lock the day; re-aggregate it with a fresh snapshot). The budget is a count of days, not
+at most params.catch_up_days of them, oldest first, in two statements (pick and lock the
+days; re-aggregate them with a fresh snapshot). The budget is a count of days, not
 a time read from the clock, so what a run does stays a function of its slot and the
 data; size it so that that many full days fit well inside timeout_seconds (a day of 1M
 events takes seconds: bench/settle.py). Every run makes progress (at least one day while
 any is pending), each day is replaced whole in one statement, so no day is ever
-half-added, and a 30-day gap heals over successive runs. A pending day is recomputed before
-the window's own day is extended; the very first run does not backfill history.
+half-added, and a 30-day gap heals over successive runs. Pending days are recomputed
+before the window's own day is extended; the very first run does not backfill history.
 
 Rerun (rerun = true): the window's day is re-aggregated from the source up to T (or up
 to its mark, when later runs already went further: a rerun never rolls a day back) and
@@ -50,13 +50,10 @@ FROM generate_series(
          interval '1 day') AS d
 ON CONFLICT (date) DO NOTHING;
 
-{% set steps = ["catch_up"] * params.catch_up_days + (["rerun"] if rerun else []) %}
-{% for step in steps %}
-{% if step == "catch_up" %}
--- Pass 1 (once per catch-up day): flag and lock the oldest pending day (unfinished
--- before the window's day, or due to settle).
+-- Pass 1: flag and lock the oldest pending days (unfinished before the window's day, or
+-- due to settle), at most params.catch_up_days of them.
 UPDATE analytics.event_rollup_days AS d SET recomputing = true
-WHERE d.date = (
+WHERE d.date IN (
     SELECT p.date
     FROM analytics.event_rollup_days AS p
     WHERE NOT p.settled
@@ -65,11 +62,12 @@ WHERE d.date = (
            OR (p.date + 1)::timestamp + {{ settle_seconds }}::int * interval '1 second'
               <= ({{ slot }}::timestamptz AT TIME ZONE 'UTC'))
     ORDER BY p.date
-    LIMIT 1
+    LIMIT {{ params.catch_up_days }}::int
     FOR UPDATE
 );
-{% else %}
--- Rerun: flag and lock the window's day.
+{% if rerun %}
+
+-- Rerun: flag and lock the window's day too (after the older days: locks go oldest first).
 INSERT INTO analytics.event_rollup_days AS d (date, aggregated_until, recomputing)
 VALUES (({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date,
         ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date::timestamp,
@@ -77,8 +75,9 @@ VALUES (({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date,
 ON CONFLICT (date) DO UPDATE SET recomputing = true;
 {% endif %}
 
--- Re-aggregate the day this transaction flagged (none: nothing happens) from the source,
--- replace its rows, move its mark, and settle it when its settling time has come.
+-- Re-aggregate the days this transaction flagged (none: nothing happens) from the source
+-- with a fresh snapshot, replace their rows, move their marks, and settle each whose
+-- settling time has come.
 WITH day AS (
     SELECT date, date::timestamp AS day_start,
            CASE WHEN (date + 1)::timestamp <= ({{ window_end }}::timestamptz AT TIME ZONE 'UTC')
@@ -103,7 +102,8 @@ vanished AS (
     WHERE ea.date = day.date
       AND ea.channel = 'hourly_rollup'
       AND NOT EXISTS (SELECT 1 FROM fresh AS f
-                      WHERE f.organization_id = ea.organization_id
+                      WHERE f.date = ea.date
+                        AND f.organization_id = ea.organization_id
                         AND f.event_type = ea.event_type)
 ),
 mark AS (
@@ -125,7 +125,6 @@ ON CONFLICT (organization_id, date, event_type, channel) DO UPDATE
 SET count = EXCLUDED.count,
     unique_count = EXCLUDED.unique_count
 WHERE (ea.count, ea.unique_count) IS DISTINCT FROM (EXCLUDED.count, EXCLUDED.unique_count);
-{% endfor %}
 {% if not rerun %}
 -- Pass 2: the window's day, up to the slot: add the new events.
 -- Lock the day's row first. Concurrent runs for the day queue here, and the next

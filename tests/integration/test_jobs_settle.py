@@ -342,3 +342,33 @@ def test_a_ten_day_gap_heals_a_bounded_number_of_days_per_run(pg_dsn: str) -> No
         )
 
     run(scenario(), timeout=300)
+
+
+def test_days_caught_up_together_are_each_replaced_with_their_own_groups(pg_dsn: str) -> None:
+    src = Source(seed=9, days=3)
+    run(js.seed_events(pg_dsn, src.events))
+    org = src.orgs[2]
+    run(run_job(pg_dsn, HOURLY, slot(20)))  # DAY has (org, page_view) rows
+    # Gone from DAY only; the next day still has that group.
+    run(
+        delete_events(
+            pg_dsn,
+            "organization_id = $1 AND event_type = 'page_view' AND created_at < $2",
+            org,
+            DAY_START + timedelta(days=1),
+        )
+    )
+    now = [
+        e
+        for e in src.events
+        if not (
+            e.organization_id == org
+            and e.event_type == "page_view"
+            and e.created_at < DAY_START + timedelta(days=1)
+        )
+    ]
+    run(run_job(pg_dsn, HOURLY, slot(53)))  # both DAY and the next day are pending
+    assert run(rollup(pg_dsn, DAY)) == oracle(now, DAY)
+    next_day = DAY + timedelta(days=1)
+    assert run(rollup(pg_dsn, next_day)) == oracle(now, next_day)
+    assert (org, next_day, "page_view") in run(rollup(pg_dsn, next_day))
