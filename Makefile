@@ -53,6 +53,8 @@ lint: $(PY_OK)
 
 bench: $(PY_OK) $(JS_OK)
 	$(BIN)/python bench/hourly.py
+	$(BIN)/python -m bench.settle
+	$(BIN)/python -m bench.backfill
 	$(BIN)/python -m bench.executor_overhead
 	$(BIN)/python bench/warmup_reset.py
 
