@@ -41,6 +41,10 @@ queues them and the second re-reads what the first committed), leaves the same r
 -- would buy a JIT compilation that costs more than an hour's rows take to process.
 SET LOCAL jit = off;
 
+-- Re-aggregating a whole day sorts its events by (org, type); kept in memory, that sort
+-- is a third of the cost of one spilled to disk. Transaction-local, like every setting here.
+SET LOCAL work_mem = '256MB';
+
 -- Pass 0: days an outage swallowed whole (no row yet) after the last day rolled up.
 INSERT INTO analytics.event_rollup_days (date, aggregated_until)
 SELECT d::date, d
@@ -89,12 +93,14 @@ WITH day AS (
     WHERE recomputing
 ),
 fresh AS (
-    SELECT day.date, a.organization_id, a.event_type, count(*) AS events,
-           count(DISTINCT a.contact_id) AS contacts
+    SELECT day.date, a.organization_id, a.event_type COLLATE "C" AS event_type,
+           count(*) AS events, count(DISTINCT a.contact_id) AS contacts
     FROM day
     JOIN analytics.contact_activity AS a
       ON a.created_at >= day.day_start AND a.created_at < day.until
-    GROUP BY day.date, a.organization_id, a.event_type
+    -- Byte order: grouping needs equality only, and a locale's comparisons would be most
+    -- of the cost of sorting a day's events.
+    GROUP BY day.date, a.organization_id, a.event_type COLLATE "C"
 ),
 vanished AS (
     DELETE FROM analytics.event_aggregates AS ea
@@ -144,7 +150,8 @@ WITH day AS (
 per_group AS (
     -- A contact counts once per (org, type) and day: in the new events it is distinct,
     -- and it must have no event of that type in the part of the day already rolled up.
-    SELECT day.date, a.organization_id, a.event_type, count(*) AS events,
+    SELECT day.date, a.organization_id, a.event_type COLLATE "C" AS event_type,
+           count(*) AS events,
            count(DISTINCT a.contact_id) FILTER (WHERE NOT EXISTS (
                SELECT 1
                FROM analytics.contact_activity AS p
@@ -157,7 +164,7 @@ per_group AS (
     FROM day
     JOIN analytics.contact_activity AS a
       ON a.created_at >= day.aggregated_until AND a.created_at < day.until
-    GROUP BY day.date, a.organization_id, a.event_type
+    GROUP BY day.date, a.organization_id, a.event_type COLLATE "C"
 ),
 progress AS (
     UPDATE analytics.event_rollup_days AS d
