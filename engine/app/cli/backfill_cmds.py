@@ -47,7 +47,9 @@ class _Report:
         if self._bar is not None:
             self._bar.update(1)
             if d.failed:
-                self._bar.write(f"{d.job.name} {iso(d.slot)}: {d.status} ({d.reason})")
+                self._bar.write(
+                    f"{d.job.name} {iso(d.slot)}: {d.status} ({d.reason})", file=self._stream
+                )
         elif not self._json and d.status not in ("skipped", "paused"):
             rows = f" rows={d.rows}" if d.rows is not None else ""
             reason = f" ({d.reason})" if d.reason else ""
