@@ -56,7 +56,7 @@ class Done:
 
     @property
     def failed(self) -> bool:
-        return self.status in ("dead_lettered", "retry")
+        return self.status in ("dead_lettered", "retry", "failed")
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"job": self.job.name, "slot": iso(self.slot), "status": self.status}
