@@ -55,7 +55,7 @@ FROM generate_series(
 ON CONFLICT (date) DO NOTHING;
 
 -- Pass 1: flag and lock the oldest pending days (unfinished before the window's day, or
--- due to settle), at most params.catch_up_days of them.
+-- due to settle), at most params.catch_up_days of them (at least one).
 UPDATE analytics.event_rollup_days AS d SET recomputing = true
 WHERE d.date IN (
     SELECT p.date
@@ -66,7 +66,7 @@ WHERE d.date IN (
            OR (p.date + 1)::timestamp + {{ settle_seconds }}::int * interval '1 second'
               <= ({{ slot }}::timestamptz AT TIME ZONE 'UTC'))
     ORDER BY p.date
-    LIMIT {{ params.catch_up_days }}::int
+    LIMIT {{ [params.catch_up_days, 1] | max }}::int  -- at least one: every run progresses
     FOR UPDATE
 );
 {% if rerun %}
