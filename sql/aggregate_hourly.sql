@@ -23,8 +23,8 @@ the source as it stood at the settling run, late events included.
 
 Catch-up is bounded. Days an outage swallowed (pass 0 gives them a row), days whose last
 hours were never rolled up, and days due to settle are "pending". Each run re-aggregates
-at most params.catch_up_days of them, oldest first, in two statements (pick and lock the
-days; re-aggregate them with a fresh snapshot). The budget is a count of days, not
+at most params.catch_up_days of them, oldest first: one statement picks and locks them,
+then one statement per day re-aggregates it with a fresh snapshot. The budget is a count of days, not
 a time read from the clock, so what a run does stays a function of its slot and the
 data; size it so that that many full days fit well inside timeout_seconds (a day of 1M
 events takes seconds: bench/settle.py). Every run makes progress (at least one day while
@@ -40,10 +40,6 @@ queues them and the second re-reads what the first committed), leaves the same r
 -- The planner cannot know how far the day's mark is and overestimates the rows, which
 -- would buy a JIT compilation that costs more than an hour's rows take to process.
 SET LOCAL jit = off;
-
--- Re-aggregating a whole day sorts its events by (org, type); kept in memory, that sort
--- is a third of the cost of one spilled to disk. Transaction-local, like every setting here.
-SET LOCAL work_mem = '256MB';
 
 -- Pass 0: days an outage swallowed whole (no row yet) after the last day rolled up.
 INSERT INTO analytics.event_rollup_days (date, aggregated_until)
@@ -79,11 +75,12 @@ VALUES (({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date,
 ON CONFLICT (date) DO UPDATE SET recomputing = true;
 {% endif %}
 
--- Re-aggregate the days this transaction flagged (none: nothing happens) from the source
--- with a fresh snapshot, replace their rows, move their marks, and settle each whose
--- settling time has come.
-WITH day AS (
-    SELECT date, date::timestamp AS day_start,
+{% for _ in range([params.catch_up_days, 1] | max + (1 if rerun else 0)) %}
+-- Re-aggregate the oldest day this transaction flagged (none: nothing happens) from the
+-- source with a fresh snapshot, replace its rows, move its mark (which clears the flag),
+-- and settle it if its settling time has come. Once per day the run may re-aggregate.
+WITH day AS MATERIALIZED (
+    SELECT date,
            CASE WHEN (date + 1)::timestamp <= ({{ window_end }}::timestamptz AT TIME ZONE 'UTC')
                 THEN (date + 1)::timestamp
                 ELSE greatest(aggregated_until,
@@ -91,16 +88,20 @@ WITH day AS (
            END AS until
     FROM analytics.event_rollup_days
     WHERE recomputing
+    ORDER BY date
+    LIMIT 1
 ),
 fresh AS (
-    SELECT day.date, a.organization_id, a.event_type COLLATE "C" AS event_type,
+    -- One index-only scan of the day in contact_activity_day_idx, already in group order:
+    -- no sort. The day is an equality on the index's first column; the end (a partial
+    -- day only for a rerun) is a filter, so that the planner keeps to that index.
+    SELECT (SELECT date FROM day) AS date, a.organization_id,
+           a.event_type COLLATE "C" AS event_type,
            count(*) AS events, count(DISTINCT a.contact_id) AS contacts
-    FROM day
-    JOIN analytics.contact_activity AS a
-      ON a.created_at >= day.day_start AND a.created_at < day.until
-    -- Byte order: grouping needs equality only, and a locale's comparisons would be most
-    -- of the cost of sorting a day's events.
-    GROUP BY day.date, a.organization_id, a.event_type COLLATE "C"
+    FROM analytics.contact_activity AS a
+    WHERE a.created_at::date = (SELECT date FROM day)
+      AND (a.created_at < (SELECT until FROM day)) IS TRUE
+    GROUP BY a.organization_id, a.event_type COLLATE "C"
 ),
 vanished AS (
     DELETE FROM analytics.event_aggregates AS ea
@@ -131,6 +132,7 @@ ON CONFLICT (organization_id, date, event_type, channel) DO UPDATE
 SET count = EXCLUDED.count,
     unique_count = EXCLUDED.unique_count
 WHERE (ea.count, ea.unique_count) IS DISTINCT FROM (EXCLUDED.count, EXCLUDED.unique_count);
+{% endfor %}
 {% if not rerun %}
 -- Pass 2: the window's day, up to the slot: add the new events.
 -- Lock the day's row first. Concurrent runs for the day queue here, and the next

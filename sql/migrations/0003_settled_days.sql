@@ -17,3 +17,11 @@ UPDATE analytics.event_rollup_days SET settled = true WHERE aggregated_until = d
 -- Unfinished or unsettled days, oldest first: what each run's catch-up looks for.
 CREATE INDEX event_rollup_days_pending_idx
     ON analytics.event_rollup_days (date) WHERE NOT settled;
+
+-- A day's events in group order, for re-aggregating a whole day (settling, catch-up,
+-- reruns) with one index-only scan and no sort: the day first, then the rollup's group
+-- (event_type in byte order, as the rollup groups it), then the contact for the distinct
+-- count. About 70 bytes an event; bench/settle.py measures what it buys.
+CREATE INDEX contact_activity_day_idx
+    ON analytics.contact_activity
+    ((created_at::date), organization_id, (event_type COLLATE "C"), contact_id, created_at);

@@ -136,10 +136,11 @@ def test_warmup_query_selects_organization_and_domain() -> None:
 
 
 def test_hourly_template_locks_each_day_before_it_reads_the_mark() -> None:
-    # Pass 0 opens days an outage swallowed; pass 1 locks the pending days and
-    # re-aggregates them in the next statement; pass 2 locks the window's day, then adds.
+    # Pass 0 opens days an outage swallowed; pass 1 locks the pending days, then
+    # re-aggregates one per statement (catch_up_days: 3); pass 2 locks the window's day,
+    # then adds to it.
     kinds = [code(st.sql).split(None, 1)[0] for st in rendered("aggregate-hourly")]
-    assert kinds == ["SET", "SET", "INSERT", "UPDATE", "WITH", "INSERT", "WITH"]
+    assert kinds == ["SET", "INSERT", "UPDATE", *["WITH"] * 3, "INSERT", "WITH"]
 
 
 def test_hourly_rerun_locks_the_windows_day_and_replaces_it_instead_of_adding() -> None:
@@ -148,7 +149,7 @@ def test_hourly_rerun_locks_the_windows_day_and_replaces_it_instead_of_adding() 
         sqltemplates.render(job, source(job), SLOT, rerun=True)
     )
     kinds = [code(st.sql).split(None, 1)[0] for st in statements]
-    assert kinds == ["SET", "SET", "INSERT", "UPDATE", "INSERT", "WITH"]
+    assert kinds == ["SET", "INSERT", "UPDATE", "INSERT", *["WITH"] * 4]
     assert "recomputing" in statements[-2].sql
     assert all("ea.count + EXCLUDED.count" not in st.sql for st in statements)
 
