@@ -11,7 +11,10 @@ data:
           transaction, then rolled back so that every repetition settles the same day.
 
 It prints the median settle/floor ratio (goal <= 3x) and checks that the settled day
-equals a full recompute, late events included. Run from the repo root:
+equals a full recompute, late events included. The settling run reads the day from
+contact_activity_day_idx (sql/migrations/0003) in group order; the floor, on a table that
+holds just this day, reads contact_activity_org_type_contact_idx in group order. Neither
+sorts. Run from the repo root:
 ``.venv/bin/python -m bench.settle``.
 """
 
