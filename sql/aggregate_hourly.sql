@@ -5,24 +5,37 @@ distinct contacts.
 
 The run at slot T rolls up the UTC day D of its window [T-1h, T) (so the 00:00 run
 finishes the previous day). analytics.event_rollup_days records how far D's rows go
-(aggregated_until); the run adds the events in [aggregated_until, T), normally just
-its window plus any hour a failed or missing run left behind, and moves the mark to
-T. Events are added once: replays, duplicates and concurrent runs add nothing, and
-a late run of an earlier slot finds nothing left to add, so it never rolls the day back.
+(aggregated_until); the run adds the events in [aggregated_until, T) and moves the mark
+to T. Events are added once: replays, duplicates and concurrent runs add nothing, and a
+late run of an earlier slot finds nothing left to add, so it never rolls the day back.
 
 Cost follows the new events, not the day's: they are an index-only range scan of
 contact_activity_created_idx, and "already counted today for this org and type" is one
 index-only probe of contact_activity_org_type_contact_idx per new event, bounded to the
 part of the day already rolled up (bench/hourly.py measures it).
 
-Missed windows are re-aggregated by the next successful run, even across days: a day
-whose last hours were never rolled up (its 00:00 run failed), and every day an outage
-swallowed whole since the last day ever rolled up, are finished by pass 1 below before
-the slot's own day. Normally pass 1 finds nothing to do. The very first run does not
-backfill history: days before the first day ever rolled up are left alone.
+Settling. Adding only new events misses an event whose transaction commits after the
+run that covered its created_at (a long transaction, a retried insert). So day D is
+settled by the first run at or after D+1 00:00 + settle_seconds (the job's window; 3600
+by default: the 01:00 run): it re-aggregates D in full from the source and REPLACES D's
+rows (groups that vanished are deleted), then marks the day settled. After that D equals
+the source as it stood at the settling run, late events included.
 
-Assumes contact_activity is append-only and an hour's events are in when its slot
-runs: an event inserted later with a created_at before the mark is not counted.
+Catch-up is bounded. Days an outage swallowed (pass 0 gives them a row), days whose last
+hours were never rolled up, and days due to settle are "pending". Each run re-aggregates
+at most params.catch_up_days of them, oldest first: one statement picks and locks them,
+then one statement per day re-aggregates it with a fresh snapshot. The budget is a count of days, not
+a time read from the clock, so what a run does stays a function of its slot and the
+data; size it so that that many full days fit well inside timeout_seconds (a day of 1M
+events takes seconds: bench/settle.py). Every run makes progress (at least one day while
+any is pending), each day is replaced whole in one statement, so no day is ever
+half-added, and a 30-day gap heals over successive runs. Pending days are recomputed
+before the window's own day is extended; the very first run does not backfill history.
+
+Rerun (rerun = true): the window's day is re-aggregated from the source up to T (or up
+to its mark, when later runs already went further: a rerun never rolls a day back) and
+its rows are replaced. Replaying a rerun, or running two at once (the day's row lock
+queues them and the second re-reads what the first committed), leaves the same rows.
 #}
 -- The planner cannot know how far the day's mark is and overestimates the rows, which
 -- would buy a JIT compilation that costs more than an hour's rows take to process.
@@ -37,14 +50,90 @@ FROM generate_series(
          interval '1 day') AS d
 ON CONFLICT (date) DO NOTHING;
 
-{% for catch_up in [true, false] %}
-{% if catch_up %}
--- Pass 1: lock every unfinished day before the window's day, to finish it.
-UPDATE analytics.event_rollup_days AS d SET date = d.date
-WHERE d.date < ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date
-  AND d.aggregated_until < (d.date + 1)::timestamp;
-{% else %}
--- Pass 2: the window's day, up to the slot.
+-- Pass 1: flag and lock the oldest pending days (unfinished before the window's day, or
+-- due to settle), at most params.catch_up_days of them (at least one).
+UPDATE analytics.event_rollup_days AS d SET recomputing = true
+WHERE d.date IN (
+    SELECT p.date
+    FROM analytics.event_rollup_days AS p
+    WHERE NOT p.settled
+      AND ((p.date < ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date
+            AND p.aggregated_until < (p.date + 1)::timestamp)
+           OR (p.date + 1)::timestamp + {{ settle_seconds }}::int * interval '1 second'
+              <= ({{ slot }}::timestamptz AT TIME ZONE 'UTC'))
+    ORDER BY p.date
+    LIMIT {{ [params.catch_up_days, 1] | max }}::int  -- at least one: every run progresses
+    FOR UPDATE
+);
+{% if rerun %}
+
+-- Rerun: flag and lock the window's day too (after the older days: locks go oldest first).
+INSERT INTO analytics.event_rollup_days AS d (date, aggregated_until, recomputing)
+VALUES (({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date,
+        ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date::timestamp,
+        true)
+ON CONFLICT (date) DO UPDATE SET recomputing = true;
+{% endif %}
+
+{% for _ in range([params.catch_up_days, 1] | max + (1 if rerun else 0)) %}
+-- Re-aggregate the oldest day this transaction flagged (none: nothing happens) from the
+-- source with a fresh snapshot, replace its rows, move its mark (which clears the flag),
+-- and settle it if its settling time has come. Once per day the run may re-aggregate.
+WITH day AS MATERIALIZED (
+    SELECT date,
+           CASE WHEN (date + 1)::timestamp <= ({{ window_end }}::timestamptz AT TIME ZONE 'UTC')
+                THEN (date + 1)::timestamp
+                ELSE greatest(aggregated_until,
+                              ({{ window_end }}::timestamptz AT TIME ZONE 'UTC'))
+           END AS until
+    FROM analytics.event_rollup_days
+    WHERE recomputing
+    ORDER BY date
+    LIMIT 1
+),
+fresh AS (
+    -- One index-only scan of the day in contact_activity_day_idx, already in group order:
+    -- no sort. The day is an equality on the index's first column; the end (a partial
+    -- day only for a rerun) is a filter, so that the planner keeps to that index.
+    SELECT (SELECT date FROM day) AS date, a.organization_id,
+           a.event_type COLLATE "C" AS event_type,
+           count(*) AS events, count(DISTINCT a.contact_id) AS contacts
+    FROM analytics.contact_activity AS a
+    WHERE a.created_at::date = (SELECT date FROM day)
+      AND (a.created_at < (SELECT until FROM day)) IS TRUE
+    GROUP BY a.organization_id, a.event_type COLLATE "C"
+),
+vanished AS (
+    DELETE FROM analytics.event_aggregates AS ea
+    USING day
+    WHERE ea.date = day.date
+      AND ea.channel = 'hourly_rollup'
+      -- NOT IN: one hash of the day's groups (NOT EXISTS became a nested loop here).
+      AND (ea.organization_id, ea.event_type) NOT IN (SELECT f.organization_id, f.event_type
+                                                      FROM fresh AS f)
+),
+mark AS (
+    UPDATE analytics.event_rollup_days AS d
+    SET aggregated_until = day.until,
+        recomputing = false,
+        settled = d.settled
+                  OR (day.until = (d.date + 1)::timestamp
+                      AND (d.date + 1)::timestamp + {{ settle_seconds }}::int * interval '1 second'
+                          <= ({{ slot }}::timestamptz AT TIME ZONE 'UTC'))
+    FROM day
+    WHERE d.date = day.date
+)
+INSERT INTO analytics.event_aggregates AS ea
+    (organization_id, date, event_type, channel, count, unique_count)
+SELECT f.organization_id, f.date, f.event_type, 'hourly_rollup', f.events, f.contacts
+FROM fresh AS f
+ON CONFLICT (organization_id, date, event_type, channel) DO UPDATE
+SET count = EXCLUDED.count,
+    unique_count = EXCLUDED.unique_count
+WHERE (ea.count, ea.unique_count) IS DISTINCT FROM (EXCLUDED.count, EXCLUDED.unique_count);
+{% endfor %}
+{% if not rerun %}
+-- Pass 2: the window's day, up to the slot: add the new events.
 -- Lock the day's row first. Concurrent runs for the day queue here, and the next
 -- statement (READ COMMITTED: a new snapshot) sees what the previous holder committed.
 -- Under REPEATABLE READ the loser gets a serialization failure instead (retried).
@@ -52,25 +141,18 @@ INSERT INTO analytics.event_rollup_days AS d (date, aggregated_until)
 VALUES (({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date,
         ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date::timestamp)
 ON CONFLICT (date) DO UPDATE SET date = d.date;
-{% endif %}
 
 WITH day AS (
-{% if catch_up %}
-    SELECT date, date::timestamp AS day_start, aggregated_until, (date + 1)::timestamp AS until
-    FROM analytics.event_rollup_days
-    WHERE date < ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date
-      AND aggregated_until < (date + 1)::timestamp
-{% else %}
     SELECT date, date::timestamp AS day_start, aggregated_until,
            ({{ window_end }}::timestamptz AT TIME ZONE 'UTC') AS until
     FROM analytics.event_rollup_days
     WHERE date = ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date
-{% endif %}
 ),
 per_group AS (
     -- A contact counts once per (org, type) and day: in the new events it is distinct,
     -- and it must have no event of that type in the part of the day already rolled up.
-    SELECT day.date, a.organization_id, a.event_type, count(*) AS events,
+    SELECT day.date, a.organization_id, a.event_type COLLATE "C" AS event_type,
+           count(*) AS events,
            count(DISTINCT a.contact_id) FILTER (WHERE NOT EXISTS (
                SELECT 1
                FROM analytics.contact_activity AS p
@@ -83,7 +165,7 @@ per_group AS (
     FROM day
     JOIN analytics.contact_activity AS a
       ON a.created_at >= day.aggregated_until AND a.created_at < day.until
-    GROUP BY day.date, a.organization_id, a.event_type
+    GROUP BY day.date, a.organization_id, a.event_type COLLATE "C"
 ),
 progress AS (
     UPDATE analytics.event_rollup_days AS d
@@ -103,4 +185,4 @@ WHERE g.date IN (SELECT date FROM progress)
 ON CONFLICT (organization_id, date, event_type, channel) DO UPDATE
 SET count = ea.count + EXCLUDED.count,
     unique_count = ea.unique_count + EXCLUDED.unique_count;
-{% endfor %}
+{% endif %}

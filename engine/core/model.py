@@ -20,6 +20,7 @@ DEFAULT_VISIBILITY_TIMEOUT = 900  # above the default job timeout: a lease outla
 # attempts (a slot not due yet, a dead letter not written); see engine/runtime/budget.py.
 HANDBACK_ROOM = 3
 MAX_QUEUE_RETRIES = 100  # Cloudflare's cap on a consumer's max_retries
+DEFAULT_SETTLE_SECONDS = 3600  # late events of day D are counted by the run this long after D ends
 
 
 class Plan(StrEnum):
@@ -130,6 +131,9 @@ class Window:
     period: Period
     offset: int = 0
     timezone: str | None = None  # the job's zone: periods are local hours, days, months
+    #: Day D is settled (re-aggregated in full) by the first run at or after
+    #: D+1 00:00 + settle_seconds; templates that keep a day so far read it.
+    settle_seconds: int = DEFAULT_SETTLE_SECONDS
 
     def bounds(self, slot: datetime) -> tuple[datetime, datetime]:
         if self.timezone is None:

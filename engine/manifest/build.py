@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.core.model import (
     DEFAULT_CATCH_UP_SECONDS,
+    DEFAULT_SETTLE_SECONDS,
     DEFAULT_TIMEOUT,
     DEFAULT_VISIBILITY_TIMEOUT,
     Action,
@@ -113,6 +114,7 @@ def _build_job(name: str, j: dict[str, Any]) -> Job:
             period=Period(j["window"]["period"]),
             offset=j["window"].get("offset", 0),
             timezone=zone,
+            settle_seconds=j["window"].get("settle_seconds", DEFAULT_SETTLE_SECONDS),
         ),
         retry=RetryPolicy(
             max_attempts=r.get("max_attempts", 5),

@@ -14,7 +14,13 @@ from typing import Any
 
 from engine.core.describe import type_name
 from engine.core.errors import CronError, Location, ManifestError, ManifestErrors, TemplateError
-from engine.core.model import DEFAULT_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT, Manifest, Plan
+from engine.core.model import (
+    DEFAULT_SETTLE_SECONDS,
+    DEFAULT_TIMEOUT,
+    DEFAULT_VISIBILITY_TIMEOUT,
+    Manifest,
+    Plan,
+)
 from engine.manifest import schema, windows, yamlmarks
 from engine.manifest.build import build
 from engine.schedule import cron, fold, zones
@@ -279,9 +285,10 @@ class _Checker:
             "slot": _SAMPLE_SLOT,
             "window_start": _SAMPLE_SLOT,
             "window_end": _SAMPLE_SLOT,
+            "settle_seconds": DEFAULT_SETTLE_SECONDS,
+            "rerun": False,
             "params": params,
             "job": {"name": "", "type": ""},
-            "rerun": False,
         }
         try:
             sqltemplates.render_source(source, context, name=rel)

@@ -7,10 +7,10 @@ before a time is found by searching back over doubling spans.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
-from engine.core.model import Job
+from engine.core.model import Job, Period
 from engine.core.times import floor_minute
 from engine.schedule import cron, zones
 
@@ -72,3 +72,20 @@ def latest_at_or_before(schedule: Schedule, t: datetime) -> datetime | None:
             return found
         span *= 2
     return None
+
+
+def settles(job: Job) -> bool:
+    """Whether the job keeps a day so far (an hourly window) and so settles each day."""
+    return job.window.period is Period.HOUR
+
+
+def day_settled_by(schedule: Schedule, slot: datetime, settle_seconds: int) -> date | None:
+    """The day D this slot settles: it is the first slot at or after D+1 00:00 +
+    ``settle_seconds``. None when an earlier slot already passed that point."""
+    settle = timedelta(seconds=settle_seconds)
+    next_day = (slot - settle).date()  # D+1: the latest day whose start + settle <= slot
+    threshold = datetime.combine(next_day, time(), slot.tzinfo) + settle
+    previous = latest_at_or_before(schedule, slot - timedelta(minutes=1))
+    if previous is not None and previous >= threshold:
+        return None
+    return next_day - timedelta(days=1)

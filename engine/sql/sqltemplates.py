@@ -29,7 +29,9 @@ from engine.core.model import Job
 from engine.sql import sqlsplit
 
 #: What the runtime provides to every template. Validation rejects anything else.
-RUNTIME_VARIABLES = frozenset({"slot", "window_start", "window_end", "params", "job", "rerun"})
+RUNTIME_VARIABLES = frozenset(
+    {"slot", "window_start", "window_end", "settle_seconds", "rerun", "params", "job"}
+)
 
 
 class SqlIdent(str):
@@ -102,9 +104,10 @@ def context_for(job: Job, slot: datetime, *, rerun: bool = False) -> dict[str, A
         "slot": slot,
         "window_start": start,
         "window_end": end,
+        "settle_seconds": job.window.settle_seconds,
+        "rerun": rerun,
         "params": dict(job.params),
         "job": {"name": job.name, "type": job.type},
-        "rerun": rerun,
     }
 
 

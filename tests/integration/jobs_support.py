@@ -15,6 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
+from devtools.events import EVENT_COLUMNS
 from engine import manifest
 from engine.core.model import Job
 from engine.sql import sqltemplates
@@ -158,17 +159,6 @@ class Event:
             '{"seed": true}',
             self.created_at,
         )
-
-
-EVENT_COLUMNS = (
-    "id",
-    "organization_id",
-    "contact_id",
-    "event_type",
-    "event_source",
-    "event_data",
-    "created_at",
-)
 
 
 async def seed_events(dsn: str, events: Sequence[Event]) -> None:

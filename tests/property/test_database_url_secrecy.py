@@ -64,6 +64,14 @@ DB_COMMANDS = {
     "dead-letters replay": ["dead-letters", "replay", "1", "--run"],
     "dead-letters purge": ["dead-letters", "purge", "--before", "2026-10-31T00:00:00Z"],
     "prune": ["prune", "--older-than", "30"],
+    "backfill": [
+        "backfill",
+        "probe",
+        "--from",
+        "2026-10-31T00:00:00Z",
+        "--to",
+        "2026-10-31T02:00:00Z",
+    ],
 }
 #: The commands that never read it.
 OTHER_COMMANDS = {"validate", "generate", "check", "schedule", "cron", "render"}

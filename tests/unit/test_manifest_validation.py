@@ -165,7 +165,8 @@ def test_template_using_a_variable_the_runtime_lacks_is_reported(tmp_path: Path)
     bad = {"hourly.sql": TEMPLATE, "nightly.sql": "SELECT {{ now }};\n"}
     assert problems(tmp_path, BASE, bad) == [
         "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/nightly.sql' uses undefined variable "
-        "'now' (the runtime provides job, params, rerun, slot, window_end, window_start); "
+        "'now' (the runtime provides job, params, rerun, settle_seconds, slot, window_end, "
+        "window_start); "
         "use only the runtime's variables",
     ]
 

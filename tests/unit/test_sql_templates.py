@@ -61,13 +61,16 @@ def test_rendered_statements_carry_values_only_as_bind_parameters(name: str) -> 
     for st in rendered(name):
         numbers = sorted({int(n) for n in re.findall(r"\$(\d+)", st.sql)})
         assert numbers == list(range(1, len(st.args) + 1))
-        assert all(isinstance(a, datetime) and a.tzinfo is not None for a in st.args)
+        # times as aware datetimes, settle_seconds as an int
+        assert all(
+            (isinstance(a, datetime) and a.tzinfo is not None) or type(a) is int for a in st.args
+        )
         # no literal date or time from the slot made it into the text
         assert not re.search(r"\b20\d\d-\d\d-\d\d\b|\b\d\d:\d\d\b", st.sql), st.sql
         # an aware datetime must not meet a bare timestamp parameter (asyncpg rejects it)
-        assert all(
-            st.sql[m.end() :].startswith("::timestamptz") for m in re.finditer(r"\$\d+", st.sql)
-        ), st.sql
+        for m in re.finditer(r"\$(\d+)", st.sql):
+            cast = "::int" if type(st.args[int(m[1]) - 1]) is int else "::timestamptz"
+            assert st.sql[m.end() :].startswith(cast), st.sql
 
 
 @pytest.mark.parametrize(
@@ -76,7 +79,8 @@ def test_rendered_statements_carry_values_only_as_bind_parameters(name: str) -> 
         (
             "aggregate-hourly",
             datetime(2026, 10, 31, 0, tzinfo=UTC),
-            {datetime(2026, 10, 30, 23, tzinfo=UTC), datetime(2026, 10, 31, tzinfo=UTC)},
+            # the window and the slot, window.settle_seconds and params.catch_up_days
+            {datetime(2026, 10, 30, 23, tzinfo=UTC), datetime(2026, 10, 31, tzinfo=UTC), 3600, 3},
         ),
         (
             "generate-daily-reports",
@@ -133,10 +137,22 @@ def test_warmup_query_selects_organization_and_domain() -> None:
 
 
 def test_hourly_template_locks_each_day_before_it_reads_the_mark() -> None:
-    # Pass 0 opens days an outage swallowed, pass 1 locks unfinished earlier days, pass 2
-    # the window's day.
+    # Pass 0 opens days an outage swallowed; pass 1 locks the pending days, then
+    # re-aggregates one per statement (catch_up_days: 3); pass 2 locks the window's day,
+    # then adds to it.
     kinds = [code(st.sql).split(None, 1)[0] for st in rendered("aggregate-hourly")]
-    assert kinds == ["SET", "INSERT", "UPDATE", "WITH", "INSERT", "WITH"]
+    assert kinds == ["SET", "INSERT", "UPDATE", *["WITH"] * 3, "INSERT", "WITH"]
+
+
+def test_hourly_rerun_locks_the_windows_day_and_replaces_it_instead_of_adding() -> None:
+    job = JOBS["aggregate-hourly"]
+    statements = sqltemplates.split_statements(
+        sqltemplates.render(job, source(job), SLOT, rerun=True)
+    )
+    kinds = [code(st.sql).split(None, 1)[0] for st in statements]
+    assert kinds == ["SET", "INSERT", "UPDATE", "INSERT", *["WITH"] * 4]
+    assert "recomputing" in statements[-2].sql
+    assert all("ea.count + EXCLUDED.count" not in st.sql for st in statements)
 
 
 def test_parameter_value_like_an_injection_renders_as_a_bind_parameter() -> None:

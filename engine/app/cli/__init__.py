@@ -8,11 +8,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.app.cli import accounting_cmds, build_cmds, ops_cmds, queue_cmds, run_cmds
+from engine.app.cli import (
+    accounting_cmds,
+    backfill_cmds,
+    build_cmds,
+    ops_cmds,
+    queue_cmds,
+    run_cmds,
+)
 from engine.app.cli.args import BAD_INPUT, FAILED
 from engine.core.errors import CronwrightError, ManifestErrors
 
-GROUPS = (build_cmds, run_cmds, accounting_cmds, queue_cmds, ops_cmds)
+GROUPS = (build_cmds, run_cmds, accounting_cmds, queue_cmds, ops_cmds, backfill_cmds)
 
 
 DESCRIPTION = "Recurring jobs from one jobs.yaml: Cloudflare cron config and a replay-safe runtime."

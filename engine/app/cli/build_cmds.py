@@ -47,7 +47,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     from engine.codegen import generate
-    from engine.schedule import fold
+    from engine.schedule import fold, slots
     from engine.schedule.slots import cron_schedule
 
     m = load(args)
@@ -64,12 +64,17 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         print(f"  cron     {job.cron}")
         print(f"  zone     {job.timezone or 'UTC'}")
         print(f"  trigger  {assigned.get(job.type) or generate.trigger_of(job)}")
+        settle = job.window.settle_seconds if slots.settles(job) else None
+        if settle is not None:
+            print(f"  settles  day D at its first run at or after D+1 00:00 + {settle}s")
         t = at
         for _ in range(args.next):
             nxt = schedule.next_after(t)
             if nxt is None:
                 break
-            print(f"  next     {nxt.strftime('%Y-%m-%dT%H:%MZ %a')}")
+            day = slots.day_settled_by(schedule, nxt, settle) if settle is not None else None
+            note = f"  settles {day.isoformat()}" if day else ""
+            print(f"  next     {nxt.strftime('%Y-%m-%dT%H:%MZ %a')}{note}")
             t = nxt
     figures = fold.stats(folded, [j for j in m.jobs if not j.paused])
     state = "folded" if folded.folded else "one per schedule"
