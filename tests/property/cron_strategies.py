@@ -51,7 +51,11 @@ def a_cron(draw: st.DrawFn) -> tuple[str, bool]:
 @st.composite
 def a_job(draw: st.DrawFn) -> dict[str, Any]:
     text, both = draw(a_cron())
-    job: dict[str, Any] = {"cron": text, "sql": "sql/job.sql", "window": {"period": "hour", "offset": -1}}
+    job: dict[str, Any] = {
+        "cron": text,
+        "sql": "sql/job.sql",
+        "window": {"period": "hour", "offset": -1},
+    }
     if both:
         job["allow_both_day_fields"] = True
     if draw(st.booleans()):
