@@ -26,12 +26,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from engine.adapters import cfqueue
+from engine.app import lastdelivery
 from engine.core.errors import CronwrightError, JobFailed
 from engine.core.model import Consumer
-from engine.runtime import ledger, messages, shield
+from engine.runtime import messages, shield
 from engine.runtime.budget import Budget
 from engine.runtime.executor import Clock
-from engine.runtime.ledger import DeadLetter, DeadLetterSink, Failure
+from engine.runtime.ledger import DeadLetterSink
 from engine.runtime.messages import Body
 from engine.runtime.outcome import STATUSES, Outcome
 
@@ -215,60 +216,19 @@ class PullConsumer:
         return _Done(m, math.ceil(outcome.delay_seconds or 0))
 
     async def _last_delivery(self, m: cfqueue.Pulled, outcome: Outcome) -> bool:
-        """Handed back now, Cloudflare would move the message to its DLQ with no row in
-        ``cronwright.dead_letters``: dead-letter it ourselves first. True when written."""
+        """Dead-letter a last delivery ourselves (:mod:`engine.app.lastdelivery`); True
+        when written."""
         assert self._budget is not None
         if self._dead_letters is None:
             return False
-        letter = DeadLetter(
-            job=outcome.job,
-            type=outcome.type,
-            slot=outcome.slot,
-            message_id=m.id,
-            body=messages.body_text(m.body),
-            reason=f"delivery {m.attempts} of the {self._budget.deliveries} the queue allows"
-            f" ended in a retry ({outcome.reason})",
-            error_class=outcome.error_class or "delivery_limit",
-            attempts=outcome.attempt,
-            created_at=self._clock(),
+        return await lastdelivery.dead_letter(
+            m,
+            outcome,
+            budget=self._budget,
+            sink=self._dead_letters,
+            clock=self._clock,
+            write_timeout=self._write_timeout,
         )
-        try:
-            await shield.finish(self._dead_letters.put(letter), self._write_timeout)
-        except JobFailed as err:
-            log.error(
-                "message %s is on its last delivery and its dead letter was not written: %s",
-                m.id,
-                err,
-            )
-            return False
-        if outcome.job is not None and outcome.slot is not None:
-            await self._mark_dead_lettered(m, outcome, letter)
-        return True
-
-    async def _mark_dead_lettered(
-        self, m: cfqueue.Pulled, outcome: Outcome, letter: DeadLetter
-    ) -> None:
-        """The slot's ledger row says what became of it (diagnostics: losing it changes
-        nothing about the message)."""
-        assert self._budget is not None and outcome.job is not None and outcome.slot
-        failure = Failure(
-            job=outcome.job,
-            slot=outcome.slot,
-            status="dead_lettered",
-            attempt=outcome.attempt,
-            message_id=m.id,
-            started_at=letter.created_at,
-            finished_at=letter.created_at,
-            duration_ms=outcome.duration_ms,
-            error_class=letter.error_class,
-            error=letter.reason,
-        )
-        try:
-            await shield.finish(
-                ledger.record_failure(self._budget.db, failure), self._write_timeout
-            )
-        except JobFailed as err:
-            log.warning("dead letter of %s not marked in the ledger: %s", m.id, err)
 
     async def _ack(self, done: list[_Done], tally: Tally) -> None:
         acks = [d.message.lease_id for d in done if d.delay is None]

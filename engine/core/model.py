@@ -1,26 +1,65 @@
-"""The manifest as frozen, keyword-only dataclasses. No I/O here."""
+"""The manifest as frozen, keyword-only dataclasses. No I/O here. The job-level ones live
+in engine/core/job.py and engine/core/window.py and are re-exported from here."""
 
 from __future__ import annotations
 
-import calendar
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from engine.core.errors import ConfigError, MessageError
+from engine.core.job import (
+    DEFAULT_CATCH_UP_SECONDS,
+    DEFAULT_TIMEOUT,
+    Action,
+    CatchUp,
+    CatchUpPolicy,
+    Dst,
+    Gap,
+    Job,
+    Overlap,
+    Repeat,
+    RetryPolicy,
+)
+from engine.core.window import DEFAULT_SETTLE_SECONDS, Period, Window
 
-DEFAULT_TIMEOUT = 300
+__all__ = [
+    "DEFAULT_CATCH_UP_SECONDS",
+    "DEFAULT_SETTLE_SECONDS",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_VISIBILITY_TIMEOUT",
+    "HANDBACK_ROOM",
+    "MAX_QUEUE_RETRIES",
+    "Action",
+    "Bucket",
+    "CatchUp",
+    "CatchUpPolicy",
+    "Consumer",
+    "ConsumerType",
+    "Dataset",
+    "Dst",
+    "Environment",
+    "Gap",
+    "Job",
+    "Manifest",
+    "Overlap",
+    "Period",
+    "Plan",
+    "Queue",
+    "Repeat",
+    "Retention",
+    "RetryPolicy",
+    "Window",
+    "Worker",
+]
+
 DEFAULT_VISIBILITY_TIMEOUT = 900  # above the default job timeout: a lease outlasts a run
 # Deliveries the queue allows beyond every job's attempts, for hand-backs that are not job
 # attempts (a slot not due yet, a dead letter not written); see engine/runtime/budget.py.
 HANDBACK_ROOM = 3
 MAX_QUEUE_RETRIES = 100  # Cloudflare's cap on a consumer's max_retries
-DEFAULT_SETTLE_SECONDS = 3600  # late events of day D are counted by the run this long after D ends
 
 
 class Plan(StrEnum):
@@ -33,61 +72,6 @@ class Plan(StrEnum):
         return 5 if self is Plan.FREE else 250
 
 
-class Overlap(StrEnum):
-    """May two runs of one job overlap? (Kubernetes CronJob ``concurrencyPolicy``)."""
-
-    FORBID = "forbid"
-    ALLOW = "allow"
-
-
-class Period(StrEnum):
-    HOUR = "hour"
-    DAY = "day"
-    WEEK = "week"  # ISO weeks: Monday 00:00 UTC
-    MONTH = "month"
-
-
-class CatchUpPolicy(StrEnum):
-    """Which missing slots the reconciler enqueues (within the catch-up window)."""
-
-    ALL = "all"
-    LATEST = "latest"
-    NONE = "none"
-
-
-DEFAULT_CATCH_UP_SECONDS = 86_400
-
-
-@dataclass(frozen=True, kw_only=True)
-class CatchUp:
-    """Only slots due within the last ``within_seconds`` are ever caught up."""
-
-    policy: CatchUpPolicy = CatchUpPolicy.ALL
-    within_seconds: int = DEFAULT_CATCH_UP_SECONDS
-
-
-class Gap(StrEnum):
-    """A local time that does not exist (spring forward): run at the first minute after
-    the gap, once (``shift``), or not at all (``skip``)."""
-
-    SHIFT = "shift"
-    SKIP = "skip"
-
-
-class Repeat(StrEnum):
-    """A local time that occurs twice (fall back): run at the ``first`` occurrence only,
-    or at ``both``."""
-
-    FIRST = "first"
-    BOTH = "both"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Dst:
-    gap: Gap = Gap.SHIFT
-    overlap: Repeat = Repeat.FIRST
-
-
 class ConsumerType(StrEnum):
     HTTP_PULL = "http_pull"
     WORKER = "worker"
@@ -95,118 +79,6 @@ class ConsumerType(StrEnum):
 
 def _by_name(job: Job) -> str:
     return job.name
-
-
-def _floor(t: datetime, period: Period) -> datetime:
-    t = t.replace(second=0, microsecond=0)
-    if period is Period.HOUR:
-        return t.replace(minute=0)
-    if period is Period.DAY:
-        return t.replace(minute=0, hour=0)
-    if period is Period.WEEK:
-        return t.replace(minute=0, hour=0) - timedelta(days=t.weekday())
-    return t.replace(minute=0, hour=0, day=1)
-
-
-def _shift(t: datetime, period: Period, n: int) -> datetime:
-    if period is Period.HOUR:
-        return t + timedelta(hours=n)
-    if period is Period.DAY:
-        return t + timedelta(days=n)
-    if period is Period.WEEK:
-        return t + timedelta(weeks=n)
-    months = t.year * 12 + (t.month - 1) + n
-    year, month = divmod(months, 12)
-    day = min(t.day, calendar.monthrange(year, month + 1)[1])
-    return t.replace(year=year, month=month + 1, day=day)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Window:
-    """The data a run covers: the calendar ``period`` containing the slot, moved by
-    ``offset`` periods. ``hour, -1`` at 10:00 is [09:00, 10:00); ``week, -1`` is the
-    previous ISO week (from Monday 00:00); ``month, -1`` on 1 March is February. A
-    function of the slot only, never of the clock."""
-
-    period: Period
-    offset: int = 0
-    timezone: str | None = None  # the job's zone: periods are local hours, days, months
-    #: Day D is settled (re-aggregated in full) by the first run at or after
-    #: D+1 00:00 + settle_seconds; templates that keep a day so far read it.
-    settle_seconds: int = DEFAULT_SETTLE_SECONDS
-
-    def bounds(self, slot: datetime) -> tuple[datetime, datetime]:
-        if self.timezone is None:
-            start = _shift(_floor(slot, self.period), self.period, self.offset)
-            return start, _shift(start, self.period, 1)
-        zone = ZoneInfo(self.timezone)
-        local = slot.astimezone(zone)
-        if self.period is Period.HOUR:  # hours are absolute: an hour that repeats is two
-            start = _floor(local, self.period).astimezone(slot.tzinfo)
-            return start + timedelta(hours=self.offset), start + timedelta(hours=self.offset + 1)
-        # Days and months are calendar periods: each bound is the first instant whose local
-        # time reaches that midnight (a midnight inside a gap starts when the gap ends).
-        wall = _shift(_floor(local.replace(tzinfo=None), self.period), self.period, self.offset)
-        end = _shift(wall, self.period, 1)
-        return _instant(wall, zone, slot), _instant(end, zone, slot)
-
-
-def _instant(wall: datetime, zone: ZoneInfo, like: datetime) -> datetime:
-    return wall.replace(tzinfo=zone, fold=0).astimezone(like.tzinfo)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """Airflow's ``retries`` / ``retry_delay`` / ``retry_exponential_backoff`` /
-    ``max_retry_delay``, with attempts counted from 1 like Cloudflare's
-    ``message.attempts``."""
-
-    max_attempts: int = 5
-    initial_delay_seconds: int = 30
-    max_delay_seconds: int = 900
-    exponential: bool = True
-    jitter: bool = True
-
-    @property
-    def max_retries(self) -> int:
-        return self.max_attempts - 1
-
-
-@dataclass(frozen=True, kw_only=True)
-class Action:
-    """A built-in action in place of a SQL statement. ``sql`` selects its input rows."""
-
-    name: str
-    sql: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Job:
-    name: str
-    type: str
-    cron: str
-    sql: str | None = None
-    action: Action | None = None
-    window: Window
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeout_seconds: int = DEFAULT_TIMEOUT
-    overlap: Overlap = Overlap.FORBID
-    paused: bool = False
-    catch_up: CatchUp = field(default_factory=CatchUp)
-    allow_both_day_fields: bool = False
-    allow_open_window: bool = False  # a window that ends after the slot (slot-only templates)
-    timezone: str | None = None  # IANA name: the cron is read in this zone; None is UTC
-    dst: Dst = field(default_factory=Dst)
-    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    description: str = ""
-
-    @property
-    def template(self) -> str:
-        """The SQL template file this job renders (its statement or its action's query)."""
-        if self.action is not None:
-            return self.action.sql
-        assert self.sql is not None
-        return self.sql
 
 
 @dataclass(frozen=True, kw_only=True)
