@@ -12,7 +12,6 @@ the backfill between slots: a slot is either done or not started.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -20,10 +19,10 @@ from datetime import datetime
 from typing import Any
 
 from engine.app import wiring
-from engine.core.errors import ConfigError
 from engine.core.model import Job, Manifest, Overlap
 from engine.core.times import iso
 from engine.runtime import pauses
+from engine.runtime.executor import Executor
 from engine.runtime.ledger import Db
 from engine.runtime.metrics import MetricsSink
 from engine.runtime.outcome import Outcome
@@ -102,22 +101,14 @@ async def plan(db: Db, jobs: Sequence[Job], start: datetime, end: datetime) -> l
 RunSlot = Callable[[Job, datetime], Awaitable[Outcome]]
 
 
-def executor_runner(executor: Any, *, rerun: bool) -> RunSlot:
-    """``executor.run_until_done`` for one slot, asking for a rerun when wanted. An executor
-    without rerun support cannot recompute a succeeded slot: that is a configuration error."""
-    accepts_rerun = "rerun" in inspect.signature(executor.run_until_done).parameters
-    if rerun and not accepts_rerun:
-        raise ConfigError(
-            "this executor cannot rerun a slot",
-            hint="backfill without --rerun, or upgrade cronwright to a build with run --rerun",
-        )
+def executor_runner(executor: Executor, *, rerun: bool) -> RunSlot:
+    """``executor.run_until_done`` for one slot; with ``rerun`` each slot is recomputed
+    from the source as a new rerun request."""
 
     async def run(job: Job, slot: datetime) -> Outcome:
-        kwargs: dict[str, Any] = {"message_id": f"backfill-{iso(slot)}"}
-        if accepts_rerun:
-            kwargs["rerun"] = rerun
-        outcome: Outcome = await executor.run_until_done(job, slot, **kwargs)
-        return outcome
+        return await executor.run_until_done(
+            job, slot, message_id=f"backfill-{iso(slot)}", rerun=rerun
+        )
 
     return run
 
