@@ -129,6 +129,11 @@ def test_dead_letters_commands_and_prune(
         "integrity_constraint_violation",
         None,
     )
+    # The server's DETAIL quotes the failing row: shown only with --verbose.
+    assert letter["reason"].endswith("(DETAIL hidden; --verbose shows it)")
+    assert "Failing row contains" not in letter["reason"]
+    verbose = cli(project, capsys, "dead-letters", "list", "--json", "--verbose")[1]
+    assert "Failing row contains" in json.loads(verbose)["reason"]
     assert cli(project, capsys, "dead-letters", "replay") == (
         2,
         "",

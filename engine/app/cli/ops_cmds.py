@@ -70,10 +70,12 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
 def cmd_dead_letters_list(args: argparse.Namespace) -> int:
     import asyncio
 
-    from engine.app import operator
+    from engine.app import operator, wiring
 
     job = load(args).find_job(args.job).name if args.job else None
     rows = asyncio.run(operator.list_dead_letters(job=job, since=args.since))
+    if not args.verbose:  # the server's DETAIL may quote row values
+        rows = [{**r, "reason": wiring.without_detail(str(r["reason"]))} for r in rows]
     if args.json:
         for r in rows:
             print(json.dumps({k: _cell(v) if isinstance(v, datetime) else v for k, v in r.items()}))
@@ -168,6 +170,9 @@ def register(sub: Any) -> None:
     p.add_argument("--job", help="only this job (name or type)")
     p.add_argument("--since", type=parse_time, help="only those created at or after this time")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--verbose", action="store_true", help="show the server's DETAIL, which may quote rows"
+    )
     p.set_defaults(func=cmd_dead_letters_list)
 
     p = dl.add_parser(
