@@ -149,14 +149,6 @@ class Tx:
         self._conn = conn
         self._secrets = secrets
         self.timeout = timeout
-        self._at_commit: list[str] = []
-
-    def at_commit(self, sql: str) -> None:
-        """Queue ``sql`` (no bind parameters) to go with the COMMIT, in one round trip."""
-        self._at_commit.append(sql)
-
-    def commit_sql(self) -> str:
-        return ";\n".join([*self._at_commit, "COMMIT"])
 
     async def execute(self, sql: str, *args: Any, timeout: float | None = None) -> int:
         """Run one statement; return the rows it affected."""
@@ -260,21 +252,15 @@ class Database:
             # which the ledger absorbs (a redelivery finds the slot succeeded: duplicate).
             with translated(secrets):
                 await conn.execute("BEGIN", timeout=self._call_timeout)
-            tx = Tx(conn, secrets, self._call_timeout)
             try:
-                yield tx
+                yield Tx(conn, secrets, self._call_timeout)
             except BaseException:
-                await self._rollback(conn)
+                await self._quietly(
+                    "rollback", lambda: conn.execute("ROLLBACK", timeout=self._call_timeout)
+                )
                 raise
-            try:
-                # The statements queued with at_commit and the COMMIT, one simple query:
-                # if one fails, the rest (the COMMIT too) are skipped, so roll back.
-                with translated(secrets):
-                    status = await conn.execute(tx.commit_sql(), timeout=self._call_timeout)
-            except BaseException:
-                if not conn.is_closed() and conn.is_in_transaction():
-                    await self._rollback(conn)
-                raise
+            with translated(secrets):
+                status = await conn.execute("COMMIT", timeout=self._call_timeout)
             if status != "COMMIT":
                 # Postgres answers COMMIT of an aborted transaction with ROLLBACK, no error.
                 raise DatabaseError(
@@ -291,11 +277,6 @@ class Database:
             raise
         with translated(secrets):
             await self._pool.release(conn, timeout=self._acquire_timeout)
-
-    async def _rollback(self, conn: Any) -> None:
-        await self._quietly(
-            "rollback", lambda: conn.execute("ROLLBACK", timeout=self._call_timeout)
-        )
 
     async def _quietly(self, what: str, cleanup: Callable[[], Awaitable[object]]) -> None:
         try:

@@ -21,7 +21,6 @@ from uuid import UUID
 from engine.adapters.pg import Database
 from engine.runtime.dispatch import Slot
 from engine.runtime.ledger import Tx
-from engine.sql.literals import literal
 
 Clock = Callable[[], datetime]
 CHANNEL = "cronwright_queue"
@@ -45,7 +44,6 @@ WHERE q.id = c.id
 RETURNING q.id, q.body, q.attempts, q.lease_id
 """
 _ACK = "DELETE FROM cronwright.queue WHERE id = $1 AND lease_id = $2"
-_ACK_LITERAL = "DELETE FROM cronwright.queue WHERE id = {id} AND lease_id = {lease}"
 # A retry that is not a failure of the job (a hand-back) gives its attempt back.
 _RETRY = """
 UPDATE cronwright.queue
@@ -159,12 +157,10 @@ class PgQueue:
         return [Delivery(r["id"], r["body"], r["attempts"], r["lease_id"]) for r in rows]
 
     def ack_in(self, delivery: Delivery) -> Callable[[Tx], Awaitable[None]]:
-        """The ack as a step of another transaction (the job's), sent with its COMMIT."""
+        """The ack as a step of another transaction (the job's)."""
 
         async def ack(tx: Tx) -> None:
-            tx.at_commit(
-                _ACK_LITERAL.format(id=literal(delivery.id), lease=literal(delivery.lease_id))
-            )
+            await tx.execute(_ACK, delivery.id, delivery.lease_id)
 
         return ack
 

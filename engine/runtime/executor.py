@@ -258,7 +258,7 @@ class Executor:
                     timeout = await deadline.bound_statement(tx)
                     selected = await tx.fetch(st.sql, *st.args, timeout=timeout)
                 rows = await deadline.bound(lambda: action(selected, slot))
-            ledger.succeed(  # sent with the COMMIT, like the queue's ack
+            await ledger.succeed(
                 tx,
                 job=job.name,
                 slot=slot,
@@ -266,7 +266,7 @@ class Executor:
                 duration_ms=(time.perf_counter() - t0) * 1000,
                 finished_at=self._clock(),
             )
-            if in_tx is not None:
+            if in_tx is not None:  # last, so it holds its row locks only until COMMIT
                 await in_tx(tx)
         return rows
 

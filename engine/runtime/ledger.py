@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from engine.sql.literals import literal
-
 
 class Tx(Protocol):
     """One transaction (``engine.adapters.pg.Tx``)."""
@@ -32,11 +30,6 @@ class Tx(Protocol):
     async def fetchrow(
         self, sql: str, *args: Any, timeout: float | None = None
     ) -> dict[str, Any] | None: ...
-
-    def at_commit(self, sql: str) -> None:
-        """Send ``sql`` (no bind parameters) in the same round trip as this
-        transaction's COMMIT, after the ones queued before it. If it fails, nothing
-        commits: the transaction raises like a failed COMMIT."""
 
 
 class Db(Protocol):
@@ -95,18 +88,17 @@ _CLAIM_UNLOCKED = _CLAIM.format(lock="NULL::text")
 _HISTORY_COLUMNS = """run_id, job, slot, status, attempt, rows, duration_ms, error_class, error,
     message_id, rerun_id, started_at, finished_at"""
 
-# The success and its history row, in the job's transaction, sent with its COMMIT
-# (so as literals: see engine.sql.literals).
+# The success and its history row, in the job's transaction.
 _SUCCEED = f"""
 WITH done AS (
     UPDATE cronwright.runs
-    SET status = 'succeeded', rows = {{rows}}, duration_ms = {{duration_ms}},
-        finished_at = {{finished_at}}
-    WHERE job = {{job}} AND slot = {{slot}}
+    SET status = 'succeeded', rows = $3, duration_ms = $4, finished_at = $5
+    WHERE job = $1 AND slot = $2
     RETURNING {_HISTORY_COLUMNS}
 )
 INSERT INTO cronwright.run_history ({_HISTORY_COLUMNS})
-SELECT {_HISTORY_COLUMNS} FROM done"""
+SELECT {_HISTORY_COLUMNS} FROM done
+"""
 
 # The failed attempt always goes into the history; it becomes the current run unless
 # the slot already succeeded (a failed rerun leaves the earlier success current).
@@ -190,18 +182,10 @@ async def claim(
     return Claim(run_id=int(row["run_id"]), paused=row["status"] == "paused")
 
 
-def succeed(
+async def succeed(
     tx: Tx, *, job: str, slot: datetime, rows: int, duration_ms: float, finished_at: datetime
 ) -> None:
-    """Mark the claimed slot succeeded when ``tx`` commits: no round trip of its own."""
-    values = {
-        "job": job,
-        "slot": slot,
-        "rows": rows,
-        "duration_ms": duration_ms,
-        "finished_at": finished_at,
-    }
-    tx.at_commit(_SUCCEED.format(**{k: literal(v) for k, v in values.items()}))
+    await tx.execute(_SUCCEED, job, slot, rows, duration_ms, finished_at)
 
 
 @dataclass(frozen=True, kw_only=True)
