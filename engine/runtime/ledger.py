@@ -191,8 +191,9 @@ async def claim(
 class Ack:
     """A queue's acknowledgement of the delivery, to commit with the slot's final ledger
     row: one DELETE or UPDATE without WITH or RETURNING, its parameters ``$1``..``$n``
-    being ``args``. It runs as a CTE of the success (no round trip of its own), or on
-    its own for a duplicate or paused slot."""
+    being ``args`` (renumbered after the ledger's own, so no other ``$`` in ``sql``).
+    It runs as a CTE of the success (no round trip of its own), or on its own for a
+    duplicate or paused slot."""
 
     sql: str
     args: tuple[Any, ...]
