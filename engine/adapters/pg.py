@@ -244,7 +244,10 @@ class Database:
         """Commit when the block exits normally, roll back when it raises."""
         secrets = self.options.secrets
         with translated(secrets):
-            conn = await self._pool.acquire(timeout=self._acquire_timeout)
+            # asyncio.timeout, not acquire(timeout=): that one runs the wait as a task of
+            # its own, a cost on every transaction.
+            async with asyncio.timeout(self._acquire_timeout):
+                conn = await self._pool.acquire()
         try:
             # BEGIN, COMMIT and ROLLBACK are bounded like every statement (asyncpg's own
             # timeout, no extra task): a network partition during COMMIT must not hang

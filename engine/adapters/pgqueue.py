@@ -12,7 +12,7 @@ ledger row and the ack commit together. Every time here comes from the injected 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from uuid import UUID
 
 from engine.adapters.pg import Database
 from engine.runtime.dispatch import Slot
-from engine.runtime.ledger import Tx
+from engine.runtime.ledger import Ack, Tx
 
 Clock = Callable[[], datetime]
 CHANNEL = "cronwright_queue"
@@ -156,13 +156,9 @@ class PgQueue:
         )
         return [Delivery(r["id"], r["body"], r["attempts"], r["lease_id"]) for r in rows]
 
-    def ack_in(self, delivery: Delivery) -> Callable[[Tx], Awaitable[None]]:
+    def ack_in(self, delivery: Delivery) -> Ack:
         """The ack as a step of another transaction (the job's)."""
-
-        async def ack(tx: Tx) -> None:
-            await tx.execute(_ACK, delivery.id, delivery.lease_id)
-
-        return ack
+        return Ack(_ACK, (delivery.id, delivery.lease_id))
 
     async def ack(self, delivery: Delivery) -> None:
         await self._db.fetch_one_statement(_ACK, delivery.id, delivery.lease_id)

@@ -26,12 +26,13 @@ from engine.adapters.pgqueue import Delivery, PgQueue
 from engine.core.errors import CronwrightError, JobFailed
 from engine.runtime import shield
 from engine.runtime.executor import Executor
-from engine.runtime.ledger import Tx
 from engine.runtime.outcome import STATUSES
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+# The outcomes whose transaction committed the ack with the ledger row.
+_ACKED_IN_TX = frozenset({"succeeded", "duplicate", "paused"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,16 +169,9 @@ class LocalConsumer:
             await asyncio.wait_for(self._wake.wait(), self._settings.idle_seconds)
 
     async def _one(self, d: Delivery) -> None:
-        acked = False
-
-        async def ack(tx: Tx) -> None:
-            nonlocal acked
-            await self._queue.ack_in(d)(tx)
-            acked = True
-
         try:
             outcome = await self._executor.handle(
-                d.body, message_id=d.message_id, attempt=d.attempts, in_tx=ack
+                d.body, message_id=d.message_id, attempt=d.attempts, ack=self._queue.ack_in(d)
             )
         except CronwrightError as err:
             log.error("message %s not handled: %s; handing it back", d.message_id, err)
@@ -190,7 +184,7 @@ class LocalConsumer:
         if outcome.status == "retry":
             delay = outcome.delay_seconds or 0.0
             await self._settle(self._queue.retry(d, delay, handback=outcome.handback))
-        elif not acked:  # dead_lettered (its letter is written), or no transaction ran
+        elif outcome.status not in _ACKED_IN_TX:  # dead_lettered: its letter is written
             await self._settle(self._queue.ack(d))
 
     async def _settle(self, write: Awaitable[None]) -> None:

@@ -31,7 +31,7 @@ from engine.core.times import iso
 from engine.runtime import ledger, messages, retry
 from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, Deadline, Monotonic
 from engine.runtime.failures import Failures
-from engine.runtime.ledger import Db, DeadLetterSink, Failure, Tx
+from engine.runtime.ledger import Ack, Db, DeadLetterSink, Failure
 from engine.runtime.metrics import MetricRecord, MetricsSink
 from engine.runtime.outcome import Outcome
 from engine.schedule.slots import Schedule, ScheduleFor, cron_schedule
@@ -40,10 +40,6 @@ from engine.sql import sqltemplates
 Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
-#: The last step of the job's transaction when the slot's outcome is final without a
-#: failure (succeeded, duplicate, paused): a queue's ack, so that the effect, the ledger
-#: row and the ack commit together or not at all.
-InTx = Callable[[Tx], Awaitable[None]]
 
 
 def _error_class(err: Exception) -> str:
@@ -95,10 +91,12 @@ class Executor:
         return self._schedules[job.name]
 
     async def handle(
-        self, body: messages.Body, *, message_id: str, attempt: int, in_tx: InTx | None = None
+        self, body: messages.Body, *, message_id: str, attempt: int, ack: Ack | None = None
     ) -> Outcome:
-        """One delivery of a queue message; ``attempt`` counts from 1. ``in_tx`` runs in
-        the job's transaction when the outcome is succeeded, duplicate or paused."""
+        """One delivery of a queue message; ``attempt`` counts from 1. ``ack`` (the
+        queue's) runs in the job's transaction when the outcome is succeeded, duplicate or
+        paused, so that the effect, the ledger row and the ack commit together or not at
+        all; it runs with the success, in one statement."""
         started = time.perf_counter()
         try:
             msg = messages.parse(
@@ -122,7 +120,7 @@ class Executor:
             outcome = await self._failures.poison(body, err, message_id=message_id, attempt=attempt)
         else:
             outcome = await self._attempt(
-                msg.job, msg.slot, attempt, message_id, body, rerun=msg.rerun, in_tx=in_tx
+                msg.job, msg.slot, attempt, message_id, body, rerun=msg.rerun, ack=ack
             )
         return self._emit(outcome, message_id, started)
 
@@ -182,13 +180,13 @@ class Executor:
         body: messages.Body,
         *,
         rerun: str | None = None,
-        in_tx: InTx | None = None,
+        ack: Ack | None = None,
     ) -> Outcome:
         base = Outcome(status="succeeded", job=job.name, type=job.type, slot=slot, attempt=attempt)
         started_at = self._clock()
         t0 = time.perf_counter()
         try:
-            rows = await self._run(job, slot, attempt, message_id, started_at, rerun, in_tx)
+            rows = await self._run(job, slot, attempt, message_id, started_at, rerun, ack)
         except (JobFailed, TemplateError, ConfigError) as err:
             # A template that fails to render or an action that is not configured will
             # not get better by retrying: dead-letter with the reason.
@@ -220,7 +218,7 @@ class Executor:
         message_id: str,
         started_at: datetime,
         rerun: str | None,
-        in_tx: InTx | None = None,
+        ack: Ack | None = None,
     ) -> int | Literal["duplicate", "paused"]:
         """The one transaction. Returns the rows affected, or ``duplicate``, or ``paused``
         when the slot lies inside a runtime pause (recorded, not run)."""
@@ -244,8 +242,8 @@ class Executor:
             )
             deadline.statement_timeout = left
             if claimed is None or claimed.paused:
-                if in_tx is not None:
-                    await in_tx(tx)
+                if ack is not None:
+                    await ledger.acknowledge(tx, ack)
                 return "duplicate" if claimed is None else "paused"
             if action is None:
                 rows = 0
@@ -265,9 +263,8 @@ class Executor:
                 rows=rows,
                 duration_ms=(time.perf_counter() - t0) * 1000,
                 finished_at=self._clock(),
+                ack=ack,  # last, so it holds its row locks only until COMMIT
             )
-            if in_tx is not None:  # last, so it holds its row locks only until COMMIT
-                await in_tx(tx)
         return rows
 
     def _render(self, job: Job, slot: datetime, *, rerun: bool) -> list[sqltemplates.Rendered]:

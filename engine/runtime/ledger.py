@@ -10,7 +10,9 @@ claims a succeeded slot once: its concurrent twin waits, then finds the request 
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -88,17 +90,20 @@ _CLAIM_UNLOCKED = _CLAIM.format(lock="NULL::text")
 _HISTORY_COLUMNS = """run_id, job, slot, status, attempt, rows, duration_ms, error_class, error,
     message_id, rerun_id, started_at, finished_at"""
 
-# The success and its history row, in the job's transaction.
+# The success and its history row, in the job's transaction, with a queue's ack as
+# one more CTE: one round trip.
 _SUCCEED = f"""
 WITH done AS (
     UPDATE cronwright.runs
     SET status = 'succeeded', rows = $3, duration_ms = $4, finished_at = $5
     WHERE job = $1 AND slot = $2
     RETURNING {_HISTORY_COLUMNS}
-)
+){{ack}}
 INSERT INTO cronwright.run_history ({_HISTORY_COLUMNS})
 SELECT {_HISTORY_COLUMNS} FROM done
 """
+_SUCCEED_ARGS = 5
+_PARAM = re.compile(r"\$(\d+)")
 
 # The failed attempt always goes into the history; it becomes the current run unless
 # the slot already succeeded (a failed rerun leaves the earlier success current).
@@ -182,10 +187,45 @@ async def claim(
     return Claim(run_id=int(row["run_id"]), paused=row["status"] == "paused")
 
 
+@dataclass(frozen=True)
+class Ack:
+    """A queue's acknowledgement of the delivery, to commit with the slot's final ledger
+    row: one DELETE or UPDATE without WITH or RETURNING, its parameters ``$1``..``$n``
+    being ``args`` (renumbered after the ledger's own, so no other ``$`` in ``sql``).
+    It runs as a CTE of the success (no round trip of its own), or on its own for a
+    duplicate or paused slot."""
+
+    sql: str
+    args: tuple[Any, ...]
+
+
+@functools.lru_cache(maxsize=16)
+def _succeed_sql(ack_sql: str | None) -> str:
+    if ack_sql is None:
+        return _SUCCEED.format(ack="")
+    shifted = _PARAM.sub(lambda m: f"${int(m[1]) + _SUCCEED_ARGS}", ack_sql)
+    return _SUCCEED.format(ack=f", ack AS (\n    {shifted}\n)")
+
+
 async def succeed(
-    tx: Tx, *, job: str, slot: datetime, rows: int, duration_ms: float, finished_at: datetime
+    tx: Tx,
+    *,
+    job: str,
+    slot: datetime,
+    rows: int,
+    duration_ms: float,
+    finished_at: datetime,
+    ack: Ack | None = None,
 ) -> None:
-    await tx.execute(_SUCCEED, job, slot, rows, duration_ms, finished_at)
+    """Mark the claimed slot succeeded, and run ``ack`` in the same statement."""
+    sql = _succeed_sql(ack.sql if ack else None)
+    args = ack.args if ack else ()
+    await tx.execute(sql, job, slot, rows, duration_ms, finished_at, *args)
+
+
+async def acknowledge(tx: Tx, ack: Ack) -> None:
+    """``ack`` alone, for a final outcome without a success (duplicate, paused)."""
+    await tx.execute(ack.sql, *ack.args)
 
 
 @dataclass(frozen=True, kw_only=True)
