@@ -26,8 +26,8 @@ from devtools import pgserver
 from engine.adapters.migrate import migrate_url
 from engine.adapters.pg import Database
 from engine.core.model import Job, Manifest, Period, Plan, Queue, Window, Worker
+from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.executor import Executor
-from engine.runtime.ledger import PgDeadLetters
 from engine.runtime.metrics import JsonLines
 from engine.sql import sqltemplates
 

@@ -50,8 +50,8 @@ from engine.app.pgconsumer import LocalConsumer, Settings
 from engine.app.scheduler import Scheduler
 from engine.core.model import Job, Overlap, Period, Window
 from engine.core.times import iso
+from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.executor import Executor
-from engine.runtime.ledger import PgDeadLetters
 
 JOB = Job(
     name="noop",

@@ -22,8 +22,8 @@ from engine.core.errors import ConfigError, JobFailed
 from engine.core.model import ConsumerType, Manifest
 from engine.core.times import iso
 from engine.runtime.budget import Budget
+from engine.runtime.deadletters import DeadLetter, DeadLetterSink, PgDeadLetters
 from engine.runtime.executor import Clock, Executor
-from engine.runtime.ledger import DeadLetter, DeadLetterSink, PgDeadLetters
 from engine.runtime.metrics import JsonLines, MetricsSink
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ from engine.core.errors import CronwrightError, JobFailed
 from engine.core.model import Consumer
 from engine.runtime import messages, shield
 from engine.runtime.budget import Budget
+from engine.runtime.deadletters import DeadLetterSink
 from engine.runtime.executor import Clock
-from engine.runtime.ledger import DeadLetterSink
 from engine.runtime.messages import Body
 from engine.runtime.outcome import STATUSES, Outcome
 

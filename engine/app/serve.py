@@ -24,8 +24,8 @@ from engine.app.pgconsumer import LocalConsumer, Settings, Tally
 from engine.app.reconciler import Reconciler
 from engine.app.scheduler import Scheduler
 from engine.core.model import Manifest
+from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.executor import Clock, Executor
-from engine.runtime.ledger import PgDeadLetters
 from engine.runtime.metrics import JsonLines, MetricsSink
 
 log = logging.getLogger(__name__)

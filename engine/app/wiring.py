@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from engine.core.errors import ConfigError, DatabaseError, MessageError
 from engine.core.model import Job, Manifest
 from engine.core.times import Clock, as_utc, floor_minute, iso
-from engine.runtime import ledger, messages
+from engine.runtime import deadletters, ledger, messages
 from engine.runtime.executor import Action, Executor
 from engine.runtime.metrics import JsonLines, MetricsSink
 from engine.runtime.outcome import Outcome
@@ -107,7 +107,7 @@ def build_executor(
         manifest=manifest,
         templates=templates,
         actions=actions or {},
-        dead_letters=ledger.PgDeadLetters(db),
+        dead_letters=deadletters.PgDeadLetters(db),
         metrics=metrics or JsonLines(sys.stderr),
         clock=clock,
         sleep=asyncio.sleep,

@@ -1,4 +1,5 @@
-"""The operator's side of ``cronwright.dead_letters``: list, replay and purge.
+"""``cronwright.dead_letters``: the executor writes them (:class:`PgDeadLetters`, behind
+the :class:`DeadLetterSink` protocol); the operator lists, replays and purges them.
 
 A replay runs the letter's slot again (in place, or re-enqueued) and then marks the row
 replayed. The run ledger makes the effect exactly-once whatever happens around it: a
@@ -12,9 +13,55 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from engine.runtime.ledger import Db
+
+_DEAD_LETTER = """
+INSERT INTO cronwright.dead_letters
+    (job, type, slot, message_id, body, reason, error_class, attempts, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetter:
+    job: str | None
+    type: str | None
+    slot: datetime | None
+    message_id: str
+    body: str
+    reason: str
+    error_class: str
+    attempts: int
+    created_at: datetime
+
+
+class DeadLetterSink(Protocol):
+    async def put(self, letter: DeadLetter) -> None: ...
+
+
+class PgDeadLetters:
+    """Dead letters into ``cronwright.dead_letters``."""
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    async def put(self, letter: DeadLetter) -> None:
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                _DEAD_LETTER,
+                letter.job,
+                letter.type,
+                letter.slot,
+                letter.message_id,
+                letter.body,
+                letter.reason,
+                letter.error_class,
+                letter.attempts,
+                letter.created_at,
+            )
+
 
 COLUMNS = (
     "id",

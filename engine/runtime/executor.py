@@ -29,9 +29,10 @@ from engine.core.errors import ConfigError, JobFailed, MessageError, SlotNotDue,
 from engine.core.model import Job, Manifest, Overlap
 from engine.core.times import iso
 from engine.runtime import ledger, messages, retry
+from engine.runtime.deadletters import DeadLetterSink
 from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, Deadline, Monotonic
 from engine.runtime.failures import Failures
-from engine.runtime.ledger import Ack, Db, DeadLetterSink, Failure
+from engine.runtime.ledger import Ack, Db, Failure
 from engine.runtime.metrics import MetricRecord, MetricsSink
 from engine.runtime.outcome import Outcome
 from engine.schedule.slots import Schedule, ScheduleFor, cron_schedule

@@ -13,7 +13,8 @@ from engine.core.errors import JobFailed, MessageError
 from engine.core.model import Job, Manifest
 from engine.core.times import iso
 from engine.runtime import ledger, messages, retry, shield
-from engine.runtime.ledger import Db, DeadLetter, DeadLetterSink, Failure
+from engine.runtime.deadletters import DeadLetter, DeadLetterSink
+from engine.runtime.ledger import Db, Failure
 from engine.runtime.outcome import Outcome
 from engine.schedule.slots import Schedule
 

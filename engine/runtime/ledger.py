@@ -125,12 +125,6 @@ SET status = EXCLUDED.status, attempt = EXCLUDED.attempt, message_id = EXCLUDED.
 WHERE r.status <> 'succeeded'
 """
 
-_DEAD_LETTER = """
-INSERT INTO cronwright.dead_letters
-    (job, type, slot, message_id, body, reason, error_class, attempts, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-"""
-
 RUN_COLUMNS = (
     "job",
     "slot",
@@ -260,45 +254,6 @@ async def record_failure(db: Db, f: Failure) -> None:
             f.error,
             f.rerun_id,
         )
-
-
-@dataclass(frozen=True, kw_only=True)
-class DeadLetter:
-    job: str | None
-    type: str | None
-    slot: datetime | None
-    message_id: str
-    body: str
-    reason: str
-    error_class: str
-    attempts: int
-    created_at: datetime
-
-
-class DeadLetterSink(Protocol):
-    async def put(self, letter: DeadLetter) -> None: ...
-
-
-class PgDeadLetters:
-    """Dead letters into ``cronwright.dead_letters``."""
-
-    def __init__(self, db: Db) -> None:
-        self._db = db
-
-    async def put(self, letter: DeadLetter) -> None:
-        async with self._db.transaction() as tx:
-            await tx.execute(
-                _DEAD_LETTER,
-                letter.job,
-                letter.type,
-                letter.slot,
-                letter.message_id,
-                letter.body,
-                letter.reason,
-                letter.error_class,
-                letter.attempts,
-                letter.created_at,
-            )
 
 
 async def runs(

@@ -21,8 +21,8 @@ from engine.core.model import (
     RetryPolicy,
     Window,
 )
+from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.executor import Action, Executor
-from engine.runtime.ledger import PgDeadLetters
 from engine.runtime.metrics import Collect
 
 SLOT = datetime(2026, 10, 31, 10, 0, tzinfo=UTC)

@@ -29,8 +29,8 @@ from engine.app.consumer import PullConsumer, Tally
 from engine.core.errors import ConfigError
 from engine.core.model import Consumer, ConsumerType, Job, RetryPolicy
 from engine.runtime.budget import Budget
+from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.executor import Executor
-from engine.runtime.ledger import PgDeadLetters
 from engine.runtime.metrics import Collect
 from engine.runtime.outcome import Outcome
 from tests.fixtures.aio import run

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from engine.adapters.pg import Database
+from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.executor import Executor
-from engine.runtime.ledger import PgDeadLetters
 from engine.runtime.metrics import Collect
 from tests.fixtures.aio import run
 from tests.integration.executor_support import (

@@ -9,7 +9,7 @@ import pytest
 
 from engine.core.errors import DatabaseError
 from engine.core.model import RetryPolicy
-from engine.runtime.ledger import DeadLetter
+from engine.runtime.deadletters import DeadLetter
 from tests.fixtures.aio import run
 from tests.integration.executor_support import (
     EFFECT_SQL,

@@ -26,9 +26,9 @@ from engine.app.pgconsumer import LocalConsumer, Settings
 from engine.app.scheduler import Scheduler
 from engine.core.errors import DatabaseError
 from engine.core.model import Job
+from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.dispatch import Slot
 from engine.runtime.executor import Executor
-from engine.runtime.ledger import PgDeadLetters
 from engine.runtime.metrics import Collect
 from tests.fixtures.aio import run
 from tests.integration.executor_support import FakeClock, RecordingSleep

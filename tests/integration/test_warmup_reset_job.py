@@ -24,7 +24,7 @@ from engine.adapters.pg import Database
 from engine.adapters.s3 import R2CounterStore
 from engine.app import wiring
 from engine.core.times import iso
-from engine.runtime import ledger
+from engine.runtime import deadletters
 from engine.runtime.executor import Executor
 from engine.runtime.metrics import Collect
 from engine.runtime.outcome import Outcome
@@ -338,7 +338,7 @@ async def run_with_executor(
             manifest=MANIFEST,
             templates=wiring.load_templates(MANIFEST, [JOB]),
             actions={"warmup-reset": WarmupReset(store)},
-            dead_letters=ledger.PgDeadLetters(db),
+            dead_letters=deadletters.PgDeadLetters(db),
             metrics=metrics,
             clock=FakeClock(slot + timedelta(minutes=5)),
             sleep=sleep,

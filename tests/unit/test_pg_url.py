@@ -10,7 +10,8 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 
-from engine.adapters.pg import Database, classify, translate, translated
+from engine.adapters.pg import Database
+from engine.adapters.pgerrors import classify, translate, translated
 from engine.adapters.pgurl import is_pooled, options, redact, scrub
 from engine.core.errors import ConfigError, DatabaseError
 from tests.fixtures.aio import run

@@ -1,0 +1,117 @@
+"""asyncpg's errors as cronwright's: classified by SQLSTATE class (08, 40, 53, 57 are
+transient; the rest permanent), named, and scrubbed of any secret before they leave the
+adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import asyncpg
+
+from engine.adapters.pgurl import scrub
+from engine.core.errors import DatabaseError
+
+_NAMED = {
+    "40001": "serialization_failure",
+    "40P01": "deadlock_detected",
+    "53300": "too_many_connections",
+    "57014": "query_canceled",
+    "57P01": "admin_shutdown",
+    "57P02": "crash_shutdown",
+    "57P03": "cannot_connect_now",
+    "55P03": "lock_not_available",
+    "42601": "syntax_error",
+    "42P01": "undefined_table",
+    "42703": "undefined_column",
+    "42704": "undefined_object",
+    "42883": "undefined_function",
+    "3F000": "invalid_schema_name",
+    "3D000": "invalid_catalog_name",
+    "28P01": "invalid_password",
+}
+_CLASSES = {
+    "08": "connection_exception",
+    "22": "data_exception",
+    "23": "integrity_constraint_violation",
+    "28": "invalid_authorization",
+    "40": "transaction_rollback",
+    "42": "syntax_error_or_access_rule_violation",
+    "53": "insufficient_resources",
+    "57": "operator_intervention",
+}
+# Retrying may help: the connection, the scheduler or the server's state was at fault,
+# not the statement.
+_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57"})
+_TRANSIENT_CODES = frozenset({"55P03"})
+
+
+def classify(sqlstate: str, message: str = "") -> tuple[str, bool]:
+    """(error class, transient) for a SQLSTATE."""
+    name = _NAMED.get(sqlstate) or _CLASSES.get(sqlstate[:2], "postgres_error")
+    if sqlstate == "57014" and "statement timeout" in message:
+        name = "statement_timeout"
+    transient = sqlstate[:2] in _TRANSIENT_CLASSES or sqlstate in _TRANSIENT_CODES
+    return name, transient
+
+
+def translate(exc: BaseException, secrets: Iterable[str] = ()) -> DatabaseError:
+    """The one place driver and socket errors become :class:`DatabaseError`."""
+    secrets = tuple(secrets)
+    text = scrub(str(exc) or type(exc).__name__, secrets)
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = str(getattr(exc, "sqlstate", "") or "")
+        # str() of a server error appends DETAIL/HINT lines; keep one line.
+        message = str(exc.args[0]) if exc.args else str(exc)
+        text = scrub(message, secrets)
+        error_class, transient = classify(sqlstate, message)
+        constraint = getattr(exc, "constraint_name", None)
+        if constraint and f'"{constraint}"' not in message:
+            text = f'{text} (constraint "{scrub(str(constraint), secrets)}")'
+        detail = getattr(exc, "detail", None)
+        if detail:
+            text += DatabaseError.DETAIL_MARK + scrub(str(detail), secrets)
+        return DatabaseError(
+            f"{error_class} ({sqlstate}): {text}", transient=transient, error_class=error_class
+        )
+    if isinstance(exc, asyncpg.exceptions.ClientConfigurationError):
+        error_class, transient = "client_configuration", False
+    elif isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
+        error_class, transient = "invalid_parameter", False  # a bind value of the wrong type
+    elif isinstance(exc, TimeoutError):
+        error_class, transient = "timeout", True
+    elif isinstance(exc, OSError | asyncpg.exceptions.InternalClientError) or (
+        # A connection the server terminated surfaces as "connection is closed" on its next use.
+        isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+    ):
+        error_class, transient = "connection", True
+    elif isinstance(exc, asyncpg.InterfaceError):
+        error_class, transient = "interface_error", False
+    else:
+        error_class, transient = "driver_error", False
+    return DatabaseError(f"{error_class}: {text}", transient=transient, error_class=error_class)
+
+
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
+
+@contextmanager
+def translated(secrets: Iterable[str], context: str = "") -> Iterator[None]:
+    """Re-raise driver errors as :class:`DatabaseError`. The cause is kept unless its
+    text holds a secret."""
+    try:
+        yield
+    except DRIVER_ERRORS as exc:
+        err = translate(exc, secrets)
+        if context:
+            err = DatabaseError(
+                f"{context}: {err.message}", transient=err.transient, error_class=err.error_class
+            )
+        leaks = any(s and s in str(exc) for s in secrets)
+        raise err from (None if leaks else exc)
