@@ -23,9 +23,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from devtools import pgserver
+from devtools.manifests import probe_manifest
 from engine.adapters.migrate import migrate_url
 from engine.adapters.pg import Database
-from engine.core.model import Job, Manifest, Period, Plan, Queue, Window, Worker
+from engine.core.model import Job, Period, Window
 from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.executor import Executor
 from engine.runtime.metrics import JsonLines
@@ -51,17 +52,7 @@ JOB = Job(
     window=Window(period=Period.HOUR, offset=-1),
     params={"value": "v"},
 )
-MANIFEST = Manifest(
-    path="jobs.yaml",
-    worker=Worker(name="bench-worker", compatibility_date="2026-04-01"),
-    plan=Plan.PAID,
-    trigger_budget=10,
-    queue=Queue(name="bench-jobs", binding="JOBS", dead_letter_queue="bench-jobs-dlq"),
-    bucket=None,
-    dataset=None,
-    environments=(),
-    jobs=(JOB,),
-)
+MANIFEST = probe_manifest(JOB)
 START = datetime(2020, 1, 1, tzinfo=UTC)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
