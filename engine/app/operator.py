@@ -142,7 +142,8 @@ async def replay_dead_letters(
                 for p in runnable:
                     assert p.job is not None and p.slot is not None
                     job_ = manifest.find_job(p.job)
-                    await dispatch(db, sender, [Slot(job_, p.slot)], source="replay", force=True)
+                    slot = Slot(job_, p.slot, rerun=_rerun_of(p))
+                    await dispatch(db, sender, [slot], source="replay", force=True)
                     marked = await deadletters.mark_replayed(
                         db, p.id, how=f"enqueue:{how}", at=clock()
                     )

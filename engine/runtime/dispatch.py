@@ -25,10 +25,14 @@ from engine.runtime.ledger import Db, Tx
 class Slot:
     job: Job
     slot: datetime
+    rerun: str | None = None  # a rerun request id (a replayed rerun carries its own)
 
     def body(self) -> dict[str, Any]:
-        """The body the generated Worker sends for this slot."""
-        return {"type": self.job.type, "scheduledFor": iso(self.slot)}
+        """The body the generated Worker sends for this slot (plus ``rerun`` when set)."""
+        body: dict[str, Any] = {"type": self.job.type, "scheduledFor": iso(self.slot)}
+        if self.rerun is not None:
+            body["rerun"] = self.rerun
+        return body
 
 
 class Sender(Protocol):

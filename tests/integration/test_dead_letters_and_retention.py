@@ -4,6 +4,7 @@ operator entry points the CLI calls."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -15,6 +16,7 @@ import pytest
 
 from engine.app import operator
 from engine.core.model import Manifest, Retention, RetryPolicy
+from engine.core.times import iso
 from engine.runtime import retention
 from tests.fixtures.aio import run
 from tests.integration.executor_support import (
@@ -258,5 +260,31 @@ def test_replaying_a_dead_lettered_rerun_finishes_that_rerun_once(
             )
             assert redelivered.status == "duplicate"
             assert await h.counter() == 2
+
+    run(main())
+
+
+def test_replay_without_run_re_enqueues_the_workers_body_and_a_rerun_keeps_its_request(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    later = SLOT + HOUR
+
+    async def main() -> None:
+        async with broken_slots(pg_dsn, tmp_path, [SLOT]) as (h, manifest):
+            rerun = json.dumps({"type": JOB.type, "scheduledFor": iso(later), "rerun": "r-7"})
+            h.clock.now = later + timedelta(minutes=5)
+            outcome = await h.executor.handle(rerun, message_id="m-rerun", attempt=1)
+            assert outcome.status == "dead_lettered"
+            done = await operator.replay_dead_letters(
+                manifest, ids=None, in_place=False, transport="postgres", dsn=pg_dsn
+            )
+            assert [(r.slot, r.status) for r in done] == [(SLOT, "enqueued"), (later, "enqueued")]
+            queued = await h.query("SELECT body FROM cronwright.queue ORDER BY slot")
+            assert [json.loads(r["body"]) for r in queued] == [
+                {"type": JOB.type, "scheduledFor": iso(SLOT)},
+                {"type": JOB.type, "scheduledFor": iso(later), "rerun": "r-7"},
+            ]
+            marks = await h.query("SELECT replayed_as FROM cronwright.dead_letters ORDER BY id")
+            assert marks == [{"replayed_as": "enqueue:postgres"}] * 2
 
     run(main())
