@@ -124,8 +124,9 @@ def register(sub: Any) -> None:
 
     sp = sub.add_parser(
         "consume",
-        help="pull the queue over Cloudflare's REST API and run each message"
-        " (DATABASE_URL, CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, R2_*)",
+        help="run each message of the queue: pulled over Cloudflare's REST API"
+        " (DATABASE_URL, CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, R2_*), or from the"
+        " local Postgres queue with --transport postgres",
     )
     sp.add_argument("--env", help="pull this environment's queue (default: the top level's)")
     bound = sp.add_mutually_exclusive_group()
