@@ -4,6 +4,7 @@ PostgreSQL, checked against a plain-Python oracle over the same event rows."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import uuid
 from collections import defaultdict
@@ -372,3 +373,41 @@ def test_days_caught_up_together_are_each_replaced_with_their_own_groups(pg_dsn:
     next_day = DAY + timedelta(days=1)
     assert run(rollup(pg_dsn, next_day)) == oracle(now, next_day)
     assert (org, next_day, "page_view") in run(rollup(pg_dsn, next_day))
+
+
+def _scans_of(plan: Any, relation: str) -> list[int]:
+    """``Actual Loops`` of every plan node that reads ``relation``."""
+    found = [plan["Actual Loops"]] if plan.get("Relation Name") == relation else []
+    for child in plan.get("Plans", []):
+        found += _scans_of(child, relation)
+    return found
+
+
+def test_catch_up_statements_never_read_the_events_when_no_day_is_flagged(pg_dsn: str) -> None:
+    # Every run renders catch_up_days re-aggregation statements, and almost every run has
+    # no day to catch up: those statements must not read contact_activity at all (the
+    # planner, not knowing the day in advance, would otherwise scan the whole table).
+    source = Source(seed=5, days=1)
+    run(js.seed_events(pg_dsn, source.events))
+    run(js.run(pg_dsn, HOURLY, slot(1), slot(2)))
+
+    async def loops() -> list[int]:
+        conn = await js.connect(pg_dsn)
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            found: list[int] = []
+            for st in js.statements(HOURLY, slot(3)):
+                if "fresh AS (" not in st.sql:
+                    await conn.execute(st.sql, *st.args)
+                    continue
+                plan = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + st.sql, *st.args)
+                found += _scans_of(json.loads(plan)[0]["Plan"], "contact_activity")
+            return found
+        finally:
+            await tx.rollback()
+            await conn.close()
+
+    found = run(loops())
+    assert found, "the re-aggregation statements no longer read contact_activity"
+    assert set(found) == {0}
