@@ -48,9 +48,9 @@ from engine.adapters.pgqueue import PgQueue, PgSender
 from engine.app import observe
 from engine.app.pgconsumer import LocalConsumer, Settings
 from engine.app.scheduler import Scheduler
+from engine.app.wiring import build_executor
 from engine.core.model import Job, Overlap, Period, Window
 from engine.core.times import iso
-from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.executor import Executor
 
 JOB = Job(
@@ -75,21 +75,23 @@ async def fresh_db(server: postgres.PgServer) -> str:
     return server.dsn(name)
 
 
+def noop_executor(db: Database) -> Executor:
+    """The executor every cronwright run of this bench uses: the no-op job, metrics into
+    a Prometheus registry as serve keeps them."""
+    return build_executor(
+        db,
+        MANIFEST,
+        templates={"noop.sql": "SELECT 1"},
+        metrics=observe.Metrics(MANIFEST),
+        rng=random.Random(0),
+    )
+
+
 async def cronwright_e2e(dsn: str, jobs: int, consumers: int) -> float:
     """Seconds from the scheduler's tick to the last message acked."""
     await migrate_url(dsn, None)
     async with Database.open(dsn, max_size=consumers + 3, session_reset=False) as db:
-        executor = Executor(
-            db=db,
-            manifest=MANIFEST,
-            templates={"noop.sql": "SELECT 1"},
-            actions={},
-            dead_letters=PgDeadLetters(db),
-            metrics=observe.Metrics(MANIFEST),
-            clock=utc_now,
-            sleep=asyncio.sleep,
-            rng=random.Random(0),
-        )
+        executor = noop_executor(db)
         queue = PgQueue(db, MANIFEST.queue.name, clock=utc_now)
         scheduler = Scheduler(
             db=db,
@@ -124,17 +126,7 @@ async def executor_alone(dsn: str, jobs: int, concurrency: int = 4) -> float:
     """The executor's share: the same no-op deliveries handed straight to it, no queue."""
     await migrate_url(dsn, None)
     async with Database.open(dsn, max_size=concurrency + 2, session_reset=False) as db:
-        executor = Executor(
-            db=db,
-            manifest=MANIFEST,
-            templates={"noop.sql": "SELECT 1"},
-            actions={},
-            dead_letters=PgDeadLetters(db),
-            metrics=observe.Metrics(MANIFEST),
-            clock=utc_now,
-            sleep=asyncio.sleep,
-            rng=random.Random(0),
-        )
+        executor = noop_executor(db)
         bodies = iter(
             json.dumps({"type": JOB.type, "scheduledFor": iso(START + timedelta(minutes=i))})
             for i in range(jobs)

@@ -30,8 +30,9 @@ import httpx
 
 from engine.adapters.cfconfig import API_BASE, Settings
 from engine.adapters.cfmessages import AckResult, Pulled, decode_body
-from engine.adapters.retrying import Backoff, Sleep, retrying
+from engine.adapters.retrying import Backoff, retrying
 from engine.core.errors import ConfigError, QueueError
+from engine.core.times import Sleep
 
 __all__ = ["API_BASE", "AckResult", "Pulled", "QueuesClient", "Settings", "decode_body"]
 

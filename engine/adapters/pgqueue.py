@@ -19,10 +19,10 @@ from typing import Any
 from uuid import UUID
 
 from engine.adapters.pg import Database
+from engine.core.times import Clock
 from engine.runtime.dispatch import Slot
 from engine.runtime.ledger import Ack, Tx
 
-Clock = Callable[[], datetime]
 CHANNEL = "cronwright_queue"
 
 _PUT = """

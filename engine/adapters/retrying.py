@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from engine.core.errors import JobFailed
+from engine.core.times import Sleep
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,13 +17,12 @@ from typing import Any
 
 from engine.adapters import cfqueue
 from engine.app import housekeeping, observe, wiring
-from engine.app.consumer import PullConsumer, Sleep, Tally
+from engine.app.consumer import PullConsumer, Tally
 from engine.core.errors import ConfigError, JobFailed
 from engine.core.model import ConsumerType, Manifest
-from engine.core.times import iso
+from engine.core.times import Clock, Sleep, iso
 from engine.runtime.budget import Budget
 from engine.runtime.deadletters import DeadLetter, DeadLetterSink, PgDeadLetters
-from engine.runtime.executor import Clock, Executor
 from engine.runtime.metrics import JsonLines, MetricsSink
 
 log = logging.getLogger(__name__)
@@ -131,16 +130,15 @@ async def consume(
         ):
             dead_letters = QueueDeadLetters(PgDeadLetters(db), client, ids[queue.dead_letter_queue])
             prom = observe.Metrics(manifest, forward=metrics or JsonLines(sys.stderr))
-            executor = Executor(
-                db=db,
-                manifest=manifest,
+            executor = wiring.build_executor(
+                db,
+                manifest,
                 templates=templates,
                 actions=actions,
-                dead_letters=dead_letters,
                 metrics=prom,
+                dead_letters=dead_letters,
                 clock=clock,
-                sleep=asyncio.sleep,
-                rng=rng or random.Random(),
+                rng=rng,
             )
             consumer = PullConsumer(
                 client=client,

@@ -20,7 +20,6 @@ import asyncio
 import logging
 import math
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -29,16 +28,14 @@ from engine.adapters import cfqueue
 from engine.app import lastdelivery
 from engine.core.errors import CronwrightError, JobFailed
 from engine.core.model import Consumer
+from engine.core.times import Clock, Sleep
 from engine.runtime import messages, shield
 from engine.runtime.budget import Budget
 from engine.runtime.deadletters import DeadLetterSink
-from engine.runtime.executor import Clock
 from engine.runtime.messages import Body
 from engine.runtime.outcome import STATUSES, Outcome
 
 log = logging.getLogger(__name__)
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class Handler(Protocol):

@@ -8,10 +8,10 @@ import logging
 
 from engine.adapters import cfqueue
 from engine.core.errors import JobFailed
+from engine.core.times import Clock
 from engine.runtime import ledger, messages, shield
 from engine.runtime.budget import Budget
 from engine.runtime.deadletters import DeadLetter, DeadLetterSink
-from engine.runtime.executor import Clock
 from engine.runtime.ledger import Failure
 from engine.runtime.outcome import Outcome
 

@@ -23,6 +23,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from engine.adapters.pgqueue import PgQueue
 from engine.core.errors import JobFailed
 from engine.core.model import Job, Manifest
+from engine.core.times import Clock
 from engine.runtime import pauses
 from engine.runtime.ledger import Db
 from engine.runtime.metrics import MetricRecord, MetricsSink
@@ -30,7 +31,6 @@ from engine.schedule.slots import cron_schedule
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 LOOKBACK = timedelta(days=7)
 
 # A job's first slot is its first dispatched by cronwright or run at all: slots the

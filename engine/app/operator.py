@@ -14,9 +14,10 @@ from engine.app import transports, wiring
 from engine.app.wiring import utc_now
 from engine.core.errors import MessageError
 from engine.core.model import Manifest
+from engine.core.times import Clock
 from engine.runtime import deadletters, messages, pauses, retention
 from engine.runtime.dispatch import Slot, dispatch
-from engine.runtime.executor import Action, Clock
+from engine.runtime.executor import Action
 from engine.runtime.metrics import MetricsSink
 from engine.runtime.pauses import Pause
 

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from engine.adapters.pgqueue import Delivery, PgQueue
@@ -30,7 +30,6 @@ from engine.runtime.outcome import STATUSES
 
 log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
 # The outcomes whose transaction committed the ack with the ledger row.
 _ACKED_IN_TX = frozenset({"succeeded", "duplicate", "paused"})
 

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from engine.core.errors import JobFailed
 from engine.core.model import Job, Manifest
+from engine.core.times import Clock, Sleep
 from engine.runtime import pauses
 from engine.runtime.dispatch import Sender, Slot, dispatch
 from engine.runtime.ledger import Db
 from engine.schedule.slots import Schedule, cron_schedule
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 def cron_enabled(manifest: Manifest, environ: Mapping[str, str]) -> bool:

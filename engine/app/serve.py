@@ -13,7 +13,7 @@ import logging
 import os
 import random
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass
 
@@ -24,13 +24,11 @@ from engine.app.pgconsumer import LocalConsumer, Settings, Tally
 from engine.app.reconciler import Reconciler
 from engine.app.scheduler import Scheduler
 from engine.core.model import Manifest
-from engine.runtime.deadletters import PgDeadLetters
-from engine.runtime.executor import Clock, Executor
+from engine.core.times import Clock, Sleep
 from engine.runtime.metrics import JsonLines, MetricsSink
 
 log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
 STOP_TIMEOUT = 10.0  # seconds the scheduler and the gauges get to finish once stopped
 
 
@@ -72,16 +70,15 @@ async def serve(
             wiring.open_database(dsn, max_size=options.consumers + 3)
         )
         actions = await stack.enter_async_context(wiring.open_actions(manifest, env, clock=clock))
-        executor = Executor(
-            db=db,
-            manifest=manifest,
+        executor = wiring.build_executor(
+            db,
+            manifest,
             templates=templates,
             actions=actions,
-            dead_letters=PgDeadLetters(db),
             metrics=prom,
             clock=clock,
             sleep=sleep,
-            rng=rng or random.Random(),
+            rng=rng,
         )
         queue = PgQueue(db, manifest.queue.name, clock=clock)
         consumer = LocalConsumer(

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from engine.core.errors import ConfigError, DatabaseError, MessageError
 from engine.core.model import Job, Manifest
-from engine.core.times import Clock, as_utc, floor_minute, iso
+from engine.core.times import Clock, Sleep, as_utc, floor_minute, iso
 from engine.runtime import deadletters, ledger, messages
+from engine.runtime.deadletters import DeadLetterSink
 from engine.runtime.executor import Action, Executor
 from engine.runtime.metrics import JsonLines, MetricsSink
 from engine.runtime.outcome import Outcome
@@ -97,7 +98,9 @@ def build_executor(
     templates: Mapping[str, str],
     actions: Mapping[str, Action] | None = None,
     metrics: MetricsSink | None = None,
+    dead_letters: DeadLetterSink | None = None,
     clock: Clock = utc_now,
+    sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
 ) -> Executor:
     """An executor with production defaults: dead letters in ``cronwright.dead_letters``,
@@ -107,10 +110,10 @@ def build_executor(
         manifest=manifest,
         templates=templates,
         actions=actions or {},
-        dead_letters=deadletters.PgDeadLetters(db),
+        dead_letters=dead_letters or deadletters.PgDeadLetters(db),
         metrics=metrics or JsonLines(sys.stderr),
         clock=clock,
-        sleep=asyncio.sleep,
+        sleep=sleep,
         rng=rng or random.Random(),
     )
 

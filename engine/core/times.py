@@ -3,10 +3,12 @@ slots, minute flooring, and the start of a UTC day."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 Clock = Callable[[], datetime]  # injected everywhere; the real one is engine.app.wiring.utc_now
+#: Injected like the clock, so that retries and schedules are tested without waiting.
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def iso(t: datetime) -> str:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from engine.core.errors import ConfigError, JobFailed, MessageError, SlotNotDue, TemplateError
 from engine.core.model import Job, Manifest, Overlap
-from engine.core.times import iso
+from engine.core.times import Clock, Sleep, iso
 from engine.runtime import ledger, messages, retry
 from engine.runtime.deadletters import DeadLetterSink
 from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, Deadline, Monotonic
@@ -39,8 +39,6 @@ from engine.schedule.slots import Schedule, ScheduleFor, cron_schedule
 from engine.sql import sqltemplates
 
 Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
-Clock = Callable[[], datetime]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 def _error_class(err: Exception) -> str:
