@@ -13,10 +13,12 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any
 
 import asyncpg
 
+from engine.adapters import pgliteral
 from engine.adapters.pgerrors import DRIVER_ERRORS, translated
 from engine.adapters.pgurl import ConnectOptions, masked, options, scrub
 from engine.core.errors import ConfigError, DatabaseError
@@ -40,27 +42,62 @@ async def _no_session_state(conn: Any) -> None:
 
 
 class Tx:
-    """One connection inside one transaction. Results come back as plain Python."""
+    """One connection inside one transaction. Results come back as plain Python.
+
+    BEGIN is not sent on its own: it travels with the transaction's first statement when
+    that one is :meth:`execute_inlined`, and statements queued with :meth:`at_commit`
+    travel with COMMIT. A job's transaction thus takes three round trips, not five.
+    """
 
     def __init__(self, conn: Any, secrets: tuple[str, ...], timeout: float) -> None:
         self._conn = conn
         self._secrets = secrets
         self.timeout = timeout
+        self.begun = False  # BEGIN has been sent
+        self.pending: list[str] = []  # inlined statements to send with COMMIT
+
+    async def _begin(self) -> None:
+        if not self.begun:
+            self.begun = True  # first: a BEGIN that fails midway is rolled back
+            with translated(self._secrets):
+                await self._conn.execute("BEGIN", timeout=self.timeout)
 
     async def execute(self, sql: str, *args: Any, timeout: float | None = None) -> int:
         """Run one statement; return the rows it affected."""
+        await self._begin()
         with translated(self._secrets):
             status = await self._conn.execute(sql, *args, timeout=timeout or self.timeout)
         return _count(status)
 
+    async def execute_inlined(self, sql: str, *args: Any, timeout: float | None = None) -> int:
+        """Run one of cronwright's own statements with its parameters written in as SQL
+        literals (:mod:`engine.adapters.pgliteral`), by the simple query protocol, so
+        that it shares its round trip with BEGIN when it opens the transaction. Returns
+        the row count of its command tag (for a SELECT, the rows it returned)."""
+        text = pgliteral.inline(sql, args)
+        if not self.begun:
+            text = "BEGIN;\n" + text
+            self.begun = True
+        with translated(self._secrets):
+            status = await self._conn.execute(text, timeout=timeout or self.timeout)
+        return _count(status)
+
+    def at_commit(self, sql: str, *args: Any) -> None:
+        """Queue one of cronwright's own statements (parameters inlined as above) to run
+        last, in COMMIT's round trip. If it fails, the transaction rolls back and the
+        error is raised where the transaction's block ends."""
+        self.pending.append(pgliteral.inline(sql, args))
+
     async def script(self, sql: str, *, timeout: float | None = None) -> None:
         """Run several statements without parameters (migrations)."""
+        await self._begin()
         with translated(self._secrets):
             await self._conn.execute(sql, timeout=timeout or self.timeout)
 
     async def fetch(
         self, sql: str, *args: Any, timeout: float | None = None
     ) -> list[dict[str, Any]]:
+        await self._begin()
         with translated(self._secrets):
             records = await self._conn.fetch(sql, *args, timeout=timeout or self.timeout)
         return [dict(r) for r in records]
@@ -70,6 +107,23 @@ class Tx:
     ) -> dict[str, Any] | None:
         rows = await self.fetch(sql, *args, timeout=timeout)
         return rows[0] if rows else None
+
+    async def commit(self) -> None:
+        """The queued statements and COMMIT, in one round trip (none at all for a
+        transaction that never ran a statement)."""
+        if not self.begun and not self.pending:
+            return
+        parts = ([] if self.begun else ["BEGIN"]) + self.pending + ["COMMIT"]
+        self.begun = True
+        with translated(self._secrets):
+            status = await self._conn.execute(";\n".join(parts), timeout=self.timeout)
+        if status != "COMMIT":
+            # Postgres answers COMMIT of an aborted transaction with ROLLBACK, no error.
+            raise DatabaseError(
+                "the transaction was rolled back at COMMIT (an error inside it was caught)",
+                transient=False,
+                error_class="rolled_back",
+            )
 
 
 class Database:
@@ -136,47 +190,9 @@ class Database:
             log.debug("pool close failed, terminating: %s", scrub(str(exc), opts.secrets))
             pool.terminate()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    def transaction(self) -> _Transaction:
         """Commit when the block exits normally, roll back when it raises."""
-        secrets = self.options.secrets
-        with translated(secrets):
-            # asyncio.timeout, not acquire(timeout=): that one runs the wait as a task of
-            # its own, a cost on every transaction.
-            async with asyncio.timeout(self._acquire_timeout):
-                conn = await self._pool.acquire()
-        try:
-            # BEGIN, COMMIT and ROLLBACK are bounded like every statement (asyncpg's own
-            # timeout, no extra task): a network partition during COMMIT must not hang
-            # the consumer for the TCP timeout. A COMMIT that timed out is ambiguous,
-            # which the ledger absorbs (a redelivery finds the slot succeeded: duplicate).
-            with translated(secrets):
-                await conn.execute("BEGIN", timeout=self._call_timeout)
-            try:
-                yield Tx(conn, secrets, self._call_timeout)
-            except BaseException:
-                await self._quietly(
-                    "rollback", lambda: conn.execute("ROLLBACK", timeout=self._call_timeout)
-                )
-                raise
-            with translated(secrets):
-                status = await conn.execute("COMMIT", timeout=self._call_timeout)
-            if status != "COMMIT":
-                # Postgres answers COMMIT of an aborted transaction with ROLLBACK, no error.
-                raise DatabaseError(
-                    "the transaction was rolled back at COMMIT (an error inside it was caught)",
-                    transient=False,
-                    error_class="rolled_back",
-                )
-        except BaseException:
-            # The error being raised explains the failure; a failed cleanup on a
-            # connection that is already gone only adds noise (the pool discards it).
-            await self._quietly(
-                "release", lambda: self._pool.release(conn, timeout=self._acquire_timeout)
-            )
-            raise
-        with translated(secrets):
-            await self._pool.release(conn, timeout=self._acquire_timeout)
+        return _Transaction(self)
 
     async def _quietly(self, what: str, cleanup: Callable[[], Awaitable[object]]) -> None:
         try:
@@ -213,3 +229,60 @@ class Database:
             yield
         finally:
             await self._quietly("close listener", lambda: conn.close(timeout=self._acquire_timeout))
+
+
+class _Transaction:
+    """``async with db.transaction() as tx``: a class rather than a generator, since
+    every job's run goes through it."""
+
+    __slots__ = ("_conn", "_db", "_tx")
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def __aenter__(self) -> Tx:
+        db = self._db
+        secrets = db.options.secrets
+        with translated(secrets):
+            if db._pool.get_idle_size():
+                # A connection is free: acquire takes it without waiting (one that must
+                # reconnect is bounded by the connect timeout), so skip the timer.
+                self._conn = await db._pool.acquire()
+            else:
+                # asyncio.timeout, not acquire(timeout=): that one runs the wait as a task
+                # of its own.
+                async with asyncio.timeout(db._acquire_timeout):
+                    self._conn = await db._pool.acquire()
+        self._tx = Tx(self._conn, secrets, db._call_timeout)
+        return self._tx
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # BEGIN, COMMIT and ROLLBACK are bounded like every statement (asyncpg's own
+        # timeout, no extra task): a network partition during COMMIT must not hang the
+        # consumer for the TCP timeout. A COMMIT that timed out is ambiguous, which the
+        # ledger absorbs (a redelivery finds the slot succeeded: duplicate).
+        db, conn, tx = self._db, self._conn, self._tx
+        try:
+            if exc is None:
+                await tx.commit()
+        except BaseException:
+            await self._abandon()
+            raise
+        if exc is not None:
+            await self._abandon()
+            return
+        with translated(db.options.secrets):
+            await db._pool.release(conn, timeout=db._acquire_timeout)
+
+    async def _abandon(self) -> None:
+        """Roll back (if anything was sent) and release. The error being raised explains
+        the failure; a failed cleanup on a connection that is already gone only adds noise
+        (the pool discards it)."""
+        db, conn = self._db, self._conn
+        if self._tx.begun:
+            await db._quietly(
+                "rollback", lambda: conn.execute("ROLLBACK", timeout=db._call_timeout)
+            )
+        await db._quietly("release", lambda: db._pool.release(conn, timeout=db._acquire_timeout))

@@ -4,8 +4,8 @@ adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from types import TracebackType
 
 import asyncpg
 
@@ -101,17 +101,31 @@ DRIVER_ERRORS = (
 )
 
 
-@contextmanager
-def translated(secrets: Iterable[str], context: str = "") -> Iterator[None]:
+class translated:
     """Re-raise driver errors as :class:`DatabaseError`. The cause is kept unless its
-    text holds a secret."""
-    try:
-        yield
-    except DRIVER_ERRORS as exc:
+    text holds a secret. A class rather than a generator: it wraps every statement."""
+
+    __slots__ = ("_context", "_secrets")
+
+    def __init__(self, secrets: Iterable[str], context: str = "") -> None:
+        self._secrets = secrets
+        self._context = context
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or not isinstance(exc, DRIVER_ERRORS):
+            return
+        secrets = tuple(self._secrets)
         err = translate(exc, secrets)
-        if context:
+        if self._context:
             err = DatabaseError(
-                f"{context}: {err.message}", transient=err.transient, error_class=err.error_class
+                f"{self._context}: {err.message}",
+                transient=err.transient,
+                error_class=err.error_class,
             )
         leaks = any(s and s in str(exc) for s in secrets)
         raise err from (None if leaks else exc)

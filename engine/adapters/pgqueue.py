@@ -43,7 +43,9 @@ FROM (
 WHERE q.id = c.id
 RETURNING q.id, q.body, q.attempts, q.lease_id
 """
-_ACK = "DELETE FROM cronwright.queue WHERE id = $1 AND lease_id = $2"
+# A function (migration 0006), so that its plan is kept: in the job's transaction it
+# travels inlined with COMMIT.
+_ACK = "SELECT cronwright.queue_ack($1::bigint, $2::uuid)"
 # A retry that is not a failure of the job (a hand-back) gives its attempt back.
 _RETRY = """
 UPDATE cronwright.queue

@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -54,6 +55,7 @@ class Metrics:
         # Labelled by job name, like the missing-slot gauges; a message of no known
         # type (poison) counts under "unknown", so bad input cannot add label values.
         self._names = {j.type: j.name for j in manifest.jobs}
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.runs = Counter(
             "cronwright_runs", "Deliveries by job and outcome status", ["job", "status"],
             registry=self.registry,
@@ -79,8 +81,16 @@ class Metrics:
 
     def emit(self, record: MetricRecord) -> None:
         job = self._names.get(record.event_type or "", "unknown")
-        self.runs.labels(job=job, status=record.status).inc()
-        self.duration.labels(job=job).observe(record.duration_ms / 1000)
+        key = (job, record.status)
+        children = self._children.get(key)
+        if children is None:  # labels() costs a lock and a lookup: once per job and status
+            children = (
+                self.runs.labels(job=job, status=record.status),
+                self.duration.labels(job=job),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(record.duration_ms / 1000)
         if self._forward is not None:
             self._forward.emit(record)
 

@@ -95,7 +95,7 @@ class Executor:
         """One delivery of a queue message; ``attempt`` counts from 1. ``ack`` (the
         queue's) runs in the job's transaction when the outcome is succeeded, duplicate or
         paused, so that the effect, the ledger row and the ack commit together or not at
-        all; it runs with the success, in one statement."""
+        all; it is sent with the success and COMMIT, in one round trip."""
         started = time.perf_counter()
         try:
             msg = messages.parse(
@@ -181,7 +181,6 @@ class Executor:
         rerun: str | None = None,
         ack: Ack | None = None,
     ) -> Outcome:
-        base = Outcome(status="succeeded", job=job.name, type=job.type, slot=slot, attempt=attempt)
         started_at = self._clock()
         t0 = time.perf_counter()
         try:
@@ -202,12 +201,17 @@ class Executor:
                 error=str(err),
                 rerun_id=rerun,
             )
+            base = Outcome(
+                status="succeeded", job=job.name, type=job.type, slot=slot, attempt=attempt
+            )
             return await self._failures.failed(
                 job, self._schedule(job), base, failure, getattr(err, "transient", False), body
             )
         if isinstance(rows, str):
-            return replace(base, status=rows)
-        return replace(base, rows=rows)
+            return Outcome(status=rows, job=job.name, type=job.type, slot=slot, attempt=attempt)
+        return Outcome(
+            status="succeeded", job=job.name, type=job.type, slot=slot, attempt=attempt, rows=rows
+        )
 
     async def _run(
         self,
@@ -242,7 +246,7 @@ class Executor:
             deadline.statement_timeout = left
             if claimed is None or claimed.paused:
                 if ack is not None:
-                    await ledger.acknowledge(tx, ack)
+                    ledger.acknowledge(tx, ack)
                 return "duplicate" if claimed is None else "paused"
             if action is None:
                 rows = 0
@@ -255,14 +259,18 @@ class Executor:
                     timeout = await deadline.bound_statement(tx)
                     selected = await tx.fetch(st.sql, *st.args, timeout=timeout)
                 rows = await deadline.bound(lambda: action(selected, slot))
-            await ledger.succeed(
+            ledger.succeed(
                 tx,
                 job=job.name,
                 slot=slot,
+                attempt=attempt,
+                message_id=message_id,
+                started_at=started_at,
+                rerun_id=rerun,
                 rows=rows,
                 duration_ms=(time.perf_counter() - t0) * 1000,
                 finished_at=self._clock(),
-                ack=ack,  # last, so it holds its row locks only until COMMIT
+                ack=ack,  # sent with COMMIT: it holds its row locks only until then
             )
         return rows
 

@@ -2,17 +2,21 @@
 
 The ledger is keyed by (job, slot): each slot's current run. A slot is claimed inside
 the job's own transaction, so its ``succeeded`` row commits with the effect or not at
-all; a concurrent claim of the same slot waits on the row lock and then sees the
-committed row. Every finished attempt is also kept in ``cronwright.run_history``; the
-one whose ``run_id`` the slot's row holds is current. A rerun request (``rerun_id``)
-claims a succeeded slot once: its concurrent twin waits, then finds the request done.
+all; a concurrent claim of the same slot waits on the slot's lock (an advisory lock held
+until the claiming transaction ends) and then sees the committed row. The claim writes
+nothing; the slot's row is written once, with the outcome. Every finished attempt is
+also kept in ``cronwright.run_history``; the one whose ``run_id`` the slot's row holds
+is current. A rerun request (``rerun_id``) claims a succeeded slot once: its concurrent
+twin waits, then finds the request done.
+
+The claim shares its round trip with BEGIN, and the success (with the queue's ack) its
+round trip with COMMIT: three round trips for a one-statement job (the functions are in
+migration 0006).
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -24,6 +28,10 @@ class Tx(Protocol):
     """One transaction (``engine.adapters.pg.Tx``)."""
 
     async def execute(self, sql: str, *args: Any, timeout: float | None = None) -> int: ...
+
+    async def execute_inlined(self, sql: str, *args: Any, timeout: float | None = None) -> int: ...
+
+    def at_commit(self, sql: str, *args: Any) -> None: ...
 
     async def fetch(
         self, sql: str, *args: Any, timeout: float | None = None
@@ -40,70 +48,24 @@ class Db(Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
 
 
-# One round trip: bound this transaction's waits by the run's remaining time
-# (lock_timeout applies within this statement, statement_timeout from the next one on),
-# look up a runtime pause covering the slot, take the job's advisory lock when its runs
-# must not overlap (not for a paused slot), then claim the slot: 'running', or 'paused'
-# (final at once, and kept in the history). The CTEs are MATERIALIZED and chained so the
-# settings precede the lock and the lock precedes the claim. A succeeded row is final,
-# except to a rerun request it has not seen yet ($7): the WHERE leaves it alone and
-# RETURNING yields nothing, a duplicate.
+# The claim (migration 0006's cronwright.claim_slot: the timeouts, the pause lookup, the
+# job's lock, the claim) shares its round trip with BEGIN; its command tag's row count is
+# the answer: 0 a duplicate, 1 claimed, 2 paused.
 _CLAIM = """
-WITH settings AS MATERIALIZED (
-    SELECT set_config('statement_timeout', $6, true) AS st,
-           set_config('lock_timeout', $6, true) AS lt
-), paused AS MATERIALIZED (
-    SELECT EXISTS (
-        SELECT 1 FROM cronwright.pauses AS p
-        WHERE p.job = $1 AND p.paused_from <= $2
-          AND (p.resumed_at IS NULL OR p.resumed_at > $2)
-    ) AS paused FROM settings
-), guard AS MATERIALIZED (
-    SELECT paused, CASE WHEN NOT paused THEN {lock} END AS locked FROM paused
-), claimed AS (
-    INSERT INTO cronwright.runs AS r
-        (job, slot, status, attempt, message_id, started_at, finished_at, run_id, rerun_id)
-    SELECT $1::text, $2::timestamptz, CASE WHEN paused THEN 'paused' ELSE 'running' END,
-           $3::integer, $4::text, $5::timestamptz,
-           CASE WHEN paused THEN $5::timestamptz END, nextval('cronwright.run_ids'), $7::text
-    FROM guard
-    ON CONFLICT (job, slot) DO UPDATE
-    SET status = EXCLUDED.status, attempt = EXCLUDED.attempt, message_id = EXCLUDED.message_id,
-        started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, rows = NULL,
-        duration_ms = NULL, error_class = NULL, error = NULL, run_id = EXCLUDED.run_id,
-        rerun_id = EXCLUDED.rerun_id
-    WHERE r.status <> 'succeeded'
-       OR (EXCLUDED.rerun_id IS NOT NULL AND EXCLUDED.status = 'running'
-           AND r.rerun_id IS DISTINCT FROM EXCLUDED.rerun_id)
-    RETURNING r.run_id, r.status
-), history AS (
-    INSERT INTO cronwright.run_history
-        (run_id, job, slot, status, attempt, message_id, rerun_id, started_at, finished_at,
-         duration_ms)
-    SELECT run_id, $1, $2, status, $3, $4, $7, $5, $5, 0 FROM claimed WHERE status = 'paused'
-)
-SELECT run_id, status FROM claimed
+SELECT FROM generate_series(1, cronwright.claim_slot(
+    $1::text, $2::timestamptz, $3::integer, $4::text, $5::timestamptz, $6::text, $7::text,
+    $8::text))
 """
-_CLAIM_LOCKED = _CLAIM.format(lock="pg_advisory_xact_lock(hashtextextended($8, 0))::text")
-_CLAIM_UNLOCKED = _CLAIM.format(lock="NULL::text")
+# The slot's row, succeeded, and its history row (cronwright.succeed_slot), sent with
+# COMMIT.
+_SUCCEED = """
+SELECT cronwright.succeed_slot($1::text, $2::timestamptz, $3::integer, $4::text,
+                               $5::timestamptz, $6::text, $7::bigint, $8::double precision,
+                               $9::timestamptz)
+"""
 
 _HISTORY_COLUMNS = """run_id, job, slot, status, attempt, rows, duration_ms, error_class, error,
     message_id, rerun_id, started_at, finished_at"""
-
-# The success and its history row, in the job's transaction, with a queue's ack as
-# one more CTE: one round trip.
-_SUCCEED = f"""
-WITH done AS (
-    UPDATE cronwright.runs
-    SET status = 'succeeded', rows = $3, duration_ms = $4, finished_at = $5
-    WHERE job = $1 AND slot = $2
-    RETURNING {_HISTORY_COLUMNS}
-){{ack}}
-INSERT INTO cronwright.run_history ({_HISTORY_COLUMNS})
-SELECT {_HISTORY_COLUMNS} FROM done
-"""
-_SUCCEED_ARGS = 5
-_PARAM = re.compile(r"\$(\d+)")
 
 # The failed attempt always goes into the history; it becomes the current run unless
 # the slot already succeeded (a failed rerun leaves the earlier success current).
@@ -143,7 +105,6 @@ RUN_COLUMNS = (
 
 @dataclass(frozen=True)
 class Claim:
-    run_id: int
     paused: bool
 
 
@@ -166,60 +127,74 @@ async def claim(
 ) -> Claim | None:
     """Set the transaction's timeouts (``timeout_seconds``: what is left of the run's
     deadline), take the job's lock if ``lock`` (serialising runs of the job until this
-    transaction ends; works through PgBouncer), and claim the slot. None when the slot
-    already succeeded (and ``rerun_id`` is None or was seen already): a duplicate. A
-    claim with ``paused`` set is final: the slot lies inside a runtime pause and must
-    not run (commit the transaction to record it)."""
+    transaction ends; works through PgBouncer), and claim the slot, in the round trip
+    that opens the transaction. None when the slot already succeeded (and ``rerun_id``
+    is None or was seen already): a duplicate. A claim with ``paused`` set is final: the
+    slot lies inside a runtime pause and must not run (commit the transaction to record
+    it)."""
     ms = max(1, math.ceil(timeout_seconds * 1000))
-    args: list[Any] = [job, slot, attempt, message_id, started_at, f"{ms}ms", rerun_id]
-    if lock:
-        args.append(lock_key(job))
-    sql = _CLAIM_LOCKED if lock else _CLAIM_UNLOCKED
-    row = await tx.fetchrow(sql, *args, timeout=timeout)
-    if row is None:
-        return None
-    return Claim(run_id=int(row["run_id"]), paused=row["status"] == "paused")
+    answer = await tx.execute_inlined(
+        _CLAIM,
+        job,
+        slot,
+        attempt,
+        message_id,
+        started_at,
+        f"{ms}ms",
+        rerun_id,
+        lock_key(job) if lock else None,
+        timeout=timeout,
+    )
+    return None if answer == 0 else Claim(paused=answer == 2)
 
 
 @dataclass(frozen=True)
 class Ack:
     """A queue's acknowledgement of the delivery, to commit with the slot's final ledger
-    row: one DELETE or UPDATE without WITH or RETURNING, its parameters ``$1``..``$n``
-    being ``args`` (renumbered after the ledger's own, so no other ``$`` in ``sql``).
-    It runs as a CTE of the success (no round trip of its own), or on its own for a
-    duplicate or paused slot."""
+    row: one statement of the queue's own, its parameters ``$1``..``$n`` being ``args``.
+    It is sent with COMMIT, after the success (no round trip of its own)."""
 
     sql: str
     args: tuple[Any, ...]
 
 
-@functools.lru_cache(maxsize=16)
-def _succeed_sql(ack_sql: str | None) -> str:
-    if ack_sql is None:
-        return _SUCCEED.format(ack="")
-    shifted = _PARAM.sub(lambda m: f"${int(m[1]) + _SUCCEED_ARGS}", ack_sql)
-    return _SUCCEED.format(ack=f", ack AS (\n    {shifted}\n)")
-
-
-async def succeed(
+def succeed(
     tx: Tx,
     *,
     job: str,
     slot: datetime,
+    attempt: int,
+    message_id: str,
+    started_at: datetime,
     rows: int,
     duration_ms: float,
     finished_at: datetime,
+    rerun_id: str | None = None,
     ack: Ack | None = None,
 ) -> None:
-    """Mark the claimed slot succeeded, and run ``ack`` in the same statement."""
-    sql = _succeed_sql(ack.sql if ack else None)
-    args = ack.args if ack else ()
-    await tx.execute(sql, job, slot, rows, duration_ms, finished_at, *args)
+    """Record the claimed slot as succeeded (its current run), then ``ack``, both sent
+    with COMMIT: an error in either rolls the whole transaction back and is raised at its
+    end."""
+    tx.at_commit(
+        _SUCCEED,
+        job,
+        slot,
+        attempt,
+        message_id,
+        started_at,
+        rerun_id,
+        rows,
+        duration_ms,
+        finished_at,
+    )
+    if ack is not None:
+        tx.at_commit(ack.sql, *ack.args)
 
 
-async def acknowledge(tx: Tx, ack: Ack) -> None:
-    """``ack`` alone, for a final outcome without a success (duplicate, paused)."""
-    await tx.execute(ack.sql, *ack.args)
+def acknowledge(tx: Tx, ack: Ack) -> None:
+    """``ack`` alone, with COMMIT, for a final outcome without a success (duplicate,
+    paused)."""
+    tx.at_commit(ack.sql, *ack.args)
 
 
 @dataclass(frozen=True, kw_only=True)

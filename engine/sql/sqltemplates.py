@@ -87,11 +87,17 @@ def split_statements(rendered: Rendered) -> list[Rendered]:
     """The rendered template's statements (each ends with ``;``; quotes and comments are
     respected), each with its binds renumbered from ``$1``: asyncpg binds parameters per
     statement."""
-    out = []
-    for statement in sqlsplit.split(rendered.sql):
-        sql, numbers = sqlsplit.renumber(statement)
-        out.append(Rendered(sql=sql, args=tuple(rendered.args[n - 1] for n in numbers)))
-    return out
+    return [
+        Rendered(sql=sql, args=tuple(rendered.args[n - 1] for n in numbers))
+        for sql, numbers in _split(rendered.sql)
+    ]
+
+
+@functools.lru_cache(maxsize=256)
+def _split(sql: str) -> tuple[tuple[str, list[int]], ...]:
+    # A template renders the same text for every slot (values are binds), so the split
+    # is done once per text, not once per run.
+    return tuple(sqlsplit.renumber(statement) for statement in sqlsplit.split(sql))
 
 
 def context_for(job: Job, slot: datetime, *, rerun: bool = False) -> dict[str, Any]:

@@ -1,6 +1,5 @@
-"""A queue's ack runs as part of the ledger's success (one statement, its parameters
-shifted after the ledger's own), so the ledger row, its history row and the ack commit
-together or not at all."""
+"""A queue's ack is sent with the ledger's success and COMMIT (one round trip), so the
+ledger row, its history row and the ack commit together or not at all."""
 
 from __future__ import annotations
 
@@ -35,10 +34,13 @@ async def _claim_and_succeed(db: Database, *, fail: bool) -> None:
             lock=False,
         )
         assert claimed is not None and not claimed.paused
-        await ledger.succeed(
+        ledger.succeed(
             tx,
             job="j",
             slot=SLOT,
+            attempt=1,
+            message_id="m1",
+            started_at=NOW,
             rows=3,
             duration_ms=1.5,
             finished_at=NOW,
