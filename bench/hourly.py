@@ -324,7 +324,7 @@ def summarize(m: dict[str, Any], rows: int) -> None:
     )
     for name, label in (
         ("probes", f"{ex['probes']:,} 'counted already today?' index probes"),
-        ("group", "sorting and grouping per org and type"),
+        ("group", "sorting, grouping per contact then org and type"),
         ("upsert", "upsert of the day's rollup rows"),
         ("scan", "index-only scan of the new hour"),
         ("other", "joins, CTEs, the rest"),

@@ -118,6 +118,35 @@ def test_missed_hours_are_aggregated_by_the_next_successful_run(dsn: str) -> Non
     assert run(rollup(dsn)) == truth(before(7))
 
 
+def test_repeated_and_simultaneous_events_of_one_contact_count_it_once_per_type(
+    pg_dsn: str,
+) -> None:
+    # Pass 2 groups the new events per (org, type, contact) by a hash of the triple and
+    # probes the rolled-up part of the day once per triple: bulk inserts (one triple at
+    # one created_at, several times), events exactly on the mark, the same contact under
+    # another type or in another org, and repeats hours apart must all count as the truth.
+    rnd = random.Random(5)
+    orgs = [uuid.UUID(int=rnd.getrandbits(128)) for _ in range(2)]
+    shared = uuid.UUID(int=rnd.getrandbits(128))  # one contact id seen in both orgs
+    contacts = [shared, *(uuid.UUID(int=rnd.getrandbits(128)) for _ in range(6))]
+    events: list[js.Event] = []
+    for _ in range(120):
+        at = DAY_START + timedelta(hours=rnd.randrange(24), minutes=rnd.choice((0, 0, 17, 59)))
+        if rnd.random() < 0.3:
+            at += timedelta(seconds=59, microseconds=999_999)
+        triple = (rnd.choice(orgs), rnd.choice(contacts), rnd.choice(TYPES[:2]))
+        for _ in range(rnd.choice((1, 1, 2, 4))):  # a bulk insert repeats created_at
+            events.append(js.Event(triple[0], triple[1], triple[2], None, at))
+    run(js.seed_events(pg_dsn, events))
+
+    async def check() -> None:
+        for hour in range(1, 25):
+            await js.run(pg_dsn, HOURLY, slot(hour))
+            assert await rollup(pg_dsn) == truth(before(hour), events), f"after {hour:02d}:00"
+
+    run(check())
+
+
 def test_late_run_of_an_earlier_slot_never_rolls_the_day_back(dsn: str) -> None:
     run(js.run(dsn, HOURLY, slot(15)))
     after_15 = run(js.snapshot(dsn))

@@ -139,9 +139,9 @@ def test_warmup_query_selects_organization_and_domain() -> None:
 def test_hourly_template_locks_each_day_before_it_reads_the_mark() -> None:
     # Pass 0 opens days an outage swallowed; pass 1 locks the pending days, then
     # re-aggregates one per statement (catch_up_days: 3); pass 2 locks the window's day,
-    # then adds to it.
+    # then (after pinning its plan's grouping to sorts) adds to it.
     kinds = [code(st.sql).split(None, 1)[0] for st in rendered("aggregate-hourly")]
-    assert kinds == ["SET", "INSERT", "UPDATE", *["WITH"] * 3, "INSERT", "WITH"]
+    assert kinds == ["SET", "INSERT", "UPDATE", *["WITH"] * 3, "INSERT", "SET", "WITH"]
 
 
 def test_hourly_rerun_locks_the_windows_day_and_replaces_it_instead_of_adding() -> None:
@@ -205,3 +205,20 @@ def test_rerun_shapes_the_statement_and_defaults_to_false() -> None:
     assert (plain.sql, plain.args) == ("SELECT 1 WHERE x = $1;\n", (SLOT,))
     assert (rerun.sql, rerun.args) == ("SELECT 1 /* recompute */ WHERE x = $1;\n", (SLOT,))
     assert sqltemplates.context_for(job, SLOT)["rerun"] is False
+
+
+def test_hourly_probe_hashes_each_triple_exactly_as_its_index_does() -> None:
+    # The "counted already today?" probe only descends contact_activity_triple_hash_idx
+    # if it compares the index's own expression, and only walks it in order if the new
+    # events are grouped by that expression first; a template edited apart from the
+    # migration would probe a slower index (or none) without any count changing.
+    migration = (ROOT / "sql" / "migrations" / "0004_triple_hash_index.sql").read_text()
+    key = re.search(r"\((hashtextextended\(.*\)),\s*created_at\)", code(migration), re.DOTALL)
+    assert key is not None
+    expression = re.sub(r"\s+", "", key[1])
+    columns = re.compile(r"\b(event_type|contact_id|organization_id)\b")
+    probe, event = (columns.sub(rf"{alias}.\1", expression) for alias in ("p", "a"))
+    (main,) = [st.sql for st in rendered("aggregate-hourly") if "per_contact AS" in st.sql]
+    flat = re.sub(r"\s+", "", code(main))
+    assert f"WHERE{probe}={event}AND" in flat
+    assert f"GROUPBY{event}," in flat
