@@ -13,6 +13,9 @@
 -- final, except to a rerun request it has not seen yet (p_rerun_id). A claim writes
 -- nothing: the slot's row is written once, by succeed_slot, with the effect (a paused
 -- slot is written here, final at once, and kept in the history).
+-- The slot's lock takes the two-key form (hashtext(job), the slot in minutes since the
+-- epoch), apart from the job's one-key lock; another application's two-key advisory lock
+-- on the same numbers would only make a claim wait for it, never change what it decides.
 -- Returns 0: a duplicate (nothing claimed), 1: claimed, 2: paused.
 CREATE FUNCTION cronwright.claim_slot(
     p_job text, p_slot timestamptz, p_attempt integer, p_message_id text,
