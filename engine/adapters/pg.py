@@ -54,7 +54,7 @@ class Tx:
         self._secrets = secrets
         self.timeout = timeout
         self.begun = False  # BEGIN has been sent
-        self.pending: list[str] = []  # inlined statements to send with COMMIT
+        self._pending: list[str] = []  # inlined statements to send with COMMIT
 
     async def _begin(self) -> None:
         if not self.begun:
@@ -86,7 +86,7 @@ class Tx:
         """Queue one of cronwright's own statements (parameters inlined as above) to run
         last, in COMMIT's round trip. If it fails, the transaction rolls back and the
         error is raised where the transaction's block ends."""
-        self.pending.append(pgliteral.inline(sql, args))
+        self._pending.append(pgliteral.inline(sql, args))
 
     async def script(self, sql: str, *, timeout: float | None = None) -> None:
         """Run several statements without parameters (migrations)."""
@@ -111,9 +111,9 @@ class Tx:
     async def commit(self) -> None:
         """The queued statements and COMMIT, in one round trip (none at all for a
         transaction that never ran a statement)."""
-        if not self.begun and not self.pending:
+        if not self.begun and not self._pending:
             return
-        parts = ([] if self.begun else ["BEGIN"]) + self.pending + ["COMMIT"]
+        parts = ([] if self.begun else ["BEGIN"]) + self._pending + ["COMMIT"]
         self.begun = True
         with translated(self._secrets):
             status = await self._conn.execute(";\n".join(parts), timeout=self.timeout)
@@ -263,18 +263,17 @@ class _Transaction:
         # timeout, no extra task): a network partition during COMMIT must not hang the
         # consumer for the TCP timeout. A COMMIT that timed out is ambiguous, which the
         # ledger absorbs (a redelivery finds the slot succeeded: duplicate).
-        db, conn, tx = self._db, self._conn, self._tx
-        try:
-            if exc is None:
-                await tx.commit()
-        except BaseException:
-            await self._abandon()
-            raise
         if exc is not None:
             await self._abandon()
             return
+        try:
+            await self._tx.commit()
+        except BaseException:
+            await self._abandon()
+            raise
+        db = self._db
         with translated(db.options.secrets):
-            await db._pool.release(conn, timeout=db._acquire_timeout)
+            await db._pool.release(self._conn, timeout=db._acquire_timeout)
 
     async def _abandon(self) -> None:
         """Roll back (if anything was sent) and release. The error being raised explains

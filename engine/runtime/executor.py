@@ -34,7 +34,7 @@ from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, Deadline, Monotonic
 from engine.runtime.failures import Failures
 from engine.runtime.ledger import Ack, Db, Failure
 from engine.runtime.metrics import MetricRecord, MetricsSink
-from engine.runtime.outcome import Outcome
+from engine.runtime.outcome import Outcome, Status
 from engine.schedule.slots import Schedule, ScheduleFor, cron_schedule
 from engine.sql import sqltemplates
 
@@ -207,10 +207,10 @@ class Executor:
             return await self._failures.failed(
                 job, self._schedule(job), base, failure, getattr(err, "transient", False), body
             )
-        if isinstance(rows, str):
-            return Outcome(status=rows, job=job.name, type=job.type, slot=slot, attempt=attempt)
+        status: Status = rows if isinstance(rows, str) else "succeeded"
+        counted = None if isinstance(rows, str) else rows
         return Outcome(
-            status="succeeded", job=job.name, type=job.type, slot=slot, attempt=attempt, rows=rows
+            status=status, job=job.name, type=job.type, slot=slot, attempt=attempt, rows=counted
         )
 
     async def _run(

@@ -188,7 +188,7 @@ def succeed(
         finished_at,
     )
     if ack is not None:
-        tx.at_commit(ack.sql, *ack.args)
+        acknowledge(tx, ack)
 
 
 def acknowledge(tx: Tx, ack: Ack) -> None:

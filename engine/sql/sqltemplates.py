@@ -94,10 +94,12 @@ def split_statements(rendered: Rendered) -> list[Rendered]:
 
 
 @functools.lru_cache(maxsize=256)
-def _split(sql: str) -> tuple[tuple[str, list[int]], ...]:
+def _split(sql: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     # A template renders the same text for every slot (values are binds), so the split
-    # is done once per text, not once per run.
-    return tuple(sqlsplit.renumber(statement) for statement in sqlsplit.split(sql))
+    # is done once per text, not once per run; tuples, since the result is shared.
+    return tuple(
+        (text, tuple(numbers)) for text, numbers in map(sqlsplit.renumber, sqlsplit.split(sql))
+    )
 
 
 def context_for(job: Job, slot: datetime, *, rerun: bool = False) -> dict[str, Any]:
