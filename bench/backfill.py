@@ -69,11 +69,7 @@ async def one(dsn: str, names: Sequence[str], concurrency: int) -> tuple[int, fl
 
 
 async def bench(per_day: int, orgs: int) -> None:
-    server = pgfixture.start(settings=SETTINGS)
-    try:
-        await pgfixture.admin(server, "CREATE DATABASE bench")
-        dsn = server.dsn("bench")
-        await pgfixture.apply_migrations(dsn)
+    async with pgfixture.migrated_database(settings=SETTINGS) as dsn:
         conn = await asyncpg.connect(dsn, timeout=60)
         try:
             print(f"loading {DAYS} x {per_day:,} events ({orgs:,} orgs) ...", flush=True)
@@ -102,8 +98,6 @@ async def bench(per_day: int, orgs: int) -> None:
                 f"{rates[4] / rates[1]:>6.2f}x",
                 flush=True,
             )
-    finally:
-        pgfixture.stop(server)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -233,11 +233,7 @@ def median(xs: Sequence[float]) -> float:
 
 
 async def bench(rows: int, orgs: int) -> None:
-    server = pgserver.start(settings=SETTINGS)
-    try:
-        await pgserver.admin(server, "CREATE DATABASE bench")
-        dsn = server.dsn("bench")
-        await pgserver.apply_migrations(dsn)
+    async with pgserver.migrated_database(settings=SETTINGS) as dsn:
         conn = await asyncpg.connect(dsn, timeout=60)
         try:
             await conn.execute(LEGACY_TABLE)
@@ -247,8 +243,6 @@ async def bench(rows: int, orgs: int) -> None:
             summarize(await measure(conn), rows)
         finally:
             await conn.close(timeout=60)
-    finally:
-        pgserver.stop(server)
 
 
 async def measure(conn: asyncpg.Connection) -> dict[str, Any]:

@@ -121,11 +121,7 @@ async def measure(conn: asyncpg.Connection, repeat: int) -> None:
 
 
 async def bench(rows: int, orgs: int, repeat: int) -> None:
-    server = pgfixture.start(settings=SETTINGS)
-    try:
-        await pgfixture.admin(server, "CREATE DATABASE bench")
-        dsn = server.dsn("bench")
-        await pgfixture.apply_migrations(dsn)
+    async with pgfixture.migrated_database(settings=SETTINGS) as dsn:
         conn = await asyncpg.connect(dsn, timeout=60)
         try:
             print(f"loading {rows:,} events ({orgs:,} orgs) with COPY ...", flush=True)
@@ -134,8 +130,6 @@ async def bench(rows: int, orgs: int, repeat: int) -> None:
             await measure(conn, repeat)
         finally:
             await conn.close(timeout=60)
-    finally:
-        pgfixture.stop(server)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

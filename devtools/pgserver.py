@@ -14,6 +14,8 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -180,3 +182,19 @@ async def admin(server: PgServer, *statements: str) -> None:
             await conn.execute(statement, timeout=TIMEOUT)
     finally:
         await conn.close(timeout=TIMEOUT)
+
+
+@asynccontextmanager
+async def migrated_database(
+    *, settings: dict[str, str] | None = None, name: str = "bench"
+) -> AsyncIterator[str]:
+    """A throwaway server with one database, every migration applied: its DSN (the
+    benchmarks). The server is stopped and removed when the block ends."""
+    server = start(settings=settings)
+    try:
+        await admin(server, f'CREATE DATABASE "{name}"')
+        dsn = server.dsn(name)
+        await apply_migrations(dsn)
+        yield dsn
+    finally:
+        stop(server)

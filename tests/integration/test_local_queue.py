@@ -85,6 +85,12 @@ def queue_left(dsn: str) -> int:
     return int(run(query(dsn, "SELECT count(*) AS n FROM cronwright.queue"))[0]["n"])
 
 
+def leased(dsn: str) -> int:
+    """Messages a consumer holds right now."""
+    sql = "SELECT count(*) AS n FROM cronwright.queue WHERE lease_id IS NOT NULL"
+    return int(run(query(dsn, sql))[0]["n"])
+
+
 def assert_each_applied_once(dsn: str, expected: list[datetime]) -> None:
     applied = Counter(r["slot"] for r in run(query(dsn, "SELECT slot FROM probe.applied")))
     assert sorted(applied) == sorted(expected)
@@ -106,12 +112,10 @@ def test_consumer_killed_mid_batch_then_restarted_applies_every_message_exactly_
         return bool(run(query(pg_dsn, "SELECT 1 FROM probe.applied LIMIT 8 OFFSET 7")))
 
     wait_until(some_applied, 60, "8 applications")
-    leased = run(
-        query(pg_dsn, "SELECT count(*) AS n FROM cronwright.queue WHERE lease_id IS NOT NULL")
-    )
+    held = leased(pg_dsn)
     procs[0].send_signal(signal.SIGKILL)
     procs[0].wait(30)
-    assert leased[0]["n"] > 0  # it died holding messages
+    assert held > 0  # it died holding messages
     assert queue_left(pg_dsn) > 0
 
     procs.append(consumer(pg_dsn, tmp_path, consumers=4, lease=1.0, grace=5, sleep=0.0))
@@ -143,13 +147,7 @@ def test_sigterm_lets_a_running_job_finish_within_the_grace_period_and_exits_zer
     run(setup(pg_dsn))
     run(enqueue(pg_dsn, probe_job(), hourly(1)))
     procs.append(consumer(pg_dsn, tmp_path, consumers=1, lease=30, grace=20, sleep=1.5))
-    wait_until(
-        lambda: bool(
-            run(query(pg_dsn, "SELECT 1 FROM cronwright.queue WHERE lease_id IS NOT NULL"))
-        ),
-        30,
-        "a claim",
-    )
+    wait_until(lambda: leased(pg_dsn) > 0, 30, "a claim")
     procs[0].send_signal(signal.SIGTERM)
     assert procs[0].wait(30) == 0
     assert queue_left(pg_dsn) == 0
@@ -162,13 +160,7 @@ def test_sigterm_past_the_grace_period_releases_the_running_message_undone(
     run(setup(pg_dsn))
     run(enqueue(pg_dsn, probe_job(), hourly(1)))
     procs.append(consumer(pg_dsn, tmp_path, consumers=1, lease=30, grace=0.5, sleep=30))
-    wait_until(
-        lambda: bool(
-            run(query(pg_dsn, "SELECT 1 FROM cronwright.queue WHERE lease_id IS NOT NULL"))
-        ),
-        30,
-        "a claim",
-    )
+    wait_until(lambda: leased(pg_dsn) > 0, 30, "a claim")
     t0 = time.monotonic()
     procs[0].send_signal(signal.SIGTERM)
     assert procs[0].wait(30) == 0
