@@ -326,7 +326,12 @@ def summarize(m: dict[str, Any], rows: int) -> None:
         share = parts[name] / total * 100 if total else 0.0
         print(f"  {label:<50} {parts[name]:>8.1f} ms {share:>5.1f}%")
     if ex["probes"]:
-        print(f"  ({parts['probes'] / ex['probes'] * 1000:.1f} us per probe)")
+        # EXPLAIN reports each loop's time to the microsecond, so the probes' share is
+        # known only to within half a microsecond a probe.
+        print(
+            f"  ({parts['probes'] / ex['probes'] * 1000:.1f} us per probe, +-0.5 us: EXPLAIN"
+            " rounds each probe's time to 1 us)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
