@@ -11,9 +11,9 @@ same run and on the same server:
 
 It also prints the CPU per job of cronwright's runs and of the floor, the client
 process's and the Postgres backends': on a loaded 2-core machine the throughput at 4
-consumers follows CPU per job, not round trips. A job's transaction takes three round
-trips ("BEGIN; claim", the statement, "success; queue ack; COMMIT"), plus a share of a
-claim of several queue messages; the floor's takes four.
+consumers follows CPU per job, not round trips. A job's transaction takes one round trip
+(cronwright.run_slot: claim, statement, success and queue ack), plus a share of a claim
+of several queue messages; the floor's takes four.
 
 Goals at 4 consumers: >= 1x procrastinate, >= 0.5x the floor. pgqueuer and procrastinate
 come from the ``bench`` extra (pip install -e '.[bench]'); a missing one is skipped.

@@ -11,26 +11,26 @@ import asyncio
 import logging
 import os
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from engine.adapters import pgliteral
 from engine.adapters.pgerrors import DRIVER_ERRORS, translated
+from engine.adapters.pgtx import Tx
 from engine.adapters.pgurl import ConnectOptions, masked, options, scrub
-from engine.core.errors import ConfigError, DatabaseError
+from engine.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-
-# SQLSTATE codes worth their own name; everything else is named by its class.
-def _count(status: str) -> int:
-    """Rows affected, from a command tag like ``INSERT 0 5`` or ``UPDATE 3``."""
-    last = status.rsplit(" ", 1)[-1]
-    return int(last) if last.isdigit() else 0
+# Raised by a statement that checks the session's statement_timeout before it starts
+# (cronwright.run_slot, migration 0007) when it is not the one the call needs.
+STATEMENT_TIMEOUT_UNSET = "CW001"
+_SET_SESSION_TIMEOUT = "SELECT set_config('statement_timeout', $1, false)"
 
 
 async def _no_session_state(conn: Any) -> None:
@@ -39,91 +39,6 @@ async def _no_session_state(conn: Any) -> None:
     the next user never inherits it)."""
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
-
-
-class Tx:
-    """One connection inside one transaction. Results come back as plain Python.
-
-    BEGIN is not sent on its own: it travels with the transaction's first statement when
-    that one is :meth:`execute_inlined`, and statements queued with :meth:`at_commit`
-    travel with COMMIT. A job's transaction thus takes three round trips, not five.
-    """
-
-    def __init__(self, conn: Any, secrets: tuple[str, ...], timeout: float) -> None:
-        self._conn = conn
-        self._secrets = secrets
-        self.timeout = timeout
-        self.begun = False  # BEGIN has been sent
-        self._pending: list[str] = []  # inlined statements to send with COMMIT
-
-    async def _begin(self) -> None:
-        if not self.begun:
-            self.begun = True  # first: a BEGIN that fails midway is rolled back
-            with translated(self._secrets):
-                await self._conn.execute("BEGIN", timeout=self.timeout)
-
-    async def execute(self, sql: str, *args: Any, timeout: float | None = None) -> int:
-        """Run one statement; return the rows it affected."""
-        await self._begin()
-        with translated(self._secrets):
-            status = await self._conn.execute(sql, *args, timeout=timeout or self.timeout)
-        return _count(status)
-
-    async def execute_inlined(self, sql: str, *args: Any, timeout: float | None = None) -> int:
-        """Run one of cronwright's own statements with its parameters written in as SQL
-        literals (:mod:`engine.adapters.pgliteral`), by the simple query protocol, so
-        that it shares its round trip with BEGIN when it opens the transaction. Returns
-        the row count of its command tag (for a SELECT, the rows it returned)."""
-        text = pgliteral.inline(sql, args)
-        if not self.begun:
-            text = "BEGIN;\n" + text
-            self.begun = True
-        with translated(self._secrets):
-            status = await self._conn.execute(text, timeout=timeout or self.timeout)
-        return _count(status)
-
-    def at_commit(self, sql: str, *args: Any) -> None:
-        """Queue one of cronwright's own statements (parameters inlined as above) to run
-        last, in COMMIT's round trip. If it fails, the transaction rolls back and the
-        error is raised where the transaction's block ends."""
-        self._pending.append(pgliteral.inline(sql, args))
-
-    async def script(self, sql: str, *, timeout: float | None = None) -> None:
-        """Run several statements without parameters (migrations)."""
-        await self._begin()
-        with translated(self._secrets):
-            await self._conn.execute(sql, timeout=timeout or self.timeout)
-
-    async def fetch(
-        self, sql: str, *args: Any, timeout: float | None = None
-    ) -> list[dict[str, Any]]:
-        await self._begin()
-        with translated(self._secrets):
-            records = await self._conn.fetch(sql, *args, timeout=timeout or self.timeout)
-        return [dict(r) for r in records]
-
-    async def fetchrow(
-        self, sql: str, *args: Any, timeout: float | None = None
-    ) -> dict[str, Any] | None:
-        rows = await self.fetch(sql, *args, timeout=timeout)
-        return rows[0] if rows else None
-
-    async def commit(self) -> None:
-        """The queued statements and COMMIT, in one round trip (none at all for a
-        transaction that never ran a statement)."""
-        if not self.begun and not self._pending:
-            return
-        parts = ([] if self.begun else ["BEGIN"]) + self._pending + ["COMMIT"]
-        self.begun = True
-        with translated(self._secrets):
-            status = await self._conn.execute(";\n".join(parts), timeout=self.timeout)
-        if status != "COMMIT":
-            # Postgres answers COMMIT of an aborted transaction with ROLLBACK, no error.
-            raise DatabaseError(
-                "the transaction was rolled back at COMMIT (an error inside it was caught)",
-                transient=False,
-                error_class="rolled_back",
-            )
 
 
 class Database:
@@ -206,15 +121,85 @@ class Database:
         async with self.transaction() as tx:
             return await tx.fetch(sql, *args)
 
+    def inline(self, sql: str, args: Sequence[Any]) -> str:
+        """``sql`` with its ``$n`` parameters written in as SQL literals
+        (:mod:`engine.adapters.pgliteral`); DatabaseError for a value that cannot be."""
+        return pgliteral.inline(sql, args)
+
+    async def call_bounded(
+        self, sql: str, *args: Any, statement_timeout_ms: int, timeout: float
+    ) -> Any:
+        """One statement in its own implicit transaction, in one round trip, under a
+        server-side statement_timeout of ``statement_timeout_ms``; returns its one value.
+
+        statement_timeout is armed when a statement starts, so it must be the session's
+        already: the statement checks that itself and raises SQLSTATE CW001 (without
+        doing anything) when it is not. Then the session's value is set on the same
+        connection and the statement called again: once per connection, while the calls
+        need the same timeout. Where a session setting does not stick (PgBouncer in
+        transaction mode), the third try sets it for one transaction of its own."""
+        return await self._with_connection(
+            lambda conn: self._call_setting_timeout(conn, sql, args, statement_timeout_ms, timeout)
+        )
+
+    async def _call_setting_timeout(
+        self, conn: Any, sql: str, args: Sequence[Any], ms: int, timeout: float
+    ) -> Any:
+        try:
+            return await conn.fetchval(sql, *args, timeout=timeout)
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate != STATEMENT_TIMEOUT_UNSET:
+                raise
+        await conn.fetchval(_SET_SESSION_TIMEOUT, f"{int(ms)}ms", timeout=timeout)
+        try:
+            return await conn.fetchval(sql, *args, timeout=timeout)
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate != STATEMENT_TIMEOUT_UNSET:
+                raise
+        return await self._call_in_transaction(conn, sql, args, ms, timeout)
+
+    @staticmethod
+    async def _call_in_transaction(
+        conn: Any, sql: str, args: Sequence[Any], ms: int, timeout: float
+    ) -> Any:
+        async with conn.transaction():
+            await conn.fetchval(
+                "SELECT set_config('statement_timeout', $1, true)", f"{ms}ms", timeout=timeout
+            )
+            return await conn.fetchval(sql, *args, timeout=timeout)
+
+    async def _with_connection(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """``work(connection)`` on a pooled connection, released afterwards."""
+        with translated(self.options.secrets):
+            conn = await self._acquire()
+            try:
+                result = await work(conn)
+            except BaseException:
+                await self._quietly(
+                    "release", lambda: self._pool.release(conn, timeout=self._acquire_timeout)
+                )
+                raise
+            await self._pool.release(conn, timeout=self._acquire_timeout)
+        return result
+
+    async def _acquire(self) -> Any:
+        if self._pool.get_idle_size():
+            # A connection is free: acquire takes it without waiting (one that must
+            # reconnect is bounded by the connect timeout), so skip the timer.
+            return await self._pool.acquire()
+        # asyncio.timeout, not acquire(timeout=): that one runs the wait as a task of its
+        # own.
+        async with asyncio.timeout(self._acquire_timeout):
+            return await self._pool.acquire()
+
     async def fetch_one_statement(
         self, sql: str, *args: Any, timeout: float | None = None
     ) -> list[dict[str, Any]]:
         """One statement in its own implicit transaction: one round trip, no BEGIN/COMMIT
         (a queue claim, a lease extension)."""
-        secrets = self.options.secrets
-        with translated(secrets):
-            async with self._pool.acquire(timeout=self._acquire_timeout) as conn:
-                records = await conn.fetch(sql, *args, timeout=timeout or self._call_timeout)
+        records = await self._with_connection(
+            lambda conn: conn.fetch(sql, *args, timeout=timeout or self._call_timeout)
+        )
         return [dict(r) for r in records]
 
     @asynccontextmanager
@@ -244,15 +229,7 @@ class _Transaction:
         db = self._db
         secrets = db.options.secrets
         with translated(secrets):
-            if db._pool.get_idle_size():
-                # A connection is free: acquire takes it without waiting (one that must
-                # reconnect is bounded by the connect timeout), so skip the timer.
-                self._conn = await db._pool.acquire()
-            else:
-                # asyncio.timeout, not acquire(timeout=): that one runs the wait as a task
-                # of its own.
-                async with asyncio.timeout(db._acquire_timeout):
-                    self._conn = await db._pool.acquire()
+            self._conn = await db._acquire()
         self._tx = Tx(self._conn, secrets, db._call_timeout)
         return self._tx
 

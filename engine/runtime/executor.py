@@ -6,8 +6,10 @@ job's advisory lock when overlap is forbidden, claims (job, slot) in the ledger 
 already succeeded is a duplicate, unless a rerun request it has not seen asks again; a
 slot inside a runtime pause is recorded ``paused`` and not run), runs the SQL (or the
 action's query and the action), and marks the slot succeeded. The effect and its ledger
-row commit together or not at all. A failure is recorded after the rollback, and becomes
-a retry or a dead letter.
+row commit together or not at all. A SQL job's transaction is one round trip
+(``ledger.run_in_one``); a job with an action, or whose values have no SQL literal, runs
+it as a transaction of three. A failure is recorded after the rollback, and becomes a
+retry or a dead letter.
 
 ``timeout_seconds`` bounds the whole attempt: the deadline is fixed when it starts, and
 the lock wait, every statement (its ``statement_timeout`` set to the time left) and the
@@ -20,17 +22,23 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from engine.core.errors import ConfigError, JobFailed, MessageError, SlotNotDue, TemplateError
-from engine.core.model import Job, Manifest, Overlap
+from engine.core.errors import (
+    ConfigError,
+    JobFailed,
+    MessageError,
+    SlotNotDue,
+    TemplateError,
+)
+from engine.core.model import Job, Manifest
 from engine.core.times import Clock, Sleep, iso
-from engine.runtime import ledger, messages, retry
+from engine.runtime import messages, retry, transaction
 from engine.runtime.deadletters import DeadLetterSink
-from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, Deadline, Monotonic
+from engine.runtime.deadline import Deadline, Monotonic
 from engine.runtime.failures import Failures
 from engine.runtime.ledger import Ack, Db, Failure
 from engine.runtime.metrics import MetricRecord, MetricsSink
@@ -38,7 +46,7 @@ from engine.runtime.outcome import Outcome, Status
 from engine.schedule.slots import Schedule, ScheduleFor, cron_schedule
 from engine.sql import sqltemplates
 
-Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
+Action = transaction.Action
 
 
 def _error_class(err: Exception) -> str:
@@ -95,7 +103,8 @@ class Executor:
         """One delivery of a queue message; ``attempt`` counts from 1. ``ack`` (the
         queue's) runs in the job's transaction when the outcome is succeeded, duplicate or
         paused, so that the effect, the ledger row and the ack commit together or not at
-        all; it is sent with the success and COMMIT, in one round trip."""
+        all (for a SQL job, inside its one-round-trip run; otherwise sent with the success and
+        COMMIT)."""
         started = time.perf_counter()
         try:
             msg = messages.parse(
@@ -227,52 +236,18 @@ class Executor:
         when the slot lies inside a runtime pause (recorded, not run)."""
         deadline = Deadline(job.timeout_seconds, self._monotonic)
         statements = self._render(job, slot, rerun=rerun is not None)
-        action = self._action(job)
-        t0 = time.perf_counter()
-        async with self._db.transaction() as tx:
-            left = deadline.left()
-            claimed = await ledger.claim(
-                tx,
-                job=job.name,
-                slot=slot,
-                attempt=attempt,
-                message_id=message_id,
-                started_at=started_at,
-                timeout_seconds=left,
-                lock=job.overlap is Overlap.FORBID,
-                rerun_id=rerun,
-                timeout=left + CLIENT_TIMEOUT_MARGIN,
-            )
-            deadline.statement_timeout = left
-            if claimed is None or claimed.paused:
-                if ack is not None:
-                    ledger.acknowledge(tx, ack)
-                return "duplicate" if claimed is None else "paused"
-            if action is None:
-                rows = 0
-                for st in statements:
-                    timeout = await deadline.bound_statement(tx)
-                    rows += await tx.execute(st.sql, *st.args, timeout=timeout)
-            else:
-                selected: list[dict[str, Any]] = []
-                for st in statements:
-                    timeout = await deadline.bound_statement(tx)
-                    selected = await tx.fetch(st.sql, *st.args, timeout=timeout)
-                rows = await deadline.bound(lambda: action(selected, slot))
-            ledger.succeed(
-                tx,
-                job=job.name,
-                slot=slot,
-                attempt=attempt,
-                message_id=message_id,
-                started_at=started_at,
-                rerun_id=rerun,
-                rows=rows,
-                duration_ms=(time.perf_counter() - t0) * 1000,
-                finished_at=self._clock(),
-                ack=ack,  # sent with COMMIT: it holds its row locks only until then
-            )
-        return rows
+        attempt_ = transaction.Attempt(
+            job=job,
+            slot=slot,
+            attempt=attempt,
+            message_id=message_id,
+            started_at=started_at,
+            rerun_id=rerun,
+            ack=ack,
+        )
+        return await transaction.run(
+            self._db, attempt_, statements, self._action(job), deadline, self._clock
+        )
 
     def _render(self, job: Job, slot: datetime, *, rerun: bool) -> list[sqltemplates.Rendered]:
         source = self._templates.get(job.template)

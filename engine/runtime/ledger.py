@@ -9,8 +9,10 @@ also kept in ``cronwright.run_history``; the one whose ``run_id`` the slot's row
 is current. A rerun request (``rerun_id``) claims a succeeded slot once: its concurrent
 twin waits, then finds the request done.
 
-The claim shares its round trip with BEGIN, and the success (with the queue's ack) its
-round trip with COMMIT: three round trips for a one-statement job (the functions are in
+A SQL job's whole transaction is one round trip (``engine.runtime.transaction``: one
+call of cronwright.run_slot, migration 0007, which uses the functions below). A job with
+an action runs in a transaction of its own: the claim shares its round trip with BEGIN,
+and the success (with the queue's ack) its round trip with COMMIT (the functions are in
 migration 0006).
 """
 
@@ -46,6 +48,12 @@ class Db(Protocol):
     """A source of transactions (``engine.adapters.pg.Database``)."""
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    def inline(self, sql: str, args: Sequence[Any]) -> str: ...
+
+    async def call_bounded(
+        self, sql: str, *args: Any, statement_timeout_ms: int, timeout: float
+    ) -> Any: ...
 
 
 # The claim (migration 0006's cronwright.claim_slot: the timeouts, the pause lookup, the

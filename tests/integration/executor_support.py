@@ -161,16 +161,23 @@ async def harness(
         yield Harness(db=db, executor=executor, metrics=metrics, clock=clock, sleep=sleep)
 
 
-async def backend_running(db: Database, fragment: str, timeout: float = 10.0) -> int:
-    """The pid of the other backend whose current statement contains ``fragment``."""
+async def backend_sleeping(
+    db: Database, *, holding: str | None = None, timeout: float = 10.0
+) -> int:
+    """The pid of another backend asleep in a job's ``pg_sleep`` and, given ``holding``,
+    already holding a lock on that table (a later statement of the job). A SQL job's
+    statements run inside ``cronwright.run_slot``, so pg_stat_activity shows that call,
+    not their text."""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         rows = await db.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE state = 'active'"
-            " AND pid <> pg_backend_pid() AND position($1 in query) > 0",
-            fragment,
+            "SELECT a.pid FROM pg_stat_activity AS a"
+            " WHERE a.wait_event = 'PgSleep' AND a.pid <> pg_backend_pid()"
+            " AND ($1::text IS NULL OR EXISTS (SELECT FROM pg_locks AS l"
+            "      WHERE l.pid = a.pid AND l.relation = to_regclass($1)))",
+            holding,
         )
         if rows:
             return int(rows[0]["pid"])
         await asyncio.sleep(0.02)
-    raise AssertionError(f"no backend ran a statement containing {fragment!r} within {timeout}s")
+    raise AssertionError(f"no backend slept in a job (holding {holding}) within {timeout}s")

@@ -2,7 +2,12 @@
 slot's whole effect with its succeeded ledger row, or neither.
 
 The runtime runs in a child process (``python -m`` this module), so the kill is real:
-no ``finally``, no rollback from the client, just a dropped connection."""
+no ``finally``, no rollback from the client, just a dropped connection.
+
+A SQL job's transaction is one statement (cronwright.run_slot), so once it has started
+the server finishes it whether or not its client is still there: by default a kill
+mid-run leaves both. A server that checks its clients (``client_connection_check_interval``)
+ends the run when the client is gone and rolls it back: neither. Both are tested."""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from tests.integration.executor_support import (
     SLOT,
     FakeClock,
     RecordingSleep,
-    backend_running,
+    backend_sleeping,
     body,
     harness,
     make_job,
@@ -66,11 +71,15 @@ async def child(dsn: str, slot: datetime) -> None:
         print(outcome.status, flush=True)
 
 
-def spawn(dsn: str, slot: datetime) -> subprocess.Popen[str]:
+# The child's session checks every 20 ms that its client is still connected.
+CHECKING = "&client_connection_check_interval=20ms"
+
+
+def spawn(dsn: str, slot: datetime, settings: str = "") -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
-        "CRASH_DSN": f"{dsn}?application_name={APP}",
+        "CRASH_DSN": f"{dsn}?application_name={APP}{settings}",
         "CRASH_SLOT": slot.isoformat(),
     }
     return subprocess.Popen(
@@ -114,26 +123,37 @@ def kill(proc: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("fragment", "expected"),
-    [("FROM pg_sleep", (False, False)), ("'crash:after'", (False, False))],
-    ids=["while-writing-the-effect", "after-the-effect-before-the-ledger"],
+    ("holding", "settings", "expected"),
+    [
+        # Asleep in the effect's statement, or in the last one (the counter's row updated).
+        (None, "", (True, True)),
+        ("probe.counter", "", (True, True)),
+        (None, CHECKING, (False, False)),
+        ("probe.counter", CHECKING, (False, False)),
+    ],
+    ids=[
+        "while-writing-the-effect",
+        "after-the-effect-before-the-ledger",
+        "while-writing-the-effect-on-a-server-that-checks-its-clients",
+        "after-the-effect-on-a-server-that-checks-its-clients",
+    ],
 )
-def test_process_killed_mid_transaction_leaves_neither_effect_nor_ledger_row(
-    pg_dsn: str, fragment: str, expected: tuple[bool, bool]
+def test_process_killed_mid_run_leaves_effect_and_ledger_row_together_or_neither(
+    pg_dsn: str, holding: str | None, settings: str, expected: tuple[bool, bool]
 ) -> None:
     async def main() -> None:
         async with harness(pg_dsn, [(JOB, CRASH_SQL)]) as h:
-            proc = spawn(pg_dsn, SLOT)
+            proc = spawn(pg_dsn, SLOT, settings)
             try:
-                await backend_running(h.db, fragment, timeout=30)
+                await backend_sleeping(h.db, holding=holding, timeout=30)
             finally:
                 kill(proc)
             await child_backends_gone(h.db)
             assert await state(h.db, SLOT) == expected
-            assert await h.counter() == 0
-            # The slot is still claimable: the redelivery runs it, exactly once.
+            assert await h.counter() == int(expected[0])
+            # The redelivery runs the slot if the killed run did not, exactly once.
             outcome = await h.executor.handle(body(JOB), message_id="again", attempt=2)
-            assert outcome.status == "succeeded"
+            assert outcome.status == ("duplicate" if expected[0] else "succeeded")
             assert await state(h.db, SLOT) == (True, True)
             assert await h.counter() == 1
 
@@ -154,6 +174,7 @@ def test_process_that_finished_leaves_effect_and_ledger_row_together(pg_dsn: str
 def test_process_killed_at_any_moment_leaves_effect_and_ledger_row_together_or_neither(
     pg_dsn: str,
 ) -> None:
+    # On a server that checks its clients, so that a kill before the commit rolls back.
     # Kill delays count from the moment the child's transaction is running its SQL (not
     # from spawn, which a loaded machine stretches), through the commit (~0.8 s) and past it.
     delays = [0.0, 0.2, 0.5, 0.7, 0.9, 3.0]
@@ -163,9 +184,9 @@ def test_process_killed_at_any_moment_leaves_effect_and_ledger_row_together_or_n
         seen = []
         async with harness(pg_dsn, [(JOB, CRASH_SQL)]) as h:
             for delay, slot in zip(delays, slots, strict=True):
-                proc = spawn(pg_dsn, slot)
+                proc = spawn(pg_dsn, slot, CHECKING)
                 try:
-                    await backend_running(h.db, "FROM pg_sleep", timeout=30)
+                    await backend_sleeping(h.db, timeout=30)
                     await asyncio.sleep(delay)
                 finally:
                     kill(proc)

@@ -14,7 +14,7 @@ from tests.fixtures.aio import run
 from tests.integration.executor_support import (
     EFFECT_SQL,
     SLOT,
-    backend_running,
+    backend_sleeping,
     body,
     harness,
     make_job,
@@ -32,7 +32,7 @@ def test_connection_killed_mid_job_is_retried_and_the_result_is_correct(pg_dsn: 
     async def main() -> None:
         async with harness(pg_dsn, [(job, SLEEPY_SQL)]) as h:
             delivery = asyncio.create_task(h.executor.handle(body(job), message_id="m", attempt=1))
-            pid = await backend_running(h.db, "pg_sleep")
+            pid = await backend_sleeping(h.db)
             rows = await h.query("SELECT pg_terminate_backend($1) AS killed", pid)
             killed.append(rows[0]["killed"])
             first = await delivery
@@ -329,7 +329,7 @@ def test_cancelled_delivery_rolls_back_and_propagates_the_cancellation(pg_dsn: s
     async def main() -> None:
         async with harness(pg_dsn, [(job, SLEEPY_SQL)]) as h:
             task = asyncio.create_task(h.executor.handle(body(job), message_id="m", attempt=1))
-            await backend_running(h.db, "pg_sleep")
+            await backend_sleeping(h.db)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

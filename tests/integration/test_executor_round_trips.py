@@ -1,6 +1,8 @@
-"""A job's transaction costs three round trips: the claim travels with BEGIN, the job's
-statement on its own, and the success with the queue's ack and COMMIT. The transactions
-here are real; they only record which calls their Tx receives."""
+"""A SQL job's whole transaction is one round trip: one call of cronwright.run_slot
+claims the slot, runs the statements, records the success and runs the queue's ack. A
+job with an action (or a value with no SQL literal) keeps a transaction of three round
+trips: the claim travels with BEGIN, the statement on its own, and the success with the
+queue's ack and COMMIT. Everything here is real; the wrappers only record calls."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pytest
 from devtools.manifests import probe_manifest
 from engine.adapters.migrate import migrate_url
 from engine.adapters.pg import Database, Tx
-from engine.core.model import Overlap
+from engine.core.model import Job, Overlap
 from engine.runtime import ledger
 from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.executor import Executor
@@ -69,52 +71,135 @@ class RecordingDb:
         async with self.db.transaction() as tx:
             yield RecordingTx(tx, calls)
 
+    def inline(self, sql: str, args: Any) -> str:
+        return self.db.inline(sql, args)
+
+    async def call_bounded(
+        self, sql: str, *args: Any, statement_timeout_ms: int, timeout: float
+    ) -> Any:
+        self.transactions.append(["call_bounded"])
+        return await self.db.call_bounded(
+            sql, *args, statement_timeout_ms=statement_timeout_ms, timeout=timeout
+        )
+
+
+def executor_for(db: Database, recording: RecordingDb, job: Job, template: str) -> Executor:
+    async def count_rows(rows: Any, slot: Any) -> int:
+        return len(rows)
+
+    return Executor(
+        db=recording,
+        manifest=probe_manifest(job),
+        templates={job.template: template},
+        actions={"count": count_rows},
+        dead_letters=PgDeadLetters(db),
+        metrics=Collect(),
+        clock=lambda: NOW,
+        sleep=asyncio.sleep,
+        rng=random.Random(0),
+    )
+
+
+async def set_up(db: Database) -> None:
+    async with db.transaction() as tx:
+        await tx.script(
+            SETUP_SQL + "CREATE TABLE probe.inbox (id int PRIMARY KEY);"
+            "INSERT INTO probe.inbox VALUES (1), (2);"
+        )
+
+
+BODY = json.dumps({"type": "test.probe", "scheduledFor": "2026-10-31T10:00:00Z"})
+
 
 def round_trips(calls: list[str]) -> int:
     """BEGIN rides with an inlined first statement; queued statements ride with COMMIT."""
+    if calls == ["call_bounded"]:
+        return 1
     awaited = [c for c in calls if c != "at_commit"]
     begin = 0 if awaited[:1] == ["execute_inlined"] else 1
     return begin + len(awaited) + 1
 
 
-def test_a_one_statement_job_takes_three_round_trips_and_a_duplicate_two(pg_dsn: str) -> None:
+def test_a_sql_job_and_its_duplicate_each_take_one_round_trip_with_the_ack_inside(
+    pg_dsn: str,
+) -> None:
     job = make_job(overlap=Overlap.ALLOW)
+
+    async def main() -> tuple[list[list[str]], list[dict[str, Any]], list[str]]:
+        await migrate_url(pg_dsn, None)
+        async with Database.open(pg_dsn) as db:
+            await set_up(db)
+            recording = RecordingDb(db)
+            executor = executor_for(db, recording, job, ONE_STATEMENT)
+            statuses = []
+            for n in (1, 2):
+                ack = ledger.Ack("DELETE FROM probe.inbox WHERE id = $1", (n,))
+                outcome = await executor.handle(BODY, message_id=f"m{n}", attempt=1, ack=ack)
+                statuses.append(outcome.status)
+            state = await db.fetch(
+                "SELECT (SELECT count(*) FROM probe.effects) AS effects,"
+                " (SELECT count(*) FROM probe.inbox) AS inbox,"
+                " (SELECT status FROM cronwright.runs) AS status,"
+                " (SELECT rows FROM cronwright.runs) AS rows"
+            )
+            return recording.transactions, state, statuses
+
+    transactions, state, statuses = run(main())
+    assert transactions == [["call_bounded"], ["call_bounded"]]
+    assert [round_trips(t) for t in transactions] == [1, 1]
+    assert statuses == ["succeeded", "duplicate"]
+    assert state == [{"effects": 1, "inbox": 0, "status": "succeeded", "rows": 1}]
+
+
+def test_a_job_with_an_action_takes_three_round_trips_and_its_duplicate_two(
+    pg_dsn: str,
+) -> None:
+    job = make_job(overlap=Overlap.ALLOW, action="count")
+    select = "SELECT slot FROM probe.effects WHERE slot < {{ window_end }};\n"
 
     async def main() -> tuple[list[list[str]], list[dict[str, Any]]]:
         await migrate_url(pg_dsn, None)
         async with Database.open(pg_dsn) as db:
-            async with db.transaction() as tx:
-                await tx.script(
-                    SETUP_SQL + "CREATE TABLE probe.inbox (id int PRIMARY KEY);"
-                    "INSERT INTO probe.inbox VALUES (1), (2);"
-                )
+            await set_up(db)
             recording = RecordingDb(db)
-            executor = Executor(
-                db=recording,
-                manifest=probe_manifest(job),
-                templates={job.template: ONE_STATEMENT},
-                actions={},
-                dead_letters=PgDeadLetters(db),
-                metrics=Collect(),
-                clock=lambda: NOW,
-                sleep=asyncio.sleep,
-                rng=random.Random(0),
-            )
-            body = json.dumps({"type": job.type, "scheduledFor": "2026-10-31T10:00:00Z"})
+            executor = executor_for(db, recording, job, select)
             for n in (1, 2):
                 ack = ledger.Ack("DELETE FROM probe.inbox WHERE id = $1", (n,))
-                await executor.handle(body, message_id=f"m{n}", attempt=1, ack=ack)
+                await executor.handle(BODY, message_id=f"m{n}", attempt=1, ack=ack)
             state = await db.fetch(
-                "SELECT (SELECT count(*) FROM probe.effects) AS effects,"
-                " (SELECT count(*) FROM probe.inbox) AS inbox,"
+                "SELECT (SELECT count(*) FROM probe.inbox) AS inbox,"
                 " (SELECT status FROM cronwright.runs) AS status"
             )
             return recording.transactions, state
 
     transactions, state = run(main())
     assert transactions == [
-        ["execute_inlined", "execute", "at_commit", "at_commit"],  # claim, job, success + ack
+        ["execute_inlined", "fetch", "at_commit", "at_commit"],  # claim, query, success + ack
         ["execute_inlined", "at_commit"],  # claim (a duplicate), the ack
     ]
     assert [round_trips(t) for t in transactions] == [3, 2]
-    assert state == [{"effects": 1, "inbox": 0, "status": "succeeded"}]
+    assert state == [{"inbox": 0, "status": "succeeded"}]
+
+
+def test_a_value_without_a_sql_literal_runs_with_binds_in_the_three_round_trip_transaction(
+    pg_dsn: str,
+) -> None:
+    job = make_job(overlap=Overlap.ALLOW, params={"parts": ["a", "b'c"]})
+    template = (
+        "INSERT INTO probe.effects (slot, value)"
+        " VALUES ({{ window_start }}, array_to_string({{ params.parts }}::text[], '-'));\n"
+    )
+
+    async def main() -> tuple[list[list[str]], list[dict[str, Any]]]:
+        await migrate_url(pg_dsn, None)
+        async with Database.open(pg_dsn) as db:
+            await set_up(db)
+            recording = RecordingDb(db)
+            executor = executor_for(db, recording, job, template)
+            outcome = await executor.handle(BODY, message_id="m", attempt=1)
+            assert outcome.status == "succeeded"
+            return recording.transactions, await db.fetch("SELECT value FROM probe.effects")
+
+    transactions, effects = run(main())
+    assert transactions == [["execute_inlined", "execute", "at_commit"]]
+    assert effects == [{"value": "a-b'c"}]

@@ -1,0 +1,162 @@
+"""One attempt's transaction: claim the slot, run the job, record the success and run the
+queue's ack, all committed together or not at all, within the run's deadline.
+
+A SQL job's whole transaction is one round trip: one call of cronwright.run_slot
+(migration 0007) with the statements' values written in as SQL literals. A job with an
+action (Python between the query and the success), or with a value that has no SQL
+literal (a list parameter, say), runs a transaction of three round trips instead: the
+claim rides with BEGIN, each statement goes on its own, and the success and the ack ride
+with COMMIT.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from engine.core.errors import DatabaseError
+from engine.core.model import Job, Overlap
+from engine.core.times import Clock
+from engine.runtime import ledger
+from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, SLACK, Deadline
+from engine.runtime.ledger import Ack, Db
+from engine.sql.sqltemplates import Rendered
+
+Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
+Result = int | Literal["duplicate", "paused"]
+
+# It runs under the session's statement_timeout, which Db.call_bounded makes the time
+# left of the run.
+_RUN = """
+SELECT cronwright.run_slot($1::text, $2::timestamptz, $3::integer, $4::text,
+                           $5::timestamptz, $6::integer, $7::integer, $8::text, $9::text,
+                           $10::text[], $11::text, $12::timestamptz)
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """What identifies one attempt in the ledger."""
+
+    job: Job
+    slot: datetime
+    attempt: int
+    message_id: str
+    started_at: datetime
+    rerun_id: str | None = None
+    ack: Ack | None = None
+
+
+async def run(
+    db: Db,
+    a: Attempt,
+    statements: Sequence[Rendered],
+    action: Action | None,
+    deadline: Deadline,
+    clock: Clock,
+) -> Result:
+    """The attempt's transaction. Returns the rows affected, or ``duplicate``, or
+    ``paused`` when the slot lies inside a runtime pause (recorded, not run)."""
+    inlined = _inlined(db, statements) if action is None else None
+    if inlined is not None:
+        return await _in_one_round_trip(db, a, inlined, deadline, clock)
+    return await _in_a_transaction(db, a, statements, action, deadline, clock)
+
+
+def _inlined(db: Db, statements: Sequence[Rendered]) -> list[str] | None:
+    """The statements with their values written in; None when a value has no literal
+    form: then they run with binds."""
+    try:
+        return [db.inline(st.sql, st.args) for st in statements]
+    except DatabaseError:
+        return None
+
+
+async def _in_one_round_trip(
+    db: Db, a: Attempt, statements: Sequence[str], deadline: Deadline, clock: Clock
+) -> Result:
+    """Claim (as ``ledger.claim``), run ``statements``, record the success (the rows they
+    affected; finished at the clock's now plus the time the run took on the server) and
+    run the ack, for a duplicate and a paused slot too. The time left bounds it all on
+    the server (its statement_timeout may exceed it by ``SLACK``)."""
+    left = deadline.left()
+    ms = max(1, math.ceil(left * 1000))
+    answer = await db.call_bounded(
+        _RUN,
+        a.job.name,
+        a.slot,
+        a.attempt,
+        a.message_id,
+        a.started_at,
+        ms,
+        math.floor(SLACK * 1000),
+        a.rerun_id,
+        ledger.lock_key(a.job.name) if a.job.overlap is Overlap.FORBID else None,
+        list(statements),
+        db.inline(a.ack.sql, a.ack.args) if a.ack is not None else None,
+        clock(),
+        statement_timeout_ms=ms,
+        timeout=left + CLIENT_TIMEOUT_MARGIN,
+    )
+    if answer == -1:
+        return "duplicate"
+    return "paused" if answer == -2 else int(answer)
+
+
+async def _in_a_transaction(
+    db: Db,
+    a: Attempt,
+    statements: Sequence[Rendered],
+    action: Action | None,
+    deadline: Deadline,
+    clock: Clock,
+) -> Result:
+    t0 = time.perf_counter()
+    async with db.transaction() as tx:
+        left = deadline.left()
+        claimed = await ledger.claim(
+            tx,
+            job=a.job.name,
+            slot=a.slot,
+            attempt=a.attempt,
+            message_id=a.message_id,
+            started_at=a.started_at,
+            timeout_seconds=left,
+            lock=a.job.overlap is Overlap.FORBID,
+            rerun_id=a.rerun_id,
+            timeout=left + CLIENT_TIMEOUT_MARGIN,
+        )
+        deadline.statement_timeout = left
+        if claimed is None or claimed.paused:
+            if a.ack is not None:
+                ledger.acknowledge(tx, a.ack)
+            return "duplicate" if claimed is None else "paused"
+        if action is None:
+            rows = 0
+            for st in statements:
+                timeout = await deadline.bound_statement(tx)
+                rows += await tx.execute(st.sql, *st.args, timeout=timeout)
+        else:
+            selected: list[dict[str, Any]] = []
+            for st in statements:
+                timeout = await deadline.bound_statement(tx)
+                selected = await tx.fetch(st.sql, *st.args, timeout=timeout)
+            rows = await deadline.bound(lambda: action(selected, a.slot))
+        ledger.succeed(
+            tx,
+            job=a.job.name,
+            slot=a.slot,
+            attempt=a.attempt,
+            message_id=a.message_id,
+            started_at=a.started_at,
+            rerun_id=a.rerun_id,
+            rows=rows,
+            duration_ms=(time.perf_counter() - t0) * 1000,
+            finished_at=clock(),
+            ack=a.ack,  # sent with COMMIT: it holds its row locks only until then
+        )
+    return rows
