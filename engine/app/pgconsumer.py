@@ -1,6 +1,11 @@
 """The Postgres-queue consumer: N workers in one process run messages of
 ``cronwright.queue`` through the shared executor, each message as soon as a worker is
-free. One claim leases up to N messages (one round trip for several jobs).
+free. The consumer keeps up to 2N messages claimed ahead (``prefetch``): one claim
+round trip leases several, and the next claim starts in the background once half of them
+have been taken, so a worker seldom waits for one. A message claimed ahead that has
+waited through a whole heartbeat period (every worker busy with a long run) goes back to
+the queue for other consumers: a long job holds a short one behind it for at most two
+heartbeats.
 
 Each outcome settles its message like Cloudflare Queues would: succeeded and duplicate
 are acked inside the job's own transaction (so a local run is exactly-once without the
@@ -42,7 +47,7 @@ class Settings:
     grace_seconds: float = 30.0  # real seconds running messages get after stop()
     retry_delay_seconds: float = 30.0  # for a delivery the executor raised on
     idle_seconds: float = 1.0  # the longest wait for work when no NOTIFY comes
-    prefetch: int | None = None  # messages per claim (default: the number of consumers)
+    prefetch: int | None = None  # messages claimed ahead (default: twice the consumers)
     write_timeout: float = 30.0
 
 
@@ -79,8 +84,10 @@ class LocalConsumer:
         self._wake = asyncio.Event()
         self._held: dict[int, Delivery] = {}  # leased by us: buffered or running
         self._buffer: deque[Delivery] = deque()
-        self._refill = asyncio.Lock()
+        self._claiming = asyncio.Lock()
+        self._ahead: asyncio.Task[None] | None = None  # a claim started in the background
         self._left = max_messages
+        self._prefetch = settings.prefetch or 2 * settings.consumers
         self.tally = Tally()
 
     def stop(self) -> None:
@@ -107,6 +114,9 @@ class LocalConsumer:
                 if late:
                     await asyncio.wait(late)
                     log.warning("grace period over: %d running messages cancelled", len(late))
+                if self._ahead is not None:
+                    # A claim under way: let it land, so that what it leased is released.
+                    await asyncio.wait([self._ahead], timeout=s.write_timeout)
                 # Claimed and not started, or cancelled mid-run: back to the queue now.
                 stranded = list(self._held.values())
                 if stranded:
@@ -116,8 +126,10 @@ class LocalConsumer:
                 beat.cancel()
                 for task in workers:
                     task.cancel()
-                await asyncio.wait([beat, *workers])
-        for task in workers:
+                if self._ahead is not None:
+                    self._ahead.cancel()
+                await asyncio.wait([beat, *workers, *([self._ahead] if self._ahead else [])])
+        for task in [*workers, *([self._ahead] if self._ahead else [])]:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
         return self.tally
@@ -141,26 +153,44 @@ class LocalConsumer:
 
     async def _next(self) -> Delivery | None:
         """The next claimed message; one claim fetches work for several workers."""
-        async with self._refill:
-            if not self._buffer and not self._stop.is_set():
-                n = self._settings.prefetch or self._settings.consumers
-                if self._left is not None:
-                    n = min(n, self._left)
-                if n > 0:
-                    try:
-                        claimed = await self._queue.claim(
-                            n, lease_seconds=self._settings.lease_seconds
-                        )
-                    except JobFailed as err:
-                        if not err.transient:
-                            raise
-                        log.warning("claim failed: %s", err)
-                        claimed = []
-                    if self._left is not None:
-                        self._left -= len(claimed)
-                    self._held.update((d.id, d) for d in claimed)
-                    self._buffer.extend(claimed)
-            return self._buffer.popleft() if self._buffer and not self._stop.is_set() else None
+        if not self._buffer:
+            await self._claim()
+        if not self._buffer or self._stop.is_set():
+            return None
+        delivery = self._buffer.popleft()
+        self._claim_ahead()
+        return delivery
+
+    def _claim_ahead(self) -> None:
+        """Once half the claimed messages are taken, claim more while the workers run."""
+        ahead = self._ahead
+        if ahead is not None and not ahead.done():
+            return
+        if self._stop.is_set() or self._left == 0:
+            return
+        if 2 * len(self._buffer) <= self._prefetch:
+            self._ahead = asyncio.create_task(self._claim())
+            self._ahead.add_done_callback(self._stop_if_failed)
+
+    async def _claim(self) -> None:
+        """Fill the buffer up to ``prefetch`` messages (one claim round trip)."""
+        async with self._claiming:
+            n = self._prefetch - len(self._buffer)
+            if self._left is not None:
+                n = min(n, self._left)
+            if n <= 0 or self._stop.is_set():
+                return
+            try:
+                claimed = await self._queue.claim(n, lease_seconds=self._settings.lease_seconds)
+            except JobFailed as err:
+                if not err.transient:
+                    raise
+                log.warning("claim failed: %s", err)
+                return
+            if self._left is not None:
+                self._left -= len(claimed)
+            self._held.update((d.id, d) for d in claimed)
+            self._buffer.extend(claimed)
 
     async def _idle(self) -> None:
         self._wake.clear()
@@ -194,10 +224,29 @@ class LocalConsumer:
         except JobFailed as err:
             log.error("queue update failed: %s; the message comes back when its lease ends", err)
 
+    async def _release_waiting(self, waiting: set[int]) -> None:
+        """Messages claimed ahead that no worker has started for a whole heartbeat (every
+        worker busy with a long run) go back to the queue, for other consumers to run."""
+        stale = [d for d in self._buffer if d.id in waiting]
+        if not stale:
+            return
+        for d in stale:
+            self._buffer.remove(d)
+            del self._held[d.id]
+        if self._left is not None:
+            self._left += len(stale)
+        try:
+            await self._queue.release(stale)
+        except JobFailed as err:
+            log.warning("release failed: %s; the leases will lapse", err)
+
     async def _heartbeat(self) -> None:
         s = self._settings
+        waiting: set[int] = set()  # claimed ahead and not started at the last beat
         while True:
             await asyncio.sleep(s.heartbeat_seconds)
+            await self._release_waiting(waiting)
+            waiting = {d.id for d in self._buffer}
             running = list(self._held.values())
             try:
                 await self._queue.extend(running, lease_seconds=s.lease_seconds)

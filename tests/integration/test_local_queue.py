@@ -35,6 +35,7 @@ from tests.integration.executor_support import FakeClock, RecordingSleep
 from tests.integration.localqueue_support import (
     FLAKY_TEMPLATE,
     START,
+    TEMPLATE,
     enqueue,
     hourly,
     probe_job,
@@ -319,3 +320,89 @@ def test_a_consumer_whose_queue_is_gone_stops_with_the_error_instead_of_idling(
     with pytest.raises(DatabaseError) as err:
         run(_local(pg_dsn, tmp_path, [(probe_job(), FLAKY_TEMPLATE)], FakeClock(), messages=1))
     assert err.value.error_class == "undefined_table"
+
+
+def test_messages_claimed_ahead_behind_a_long_run_go_back_for_another_consumer(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    run(setup(pg_dsn))
+    long, short = probe_job(name="long", sleep=30), probe_job(name="short")
+    shorts = hourly(3, START + timedelta(hours=1))
+    run(enqueue(pg_dsn, long, [START]))  # first in line
+    run(enqueue(pg_dsn, short, shorts))
+    clock = FakeClock(START + timedelta(days=1))
+    settings = Settings(
+        consumers=1, prefetch=4, heartbeat_seconds=0.3, grace_seconds=0.1, idle_seconds=0.05
+    )
+
+    async def main() -> tuple[float, list[Any], Counter[str]]:
+        templates = {j.template: TEMPLATE for j in (long, short)}
+        manifest = write_project(tmp_path, long, short)
+        async with Database.open(pg_dsn, max_size=6, session_reset=False) as db:
+            executor = Executor(
+                db=db, manifest=manifest, templates=templates, actions={},
+                dead_letters=PgDeadLetters(db), metrics=Collect(), clock=clock,
+                sleep=RecordingSleep(), rng=__import__("random").Random(0),
+            )  # fmt: skip
+            queue = PgQueue(db, "probe-jobs", clock=clock)
+            busy = LocalConsumer(queue=queue, executor=executor, settings=settings)
+            free = LocalConsumer(queue=queue, executor=executor, settings=settings)
+            tasks = [asyncio.create_task(busy.run())]
+            leased = "SELECT count(*) AS n FROM cronwright.queue WHERE lease_id IS NOT NULL"
+            while (await db.fetch(leased))[0]["n"] < 4:  # the long run and 3 claimed ahead
+                await asyncio.sleep(0.02)
+            tasks.append(asyncio.create_task(free.run()))
+            t0 = time.monotonic()
+            applied: list[Any] = []
+            while len(applied) < 3 and time.monotonic() - t0 < 20:
+                await asyncio.sleep(0.05)
+                applied = await db.fetch("SELECT slot FROM probe.applied ORDER BY slot")
+            elapsed = time.monotonic() - t0
+            busy.stop()
+            free.stop()
+            await asyncio.gather(*tasks)
+            return elapsed, [r["slot"] for r in applied], free.tally.statuses
+
+    elapsed, applied, by_the_free_one = run(main())
+    # The short runs went back and ran elsewhere, well before the long one's 30 s.
+    assert applied == shorts
+    assert by_the_free_one == Counter({"succeeded": 3})
+    assert elapsed < 20
+
+
+def test_a_consumer_holds_at_most_its_prefetch_claimed_ahead_besides_its_running_messages(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    run(setup(pg_dsn))
+    job = probe_job(sleep=0.01)
+    slots = hourly(40)
+    run(enqueue(pg_dsn, job, slots))
+    clock = FakeClock(START + timedelta(days=3))
+    settings = Settings(consumers=2, prefetch=4, idle_seconds=0.05)
+
+    async def main() -> tuple[int, Counter[str]]:
+        manifest = write_project(tmp_path, job)
+        async with Database.open(pg_dsn, max_size=5, session_reset=False) as db:
+            executor = Executor(
+                db=db, manifest=manifest, templates={job.template: TEMPLATE}, actions={},
+                dead_letters=PgDeadLetters(db), metrics=Collect(), clock=clock,
+                sleep=RecordingSleep(), rng=__import__("random").Random(0),
+            )  # fmt: skip
+            queue = PgQueue(db, "probe-jobs", clock=clock)
+            consumer = LocalConsumer(
+                queue=queue, executor=executor, settings=settings, max_messages=len(slots)
+            )
+            task = asyncio.create_task(consumer.run())
+            most = 0
+            while not task.done():
+                rows = await db.fetch(
+                    "SELECT count(*) AS n FROM cronwright.queue WHERE lease_id IS NOT NULL"
+                )
+                most = max(most, rows[0]["n"])
+                await asyncio.sleep(0.005)
+            return most, (await task).statuses
+
+    most, statuses = run(main())
+    assert 0 < most <= 4 + 2
+    assert statuses == Counter({"succeeded": 40})
+    assert_each_applied_once(pg_dsn, slots)
