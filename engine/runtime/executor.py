@@ -93,6 +93,8 @@ class Executor:
         self._monotonic = monotonic
         self._schedules: dict[str, Schedule] = {j.name: schedule_for(j) for j in manifest.jobs}
         self._queue = queue or manifest.queue.name
+        # Per (job, rerun): its template rendered once, or None to render every run.
+        self._prepared: dict[tuple[str, bool], sqltemplates.Prepared | None] = {}
 
     def _schedule(self, job: Job) -> Schedule:
         return self._schedules[job.name]
@@ -253,7 +255,15 @@ class Executor:
         source = self._templates.get(job.template)
         if source is None:
             raise ConfigError(f"job {job.name}: template {job.template} was not loaded")
-        return sqltemplates.split_statements(sqltemplates.render(job, source, slot, rerun=rerun))
+        key = (job.name, rerun)
+        if key not in self._prepared:
+            self._prepared[key] = sqltemplates.prepare(job, source, rerun=rerun)
+        prepared = self._prepared[key]
+        if prepared is None:  # its text may depend on the slot: render it in full
+            rendered = sqltemplates.render(job, source, slot, rerun=rerun)
+        else:
+            rendered = prepared.fill(job, slot)
+        return sqltemplates.split_statements(rendered)
 
     def _action(self, job: Job) -> Action | None:
         if job.action is None:
