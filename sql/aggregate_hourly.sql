@@ -151,8 +151,10 @@ ON CONFLICT (date) DO UPDATE SET date = d.date;
 -- The statement below sorts only where it says ORDER BY: the new events into the order
 -- of the probes' index, and the rollup rows into the order of the upsert's key. Its
 -- other grouping, per (org, type), hashes: as a sort (the planner's choice, whatever
--- its estimates) it cost as much again as sorting the new events (bench/hourly.py).
--- The setting lasts to the end of the transaction, and this is its last statement.
+-- its estimates) it cost about as much as sorting the new events (bench/hourly.py).
+-- The setting lasts to the end of the transaction: this is the template's last
+-- statement, and what the executor sends after it (the ledger's writes at commit) goes
+-- by key and sorts nothing.
 SET LOCAL enable_sort = off;
 
 WITH day AS MATERIALIZED (
