@@ -148,11 +148,14 @@ VALUES (({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date,
         ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date::timestamp)
 ON CONFLICT (date) DO UPDATE SET date = d.date;
 
--- The new events are grouped per (org, type, contact) in the order of
--- contact_activity_triple_hash_idx (sql/migrations/0004_triple_hash_index.sql), so that
--- the probes below walk that index in order: a hash aggregate would hand them over in
--- no order at all (each probe then costs about half as much again).
-SET LOCAL enable_hashagg = off;
+-- The statement below sorts only where it says ORDER BY: the new events into the order
+-- of the probes' index, and the rollup rows into the order of the upsert's key. Its
+-- other grouping, per (org, type), hashes: as a sort (the planner's choice, whatever
+-- its estimates) it cost about as much as sorting the new events (bench/hourly.py).
+-- The setting lasts to the end of the transaction: this is the template's last
+-- statement, and what the executor sends after it (the ledger's writes at commit) goes
+-- by key and sorts nothing.
+SET LOCAL enable_sort = off;
 
 WITH day AS MATERIALIZED (
     SELECT date, date::timestamp AS day_start, aggregated_until,
@@ -161,33 +164,46 @@ WITH day AS MATERIALIZED (
     WHERE date = ({{ window_start }}::timestamptz AT TIME ZONE 'UTC')::date
 ),
 per_contact AS (
-    -- One row per (org, type, contact) of the new events, in the order of its hash. The
-    -- contact counts for its (org, type) if it has no event of that type in the part of
-    -- the day already rolled up: one probe of contact_activity_triple_hash_idx, which
-    -- finds the hash's entries in [day_start, aggregated_until) and rechecks each against
-    -- the row, so a hash collision never changes a count. IS NOT DISTINCT FROM is = on
-    -- these NOT NULL columns; with = the planner would take the wider, slower
-    -- contact_activity_org_type_contact_idx.
-    SELECT a.organization_id, a.event_type, count(*) AS events,
+    -- One row per (org, type, contact) of the new events, in the order of its hash, the
+    -- key of contact_activity_triple_hash_idx (sql/migrations/0004_triple_hash_index.sql):
+    -- the probes walk that index in order (in no order, each costs about half as much
+    -- again). The contact counts for its (org, type) if it has no event of that type in
+    -- the part of the day already rolled up: one probe of that index, which finds the
+    -- hash's entries in [day_start, aggregated_until) and rechecks each against the row,
+    -- so a hash collision never changes a count. IS NOT DISTINCT FROM is = on these NOT
+    -- NULL columns; with = the planner would take the wider, slower
+    -- contact_activity_org_type_contact_idx. OFFSET 0 keeps the probes here, in this
+    -- order, whatever the grouping below does with the rows.
+    SELECT t.organization_id, t.event_type, t.events,
            NOT EXISTS (
                SELECT 1
                FROM analytics.contact_activity AS p
                WHERE hashtextextended(p.event_type, uuid_hash_extended(p.contact_id,
-                         uuid_hash_extended(p.organization_id, 0)))
-                     = hashtextextended(a.event_type, uuid_hash_extended(a.contact_id,
-                           uuid_hash_extended(a.organization_id, 0)))
+                         uuid_hash_extended(p.organization_id, 0))) = t.hash
                  AND p.created_at >= (SELECT day_start FROM day)
                  AND p.created_at < (SELECT aggregated_until FROM day)
-                 AND p.organization_id IS NOT DISTINCT FROM a.organization_id
-                 AND p.event_type IS NOT DISTINCT FROM a.event_type
-                 AND p.contact_id IS NOT DISTINCT FROM a.contact_id
+                 AND p.organization_id IS NOT DISTINCT FROM t.organization_id
+                 AND p.event_type IS NOT DISTINCT FROM t.event_type
+                 AND p.contact_id IS NOT DISTINCT FROM t.contact_id
            ) AS first_seen
-    FROM analytics.contact_activity AS a
-    WHERE a.created_at >= (SELECT aggregated_until FROM day)
-      AND a.created_at < (SELECT until FROM day)
-    GROUP BY hashtextextended(a.event_type, uuid_hash_extended(a.contact_id,
-                 uuid_hash_extended(a.organization_id, 0))),
-             a.organization_id, a.event_type, a.contact_id
+    FROM (
+        SELECT hashtextextended(n.event_type, uuid_hash_extended(n.contact_id,
+                   uuid_hash_extended(n.organization_id, 0))) AS hash,
+               n.organization_id, n.event_type, n.contact_id, count(*) AS events
+        FROM (
+            -- The new events: an index-only range scan of contact_activity_created_idx.
+            -- OFFSET 0: the ORDER BY below must be a sort of these, never a read of the
+            -- whole triple-hash index in its order.
+            SELECT a.organization_id, a.event_type, a.contact_id
+            FROM analytics.contact_activity AS a
+            WHERE a.created_at >= (SELECT aggregated_until FROM day)
+              AND a.created_at < (SELECT until FROM day)
+            OFFSET 0
+        ) AS n
+        GROUP BY 1, 2, 3, 4
+        ORDER BY 1
+    ) AS t
+    OFFSET 0
 ),
 per_group AS (
     SELECT (SELECT date FROM day) AS date, c.organization_id,
@@ -212,6 +228,8 @@ INSERT INTO analytics.event_aggregates AS ea
 SELECT g.organization_id, g.date, g.event_type, 'hourly_rollup', g.events, g.first_seen
 FROM per_group AS g
 WHERE g.date IN (SELECT date FROM progress)
+-- In the order of the rollup's key, so that consecutive upserts find neighbouring rows.
+ORDER BY g.organization_id, g.event_type
 ON CONFLICT (organization_id, date, event_type, channel) DO UPDATE
 SET count = ea.count + EXCLUDED.count,
     unique_count = ea.unique_count + EXCLUDED.unique_count;

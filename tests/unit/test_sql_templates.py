@@ -210,15 +210,17 @@ def test_rerun_shapes_the_statement_and_defaults_to_false() -> None:
 def test_hourly_probe_hashes_each_triple_exactly_as_its_index_does() -> None:
     # The "counted already today?" probe only descends contact_activity_triple_hash_idx
     # if it compares the index's own expression, and only walks it in order if the new
-    # events are grouped by that expression first; a template edited apart from the
-    # migration would probe a slower index (or none) without any count changing.
+    # events are grouped by that expression and sorted on it first; a template edited
+    # apart from the migration would probe a slower index (or none), or in no order,
+    # without any count changing.
     migration = (ROOT / "sql" / "migrations" / "0004_triple_hash_index.sql").read_text()
     key = re.search(r"\((hashtextextended\(.*\)),\s*created_at\)", code(migration), re.DOTALL)
     assert key is not None
     expression = re.sub(r"\s+", "", key[1])
     columns = re.compile(r"\b(event_type|contact_id|organization_id)\b")
-    probe, event = (columns.sub(rf"{alias}.\1", expression) for alias in ("p", "a"))
+    probe, event = (columns.sub(rf"{alias}.\1", expression) for alias in ("p", "n"))
     (main,) = [st.sql for st in rendered("aggregate-hourly") if "per_contact AS" in st.sql]
     flat = re.sub(r"\s+", "", code(main))
-    assert f"WHERE{probe}={event}AND" in flat
-    assert f"GROUPBY{event}," in flat
+    assert f"WHERE{probe}=t.hashAND" in flat
+    assert f"SELECT{event}AShash," in flat
+    assert "GROUPBY1,2,3,4ORDERBY1)ASt" in flat
