@@ -20,6 +20,7 @@ import asyncpg
 
 from engine.adapters import pgliteral
 from engine.adapters.pgerrors import DRIVER_ERRORS, translated
+from engine.adapters.pgpin import Pins
 from engine.adapters.pgtx import Tx
 from engine.adapters.pgurl import ConnectOptions, masked, options, scrub
 from engine.core.errors import ConfigError
@@ -50,6 +51,7 @@ class Database:
         self._pool = pool
         self.options = opts
         self._acquire_timeout = acquire_timeout
+        self._pins = Pins()
         self._call_timeout = call_timeout
 
     @classmethod
@@ -175,22 +177,42 @@ class Database:
             try:
                 result = await work(conn)
             except BaseException:
-                await self._quietly(
-                    "release", lambda: self._pool.release(conn, timeout=self._acquire_timeout)
-                )
+                await self._quietly("release", lambda: self._release(conn))
                 raise
-            await self._pool.release(conn, timeout=self._acquire_timeout)
+            await self._release(conn)
         return result
 
+    @asynccontextmanager
+    async def pinned(self) -> AsyncIterator[None]:
+        """While the block runs, the calling task keeps one connection of the pool for
+        all its statements and transactions (:mod:`engine.adapters.pgpin`)."""
+        task = self._pins.start()
+        try:
+            yield
+        finally:
+            conn = self._pins.stop(task)
+            if conn is not None:
+                await self._quietly("release", lambda: self._pool_release(conn))
+
     async def _acquire(self) -> Any:
-        if self._pool.get_idle_size():
-            # A connection is free: acquire takes it without waiting (one that must
-            # reconnect is bounded by the connect timeout), so skip the timer.
-            return await self._pool.acquire()
+        conn = await self._pins.take(self._pool_acquire, self._pool_release_quietly)
+        return conn if conn is not None else await self._pool_acquire()
+
+    async def _release(self, conn: Any) -> None:
+        if not self._pins.give_back(conn):
+            await self._pool_release(conn)
+
+    async def _pool_acquire(self) -> Any:
         # asyncio.timeout, not acquire(timeout=): that one runs the wait as a task of its
         # own.
         async with asyncio.timeout(self._acquire_timeout):
             return await self._pool.acquire()
+
+    async def _pool_release(self, conn: Any) -> None:
+        await self._pool.release(conn, timeout=self._acquire_timeout)
+
+    async def _pool_release_quietly(self, conn: Any) -> None:
+        await self._quietly("release", lambda: self._pool_release(conn))
 
     async def fetch_one_statement(
         self, sql: str, *args: Any, timeout: float | None = None
@@ -250,7 +272,7 @@ class _Transaction:
             raise
         db = self._db
         with translated(db.options.secrets):
-            await db._pool.release(self._conn, timeout=db._acquire_timeout)
+            await db._release(self._conn)
 
     async def _abandon(self) -> None:
         """Roll back (if anything was sent) and release. The error being raised explains
@@ -261,4 +283,4 @@ class _Transaction:
             await db._quietly(
                 "rollback", lambda: conn.execute("ROLLBACK", timeout=db._call_timeout)
             )
-        await db._quietly("release", lambda: db._pool.release(conn, timeout=db._acquire_timeout))
+        await db._quietly("release", lambda: db._release(conn))

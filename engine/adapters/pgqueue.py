@@ -195,6 +195,11 @@ class PgQueue:
         rows = await self._db.fetch_one_statement(_DEPTH, self.name, self._clock())
         return Depth(rows[0]["ready"], rows[0]["delayed"], rows[0]["leased"])
 
+    def pinned(self) -> Any:
+        """While the block runs, the calling task (a consumer's worker) keeps one
+        connection for its claims and its jobs (``Database.pinned``)."""
+        return self._db.pinned()
+
     def listening(self, wake: Callable[[], None]) -> Any:
         """Call ``wake`` whenever a message is enqueued (LISTEN/NOTIFY)."""
         return self._db.listening(CHANNEL, wake)

@@ -140,6 +140,10 @@ class LocalConsumer:
             self.stop()
 
     async def _worker(self) -> None:
+        async with self._queue.pinned():  # one connection per worker, not one per job
+            await self._work()
+
+    async def _work(self) -> None:
         while not self._stop.is_set():
             delivery = await self._next()
             if delivery is None:
