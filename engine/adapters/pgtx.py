@@ -19,6 +19,11 @@ def _count(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
+# A connection that ran a SQL job keeps that job's statement_timeout for its session
+# (Database.call_bounded); every other transaction runs under the configured default.
+_BEGIN = "BEGIN; SET LOCAL statement_timeout TO DEFAULT"
+
+
 class Tx:
     """One connection inside one transaction. Results come back as plain Python.
 
@@ -39,7 +44,7 @@ class Tx:
         if not self.begun:
             self.begun = True  # first: a BEGIN that fails midway is rolled back
             with translated(self._secrets):
-                await self._conn.execute("BEGIN", timeout=self.timeout)
+                await self._conn.execute(_BEGIN, timeout=self.timeout)
 
     async def execute(self, sql: str, *args: Any, timeout: float | None = None) -> int:
         """Run one statement; return the rows it affected."""

@@ -61,7 +61,9 @@ def bounded(
                     )
                 except DatabaseError as err:
                     answers.append(err.error_class)
-            session = await db.fetch("SELECT current_setting('statement_timeout') AS t")
+            session = await db.fetch_one_statement(
+                "SELECT current_setting('statement_timeout') AS t"
+            )
             return answers, await calls(db), session[0]["t"]
 
     return run(main())
@@ -108,3 +110,28 @@ def test_a_pool_that_resets_its_sessions_still_runs_every_call_under_its_timeout
 def test_the_timeout_bounds_the_call_on_the_server(pg_dsn: str) -> None:
     answers, _, _ = bounded(pg_dsn, [(300, 0, 5.0), (300, 0, 0.0)])
     assert answers == ["statement_timeout", "300ms"]
+
+
+def test_a_transaction_on_a_connection_a_bounded_call_set_up_runs_under_the_default(
+    pg_dsn: str,
+) -> None:
+    async def main() -> tuple[str, str, Any]:
+        async with Database.open(pg_dsn, max_size=1, session_reset=False) as db:
+            async with db.transaction() as tx:
+                await tx.script(SETUP)
+            await db.call_bounded(CALL, 300, 0, 0.0, statement_timeout_ms=300, timeout=10)
+            async with db.transaction() as tx:
+                row = await tx.fetchrow(
+                    "SELECT current_setting('statement_timeout') AS t, pg_sleep(0.5)::text AS s"
+                )
+            assert row is not None
+            session = await db.fetch_one_statement(
+                "SELECT current_setting('statement_timeout') AS t"
+            )
+            again = await db.call_bounded(CALL, 300, 0, 0.0, statement_timeout_ms=300, timeout=10)
+            return row["t"], session[0]["t"], again
+
+    inside, session, again = run(main())
+    assert inside == "0"  # the server's default here: no timeout; the 0.5 s sleep finished
+    assert session == "300ms"  # the session keeps the job's, for the next run
+    assert again == "300ms"
