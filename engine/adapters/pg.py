@@ -31,7 +31,7 @@ T = TypeVar("T")
 # Raised by a statement that checks the session's statement_timeout before it starts
 # (cronwright.run_slot, migration 0007) when it is not the one the call needs.
 STATEMENT_TIMEOUT_UNSET = "CW001"
-_SET_SESSION_TIMEOUT = "SELECT set_config('statement_timeout', $1, false)"
+_SET_TIMEOUT = "SELECT set_config('statement_timeout', $1, $2)"  # $2: for the transaction only
 
 
 async def _no_session_state(conn: Any) -> None:
@@ -144,30 +144,20 @@ class Database:
             lambda conn: self._call_setting_timeout(conn, sql, args, statement_timeout_ms, timeout)
         )
 
-    async def _call_setting_timeout(
-        self, conn: Any, sql: str, args: Sequence[Any], ms: int, timeout: float
-    ) -> Any:
-        try:
-            return await conn.fetchval(sql, *args, timeout=timeout)
-        except asyncpg.PostgresError as exc:
-            if exc.sqlstate != STATEMENT_TIMEOUT_UNSET:
-                raise
-        await conn.fetchval(_SET_SESSION_TIMEOUT, f"{int(ms)}ms", timeout=timeout)
-        try:
-            return await conn.fetchval(sql, *args, timeout=timeout)
-        except asyncpg.PostgresError as exc:
-            if exc.sqlstate != STATEMENT_TIMEOUT_UNSET:
-                raise
-        return await self._call_in_transaction(conn, sql, args, ms, timeout)
-
     @staticmethod
-    async def _call_in_transaction(
+    async def _call_setting_timeout(
         conn: Any, sql: str, args: Sequence[Any], ms: int, timeout: float
     ) -> Any:
-        async with conn.transaction():
-            await conn.fetchval(
-                "SELECT set_config('statement_timeout', $1, true)", f"{ms}ms", timeout=timeout
-            )
+        for set_first in (False, True):  # as it is; after setting the session's
+            if set_first:
+                await conn.fetchval(_SET_TIMEOUT, f"{ms}ms", False, timeout=timeout)
+            try:
+                return await conn.fetchval(sql, *args, timeout=timeout)
+            except asyncpg.PostgresError as exc:
+                if exc.sqlstate != STATEMENT_TIMEOUT_UNSET:
+                    raise
+        async with conn.transaction():  # the session's did not stick: this transaction's
+            await conn.fetchval(_SET_TIMEOUT, f"{ms}ms", True, timeout=timeout)
             return await conn.fetchval(sql, *args, timeout=timeout)
 
     async def _with_connection(self, work: Callable[[Any], Awaitable[T]]) -> T:

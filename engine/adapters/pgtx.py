@@ -20,7 +20,8 @@ def _count(status: str) -> int:
 
 
 # A connection that ran a SQL job keeps that job's statement_timeout for its session
-# (Database.call_bounded); every other transaction runs under the configured default.
+# (Database.call_bounded); every transaction opened here starts from the configured
+# default (a job's claim then sets its own).
 _BEGIN = "BEGIN; SET LOCAL statement_timeout TO DEFAULT"
 
 
@@ -60,7 +61,7 @@ class Tx:
         the row count of its command tag (for a SELECT, the rows it returned)."""
         text = pgliteral.inline(sql, args)
         if not self.begun:
-            text = "BEGIN;\n" + text
+            text = f"{_BEGIN};\n{text}"
             self.begun = True
         with translated(self._secrets):
             status = await self._conn.execute(text, timeout=timeout or self.timeout)
@@ -97,7 +98,7 @@ class Tx:
         transaction that never ran a statement)."""
         if not self.begun and not self._pending:
             return
-        parts = ([] if self.begun else ["BEGIN"]) + self._pending + ["COMMIT"]
+        parts = ([] if self.begun else [_BEGIN]) + self._pending + ["COMMIT"]
         self.begun = True
         with translated(self._secrets):
             status = await self._conn.execute(";\n".join(parts), timeout=self.timeout)

@@ -123,13 +123,11 @@ class LocalConsumer:
                     await shield.finish(self._queue.release(stranded), s.write_timeout)
                     self.tally.released += len(stranded)
             finally:
-                beat.cancel()
-                for task in workers:
+                ahead = [self._ahead] if self._ahead is not None else []
+                for task in [beat, *workers, *ahead]:
                     task.cancel()
-                if self._ahead is not None:
-                    self._ahead.cancel()
-                await asyncio.wait([beat, *workers, *([self._ahead] if self._ahead else [])])
-        for task in [*workers, *([self._ahead] if self._ahead else [])]:
+                await asyncio.wait([beat, *workers, *ahead])
+        for task in [*workers, *ahead]:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
         return self.tally

@@ -23,6 +23,11 @@ SLACK = 0.1
 _SET_STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', $1, true)"
 
 
+def whole_ms(seconds: float) -> int:
+    """A timeout in whole milliseconds, rounded up, at least 1 (Postgres reads 0 as none)."""
+    return max(1, math.ceil(seconds * 1000))
+
+
 class _Tx(Protocol):
     async def execute(self, sql: str, *args: Any, timeout: float | None = None) -> int: ...
 
@@ -58,7 +63,7 @@ class Deadline:
         Returns the client-side timeout for the statement's call."""
         left = self.left()
         if self.statement_timeout > left + SLACK:
-            ms = max(1, math.ceil(left * 1000))
+            ms = whole_ms(left)
             await tx.execute(
                 _SET_STATEMENT_TIMEOUT, f"{ms}ms", timeout=left + CLIENT_TIMEOUT_MARGIN
             )

@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Literal
 
 from engine.core.errors import (
     ConfigError,
@@ -192,10 +191,18 @@ class Executor:
         rerun: str | None = None,
         ack: Ack | None = None,
     ) -> Outcome:
-        started_at = self._clock()
+        a = transaction.Attempt(
+            job=job,
+            slot=slot,
+            attempt=attempt,
+            message_id=message_id,
+            started_at=self._clock(),
+            rerun_id=rerun,
+            ack=ack,
+        )
         t0 = time.perf_counter()
         try:
-            rows = await self._run(job, slot, attempt, message_id, started_at, rerun, ack)
+            rows = await self._run(a)
         except (JobFailed, TemplateError, ConfigError) as err:
             # A template that fails to render or an action that is not configured will
             # not get better by retrying: dead-letter with the reason.
@@ -205,7 +212,7 @@ class Executor:
                 status="failed",
                 attempt=attempt,
                 message_id=message_id,
-                started_at=started_at,
+                started_at=a.started_at,
                 finished_at=self._clock(),
                 duration_ms=(time.perf_counter() - t0) * 1000,
                 error_class=_error_class(err),
@@ -224,31 +231,13 @@ class Executor:
             status=status, job=job.name, type=job.type, slot=slot, attempt=attempt, rows=counted
         )
 
-    async def _run(
-        self,
-        job: Job,
-        slot: datetime,
-        attempt: int,
-        message_id: str,
-        started_at: datetime,
-        rerun: str | None,
-        ack: Ack | None = None,
-    ) -> int | Literal["duplicate", "paused"]:
+    async def _run(self, a: transaction.Attempt) -> transaction.Result:
         """The one transaction. Returns the rows affected, or ``duplicate``, or ``paused``
         when the slot lies inside a runtime pause (recorded, not run)."""
-        deadline = Deadline(job.timeout_seconds, self._monotonic)
-        statements = self._render(job, slot, rerun=rerun is not None)
-        attempt_ = transaction.Attempt(
-            job=job,
-            slot=slot,
-            attempt=attempt,
-            message_id=message_id,
-            started_at=started_at,
-            rerun_id=rerun,
-            ack=ack,
-        )
+        deadline = Deadline(a.job.timeout_seconds, self._monotonic)
+        statements = self._render(a.job, a.slot, rerun=a.rerun_id is not None)
         return await transaction.run(
-            self._db, attempt_, statements, self._action(job), deadline, self._clock
+            self._db, a, statements, self._action(a.job), deadline, self._clock
         )
 
     def _render(self, job: Job, slot: datetime, *, rerun: bool) -> list[sqltemplates.Rendered]:

@@ -18,12 +18,13 @@ migration 0006).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+from engine.runtime.deadline import whole_ms
 
 
 class Tx(Protocol):
@@ -140,7 +141,7 @@ async def claim(
     is None or was seen already): a duplicate. A claim with ``paused`` set is final: the
     slot lies inside a runtime pause and must not run (commit the transaction to record
     it)."""
-    ms = max(1, math.ceil(timeout_seconds * 1000))
+    ms = whole_ms(timeout_seconds)
     answer = await tx.execute_inlined(
         _CLAIM,
         job,

@@ -22,7 +22,7 @@ from engine.core.errors import DatabaseError
 from engine.core.model import Job, Overlap
 from engine.core.times import Clock
 from engine.runtime import ledger
-from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, SLACK, Deadline
+from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, SLACK, Deadline, whole_ms
 from engine.runtime.ledger import Ack, Db
 from engine.sql.sqltemplates import Rendered
 
@@ -84,7 +84,7 @@ async def _in_one_round_trip(
     run the ack, for a duplicate and a paused slot too. The time left bounds it all on
     the server (its statement_timeout may exceed it by ``SLACK``)."""
     left = deadline.left()
-    ms = max(1, math.ceil(left * 1000))
+    ms = whole_ms(left)
     answer = await db.call_bounded(
         _RUN,
         a.job.name,
