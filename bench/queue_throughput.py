@@ -39,7 +39,7 @@ import random
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -74,10 +74,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def fresh_db(server: postgres.PgServer) -> str:
+@contextlib.asynccontextmanager
+async def scratch_db(server: postgres.PgServer) -> AsyncIterator[str]:
+    """A fresh database, dropped after its contender's run: what a run leaves to vacuum
+    is not vacuumed by autovacuum in the middle of the next contender's timing."""
     name = f"bench_{uuid.uuid4().hex[:12]}"
     await postgres.admin(server, f'CREATE DATABASE "{name}"')
-    return server.dsn(name)
+    try:
+        yield server.dsn(name)
+    finally:
+        await postgres.admin(server, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def noop_executor(db: Database) -> Executor:
@@ -233,11 +239,10 @@ def server_cpu(server: postgres.PgServer) -> float | None:
 
 
 async def costed(
-    server: postgres.PgServer, run: Callable[[str], Awaitable[float]]
+    server: postgres.PgServer, dsn: str, run: Callable[[str], Awaitable[float]]
 ) -> tuple[float, float, float | None]:
-    """(seconds, client CPU seconds, server CPU seconds) of ``run`` on a fresh database;
-    the CPU includes its setup (migrations)."""
-    dsn = await fresh_db(server)
+    """(seconds, client CPU seconds, server CPU seconds) of ``run`` on the fresh database
+    ``dsn``; the CPU includes its setup (migrations)."""
     pg0, py0 = server_cpu(server), time.process_time()
     secs = await run(dsn)
     py = time.process_time() - py0
@@ -260,11 +265,12 @@ async def one_round(
     """Every contender once, each on a fresh database of the same server."""
 
     async def timed(name: str, run: Callable[[str], Awaitable[float]], costs: bool) -> None:
-        if costs:
-            secs, py, pg = await costed(server, run)
-            cpu.setdefault(name, []).append((py, pg))
-        else:
-            secs = await run(await fresh_db(server))
+        async with scratch_db(server) as dsn:
+            if costs:
+                secs, py, pg = await costed(server, dsn, run)
+                cpu.setdefault(name, []).append((py, pg))
+            else:
+                secs = await run(dsn)
         rates.setdefault(name, []).append(jobs / secs)
 
     for n in (1, 2, 4):

@@ -160,7 +160,8 @@ class PgQueue:
 
     def ack_in(self, delivery: Delivery) -> Ack:
         """The ack as a step of another transaction (the job's)."""
-        return Ack(_ACK, (delivery.id, delivery.lease_id))
+        row = (delivery.id, delivery.lease_id)
+        return Ack(_ACK, row, queue_row=row)
 
     async def ack(self, delivery: Delivery) -> None:
         await self._db.fetch_one_statement(_ACK, delivery.id, delivery.lease_id)

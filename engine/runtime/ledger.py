@@ -161,10 +161,16 @@ async def claim(
 class Ack:
     """A queue's acknowledgement of the delivery, to commit with the slot's final ledger
     row: one statement of the queue's own, its parameters ``$1``..``$n`` being ``args``.
-    It is sent with COMMIT, after the success (no round trip of its own)."""
+    It is sent with COMMIT, after the success (no round trip of its own).
+
+    ``queue_row`` is set when the ack is the local queue's (``cronwright.queue``): the
+    (id, lease_id) whose row it deletes. In a one-round-trip run, cronwright.run_slot
+    deletes it with a statement of its own, whose plan it keeps, instead of parsing and
+    planning ``sql`` on every call."""
 
     sql: str
     args: tuple[Any, ...]
+    queue_row: tuple[int, Any] | None = None
 
 
 def succeed(

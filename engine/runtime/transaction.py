@@ -34,7 +34,7 @@ Result = int | Literal["duplicate", "paused"]
 _RUN = """
 SELECT cronwright.run_slot($1::text, $2::timestamptz, $3::integer, $4::text,
                            $5::timestamptz, $6::integer, $7::integer, $8::text, $9::text,
-                           $10::text[], $11::text, $12::timestamptz)
+                           $10::text[], $11::text, $12::timestamptz, $13::bigint, $14::uuid)
 """
 
 
@@ -85,6 +85,8 @@ async def _in_one_round_trip(
     the server (its statement_timeout may exceed it by ``SLACK``)."""
     left = deadline.left()
     ms = whole_ms(left)
+    ack = a.ack
+    queue_row = ack.queue_row if ack is not None else None
     answer = await db.call_bounded(
         _RUN,
         a.job.name,
@@ -97,8 +99,9 @@ async def _in_one_round_trip(
         a.rerun_id,
         ledger.lock_key(a.job.name) if a.job.overlap is Overlap.FORBID else None,
         list(statements),
-        db.inline(a.ack.sql, a.ack.args) if a.ack is not None else None,
+        db.inline(ack.sql, ack.args) if ack is not None and queue_row is None else None,
         clock(),
+        *(queue_row or (None, None)),
         statement_timeout_ms=ms,
         timeout=left + CLIENT_TIMEOUT_MARGIN,
     )

@@ -18,6 +18,7 @@ import pytest
 from devtools.manifests import probe_manifest
 from engine.adapters.migrate import migrate_url
 from engine.adapters.pg import Database, Tx
+from engine.adapters.pgqueue import PgQueue
 from engine.core.model import Job, Overlap
 from engine.runtime import ledger
 from engine.runtime.deadletters import PgDeadLetters
@@ -203,3 +204,37 @@ def test_a_value_without_a_sql_literal_runs_with_binds_in_the_three_round_trip_t
     transactions, effects = run(main())
     assert transactions == [["execute_inlined", "execute", "at_commit"]]
     assert effects == [{"value": "a-b'c"}]
+
+
+def test_the_local_queue_ack_deletes_its_row_inside_the_one_round_trip_and_only_with_its_lease(
+    pg_dsn: str,
+) -> None:
+    """The local queue's ack runs in cronwright.run_slot as a statement of its own (its
+    queue row, not its text): a delivery whose lease is no longer the row's acks nothing."""
+    job = make_job(overlap=Overlap.ALLOW)
+
+    async def main() -> tuple[list[list[str]], list[str], list[int]]:
+        await migrate_url(pg_dsn, None)
+        async with Database.open(pg_dsn) as db:
+            await set_up(db)
+            recording = RecordingDb(db)
+            executor = executor_for(db, recording, job, ONE_STATEMENT)
+            queue = PgQueue(db, "q", clock=lambda: NOW)
+            await queue.put_raw([BODY, BODY])
+            first, second = await queue.claim(2, lease_seconds=60)
+            await queue.release([second])
+            [again] = await queue.claim(1, lease_seconds=60)  # a new lease: ``second``'s is stale
+            statuses = []
+            for d in (first, second):
+                ack = queue.ack_in(d)
+                assert ack.queue_row == (d.id, d.lease_id)
+                outcome = await executor.handle(d.body, message_id=d.message_id, attempt=1, ack=ack)
+                statuses.append(outcome.status)
+            left = [r["id"] for r in await db.fetch("SELECT id FROM cronwright.queue")]
+            assert again.id == second.id
+            return recording.transactions, statuses, left
+
+    transactions, statuses, left = run(main())
+    assert transactions == [["call_bounded"], ["call_bounded"]]
+    assert statuses == ["succeeded", "duplicate"]
+    assert len(left) == 1  # the stale lease's ack left the re-leased row alone
