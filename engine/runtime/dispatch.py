@@ -7,6 +7,13 @@ rows in that transaction, so claim and enqueue commit together. A remote queue (
 is sent before the commit: if the send fails nothing is claimed and the next pass tries
 again; if the commit fails after a send, the slot may be sent twice, and the run ledger
 turns the second delivery into a duplicate.
+
+Slots go in chunks of ``CHUNK``, oldest first, each claimed and sent in a transaction of
+its own. A long catch-up's first messages are on the queue, and running, while the rest
+are still being enqueued; a remote queue is sent one batch call per chunk, so a failed
+call leaves unclaimed only the slots it carried. A failure stops the dispatch there: the
+chunks before it stay dispatched, and the next pass (the scheduler's retry of its tick, the
+reconciler's next pass) skips them and sends the rest.
 """
 
 from __future__ import annotations
@@ -56,13 +63,30 @@ _CLAIM_FORCE = _CLAIM.format(
 )
 
 
+#: Slots per transaction: Cloudflare's sendBatch takes at most 100 messages.
+CHUNK = 100
+
+
 async def dispatch(
     db: Db, sender: Sender, slots: Sequence[Slot], *, source: str, force: bool = False
 ) -> list[Slot]:
-    """Claim and send ``slots``; returns those this call sent. Without ``force`` a slot
-    already dispatched (by anyone) is skipped; ``force`` re-sends it (operator commands)."""
-    if not slots:
-        return []
+    """Claim and send ``slots``, ``CHUNK`` at a time; returns those this call sent. Without
+    ``force`` a slot already dispatched (by anyone) is skipped; ``force`` re-sends it
+    (operator commands)."""
+    unique = list({(s.job.name, s.slot): s for s in sorted(slots, key=_order)}.values())
+    sent: list[Slot] = []
+    for i in range(0, len(unique), CHUNK):
+        sent += await _dispatch_chunk(db, sender, unique[i : i + CHUNK], source, force)
+    return sent
+
+
+def _order(s: Slot) -> tuple[datetime, str]:
+    return s.slot, s.job.name
+
+
+async def _dispatch_chunk(
+    db: Db, sender: Sender, slots: Sequence[Slot], source: str, force: bool
+) -> list[Slot]:
     by_key = {(s.job.name, s.slot): s for s in slots}
     async with db.transaction() as tx:
         rows = await tx.fetch(
@@ -72,9 +96,7 @@ async def dispatch(
             source,
             sender.transport,
         )
-        claimed = sorted(
-            (by_key[(r["job"], r["slot"])] for r in rows), key=lambda s: (s.slot, s.job.name)
-        )
+        claimed = sorted((by_key[(r["job"], r["slot"])] for r in rows), key=_order)
         if claimed:
             await sender.send(tx, claimed)
     return claimed
