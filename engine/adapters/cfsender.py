@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.adapters.cfqueue import QueuesClient
+from engine.adapters.cfqueue import MAX_BATCH, QueuesClient
 from engine.runtime.dispatch import Slot
 from engine.runtime.ledger import Tx
 
@@ -15,6 +15,7 @@ class CloudflareSender:
     next pass tries again."""
 
     transport = "cloudflare"
+    batch = MAX_BATCH  # one sendBatch call per claiming transaction
 
     def __init__(self, client: QueuesClient, queue_id: str) -> None:
         self._client = client

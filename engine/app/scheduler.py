@@ -80,7 +80,8 @@ class Scheduler:
             paused = await pauses.overlapping(
                 tx, sorted({s.job.name for s in due}), due[0].slot, until + timedelta(minutes=1)
             )
-        due = [s for s in due if not any(p.covers(s.slot) for p in paused[s.job.name])]
+        if any(paused.values()):
+            due = [s for s in due if not any(p.covers(s.slot) for p in paused[s.job.name])]
         sent = await dispatch(self._db, self._sender, due, source="scheduler")
         self.enqueued += len(sent)
         return sent

@@ -8,12 +8,12 @@ is sent before the commit: if the send fails nothing is claimed and the next pas
 again; if the commit fails after a send, the slot may be sent twice, and the run ledger
 turns the second delivery into a duplicate.
 
-Slots go in chunks of ``CHUNK``, oldest first, each claimed and sent in a transaction of
-its own. A long catch-up's first messages are on the queue, and running, while the rest
-are still being enqueued; a remote queue is sent one batch call per chunk, so a failed
-call leaves unclaimed only the slots it carried. A failure stops the dispatch there: the
-chunks before it stay dispatched, and the next pass (the scheduler's retry of its tick, the
-reconciler's next pass) skips them and sends the rest.
+Slots go in batches of the sender's ``batch`` size, oldest first, each claimed and sent in
+a transaction of its own: a hundred for Cloudflare (one sendBatch call), a thousand for
+the Postgres queue. A transaction stays bounded however long the catch-up, and a failed
+Cloudflare call leaves unclaimed only the slots it carried. A failure stops the dispatch
+there: the batches before it stay dispatched, and the next pass (the scheduler's retry
+of its tick, the reconciler's next pass) skips them and sends the rest.
 """
 
 from __future__ import annotations
@@ -46,15 +46,24 @@ class Sender(Protocol):
     """A queue transport. ``send`` runs inside the claiming transaction."""
 
     transport: str  # "postgres" | "cloudflare"
+    batch: int  # slots per claiming transaction
 
     async def send(self, tx: Tx, slots: Sequence[Slot]) -> None: ...
 
 
+# Returns the positions (from 1) of the slots it claimed, in order: integers to read
+# back, not the slots' job names and times.
 _CLAIM = """
-INSERT INTO cronwright.dispatched AS d (job, slot, source, transport)
-SELECT j, s, $3, $4 FROM unnest($1::text[], $2::timestamptz[]) AS u(j, s)
-ON CONFLICT (job, slot) DO {on_conflict}
-RETURNING d.job, d.slot
+WITH claimed AS (
+    INSERT INTO cronwright.dispatched AS d (job, slot, source, transport)
+    SELECT j, s, $3, $4 FROM unnest($1::text[], $2::timestamptz[]) AS u(j, s)
+    ON CONFLICT (job, slot) DO {on_conflict}
+    RETURNING d.job, d.slot
+)
+SELECT u.i::integer AS i
+FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS u(j, s, i)
+JOIN claimed AS c ON c.job = u.j AND c.slot = u.s
+ORDER BY u.i
 """
 _CLAIM_NEW = _CLAIM.format(on_conflict="NOTHING")
 _CLAIM_FORCE = _CLAIM.format(
@@ -63,20 +72,16 @@ _CLAIM_FORCE = _CLAIM.format(
 )
 
 
-#: Slots per transaction: Cloudflare's sendBatch takes at most 100 messages.
-CHUNK = 100
-
-
 async def dispatch(
     db: Db, sender: Sender, slots: Sequence[Slot], *, source: str, force: bool = False
 ) -> list[Slot]:
-    """Claim and send ``slots``, ``CHUNK`` at a time; returns those this call sent. Without
+    """Claim and send ``slots``, ``sender.batch`` at a time; returns those this call sent. Without
     ``force`` a slot already dispatched (by anyone) is skipped; ``force`` re-sends it
     (operator commands)."""
     unique = list({(s.job.name, s.slot): s for s in sorted(slots, key=_order)}.values())
     sent: list[Slot] = []
-    for i in range(0, len(unique), CHUNK):
-        sent += await _dispatch_chunk(db, sender, unique[i : i + CHUNK], source, force)
+    for i in range(0, len(unique), sender.batch):
+        sent += await _dispatch_chunk(db, sender, unique[i : i + sender.batch], source, force)
     return sent
 
 
@@ -87,16 +92,16 @@ def _order(s: Slot) -> tuple[datetime, str]:
 async def _dispatch_chunk(
     db: Db, sender: Sender, slots: Sequence[Slot], source: str, force: bool
 ) -> list[Slot]:
-    by_key = {(s.job.name, s.slot): s for s in slots}
+    """``slots``: distinct, in order."""
     async with db.transaction() as tx:
         rows = await tx.fetch(
             _CLAIM_FORCE if force else _CLAIM_NEW,
-            [s.job.name for s in by_key.values()],
-            [s.slot for s in by_key.values()],
+            [s.job.name for s in slots],
+            [s.slot for s in slots],
             source,
             sender.transport,
         )
-        claimed = sorted((by_key[(r["job"], r["slot"])] for r in rows), key=_order)
+        claimed = [slots[r["i"] - 1] for r in rows]
         if claimed:
             await sender.send(tx, claimed)
     return claimed

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ class Cron:
     def __hash__(self) -> int:
         return hash(self.canonical)
 
-    @property
+    @functools.cached_property
     def fires(self) -> bool:
         """Does it ever fire? The calendar has every (month length, first weekday) pair."""
         return any(self.days[d - 28][w] for m in self.months for d in _DIMS[m] for w in range(7))

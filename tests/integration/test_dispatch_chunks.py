@@ -1,7 +1,8 @@
-"""A dispatch goes a hundred slots at a time, each hundred claimed and enqueued in a
-transaction of its own: a long catch-up's first messages can run while the rest are still
-being enqueued, and a failure part-way leaves what went before it dispatched, so the next
-pass sends the rest, each slot once. The oracle is the list of slots the test asked for."""
+"""A dispatch goes in batches of its sender's size (Cloudflare 100: one sendBatch call;
+the Postgres queue 1000), each claimed and enqueued in a transaction of its own, oldest
+first. A failure part-way leaves the batches before it dispatched, so the next pass sends
+the rest, each slot once. The oracle is the list of slots the test asked for; the sender
+here is the Postgres one with Cloudflare's batch size."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from datetime import timedelta
 
 import pytest
 
+from engine.adapters.cfqueue import MAX_BATCH
+from engine.adapters.cfsender import CloudflareSender
 from engine.adapters.migrate import migrate_url
 from engine.adapters.pg import Database
 from engine.adapters.pgqueue import PgSender
 from engine.core.errors import JobFailed
 from engine.core.times import iso
-from engine.runtime.dispatch import CHUNK, Slot, dispatch
+from engine.runtime.dispatch import Slot, dispatch
 from engine.runtime.ledger import Tx
 from tests.fixtures.aio import run
 from tests.integration.localqueue_support import START, probe_job
@@ -31,6 +34,7 @@ class Watching:
     other connections can already see (committed by the chunks before)."""
 
     transport = "postgres"
+    batch = MAX_BATCH
 
     def __init__(self, db: Database, *, fail_on_call: int | None = None) -> None:
         self._db = db
@@ -51,7 +55,7 @@ async def queued_slots(db: Database) -> list[str]:
     return sorted(r["slot"] for r in rows)
 
 
-def test_a_catch_up_is_enqueued_a_hundred_slots_per_transaction_oldest_first(
+def test_a_catch_up_is_enqueued_a_batch_per_transaction_oldest_first(
     pg_dsn: str,
 ) -> None:
     async def main() -> tuple[list[tuple[int, int]], list[Slot], list[str]]:
@@ -62,7 +66,7 @@ def test_a_catch_up_is_enqueued_a_hundred_slots_per_transaction_oldest_first(
             return sender.calls, sent, await queued_slots(db)
 
     calls, sent, queued = run(main())
-    assert CHUNK == 100
+    assert (MAX_BATCH, CloudflareSender.batch, PgSender.batch) == (100, 100, 1000)
     assert calls == [(100, 0), (100, 100), (50, 200)]
     assert sent == SLOTS
     assert queued == sorted(iso(s.slot) for s in SLOTS)
