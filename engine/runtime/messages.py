@@ -111,10 +111,12 @@ def parse_slot(value: object) -> datetime:
     m = _ISO_UTC.fullmatch(value)
     t: datetime | None = None
     if m is not None:
-        year, month, day, hour, minute = (int(g) for g in m.groups()[:5])
-        second, fraction = int(m.group(6) or 0), m.group(7) or ""
+        year, month, day, hour, minute, seconds, fraction = m.groups("")
+        second = int(seconds or 0)
         with contextlib.suppress(ValueError):  # e.g. 2026-02-30: not a calendar date
-            t = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+            t = datetime(
+                int(year), int(month), int(day), int(hour), int(minute), second, tzinfo=UTC
+            )
     if m is None or t is None:
         raise MessageError(
             f"'scheduledFor' {show(value)} is not an ISO 8601 UTC time like {_EXAMPLE}"
