@@ -177,6 +177,11 @@ class LocalConsumer:
     async def _claim(self) -> None:
         """Fill the buffer up to ``prefetch`` messages (one claim round trip)."""
         async with self._claiming:
+            # Workers that found the buffer empty wait here while one of them claims: once
+            # that claim has filled it, the others take from it instead of each claiming
+            # the few messages still missing.
+            if 2 * len(self._buffer) > self._prefetch:
+                return
             n = self._prefetch - len(self._buffer)
             if self._left is not None:
                 n = min(n, self._left)

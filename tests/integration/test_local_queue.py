@@ -406,3 +406,51 @@ def test_a_consumer_holds_at_most_its_prefetch_claimed_ahead_besides_its_running
     assert 0 < most <= 4 + 2
     assert statuses == Counter({"succeeded": 40})
     assert_each_applied_once(pg_dsn, slots)
+
+
+class CountingQueue(PgQueue):
+    """The real queue, noting how many messages each claim asked for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.asked: list[int] = []
+
+    async def claim(self, n: int, *, lease_seconds: float) -> list[Any]:
+        self.asked.append(n)
+        return await super().claim(n, lease_seconds=lease_seconds)
+
+
+def test_workers_that_find_nothing_claimed_wait_for_one_claim_instead_of_each_claiming_a_few(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    """With the queue full, every claim asks for at least half the prefetch: a worker that
+    queued behind another's claim takes from what it brought."""
+    run(setup(pg_dsn))
+    job = probe_job()
+    slots = hourly(200)
+    run(enqueue(pg_dsn, job, slots))
+    clock = FakeClock(START + timedelta(days=30))
+    settings = Settings(consumers=4, prefetch=16, idle_seconds=0.05)
+
+    async def main() -> tuple[list[int], Counter[str]]:
+        manifest = write_project(tmp_path, job)
+        async with Database.open(pg_dsn, max_size=7, session_reset=False) as db:
+            executor = Executor(
+                db=db, manifest=manifest, templates={job.template: TEMPLATE}, actions={},
+                dead_letters=PgDeadLetters(db), metrics=Collect(), clock=clock,
+                sleep=RecordingSleep(), rng=__import__("random").Random(0),
+            )  # fmt: skip
+            queue = CountingQueue(db, "probe-jobs", clock=clock)
+            consumer = LocalConsumer(
+                queue=queue, executor=executor, settings=settings, max_messages=len(slots)
+            )
+            statuses = (await consumer.run()).statuses
+            return queue.asked, statuses
+
+    asked, statuses = run(main())
+    assert statuses == Counter({"succeeded": 200})
+    assert sum(asked) == 200
+    full = asked[:-1]  # the last may ask for what is left of the 200
+    assert min(full) >= 8, asked
+    assert len(asked) <= 200 // 8 + 1
+    assert_each_applied_once(pg_dsn, slots)
