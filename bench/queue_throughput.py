@@ -121,12 +121,20 @@ async def cronwright_e2e(dsn: str, jobs: int, consumers: int) -> float:
             max_messages=jobs,
         )
         t0 = time.perf_counter()
-        sent = await scheduler.tick(
-            START - timedelta(minutes=1), START + timedelta(minutes=jobs - 1)
+        # As in serve, the consumers run beside the scheduler: they start on the tick's
+        # first batch of messages while it enqueues the rest.
+        ticking = asyncio.create_task(
+            scheduler.tick(START - timedelta(minutes=1), START + timedelta(minutes=jobs - 1))
         )
-        assert len(sent) == jobs
+
+        def stop_if_failed(task: asyncio.Task[object]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                consumer.stop()  # then the tick's error is raised below
+
+        ticking.add_done_callback(stop_if_failed)
         tally = await consumer.run()
         elapsed = time.perf_counter() - t0
+        assert len(await ticking) == jobs
         assert tally.statuses["succeeded"] == jobs, tally.summary()
         done = await db.fetch(
             "SELECT count(*) AS n FROM cronwright.runs WHERE status = 'succeeded'"
