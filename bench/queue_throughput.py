@@ -19,7 +19,7 @@ Goals at 4 consumers: >= 1x procrastinate, >= 0.5x the floor. pgqueuer and procr
 come from the ``bench`` extra (pip install -e '.[bench]'); a missing one is skipped.
 Starts its own throwaway Postgres (fsync=off). Run from the repo root:
 
-    .venv/bin/python -m bench.queue_throughput [--jobs 3000] [--rounds 3]
+    .venv/bin/python -m bench.queue_throughput [--jobs 3000] [--rounds 5]
 
 Every contender runs once per round, the rounds one after another, and the figures are
 the medians over the rounds: on a shared 2-core machine one run of anything can be off by
@@ -330,6 +330,6 @@ async def main(jobs: int, rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     asyncio.run(main(args.jobs, args.rounds))
