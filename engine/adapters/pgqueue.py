@@ -31,19 +31,9 @@ INSERT INTO cronwright.queue (queue, body, job, slot, visible_at, enqueued_at)
 SELECT $1, b, j, s, $5, $6
 FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS u(b, j, s)
 """
-_CLAIM = """
-UPDATE cronwright.queue AS q
-SET attempts = q.attempts + 1, visible_at = $3, lease_id = gen_random_uuid()
-FROM (
-    SELECT id FROM cronwright.queue
-    WHERE queue = $1 AND visible_at <= $2
-    ORDER BY visible_at, id
-    LIMIT $4
-    FOR UPDATE SKIP LOCKED
-) AS c
-WHERE q.id = c.id
-RETURNING q.id, q.body, q.attempts, q.lease_id
-"""
+# A function (migration 0009), so that the ready index is read in order whatever the
+# queue's statistics say.
+_CLAIM = "SELECT id, body, attempts, lease_id FROM cronwright.queue_claim($1, $2, $3, $4)"
 # A function (migration 0006), so that its plan is kept: in the job's transaction it
 # travels inlined with COMMIT.
 _ACK = "SELECT cronwright.queue_ack($1::bigint, $2::uuid)"
