@@ -75,13 +75,13 @@ _CLAIM_FORCE = _CLAIM.format(
 async def dispatch(
     db: Db, sender: Sender, slots: Sequence[Slot], *, source: str, force: bool = False
 ) -> list[Slot]:
-    """Claim and send ``slots``, ``sender.batch`` at a time; returns those this call sent. Without
-    ``force`` a slot already dispatched (by anyone) is skipped; ``force`` re-sends it
-    (operator commands)."""
+    """Claim and send ``slots``, ``sender.batch`` at a time; returns those this call
+    sent. Without ``force`` a slot already dispatched (by anyone) is skipped; ``force``
+    re-sends it (operator commands)."""
     unique = list({(s.job.name, s.slot): s for s in sorted(slots, key=_order)}.values())
     sent: list[Slot] = []
     for i in range(0, len(unique), sender.batch):
-        sent += await _dispatch_chunk(db, sender, unique[i : i + sender.batch], source, force)
+        sent += await _dispatch_batch(db, sender, unique[i : i + sender.batch], source, force)
     return sent
 
 
@@ -89,7 +89,7 @@ def _order(s: Slot) -> tuple[datetime, str]:
     return s.slot, s.job.name
 
 
-async def _dispatch_chunk(
+async def _dispatch_batch(
     db: Db, sender: Sender, slots: Sequence[Slot], source: str, force: bool
 ) -> list[Slot]:
     """``slots``: distinct, in order."""

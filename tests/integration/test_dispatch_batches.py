@@ -30,8 +30,8 @@ SLOTS = [Slot(JOB, START + timedelta(hours=i)) for i in range(250)]
 
 
 class Watching:
-    """The Postgres sender, noting at each call its chunk's size and how many messages
-    other connections can already see (committed by the chunks before)."""
+    """The Postgres sender, noting at each call its batch's size and how many messages
+    other connections can already see (committed by the batches before)."""
 
     transport = "postgres"
     batch = MAX_BATCH
@@ -72,7 +72,7 @@ def test_a_catch_up_is_enqueued_a_batch_per_transaction_oldest_first(
     assert queued == sorted(iso(s.slot) for s in SLOTS)
 
 
-def test_a_failure_part_way_keeps_the_chunks_before_it_and_the_next_pass_sends_the_rest_once(
+def test_a_failure_part_way_keeps_the_batches_before_it_and_the_next_pass_sends_the_rest_once(
     pg_dsn: str,
 ) -> None:
     async def main() -> tuple[list[str], list[Slot], list[str]]:
