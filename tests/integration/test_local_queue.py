@@ -101,6 +101,16 @@ def assert_each_applied_once(dsn: str, expected: list[datetime]) -> None:
     assert {r["status"] for r in ledger} == {"succeeded"}
 
 
+def probe_executor(db: Database, manifest: Any, templates: dict[str, str], clock: FakeClock,
+                   metrics: Collect | None = None) -> Executor:  # fmt: skip
+    """The executor the in-process tests run: real database, injected clock, no waits."""
+    return Executor(
+        db=db, manifest=manifest, templates=templates, actions={},
+        dead_letters=PgDeadLetters(db), metrics=metrics or Collect(), clock=clock,
+        sleep=RecordingSleep(), rng=__import__("random").Random(0),
+    )  # fmt: skip
+
+
 def test_consumer_killed_mid_batch_then_restarted_applies_every_message_exactly_once(
     pg_dsn: str, tmp_path: Path, procs: list[subprocess.Popen[str]]
 ) -> None:
@@ -184,11 +194,7 @@ async def _local(dsn: str, directory: Path, jobs: list[tuple[Job, str]], clock: 
     )
     metrics = Collect()
     async with Database.open(dsn, max_size=4, session_reset=False) as db:
-        executor = Executor(
-            db=db, manifest=manifest, templates={j.template: t for j, t in jobs}, actions={},
-            dead_letters=PgDeadLetters(db), metrics=metrics, clock=clock, sleep=RecordingSleep(),
-            rng=__import__("random").Random(0),
-        )  # fmt: skip
+        executor = probe_executor(db, manifest, {j.template: t for j, t in jobs}, clock, metrics)
         queue = PgQueue(db, "probe-jobs", clock=clock)
         settings = Settings(consumers=1, lease_seconds=60, idle_seconds=0.05)
         await LocalConsumer(queue=queue, executor=executor, settings=settings,
@@ -339,11 +345,7 @@ def test_messages_claimed_ahead_behind_a_long_run_go_back_for_another_consumer(
         templates = {j.template: TEMPLATE for j in (long, short)}
         manifest = write_project(tmp_path, long, short)
         async with Database.open(pg_dsn, max_size=6, session_reset=False) as db:
-            executor = Executor(
-                db=db, manifest=manifest, templates=templates, actions={},
-                dead_letters=PgDeadLetters(db), metrics=Collect(), clock=clock,
-                sleep=RecordingSleep(), rng=__import__("random").Random(0),
-            )  # fmt: skip
+            executor = probe_executor(db, manifest, templates, clock)
             queue = PgQueue(db, "probe-jobs", clock=clock)
             busy = LocalConsumer(queue=queue, executor=executor, settings=settings)
             free = LocalConsumer(queue=queue, executor=executor, settings=settings)
@@ -383,11 +385,7 @@ def test_a_consumer_holds_at_most_its_prefetch_claimed_ahead_besides_its_running
     async def main() -> tuple[int, Counter[str]]:
         manifest = write_project(tmp_path, job)
         async with Database.open(pg_dsn, max_size=5, session_reset=False) as db:
-            executor = Executor(
-                db=db, manifest=manifest, templates={job.template: TEMPLATE}, actions={},
-                dead_letters=PgDeadLetters(db), metrics=Collect(), clock=clock,
-                sleep=RecordingSleep(), rng=__import__("random").Random(0),
-            )  # fmt: skip
+            executor = probe_executor(db, manifest, {job.template: TEMPLATE}, clock)
             queue = PgQueue(db, "probe-jobs", clock=clock)
             consumer = LocalConsumer(
                 queue=queue, executor=executor, settings=settings, max_messages=len(slots)
@@ -435,11 +433,7 @@ def test_workers_that_find_nothing_claimed_wait_for_one_claim_instead_of_each_cl
     async def main() -> tuple[list[int], Counter[str]]:
         manifest = write_project(tmp_path, job)
         async with Database.open(pg_dsn, max_size=7, session_reset=False) as db:
-            executor = Executor(
-                db=db, manifest=manifest, templates={job.template: TEMPLATE}, actions={},
-                dead_letters=PgDeadLetters(db), metrics=Collect(), clock=clock,
-                sleep=RecordingSleep(), rng=__import__("random").Random(0),
-            )  # fmt: skip
+            executor = probe_executor(db, manifest, {job.template: TEMPLATE}, clock)
             queue = CountingQueue(db, "probe-jobs", clock=clock)
             consumer = LocalConsumer(
                 queue=queue, executor=executor, settings=settings, max_messages=len(slots)
