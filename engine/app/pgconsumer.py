@@ -1,6 +1,6 @@
 """The Postgres-queue consumer: N workers in one process run messages of
 ``cronwright.queue`` through the shared executor, each message as soon as a worker is
-free. The consumer keeps up to 4N messages claimed ahead (``prefetch``): one claim
+free. The consumer keeps up to 8N messages claimed ahead (``prefetch``): one claim
 round trip leases several, and the next claim starts in the background once half of them
 have been taken, so a worker seldom waits for one. A message claimed ahead that has
 waited through a whole heartbeat period (every worker busy with a long run) goes back to
@@ -47,7 +47,7 @@ class Settings:
     grace_seconds: float = 30.0  # real seconds running messages get after stop()
     retry_delay_seconds: float = 30.0  # for a delivery the executor raised on
     idle_seconds: float = 1.0  # the longest wait for work when no NOTIFY comes
-    prefetch: int | None = None  # messages claimed ahead (default: 4x the consumers)
+    prefetch: int | None = None  # messages claimed ahead (default: 8x the consumers)
     write_timeout: float = 30.0
 
 
@@ -87,7 +87,7 @@ class LocalConsumer:
         self._claiming = asyncio.Lock()
         self._ahead: asyncio.Task[None] | None = None  # a claim started in the background
         self._left = max_messages
-        self._prefetch = settings.prefetch or 4 * settings.consumers
+        self._prefetch = settings.prefetch or 8 * settings.consumers
         self.tally = Tally()
 
     def stop(self) -> None:
