@@ -170,9 +170,13 @@ class LocalConsumer:
             return
         if self._stop.is_set() or self._left == 0:
             return
-        if 2 * len(self._buffer) <= self._prefetch:
+        if self._half_empty():
             self._ahead = asyncio.create_task(self._claim())
             self._ahead.add_done_callback(self._stop_if_failed)
+
+    def _half_empty(self) -> bool:
+        """At most half the prefetch left claimed ahead: time to claim more."""
+        return 2 * len(self._buffer) <= self._prefetch
 
     async def _claim(self) -> None:
         """Fill the buffer up to ``prefetch`` messages (one claim round trip)."""
@@ -180,7 +184,7 @@ class LocalConsumer:
             # Workers that found the buffer empty wait here while one of them claims: once
             # that claim has filled it, the others take from it instead of each claiming
             # the few messages still missing.
-            if 2 * len(self._buffer) > self._prefetch:
+            if not self._half_empty():
                 return
             n = self._prefetch - len(self._buffer)
             if self._left is not None:

@@ -1,9 +1,10 @@
--- run_slot (migration 0007) runs the local queue's ack as a statement of its own, not
--- as text: p_queue_id and p_lease_id name the cronwright.queue row to delete (the ack of
--- engine/adapters/pgqueue.py), so its plan is kept like the function's others. A text
--- ack (p_ack, any other queue's) still goes through EXECUTE, which parses and plans it
--- on every call: about 12 us of the server's time a job, as much as the claim's lookups.
--- Everything else is 0007's.
+-- run_slot (migration 0007) runs the local queue's ack as a call of its own, not as
+-- text: p_queue_id and p_lease_id name the cronwright.queue row that
+-- cronwright.queue_ack (migration 0006, the ack of engine/adapters/pgqueue.py) deletes,
+-- and the call's plan is kept like the function's others. A text ack (p_ack, any other
+-- queue's) still goes through EXECUTE, which parses and plans it on every call: about
+-- 12 us of the server's time a job, as much as the claim's lookups. Everything else is
+-- 0007's.
 DROP FUNCTION cronwright.run_slot(text, timestamptz, integer, text, timestamptz, integer,
                                   integer, text, text, text[], text, timestamptz);
 
@@ -47,7 +48,7 @@ BEGIN
             p_finished_at + (clock_timestamp() - v_t0));
     END IF;
     IF p_queue_id IS NOT NULL THEN
-        DELETE FROM cronwright.queue WHERE id = p_queue_id AND lease_id = p_lease_id;
+        PERFORM cronwright.queue_ack(p_queue_id, p_lease_id);
     END IF;
     IF p_ack IS NOT NULL THEN
         EXECUTE p_ack;

@@ -23,6 +23,7 @@ import math
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from engine.core.errors import (
@@ -163,7 +164,7 @@ class Executor:
             attempt += 1
 
     def _emit(self, outcome: Outcome, message_id: str, started: float) -> Outcome:
-        outcome = outcome.timed(round((time.perf_counter() - started) * 1000, 3))
+        outcome = replace(outcome, duration_ms=round((time.perf_counter() - started) * 1000, 3))
         self._metrics.emit(
             MetricRecord(
                 queue=self._queue,

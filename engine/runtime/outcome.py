@@ -29,13 +29,6 @@ class Outcome:
     # letter could not be written): it must not use up the job's attempt budget.
     handback: bool = False
 
-    def timed(self, duration_ms: float) -> Outcome:
-        """This outcome with its duration: ``dataclasses.replace`` without its cost
-        (several microseconds a delivery: it re-runs ``__init__`` field by field)."""
-        timed = object.__new__(Outcome)
-        timed.__dict__.update(self.__dict__, duration_ms=duration_ms)
-        return timed
-
     @property
     def succeeded(self) -> bool:
         """The slot's effect is in place (now or by an earlier delivery)."""

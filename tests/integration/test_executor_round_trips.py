@@ -109,6 +109,19 @@ async def set_up(db: Database) -> None:
         )
 
 
+@asynccontextmanager
+async def recorded(
+    dsn: str, job: Job, template: str
+) -> AsyncIterator[tuple[Database, RecordingDb, Executor]]:
+    """A migrated database with the probe tables, and an executor whose database calls
+    are recorded."""
+    await migrate_url(dsn, None)
+    async with Database.open(dsn) as db:
+        await set_up(db)
+        recording = RecordingDb(db)
+        yield db, recording, executor_for(db, recording, job, template)
+
+
 BODY = json.dumps({"type": "test.probe", "scheduledFor": "2026-10-31T10:00:00Z"})
 
 
@@ -127,11 +140,7 @@ def test_a_sql_job_and_its_duplicate_each_take_one_round_trip_with_the_ack_insid
     job = make_job(overlap=Overlap.ALLOW)
 
     async def main() -> tuple[list[list[str]], list[dict[str, Any]], list[str]]:
-        await migrate_url(pg_dsn, None)
-        async with Database.open(pg_dsn) as db:
-            await set_up(db)
-            recording = RecordingDb(db)
-            executor = executor_for(db, recording, job, ONE_STATEMENT)
+        async with recorded(pg_dsn, job, ONE_STATEMENT) as (db, recording, executor):
             statuses = []
             for n in (1, 2):
                 ack = ledger.Ack("DELETE FROM probe.inbox WHERE id = $1", (n,))
@@ -159,11 +168,7 @@ def test_a_job_with_an_action_takes_three_round_trips_and_its_duplicate_two(
     select = "SELECT slot FROM probe.effects WHERE slot < {{ window_end }};\n"
 
     async def main() -> tuple[list[list[str]], list[dict[str, Any]]]:
-        await migrate_url(pg_dsn, None)
-        async with Database.open(pg_dsn) as db:
-            await set_up(db)
-            recording = RecordingDb(db)
-            executor = executor_for(db, recording, job, select)
+        async with recorded(pg_dsn, job, select) as (db, recording, executor):
             for n in (1, 2):
                 ack = ledger.Ack("DELETE FROM probe.inbox WHERE id = $1", (n,))
                 await executor.handle(BODY, message_id=f"m{n}", attempt=1, ack=ack)
@@ -192,11 +197,7 @@ def test_a_value_without_a_sql_literal_runs_with_binds_in_the_three_round_trip_t
     )
 
     async def main() -> tuple[list[list[str]], list[dict[str, Any]]]:
-        await migrate_url(pg_dsn, None)
-        async with Database.open(pg_dsn) as db:
-            await set_up(db)
-            recording = RecordingDb(db)
-            executor = executor_for(db, recording, job, template)
+        async with recorded(pg_dsn, job, template) as (db, recording, executor):
             outcome = await executor.handle(BODY, message_id="m", attempt=1)
             assert outcome.status == "succeeded"
             return recording.transactions, await db.fetch("SELECT value FROM probe.effects")
@@ -214,11 +215,7 @@ def test_the_local_queue_ack_deletes_its_row_inside_the_one_round_trip_and_only_
     job = make_job(overlap=Overlap.ALLOW)
 
     async def main() -> tuple[list[list[str]], list[str], list[int]]:
-        await migrate_url(pg_dsn, None)
-        async with Database.open(pg_dsn) as db:
-            await set_up(db)
-            recording = RecordingDb(db)
-            executor = executor_for(db, recording, job, ONE_STATEMENT)
+        async with recorded(pg_dsn, job, ONE_STATEMENT) as (db, recording, executor):
             queue = PgQueue(db, "q", clock=lambda: NOW)
             await queue.put_raw([BODY, BODY])
             first, second = await queue.claim(2, lease_seconds=60)
