@@ -10,13 +10,14 @@ export WRANGLER_SEND_ERROR_REPORTS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 export NO_UPDATE_NOTIFIER := 1
 
-.PHONY: help validate generate check test test-fast lint bench demo clean
+.PHONY: help validate generate check test test-fast fuzz lint bench demo clean
 
 help:
 	@echo "make generate   write generated/ from jobs.yaml"
 	@echo "make check      fail if generated/ is stale"
 	@echo "make validate   check jobs.yaml and print every problem"
 	@echo "make test       the whole suite (real Postgres, S3 servers and wrangler)"
+	@echo "make fuzz       the fuzz tests with a large example budget (HYPOTHESIS_PROFILE=fuzz)"
 	@echo "make lint       ruff + mypy + the layer check (import-linter)"
 	@echo "make bench      benchmarks (ratios against baselines measured in the same run)"
 	@echo "make demo       a simulated day: scheduler -> Postgres queue -> consumers, with faults"
@@ -45,6 +46,9 @@ test: $(PY_OK) $(JS_OK)
 
 test-fast: $(PY_OK)
 	$(BIN)/pytest tests/unit tests/property
+
+fuzz: $(PY_OK) $(JS_OK)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m fuzz -q
 
 lint: $(PY_OK)
 	$(BIN)/ruff check engine devtools tests bench demo

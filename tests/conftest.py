@@ -1,5 +1,26 @@
+import os
+
+from hypothesis import HealthCheck, settings
+
 pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.s3",
     "tests.fixtures.wrangler",
 ]
+
+# Fuzz tests (marked `fuzz`) take their example count from the profile: a small budget in
+# `make test`, a large one in `make fuzz` (HYPOTHESIS_PROFILE=fuzz). A fuzz test sets no
+# max_examples of its own, so that the profile decides.
+settings.register_profile(
+    "default",
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=5000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
