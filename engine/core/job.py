@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -33,10 +34,12 @@ DEFAULT_CATCH_UP_SECONDS = 86_400
 
 @dataclass(frozen=True, kw_only=True)
 class CatchUp:
-    """Only slots due within the last ``within_seconds`` are ever caught up."""
+    """Only slots due within the last ``within_seconds`` are ever caught up, and none
+    before the job's history starts: when it was first deployed, or ``since``."""
 
     policy: CatchUpPolicy = CatchUpPolicy.ALL
     within_seconds: int = DEFAULT_CATCH_UP_SECONDS
+    since: datetime | None = None  # aware UTC
 
 
 class Gap(StrEnum):

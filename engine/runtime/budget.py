@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.runtime.ledger import Db
+from engine.runtime.ports import Db
 
 _COUNT = "SELECT count FROM cronwright.handbacks WHERE queue = $1 AND message_id = $2"
 _ADD = """

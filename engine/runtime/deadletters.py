@@ -1,5 +1,7 @@
 """``cronwright.dead_letters``: the executor writes them (:class:`PgDeadLetters`, behind
-the :class:`DeadLetterSink` protocol); the operator lists, replays and purges them.
+the :class:`DeadLetterSink` protocol, through :mod:`engine.runtime.failures`); the
+operator lists, replays and purges them. A transport with a dead-letter queue of its own
+gets a copy after the row (:class:`CopiedDeadLetters`).
 
 A replay runs the letter's slot again (in place, or re-enqueued) and then marks the row
 replayed. The run ledger makes the effect exactly-once whatever happens around it: a
@@ -10,12 +12,18 @@ letter twice runs it once. A row already marked is skipped; a purged row is hidd
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from engine.runtime.ledger import Db
+from engine.core.errors import JobFailed
+from engine.core.times import iso
+from engine.runtime.ports import Db
+
+log = logging.getLogger(__name__)
 
 _DEAD_LETTER = """
 INSERT INTO cronwright.dead_letters
@@ -61,6 +69,47 @@ class PgDeadLetters:
                 letter.attempts,
                 letter.created_at,
             )
+
+
+def dlq_body(letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter as a transport's DLQ message: the original body (a JSON object) plus
+    ``deadLetter``; any other body is kept as text under ``body``."""
+    meta = {
+        "reason": letter.reason,
+        "errorClass": letter.error_class,
+        "attempts": letter.attempts,
+        "job": letter.job,
+        "slot": iso(letter.slot) if letter.slot else None,
+        "messageId": letter.message_id,
+    }
+    try:
+        original = json.loads(letter.body)
+    except json.JSONDecodeError:
+        original = None
+    if isinstance(original, dict):
+        return {**original, "deadLetter": meta}
+    return {"body": letter.body, "deadLetter": meta}
+
+
+class CopiedDeadLetters:
+    """Dead letters to a sink of record (``cronwright.dead_letters``), then a copy through
+    ``copy`` (Cloudflare's DLQ). The record goes first: when it fails nothing is copied
+    and the error reaches the executor, which hands the message back, so the DLQ never
+    holds a letter without its row. A failed copy after the row is written is logged, not
+    retried: redelivering would run the job again for a copy."""
+
+    def __init__(
+        self, record: DeadLetterSink, copy: Callable[[dict[str, Any]], Awaitable[None]]
+    ) -> None:
+        self._record = record
+        self._copy = copy
+
+    async def put(self, letter: DeadLetter) -> None:
+        await self._record.put(letter)
+        try:
+            await self._copy(dlq_body(letter))
+        except JobFailed as err:
+            log.error("dead letter of message %s not copied to the DLQ: %s", letter.message_id, err)
 
 
 COLUMNS = (

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from engine.core.model import Job
 from engine.core.times import iso
-from engine.runtime.ledger import Db, Tx
+from engine.runtime.ports import Db, Tx
 
 
 @dataclass(frozen=True)

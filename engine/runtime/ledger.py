@@ -19,51 +19,20 @@ migration 0006).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from engine.runtime.deadline import whole_ms
-
-
-class Tx(Protocol):
-    """One transaction (``engine.adapters.pg.Tx``)."""
-
-    async def execute(self, sql: str, *args: Any, timeout: float | None = None) -> int: ...
-
-    async def execute_inlined(self, sql: str, *args: Any, timeout: float | None = None) -> int: ...
-
-    def at_commit(self, sql: str, *args: Any) -> None: ...
-
-    async def fetch(
-        self, sql: str, *args: Any, timeout: float | None = None
-    ) -> list[dict[str, Any]]: ...
-
-    async def fetchrow(
-        self, sql: str, *args: Any, timeout: float | None = None
-    ) -> dict[str, Any] | None: ...
-
-
-class Db(Protocol):
-    """A source of transactions (``engine.adapters.pg.Database``)."""
-
-    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
-
-    def inline(self, sql: str, args: Sequence[Any]) -> str: ...
-
-    async def call_bounded(
-        self, sql: str, *args: Any, statement_timeout_ms: int, timeout: float
-    ) -> Any: ...
-
+from engine.runtime.ports import Db, Tx
 
 # The claim (migration 0006's cronwright.claim_slot: the timeouts, the pause lookup, the
 # job's lock, the claim) shares its round trip with BEGIN; its command tag's row count is
-# the answer: 0 a duplicate, 1 claimed, 2 paused.
+# the answer: 0 a duplicate, 1 claimed, 2 paused, 3 superseded (migration 0010).
 _CLAIM = """
 SELECT FROM generate_series(1, cronwright.claim_slot(
     $1::text, $2::timestamptz, $3::integer, $4::text, $5::timestamptz, $6::text, $7::text,
-    $8::text))
+    $8::text, $9::boolean))
 """
 # The slot's row, succeeded, and its history row (cronwright.succeed_slot), sent with
 # COMMIT.
@@ -114,7 +83,7 @@ RUN_COLUMNS = (
 
 @dataclass(frozen=True)
 class Claim:
-    paused: bool
+    final: str | None  # "paused" or "superseded": recorded, and not to be run
 
 
 def lock_key(job: str) -> str:
@@ -132,15 +101,17 @@ async def claim(
     timeout_seconds: float,
     lock: bool,
     rerun_id: str | None = None,
+    supersede: bool = False,
     timeout: float | None = None,
 ) -> Claim | None:
     """Set the transaction's timeouts (``timeout_seconds``: what is left of the run's
     deadline), take the job's lock if ``lock`` (serialising runs of the job until this
     transaction ends; works through PgBouncer), and claim the slot, in the round trip
     that opens the transaction. None when the slot already succeeded (and ``rerun_id``
-    is None or was seen already): a duplicate. A claim with ``paused`` set is final: the
-    slot lies inside a runtime pause and must not run (commit the transaction to record
-    it)."""
+    is None or was seen already): a duplicate. A claim with ``final`` set must not run
+    (commit the transaction to record it): ``paused``, the slot lies inside a runtime
+    pause; ``superseded`` (asked with ``supersede``, for a ``latest`` job), a newer slot
+    of the job succeeded."""
     ms = whole_ms(timeout_seconds)
     answer = await tx.execute_inlined(
         _CLAIM,
@@ -152,9 +123,12 @@ async def claim(
         f"{ms}ms",
         rerun_id,
         lock_key(job) if lock else None,
+        supersede,
         timeout=timeout,
     )
-    return None if answer == 0 else Claim(paused=answer == 2)
+    if answer == 0:
+        return None
+    return Claim(final={1: None, 2: "paused"}.get(answer, "superseded"))
 
 
 @dataclass(frozen=True)
@@ -208,7 +182,7 @@ def succeed(
 
 def acknowledge(tx: Tx, ack: Ack) -> None:
     """``ack`` alone, with COMMIT, for a final outcome without a success (duplicate,
-    paused)."""
+    paused, superseded)."""
     tx.at_commit(ack.sql, *ack.args)
 
 

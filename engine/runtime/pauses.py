@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from engine.runtime.ledger import Tx
+from engine.runtime.ports import Tx
 
 
 @dataclass(frozen=True)

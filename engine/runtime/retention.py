@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from engine.core.model import Manifest
-from engine.runtime.ledger import Db
+from engine.runtime.ports import Db
 
 _RUNS = """
 DELETE FROM cronwright.run_history AS h
