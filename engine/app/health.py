@@ -14,7 +14,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from engine.core.errors import DatabaseError, JobFailed, QueueError, StorageError
+from engine.core.errors import (
+    CronwrightError,
+    DatabaseError,
+    JobFailed,
+    QueueError,
+    StorageError,
+)
 
 log = logging.getLogger("engine.app")
 
@@ -61,7 +67,7 @@ class Health:
             return
         log.debug("%s failed", where, exc_info=err)
         if self._due((where, text)):
-            what = text if isinstance(err, JobFailed) else f"{type(err).__name__}: {text}"
+            what = text if isinstance(err, CronwrightError) else f"{type(err).__name__}: {text}"
             log.error("%s failed: %s; going on", where, what)
 
     def ok(self, away: str = "database") -> None:

@@ -37,7 +37,9 @@ from engine.adapters.pgqueue import Delivery, PgQueue
 from engine.app.health import Health
 from engine.app.tally import Tally
 from engine.runtime import shield
+from engine.core.errors import JobFailed
 from engine.runtime.executor import Executor
+from engine.runtime.failures import MISSING_SCHEMA
 from engine.runtime.outcome import DONE
 
 log = logging.getLogger(__name__)
@@ -188,6 +190,8 @@ class LocalConsumer:
             try:
                 claimed = await self._queue.claim(n, lease_seconds=self._settings.lease_seconds)
             except Exception as err:  # the database away: the workers idle, then claim again
+                if isinstance(err, JobFailed) and err.error_class in MISSING_SCHEMA:
+                    raise  # the queue itself is gone: nothing to wait for
                 self._health.failed("claim", err)
                 return
             self._health.ok()

@@ -152,7 +152,8 @@ class PullConsumer:
         raised = False
         last = None
         if budget is not None and budget.last(m.attempts):
-            last = f"delivery {m.attempts} is the last of the {budget.deliveries} the queue allows"
+            n = budget.deliveries
+            last = f"delivery {m.attempts} of the {n} the queue allows ended in a retry"
         try:
             attempt = await budget.job_attempt(m.id, m.attempts) if budget else m.attempts
             outcome = await self._executor.handle(

@@ -63,6 +63,11 @@ class Scheduler:
         self._stop = asyncio.Event()
         self.enqueued = 0
 
+    @property
+    def enabled(self) -> bool:
+        """The cron flag, read when the scheduler was built."""
+        return self._enabled
+
     def stop(self) -> None:
         self._stop.set()
 

@@ -147,7 +147,7 @@ async def run(
     environ: Mapping[str, str] | None = None,
     dsn: str | None = None,
     clock: Clock | None = None,
-    sleep: Sleep = asyncio.sleep,
+    sleep: Sleep | None = None,
     metrics: MetricsSink | None = None,
     rng: random.Random | None = None,
     health: Health | None = None,
@@ -155,7 +155,8 @@ async def run(
     started: Callable[[int | None], None] | None = None,
 ) -> Tally:
     """Run the service until SIGTERM/SIGINT (or its bound). ``started`` gets the metrics
-    port once everything is up."""
+    port once everything is up. ``sleep`` (tests, the demo): the waits of the scheduler,
+    the executor and an idle pull consumer."""
     env = os.environ if environ is None else environ
     cloudflare = options.transport == "cloudflare"
     if cloudflare and manifest.queue.consumer.type is not ConsumerType.HTTP_PULL:
@@ -169,18 +170,22 @@ async def run(
         raise ConfigError("the local scheduler sends to the Postgres queue only")
     health = health or Health()
     now = clock or wiring.utc_now
+    cf_settings = None
+    if cloudflare:  # named before anything opens
+        from engine.adapters import cfqueue
+
+        cf_settings = cfqueue.Settings.from_env(env)
     dsn = dsn or wiring.database_url(env)
     templates = wiring.load_templates(manifest)
     prom = observe.Metrics(manifest, forward=metrics or JsonLines(sys.stderr))
     size = _consumers(manifest, options)
     async with AsyncExitStack() as stack:
         client = None
-        if cloudflare:
-            from engine.adapters import cfqueue
+        if cf_settings is not None:
+            from engine.adapters.cfqueue import QueuesClient
 
-            settings = cfqueue.Settings.from_env(env)
             client = await stack.enter_async_context(
-                cfqueue.QueuesClient(settings, max_connections=size + 4)
+                QueuesClient(cf_settings, max_connections=size + 4)
             )
         db = await stack.enter_async_context(wiring.open_database(dsn, max_size=size + 3))
         store = PgSlotStore(db)
@@ -205,7 +210,7 @@ async def run(
             metrics=prom,
             dead_letters=dead_letters,
             clock=now,
-            sleep=sleep,
+            sleep=sleep or asyncio.sleep,
             rng=rng,
         )
         if client is not None:
@@ -220,6 +225,7 @@ async def run(
                 budget=Budget(db, manifest.queue.name, manifest.consumer_max_retries + 1),
                 concurrency=size,
                 health=health,
+                sleep=sleep,
             )
 
             async def backlog() -> Mapping[str, int | None]:
@@ -256,7 +262,7 @@ async def run(
                 manifest=manifest,
                 sender=sender,
                 clock=now,
-                sleep=sleep,
+                sleep=sleep or asyncio.sleep,
                 environ=env,
                 health=health,
             )
@@ -274,7 +280,7 @@ async def run(
             loops["prune"] = every(
                 options.prune_seconds,
                 "prune",
-                lambda: _prune(db, manifest, now()),
+                lambda: prune(db, manifest, now()),
                 stopping,
                 health,
             )
@@ -337,7 +343,8 @@ def _consumers(manifest: Manifest, options: Options) -> int:
     return consumer.max_concurrency or consumer.max_batch_size
 
 
-async def _prune(db: Db, manifest: Manifest, now: datetime) -> None:
+async def prune(db: Db, manifest: Manifest, now: datetime) -> None:
+    """One pass of the retention prune (:mod:`engine.runtime.retention`)."""
     pruned = await retention.prune(db, manifest, now)
     if pruned.runs or pruned.dead_letters:
         log.info("pruned %d superseded runs and %d dead letters", pruned.runs, pruned.dead_letters)

@@ -152,7 +152,12 @@ class Executor:
         except SlotNotDue as err:
             if last_delivery is not None:
                 return await self._failures.poison(
-                    body, err, message_id=message_id, attempt=attempt, error_class="slot_not_due"
+                    body,
+                    err,
+                    message_id=message_id,
+                    attempt=attempt,
+                    error_class="slot_not_due",
+                    reason=f"{last_delivery}: {err}",
                 )
             # Our clock trails Cloudflare's: hand the message back until its slot is due.
             job = self._manifest.job_by_type(messages.peek_type(body) or "")

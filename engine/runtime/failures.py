@@ -24,8 +24,10 @@ from engine.runtime.ports import Db
 log = logging.getLogger(__name__)
 
 POISON = "invalid_message"
-#: Error classes that usually mean the database is behind the project's migrations.
-_MISSING_SCHEMA = frozenset({"undefined_table", "undefined_column"})
+#: Error classes that usually mean the database is behind the migrations.
+MISSING_SCHEMA = frozenset(
+    {"undefined_table", "undefined_column", "undefined_function", "invalid_schema_name"}
+)
 MIGRATE_HINT = "if the schema is behind the project, run `cronwright db migrate`"
 
 
@@ -72,7 +74,7 @@ class Failures:
             return replace(failed, status="retry", delay_seconds=decision.delay_seconds)
         why = decision.reason if isinstance(decision, retry.GiveUp) else last_delivery
         reason = f"{why}: {failure.error}"
-        if failure.error_class in _MISSING_SCHEMA:
+        if failure.error_class in MISSING_SCHEMA:
             reason += f"; {MIGRATE_HINT}"
         letter = DeadLetter(
             job=job.name,
@@ -99,11 +101,14 @@ class Failures:
         message_id: str,
         attempt: int,
         error_class: str = POISON,
+        reason: str | None = None,
     ) -> Outcome:
-        """A message that cannot be run (``err`` says why): dead-lettered with the reason."""
+        """A message that cannot be run (``err`` says why, unless ``reason`` does):
+        dead-lettered with the reason."""
         type_ = messages.peek_type(body)
         job = self._manifest.job_by_type(type_) if type_ else None
-        reason = str(err) if error_class == POISON else f"{error_class}: {err}"
+        if reason is None:
+            reason = str(err) if error_class == POISON else f"{error_class}: {err}"
         letter = DeadLetter(
             job=job.name if job else None,
             type=type_,

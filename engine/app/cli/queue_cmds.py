@@ -17,8 +17,11 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(level: str) -> None:
-    """What a service logs goes to stderr, info and up by default."""
+    """What a service logs goes to stderr, info and up by default; the HTTP client's
+    line per request only at debug."""
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def run_service(args: argparse.Namespace, *, transport: str, scheduler: bool) -> int:
@@ -28,7 +31,9 @@ def run_service(args: argparse.Namespace, *, transport: str, scheduler: bool) ->
 
     configure_logging(args.log_level)
     manifest = load(args).for_environment(args.env)
-    reconcile = args.reconcile_interval or None
+    bounded = getattr(args, "max_batches", None)
+    # A bounded run (--once, --max-batches) is a check, not the service: no loops beside it.
+    reconcile = None if bounded else args.reconcile_interval or None
     options = service.Options(
         transport=transport,
         scheduler=scheduler,
@@ -39,13 +44,14 @@ def run_service(args: argparse.Namespace, *, transport: str, scheduler: bool) ->
         grace_seconds=args.grace_seconds,
         drain_seconds=args.drain_seconds,
         lease_seconds=args.lease_seconds,
-        max_batches=getattr(args, "max_batches", None),
+        prune_seconds=None if bounded else service.DAY_SECONDS,
+        max_batches=bounded,
     )
 
     def started(port: int | None) -> None:
         what = "scheduler and consumers" if scheduler else "consumers"
         where = f"; metrics on {args.metrics_host}:{port}/metrics" if port is not None else ""
-        print(f"{what} on the {transport} queue {manifest.queue.name}{where}", flush=True)
+        print(f"{what} on the {transport} queue {manifest.queue.name}{where}", file=sys.stderr)
 
     tally = asyncio.run(service.run(manifest, options, started=started))
     print(tally.summary())
