@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import ast
 import shutil
-import warnings
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
