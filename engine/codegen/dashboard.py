@@ -1,0 +1,201 @@
+"""dashboard.json: a Grafana dashboard over the metrics of ``serve`` and ``consume``
+(``engine.app.observe``): an overview row, then a collapsed row per job (by name) with its
+runs by status, its durations against its timeout and its missing slots.
+
+The datasource is the ``DS_PROMETHEUS`` input, which Grafana asks for on import. The uid
+is derived from the Worker's name, so that a re-import replaces the dashboard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from engine.codegen.alerts import SCRAPE_JOB
+from engine.core.durations import near_timeout_seconds
+from engine.core.model import Job, Manifest
+
+#: Grafana 10.4's dashboard schema.
+SCHEMA_VERSION = 39
+DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+_WIDTH = 24  # Grafana's grid
+_HEIGHT = 8
+
+
+def _q(value: str) -> str:
+    return json.dumps(value)
+
+
+def _target(expr: str, legend: str, ref: str) -> dict[str, Any]:
+    return {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": ref}
+
+
+def _panel(
+    title: str,
+    exprs: list[tuple[str, str]],
+    *,
+    unit: str = "short",
+    kind: str = "timeseries",
+    width: int = _WIDTH // 3,
+    thresholds: list[tuple[str, float | None]] | None = None,
+) -> dict[str, Any]:
+    """A panel; its id and position are given by :func:`_layout`."""
+    steps = thresholds or [("green", None)]
+    defaults: dict[str, Any] = {
+        "unit": unit,
+        "thresholds": {
+            "mode": "absolute",
+            "steps": [{"color": color, "value": value} for color, value in steps],
+        },
+    }
+    if thresholds and kind == "timeseries":
+        defaults["custom"] = {"thresholdsStyle": {"mode": "line"}}
+    return {
+        "type": kind,
+        "title": title,
+        "datasource": DATASOURCE,
+        "gridPos": {"h": _HEIGHT, "w": width},
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": {"legend": {"displayMode": "list", "placement": "bottom"}}
+        if kind == "timeseries"
+        else {"reduceOptions": {"calcs": ["lastNotNull"]}},
+        "targets": [_target(e, legend, chr(ord("A") + i)) for i, (e, legend) in enumerate(exprs)],
+    }
+
+
+def _overview() -> list[dict[str, Any]]:
+    up = f"up{{job={_q(SCRAPE_JOB)}}}"
+    return [
+        _panel(
+            "Runs by status",
+            [("sum by (status) (increase(cronwright_runs_total[$__rate_interval]))", "{{status}}")],
+        ),
+        _panel("Missing slots", [("max by (job) (cronwright_missing_slots)", "{{job}}")]),
+        _panel(
+            "Oldest missing slot",
+            [("max by (job) (cronwright_oldest_missing_slot_age_seconds)", "{{job}}")],
+            unit="s",
+        ),
+        _panel(
+            "Queue depth",
+            [("max by (queue, state) (cronwright_queue_depth)", "{{queue}} {{state}}")],
+        ),
+        _panel(
+            "Dead letters",
+            [
+                (
+                    'sum by (job) (increase(cronwright_runs_total{status="dead_lettered"}'
+                    "[$__rate_interval]))",
+                    "{{job}}",
+                )
+            ],
+        ),
+        _panel(
+            "Runners up",
+            [(f"sum({up})", "up"), (f"count({up})", "targets")],
+            kind="stat",
+        ),
+    ]
+
+
+def _job_panels(job: Job) -> list[dict[str, Any]]:
+    sel = f"{{job={_q(job.name)}}}"
+    near = near_timeout_seconds(job)
+    runs = f"sum by (status) (increase(cronwright_runs_total{sel}[$__rate_interval]))"
+    return [
+        _panel(f"{job.name}: runs by status", [(runs, "{{status}}")]),
+        _panel(
+            f"{job.name}: duration against the timeout ({job.timeout_seconds} s)",
+            [
+                (f"max(cronwright_last_run_duration_seconds{sel})", "last run"),
+                (
+                    "histogram_quantile(0.95, sum by (le) "
+                    f"(rate(cronwright_run_duration_seconds_bucket{sel}[$__rate_interval])))",
+                    "p95",
+                ),
+                (f"max(cronwright_job_timeout_seconds{sel})", "timeout"),
+            ],
+            unit="s",
+            thresholds=[("green", None), ("orange", near), ("red", float(job.timeout_seconds))],
+        ),
+        _panel(
+            f"{job.name}: missing slots",
+            [
+                (f"max(cronwright_missing_slots{sel})", "missing"),
+                (f"max(cronwright_oldest_missing_slot_age_seconds{sel})", "oldest (s)"),
+            ],
+        ),
+    ]
+
+
+def _row(title: str, *, collapsed: bool, panels: list[dict[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {"type": "row", "title": title, "collapsed": collapsed}
+    row["gridPos"] = {"h": 1, "w": _WIDTH}
+    row["panels"] = panels if collapsed else []
+    return row
+
+
+def _layout(rows: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """Ids and grid positions, top to bottom. A collapsed row carries its panels inside
+    (placed as if it were open) and takes one grid unit; an open row's follow it."""
+    out: list[dict[str, Any]] = []
+    next_id, y = 1, 0
+    for row, panels in rows:
+        row["id"], row["gridPos"] = next_id, {**row["gridPos"], "x": 0, "y": y}
+        out.append(row)
+        next_id, y = next_id + 1, y + 1
+        x, top = 0, y
+        for panel in panels:
+            w = panel["gridPos"]["w"]
+            if x + w > _WIDTH:
+                x, top = 0, top + _HEIGHT
+            panel["id"], panel["gridPos"] = next_id, {**panel["gridPos"], "x": x, "y": top}
+            next_id, x = next_id + 1, x + w
+        if not row["collapsed"]:
+            out += panels
+            y = top + _HEIGHT if panels else y
+    return out
+
+
+def dashboard(manifest: Manifest, header: str) -> str:
+    name = manifest.worker.name
+    rows = [(_row("Overview", collapsed=False, panels=[]), _overview())]
+    for job in sorted(manifest.jobs, key=lambda j: j.name):
+        panels = _job_panels(job)
+        paused = ", paused" if job.paused else ""
+        title = f"{job.name} ({job.type}, {job.cron} {job.timezone or 'UTC'}{paused})"
+        rows.append((_row(title, collapsed=True, panels=panels), panels))
+    board = {
+        "description": header,
+        "__inputs": [
+            {
+                "name": "DS_PROMETHEUS",
+                "label": "Prometheus",
+                "description": "The Prometheus that scrapes cronwright's serve/consume",
+                "type": "datasource",
+                "pluginId": "prometheus",
+                "pluginName": "Prometheus",
+            }
+        ],
+        "__requires": [
+            {"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.4.0"},
+            {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
+            {"type": "panel", "id": "stat", "name": "Stat", "version": ""},
+            {"type": "panel", "id": "timeseries", "name": "Time series", "version": ""},
+        ],
+        "title": f"cronwright: {name}",
+        "uid": "cronwright-" + hashlib.sha256(name.encode()).hexdigest()[:16],
+        "tags": ["cronwright"],
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "editable": True,
+        "graphTooltip": 1,
+        "timezone": "utc",
+        "time": {"from": "now-24h", "to": "now"},
+        "refresh": "1m",
+        "annotations": {"list": []},
+        "templating": {"list": []},
+        "panels": _layout(rows),
+    }
+    return json.dumps(board, indent=2, ensure_ascii=False) + "\n"
