@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from devtools.manifests import scale_project
 from engine.app.observe import Metrics
 from engine.codegen import generate
 from engine.core.model import Manifest
+from engine.manifest.loader import load
 from tests.fixtures.ops_manifest import ops_manifest
 
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
@@ -60,29 +62,44 @@ def test_dashboard_is_grafana_json_with_a_schema_version_and_a_prometheus_input(
             assert all(t["datasource"] == DATASOURCE for t in panel["targets"]), panel["title"]
 
 
-def test_every_job_has_a_collapsed_row_whose_panels_select_only_its_series(
+def test_every_job_is_an_option_of_the_job_variable_that_repeats_the_job_row(
     tmp_path: Path,
 ) -> None:
     d = board(ops_manifest(tmp_path))
+    (variable,) = d["templating"]["list"]
+    assert (variable["name"], variable["type"], variable["query"]) == (
+        "job",
+        "custom",
+        "hourly,nightly,parked",
+    )
+    assert [o["value"] for o in variable["options"]] == ["$__all", "hourly", "nightly", "parked"]
+    assert (variable["multi"], variable["includeAll"]) == (True, True)
+    assert variable["current"]["value"] == ["$__all"]
     rows = [p for p in d["panels"] if p["type"] == "row"]
-    assert [(r["title"], r["collapsed"]) for r in rows] == [
-        ("Overview", False),
-        ("hourly (ops.hourly, 0 * * * * UTC)", True),
-        ("nightly (ops.nightly, 30 2 * * * Europe/Paris)", True),
-        ("parked (ops.parked, 0 9 * * MON UTC, paused)", True),
+    assert [(r["title"], r["collapsed"], r.get("repeat")) for r in rows] == [
+        ("Overview", False, None),
+        ("$job", True, "job"),
     ]
-    for row, job in zip(rows[1:], ("hourly", "nightly", "parked"), strict=True):
-        assert [p["title"].split(": ")[1] for p in row["panels"]] == [
-            "runs by status",
-            "duration against the timeout (1800 s)"
-            if job == "nightly"
-            else "duration against the timeout (300 s)",
-            "missing slots",
-        ]
-        for panel in row["panels"]:
-            for target in panel["targets"]:
-                selectors = re.findall(r"\{([^}]*)\}", target["expr"])
-                assert selectors and all(s == f'job="{job}"' for s in selectors), target
+    assert [p["title"] for p in rows[1]["panels"]] == [
+        "$job: runs by status",
+        "$job: duration against the timeout",
+        "$job: missing slots",
+    ]
+    for panel in rows[1]["panels"]:
+        for target in panel["targets"]:
+            selectors = re.findall(r"\{([^}]*)\}", target["expr"])
+            assert selectors and all(s == 'job=~"$job"' for s in selectors), target
+
+
+def test_the_dashboard_stays_one_row_however_many_jobs_there_are(tmp_path: Path) -> None:
+    small = generate.render(ops_manifest(tmp_path))[generate.DASHBOARD]
+    many = tmp_path / "many"
+    many.mkdir()
+    big = generate.render(load(scale_project(many, 200)))[generate.DASHBOARD]
+    panels = [len(list(every_panel(json.loads(d)["panels"]))) for d in (small, big)]
+    assert panels == [11, 11]
+    # Only the variable's options grow: an option of a few lines a job.
+    assert len(big) - len(small) < 200 * 150
 
 
 def test_the_overview_shows_runs_missing_slots_queue_depth_dead_letters_and_runners(
@@ -106,18 +123,27 @@ def test_the_overview_shows_runs_missing_slots_queue_depth_dead_letters_and_runn
     ]
 
 
-def test_duration_panel_marks_the_near_timeout_and_the_timeout(tmp_path: Path) -> None:
+def test_duration_panel_draws_the_timeout_and_its_80_percent_as_dashed_lines(
+    tmp_path: Path,
+) -> None:
     d = board(ops_manifest(tmp_path))
-    (panel,) = [p for p in every_panel(d["panels"]) if p["title"].startswith("nightly: duration")]
-    assert [t["legendFormat"] for t in panel["targets"]] == ["last run", "p95", "timeout"]
-    defaults = panel["fieldConfig"]["defaults"]
-    assert defaults["unit"] == "s"
-    assert defaults["thresholds"]["steps"] == [
-        {"color": "green", "value": None},
-        {"color": "orange", "value": 1440.0},
-        {"color": "red", "value": 1800.0},
+    (panel,) = [p for p in every_panel(d["panels"]) if p["title"].endswith("against the timeout")]
+    assert [(t["legendFormat"], t["expr"]) for t in panel["targets"]] == [
+        ("last run", 'max(cronwright_last_run_duration_seconds{job=~"$job"})'),
+        (
+            "p95",
+            "histogram_quantile(0.95, sum by (le) "
+            '(rate(cronwright_run_duration_seconds_bucket{job=~"$job"}[$__rate_interval])))',
+        ),
+        ("timeout", 'max(cronwright_job_timeout_seconds{job=~"$job"})'),
+        ("80% of timeout", '0.8 * max(cronwright_job_timeout_seconds{job=~"$job"})'),
     ]
-    assert defaults["custom"] == {"thresholdsStyle": {"mode": "line"}}
+    assert panel["fieldConfig"]["defaults"] == {"unit": "s"}
+    dashed = {
+        o["matcher"]["options"]: o["properties"][0]["value"]["fixedColor"]
+        for o in panel["fieldConfig"]["overrides"]
+    }
+    assert dashed == {"timeout": "red", "80% of timeout": "orange"}
 
 
 def test_every_query_reads_only_metrics_that_serve_and_consume_expose(tmp_path: Path) -> None:
@@ -137,7 +163,7 @@ def test_panel_ids_are_unique_and_every_panel_fits_the_grid(tmp_path: Path) -> N
     d = board(ops_manifest(tmp_path))
     panels = list(every_panel(d["panels"]))
     ids = [p["id"] for p in panels]
-    assert len(ids) == len(set(ids)) == 4 + 6 + 3 * 3
+    assert len(ids) == len(set(ids)) == 2 + 6 + 3
     for p in panels:
         pos = p["gridPos"]
         assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, p["title"]
