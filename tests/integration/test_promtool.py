@@ -19,6 +19,7 @@ from engine.app import observe
 from engine.codegen import generate
 from engine.manifest.loader import load
 from engine.runtime.metrics import MetricRecord
+from engine.runtime.outcome import Status
 from tests.fixtures.aio import run
 from tests.fixtures.need import missing
 from tests.fixtures.ops_manifest import ops_manifest
@@ -281,12 +282,13 @@ def test_a_live_metrics_endpoint_passes_promtool_check_metrics(
     promtool: str, tmp_path: Path
 ) -> None:
     metrics = observe.Metrics(load(REPO / "jobs.yaml"))
-    for status, seconds in (("succeeded", 250.0), ("retry", 300.0), ("duplicate", 0.01)):
+    runs: list[tuple[Status, float]] = [("succeeded", 250.0), ("retry", 300.0), ("duplicate", 0.01)]
+    for status, seconds in runs:
         metrics.emit(
             MetricRecord(
                 queue="mauntic-analytics-jobs",
                 message_id="m",
-                status=status,  # type: ignore[arg-type]
+                status=status,
                 event_type="analytics.aggregate-hourly",
                 duration_ms=seconds * 1000,
                 attempt=1,

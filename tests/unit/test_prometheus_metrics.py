@@ -3,6 +3,7 @@ from the start, and the gauges the generated alerts read."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from engine.app.observe import Metrics
@@ -41,8 +42,7 @@ def test_duration_buckets_run_to_the_longest_timeout_with_each_timeout_and_its_8
 
 
 def test_a_timeout_that_is_not_round_gets_its_own_near_timeout_mark(tmp_path: Path) -> None:
-    hourly = ops_manifest(tmp_path).jobs[0]
-    odd = hourly.__class__(**{**hourly.__dict__, "timeout_seconds": 7})
+    odd = replace(ops_manifest(tmp_path).jobs[0], timeout_seconds=7)
     assert near_timeout_seconds(odd) == 5.6
     assert duration_buckets([odd]) == (
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 5.6, 7.0,
