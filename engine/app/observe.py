@@ -1,11 +1,12 @@
 """Prometheus metrics and ``/healthz`` for ``serve`` and ``consume`` (both transports).
 
-Each process has its own registry (never the global one). Runs by job and status and the
-run-duration histogram come from the executor's metric records; queue depth and the age
-of each job's oldest missing slot are refreshed from Postgres on a timer. A slot is
-missing when it is due, not succeeded in the ledger and not paused; only slots since the
-job was first dispatched or run (at most ``lookback`` ago) count, so a fresh database
-reports 0.
+Each process has its own registry (never the global one). Runs by job and status, the
+run-duration histogram (its buckets from the manifest's timeouts) and each job's last run
+duration come from the executor's metric records; each job's timeout from the manifest.
+Queue depth and the age of each job's oldest missing slot are refreshed from Postgres on a
+timer. A slot is missing when it is due, not succeeded in the ledger and not paused; only
+slots since the job was first dispatched or run (at most ``lookback`` ago) count, so a
+fresh database reports 0.
 """
 
 from __future__ import annotations
@@ -22,17 +23,24 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from engine.adapters.pgqueue import PgQueue
+from engine.core import durations
 from engine.core.errors import JobFailed
 from engine.core.model import Job, Manifest
 from engine.core.times import Clock
 from engine.runtime import pauses
 from engine.runtime.ledger import Db
 from engine.runtime.metrics import MetricRecord, MetricsSink
+from engine.runtime.outcome import STATUSES
 from engine.schedule.slots import cron_schedule
 
 log = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(days=7)
+#: The job label of a message of no known type.
+UNKNOWN = "unknown"
+#: Outcomes of a run that did the job's work (or tried to): their durations are the
+#: job's, unlike a duplicate's or a paused slot's.
+_RAN = frozenset({"succeeded", "retry", "dead_lettered"})
 
 # A job's first slot is its first dispatched by cronwright or run at all: slots the
 # Cloudflare Worker sends are not in cronwright.dispatched, but they reach the ledger.
@@ -47,7 +55,11 @@ FROM unnest($1::text[]) AS j(job)
 
 
 class Metrics:
-    """The registry and its metrics; also a :class:`MetricsSink` for the executor."""
+    """The registry and its metrics; also a :class:`MetricsSink` for the executor.
+
+    Every job's run counters and histogram exist from the start at 0, so that
+    ``increase()`` sees a job's first dead letter (a series born at 1 shows no increase).
+    """
 
     def __init__(self, manifest: Manifest, *, forward: MetricsSink | None = None) -> None:
         self.registry = CollectorRegistry()
@@ -56,14 +68,23 @@ class Metrics:
         # type (poison) counts under "unknown", so bad input cannot add label values.
         self._names = {j.type: j.name for j in manifest.jobs}
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._last: dict[str, Any] = {}
         self.runs = Counter(
             "cronwright_runs", "Deliveries by job and outcome status", ["job", "status"],
             registry=self.registry,
         )  # fmt: skip
         self.duration = Histogram(
             "cronwright_run_duration_seconds", "Delivery duration", ["job"],
-            buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 1800),
-            registry=self.registry,
+            buckets=durations.duration_buckets(manifest.jobs), registry=self.registry,
+        )  # fmt: skip
+        self.last_duration = Gauge(
+            "cronwright_last_run_duration_seconds",
+            "Duration of the job's last run that did work (succeeded, retry, dead_lettered)",
+            ["job"], registry=self.registry,
+        )  # fmt: skip
+        self.timeout = Gauge(
+            "cronwright_job_timeout_seconds", "The job's timeout_seconds in the manifest",
+            ["job"], registry=self.registry,
         )  # fmt: skip
         self.depth = Gauge(
             "cronwright_queue_depth", "Messages in the queue, by state", ["queue", "state"],
@@ -78,19 +99,30 @@ class Metrics:
             "cronwright_missing_slots", "Due slots that have not succeeded", ["job"],
             registry=self.registry,
         )  # fmt: skip
+        for job in manifest.jobs:
+            self.timeout.labels(job=job.name).set(job.timeout_seconds)
+            for status in STATUSES:
+                self._child(job.name, status)
+        self._child(UNKNOWN, "dead_lettered")
+
+    def _child(self, job: str, status: str) -> tuple[Any, Any]:
+        children = self._children.get((job, status))
+        if children is None:  # labels() costs a lock and a lookup: once per job and status
+            children = (self.runs.labels(job=job, status=status), self.duration.labels(job=job))
+            self._children[(job, status)] = children
+        return children
 
     def emit(self, record: MetricRecord) -> None:
-        job = self._names.get(record.event_type or "", "unknown")
-        key = (job, record.status)
-        children = self._children.get(key)
-        if children is None:  # labels() costs a lock and a lookup: once per job and status
-            children = (
-                self.runs.labels(job=job, status=record.status),
-                self.duration.labels(job=job),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(record.duration_ms / 1000)
+        seconds = record.duration_ms / 1000
+        job = self._names.get(record.event_type or "", UNKNOWN)
+        runs, duration = self._child(job, record.status)
+        runs.inc()
+        duration.observe(seconds)
+        if record.status in _RAN:  # created on a job's first run: no "last run" before
+            last = self._last.get(job)
+            if last is None:
+                last = self._last[job] = self.last_duration.labels(job=job)
+            last.set(seconds)
         if self._forward is not None:
             self._forward.emit(record)
 

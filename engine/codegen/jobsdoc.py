@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,16 @@ from engine.core.model import Job, Manifest
 from engine.schedule.slots import cron_schedule, settles
 
 _REFERENCE_MONDAY = datetime(2026, 1, 5, tzinfo=UTC)
+JOB_COLUMNS = (
+    "message type", "job", "cron", "zone", "trigger", "window", "retries", "timeout",
+    "overlap", "paused", "catch-up",
+)  # fmt: skip
+
+
+def _row(cells: Sequence[str]) -> str:
+    """A table row; header, delimiter and body rows all go through here, so that their
+    cell counts agree."""
+    return "| " + " | ".join(cells) + " |"
 
 
 def _window_text(job: Job) -> str:
@@ -63,9 +74,8 @@ def jobs_doc(manifest: Manifest, table: dict[str, Any], header: str) -> str:
         f'Cron dispatch runs while `{w.cron_flag}` is `"true"` '
         f'(default `"{flag(w.cron_enabled)}"`).',
         "",
-        "| message type | job | cron | zone | trigger | window | retries | timeout | overlap "
-        "| paused | catch-up |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        _row(JOB_COLUMNS),
+        _row(["---"] * len(JOB_COLUMNS)),
     ]
     for job in sorted(manifest.jobs, key=lambda j: j.type):
         r = job.retry
@@ -73,12 +83,13 @@ def jobs_doc(manifest: Manifest, table: dict[str, Any], header: str) -> str:
             f"{r.max_attempts} attempts, {r.initial_delay_seconds}s-{r.max_delay_seconds}s "
             f"{'exponential' if r.exponential else 'fixed'}{', full jitter' if r.jitter else ''}"
         )
-        lines.append(
-            f"| `{job.type}` | {job.name} | `{job.cron}` | {job.timezone or 'UTC'} "
-            f"| `{table['jobs'][job.type]['trigger']}` "
-            f"| {_window_text(job)} | {retry} | {job.timeout_seconds}s | {job.overlap.value} "
-            f"| {'yes' if job.paused else 'no'} | {_catch_up_text(job)} |"
-        )
+        cells = [
+            f"`{job.type}`", job.name, f"`{job.cron}`", job.timezone or "UTC",
+            f"`{table['jobs'][job.type]['trigger']}`", _window_text(job), retry,
+            f"{job.timeout_seconds}s", job.overlap.value, "yes" if job.paused else "no",
+            _catch_up_text(job),
+        ]  # fmt: skip
+        lines.append(_row(cells))
     lines += [
         "",
         "Catch-up is what `cronwright reconcile` enqueues for due slots that were never sent:"
@@ -86,9 +97,9 @@ def jobs_doc(manifest: Manifest, table: dict[str, Any], header: str) -> str:
         " due within the window. Default: `all`, within one day or the schedule's longest gap"
         " between slots when that is longer.",
     ]
-    lines += ["", "| trigger | sends |", "|---|---|"]
+    lines += ["", _row(["trigger", "sends"]), _row(["---", "---"])]
     for trigger, types in table["triggers"].items():
-        lines.append(f"| `{trigger}` | {', '.join(f'`{t}`' for t in types)} |")
+        lines.append(_row([f"`{trigger}`", ", ".join(f"`{t}`" for t in types)]))
     settling = [_settle_text(j) for j in sorted(manifest.jobs, key=lambda j: j.type) if settles(j)]
     if settling:
         lines += ["", "Settling (`window.settle_seconds`):", "", *settling]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,10 +40,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     delta = generate.diff(generate.render(load(args), out_dir=out), out)
     if delta:
         sys.stdout.write(delta)
-        print(f"\n{out}/ is stale: run `make generate` and commit the result", file=sys.stderr)
+        print(f"\n{out}/ is stale: run `{_generate_command(args)}`", file=sys.stderr)
         return FAILED
     print(f"{out}/ matches {args.manifest}")
     return OK
+
+
+def _generate_command(args: argparse.Namespace) -> str:
+    """The ``generate`` that freshens what ``check`` read: same manifest, same --out."""
+    words = ["cronwright"]
+    if args.manifest != "jobs.yaml":
+        words += ["-m", shlex.quote(args.manifest)]
+    words.append("generate")
+    if args.out:
+        words += ["--out", shlex.quote(args.out)]
+    return " ".join(words)
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
