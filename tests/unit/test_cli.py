@@ -165,7 +165,9 @@ def test_cron_rejects_an_ambiguous_weekday_with_exit_2(capsys: pytest.CaptureFix
     )
 
 
-@pytest.mark.parametrize("command", ["validate", "generate", "check", "schedule", "cron 0 * * * *"])
+@pytest.mark.parametrize(
+    "command", ["validate", "generate", "check", "schedule", "cron 0 * * * *", "schema"]
+)
 def test_fast_commands_never_import_asyncpg_boto3_or_httpx(project: Path, command: str) -> None:
     code = (
         "import sys; from engine.app.cli import main; "

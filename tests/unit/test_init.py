@@ -250,3 +250,22 @@ def test_render_of_a_job_without_a_window_shows_the_slot_alone(
         "DELETE FROM sessions WHERE expires_at < $1;\n"
         '-- params: {"$1": "2026-05-01 02:30:00+00:00"}\n'
     )
+
+
+def test_a_manifest_without_any_cloudflare_key_generates_no_worker_file(tmp_path: Path) -> None:
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "purge.sql").write_text(
+        "DELETE FROM sessions WHERE expires_at < {{ slot }};\n"
+    )
+    (tmp_path / "jobs.yaml").write_text(
+        'version: 1\njobs:\n  purge:\n    cron: "30 2 * * *"\n    sql: sql/purge.sql\n'
+    )
+    m = load(tmp_path / "jobs.yaml")
+    assert not m.cloudflare
+    assert list(generate.render(m)) == ["JOBS.md"]
+    assert generate.worker_files(m) == (
+        "dispatch.json",
+        "preflight.sh",
+        "worker.js",
+        "wrangler.toml",
+    )

@@ -17,7 +17,7 @@ from engine.core.model import Manifest
 
 def cmd_validate(args: argparse.Namespace) -> int:
     m = load(args)
-    print(f"{args.manifest}: ok ({len(m.jobs)} jobs)")
+    print(f"{args.manifest}: ok ({len(m.jobs)} job{'s' if len(m.jobs) != 1 else ''})")
     return OK
 
 
