@@ -35,7 +35,7 @@ def schema_text() -> str:
 
 def project_files(name: str, *, cloudflare: bool) -> dict[str, str]:
     """The new project's files, by path relative to its folder."""
-    folder = resources.files("engine.app.cli").joinpath("project")
+    folder = resources.files("engine.app.cli.project")
     out = {}
     for path, source in FILES.items():
         text = schema_text() if source is None else folder.joinpath(source).read_text("utf-8")
