@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_COMPATIBILITY_DATE",
     "DEFAULT_CRON_FLAG",
     "DEFAULT_MIGRATIONS",
+    "DEFAULT_PROJECT_NAME",
     "DEFAULT_SETTLE_SECONDS",
     "DEFAULT_TEMPLATES",
     "DEFAULT_TIMEOUT",
@@ -74,6 +75,7 @@ DEFAULT_VISIBILITY_TIMEOUT = 900  # above the default job timeout: a lease outla
 HANDBACK_ROOM = 3
 MAX_QUEUE_RETRIES = 100  # Cloudflare's cap on a consumer's max_retries
 # What a manifest leaves out of its Worker and queue (the names come from its project name).
+DEFAULT_PROJECT_NAME = "cronwright"  # when the manifest's folder name has nothing usable
 DEFAULT_COMPATIBILITY_DATE = "2026-04-01"
 DEFAULT_CRON_FLAG = "CRONWRIGHT_CRON"
 DEFAULT_BINDING = "JOBS"
@@ -189,7 +191,7 @@ class Manifest:
     retention: Retention = field(default_factory=Retention)
     # Folding schedules onto fewer triggers may waste at most this many invocations a day.
     fold_max_wasted_per_day: int = 1440
-    name: str = "cronwright"  # the project's name: worker and queue names derive from it
+    name: str = DEFAULT_PROJECT_NAME  # the project's name: worker and queue names derive from it
     #: Does the manifest configure Cloudflare (a ``worker:`` block)? Only then are the
     #: Worker's files generated and the trigger budget checked.
     cloudflare: bool = True

@@ -15,6 +15,7 @@ from engine.core.model import (
     DEFAULT_COMPATIBILITY_DATE,
     DEFAULT_CRON_FLAG,
     DEFAULT_MIGRATIONS,
+    DEFAULT_PROJECT_NAME,
     DEFAULT_SETTLE_SECONDS,
     DEFAULT_TEMPLATES,
     DEFAULT_TIMEOUT,
@@ -48,14 +49,12 @@ from engine.manifest import since
 from engine.schedule import cron
 from engine.schedule.slots import longest_gap
 
-FALLBACK_NAME = "cronwright"  # a folder name with nothing usable in it
-
 
 def project_name(folder: str) -> str:
     """A folder's name made a project name (lower case, ``[a-z0-9-]``, at most 54 so that
     ``<name>-jobs-dlq`` is a valid queue name)."""
     name = re.sub(r"[^a-z0-9]+", "-", folder.lower()).strip("-")[:54].rstrip("-")
-    return name or FALLBACK_NAME
+    return name or DEFAULT_PROJECT_NAME
 
 
 def build(
