@@ -11,7 +11,9 @@ from engine.core.model import Job, Manifest, Plan, Queue, Worker
 def probe_manifest(*jobs: Job, path: str = "jobs.yaml") -> Manifest:
     return Manifest(
         path=path,
-        worker=Worker(name="probe-worker", compatibility_date="2026-04-01"),
+        worker=Worker(
+            name="probe-worker", compatibility_date="2026-04-01", cron_flag="ENABLE_CRON"
+        ),
         plan=Plan.PAID,
         trigger_budget=10,
         queue=Queue(name="probe-jobs", binding="JOBS", dead_letter_queue="probe-jobs-dlq"),

@@ -70,6 +70,8 @@ def load_templates(manifest: Manifest, jobs: Sequence[Job] | None = None) -> dic
     base = Path(manifest.path).parent
     sources = {}
     for job in manifest.jobs if jobs is None else jobs:
+        if job.template is None:  # a python action renders no SQL
+            continue
         path = base / job.template
         try:
             sources[job.template] = path.read_text(encoding="utf-8")

@@ -71,7 +71,9 @@ def dispatch_table(manifest: Manifest) -> dict[str, Any]:
             "timezone": job.timezone,
             "trigger": trigger,
             "paused": job.paused,
-            "window": {"period": job.window.period.value, "offset": job.window.offset},
+            "window": {"period": job.window.period.value, "offset": job.window.offset}
+            if job.window
+            else None,
             "retry": {
                 "maxAttempts": job.retry.max_attempts,
                 "initialDelaySeconds": job.retry.initial_delay_seconds,
@@ -102,23 +104,37 @@ def _compact_numbers(text: str) -> str:
     return re.sub(r"\[[\d,\s]*\]", lambda m: json.dumps(json.loads(m.group())), text)
 
 
+def worker_files(manifest: Manifest) -> tuple[str, ...]:
+    """The Worker's files: generated only when the manifest configures Cloudflare."""
+    names = [WRANGLER, DISPATCH, manifest.worker.main]
+    if manifest.queue.consumer.type is ConsumerType.HTTP_PULL:
+        names.append(PREFLIGHT)
+    return tuple(sorted(names))
+
+
 def render(manifest: Manifest, *, out_dir: Path | None = None) -> dict[str, str]:
     """Every file of generated/; ``out_dir`` (default generated/ beside the manifest) only
-    matters for the relative import of a worker consumer's module."""
-    table = dispatch_table(manifest)
+    matters for the relative import of a worker consumer's module. A manifest without a
+    ``worker:`` block gets no Worker files (:func:`worker_files`)."""
     header = HEADER.format(src=Path(manifest.path).name)
+    monitoring = {
+        ALERTS: alert_rules(manifest, header),
+        DASHBOARD: dashboard(manifest, header),
+    }
+    if not manifest.cloudflare:
+        return dict(sorted({DOCS: jobs_doc(manifest, None, header), **monitoring}.items()))
+    table = dispatch_table(manifest)
     triggers = list(table["triggers"])
     files = {
         WRANGLER: wrangler_toml(manifest, triggers, header),
         DISPATCH: _compact_numbers(json.dumps(table, indent=2, sort_keys=False)) + "\n",
         DOCS: jobs_doc(manifest, table, header),
-        ALERTS: alert_rules(manifest, header),
-        DASHBOARD: dashboard(manifest, header),
+        **monitoring,
         manifest.worker.main: worker_module(
             manifest, header, consumer_import=_consumer_import(manifest, out_dir)
         ),
     }
-    if manifest.queue.consumer.type is ConsumerType.HTTP_PULL:
+    if PREFLIGHT in worker_files(manifest):
         files[PREFLIGHT] = preflight_script(manifest, header)
     return dict(sorted(files.items()))
 

@@ -241,6 +241,8 @@ class Executor:
         )
 
     def _render(self, job: Job, slot: datetime, *, rerun: bool) -> list[sqltemplates.Rendered]:
+        if job.template is None:
+            raise ConfigError(f"job {job.name}: python actions do not run in this executor")
         source = self._templates.get(job.template)
         if source is None:
             raise ConfigError(f"job {job.name}: template {job.template} was not loaded")
@@ -255,7 +257,7 @@ class Executor:
         return sqltemplates.split_statements(rendered)
 
     def _action(self, job: Job) -> Action | None:
-        if job.action is None:
+        if job.action is None or job.action.name is None:
             return None
         action = self._actions.get(job.action.name)
         if action is None:

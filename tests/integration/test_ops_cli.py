@@ -73,7 +73,7 @@ def test_pause_and_resume_keep_history_and_schedule_shows_both_pauses(
     )
     code, out, _ = cli(project, capsys, "schedule", "--next", "1")
     assert code == 0
-    assert out.splitlines()[:2] == [
+    assert out.split("\n\n", 1)[1].splitlines()[:2] == [
         "probe  [test.probe]",
         "  pause    paused at runtime since T (db upgrade)",
     ]

@@ -190,7 +190,9 @@ def test_cron_rejects_an_ambiguous_weekday_with_exit_2(capsys: pytest.CaptureFix
     )
 
 
-@pytest.mark.parametrize("command", ["validate", "generate", "check", "schedule", "cron 0 * * * *"])
+@pytest.mark.parametrize(
+    "command", ["validate", "generate", "check", "schedule", "cron 0 * * * *", "schema"]
+)
 def test_fast_commands_never_import_asyncpg_boto3_or_httpx(project: Path, command: str) -> None:
     code = (
         "import sys; from engine.app.cli import main; "
@@ -333,7 +335,7 @@ def test_schedule_still_shows_the_manifest_when_the_database_for_runtime_pauses_
     args = ["-m", str(REPO / "jobs.yaml"), "schedule", "--next", "1"]
     assert main(args) == 0
     out, err = capsys.readouterr()
-    assert out.startswith("aggregate-hourly  [analytics.aggregate-hourly]\n")
+    assert out.split("\n\n", 1)[1].startswith("aggregate-hourly  [analytics.aggregate-hourly]\n")
     assert err == (
         "warning: runtime pauses not shown: cannot connect to"
         " postgresql://ops:***@127.0.0.1:1/cronwright: connection: [Errno 111] Connect call"

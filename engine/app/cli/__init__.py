@@ -12,6 +12,7 @@ from engine.app.cli import (
     accounting_cmds,
     backfill_cmds,
     build_cmds,
+    init_cmds,
     ops_cmds,
     queue_cmds,
     run_cmds,
@@ -19,7 +20,15 @@ from engine.app.cli import (
 from engine.app.cli.args import BAD_INPUT, FAILED
 from engine.core.errors import CronwrightError, ManifestErrors
 
-GROUPS = (build_cmds, run_cmds, accounting_cmds, queue_cmds, ops_cmds, backfill_cmds)
+GROUPS = (
+    init_cmds,
+    build_cmds,
+    run_cmds,
+    accounting_cmds,
+    queue_cmds,
+    ops_cmds,
+    backfill_cmds,
+)
 
 
 DESCRIPTION = "Recurring jobs from one jobs.yaml: Cloudflare cron config and a replay-safe runtime."

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.app.cli.args import FAILED, OK, load, out_dir, parse_time, positive
+from engine.core.errors import ConfigError
+from engine.core.model import Manifest
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     m = load(args)
-    print(f"{args.manifest}: ok ({len(m.jobs)} jobs)")
+    print(f"{args.manifest}: ok ({len(m.jobs)} job{'s' if len(m.jobs) != 1 else ''})")
     return OK
 
 
@@ -24,12 +26,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from engine.codegen import generate
 
     out = out_dir(args)
-    files = generate.render(load(args), out_dir=out)
+    manifest = load(args)
+    files = generate.render(manifest, out_dir=out)
     if not generate.diff(files, out):
         print(f"{out}/ is up to date")
-        return OK
-    generate.write(files, out)
-    print(f"wrote {out}/: {', '.join(files)}")
+    else:
+        generate.write(files, out)
+        print(f"wrote {out}/: {', '.join(files)}")
+    if not manifest.cloudflare:
+        print(
+            f"skipped the Worker's files ({', '.join(generate.worker_files(manifest))}):"
+            f" {args.manifest} has no worker: block, so `cronwright serve` runs the jobs;"
+            " add one to deploy on Cloudflare"
+        )
     return OK
 
 
@@ -65,8 +74,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     m = load(args)
     at = args.at or datetime.now(UTC)
     runtime = _runtime_pauses(m)
-    folded = generate.fold_of(m)
-    assigned = folded.trigger_of()
+    folded = generate.fold_of(m) if m.cloudflare else None
+    assigned = folded.trigger_of() if folded else {}
+    print(_project_header(m))
     for job in m.jobs:
         schedule = cron_schedule(job)
         paused = "  (paused)" if job.paused else ""
@@ -75,8 +85,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             print(f"  pause    {runtime[job.name]}")
         print(f"  cron     {job.cron}")
         print(f"  zone     {job.timezone or 'UTC'}")
-        print(f"  trigger  {assigned.get(job.type) or generate.trigger_of(job)}")
-        settle = job.window.settle_seconds if slots.settles(job) else None
+        if folded:
+            print(f"  trigger  {assigned.get(job.type) or generate.trigger_of(job)}")
+        settle = job.settle_seconds if slots.settles(job) else None
         if settle is not None:
             print(f"  settles  day D at its first run at or after D+1 00:00 + {settle}s")
         t = at
@@ -88,6 +99,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             note = f"  settles {day.isoformat()}" if day else ""
             print(f"  next     {nxt.strftime('%Y-%m-%dT%H:%MZ %a')}{note}")
             t = nxt
+    if folded is None:
+        return OK
     figures = fold.stats(folded, [j for j in m.jobs if not j.paused])
     state = "folded" if folded.folded else "one per schedule"
     print(
@@ -98,6 +111,22 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         runs, wasted = figures[trig.cron]
         print(f"{trig.cron}  {runs:.2f}/day  wasted {wasted:.2f}/day  {', '.join(trig.types)}")
     return OK
+
+
+def _project_header(m: Manifest) -> str:
+    """What the manifest's defaults came to: the names a user did not have to write."""
+    from engine.codegen.wrangler import flag
+
+    q, w = m.queue, m.worker
+    dlq = f" (dead letters: {q.dead_letter_queue})" if m.cloudflare else ""
+    worker = w.name if m.cloudflare else "none (no worker: block; nothing for Cloudflare)"
+    return (
+        f"project    {m.name}\n"
+        f"transport  {m.transport.value}\n"
+        f"queue      {q.name}{dlq}\n"
+        f'cron flag  {w.cron_flag} (default "{flag(w.cron_enabled)}")\n'
+        f"worker     {worker}\n"
+    )
 
 
 def _runtime_pauses(m: Any) -> dict[str, str]:
@@ -149,12 +178,17 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     m = load(args)
     job = m.find_job(args.type)
+    if job.template is None:
+        raise ConfigError(
+            f"job {job.name} runs the python action {job.action.python if job.action else ''}"
+            ", which has no SQL to render",
+            hint="render a job that has sql:",
+        )
     source = (Path(args.manifest).parent / job.template).read_text(encoding="utf-8")
     rendered = sqltemplates.render(job, source, args.at)
-    start, end = job.window.bounds(args.at)
-    print(
-        f"-- {job.type} slot {args.at.isoformat()} window [{start.isoformat()}, {end.isoformat()})"
-    )
+    start, end = job.bounds(args.at)
+    window = f" window [{start.isoformat()}, {end.isoformat()})" if start and end else ""
+    print(f"-- {job.type} slot {args.at.isoformat()}{window}")
     for i, stmt in enumerate(sqltemplates.split_statements(rendered), 1):
         print(f"-- statement {i}")
         print(stmt.sql + ";")
