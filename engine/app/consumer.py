@@ -26,7 +26,7 @@ from typing import Protocol
 
 from engine.adapters import cfqueue
 from engine.app import lastdelivery
-from engine.core.errors import CronwrightError, JobFailed
+from engine.core.errors import CronwrightError, JobFailed, NotMigrated
 from engine.core.model import Consumer
 from engine.core.times import Clock, Sleep
 from engine.runtime import messages, shield
@@ -181,6 +181,8 @@ class PullConsumer:
         try:
             attempt = await budget.job_attempt(m.id, m.attempts) if budget else m.attempts
             outcome = await self._executor.handle(m.body, message_id=m.id, attempt=attempt)
+        except NotMigrated:
+            raise  # no message can run on this database: stop, the message comes back
         except CronwrightError as err:
             log.error("message %s not handled: %s; handing it back", m.id, err)
             raised = True

@@ -28,7 +28,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from engine.adapters.pgqueue import Delivery, PgQueue
-from engine.core.errors import CronwrightError, JobFailed
+from engine.core.errors import CronwrightError, JobFailed, NotMigrated
 from engine.runtime import shield
 from engine.runtime.executor import Executor
 from engine.runtime.outcome import STATUSES
@@ -213,6 +213,8 @@ class LocalConsumer:
             outcome = await self._executor.handle(
                 d.body, message_id=d.message_id, attempt=d.attempts, ack=self._queue.ack_in(d)
             )
+        except NotMigrated:
+            raise  # no message can run on this database: stop; the message is released
         except CronwrightError as err:
             log.error("message %s not handled: %s; handing it back", d.message_id, err)
             self.tally.errors += 1

@@ -30,6 +30,7 @@ from engine.core.errors import (
     ConfigError,
     JobFailed,
     MessageError,
+    NotMigrated,
     SlotNotDue,
     TemplateError,
 )
@@ -203,6 +204,8 @@ class Executor:
         t0 = time.perf_counter()
         try:
             rows = await self._run(a)
+        except NotMigrated:
+            raise  # not the job's failure: no retry helps, and no ledger could record one
         except (JobFailed, TemplateError, ConfigError) as err:
             # A template that fails to render or an action that is not configured will
             # not get better by retrying: dead-letter with the reason.

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from engine.core.errors import JobFailed, MessageError
+from engine.core.errors import JobFailed, MessageError, NotMigrated
 from engine.core.model import Job, Manifest
 from engine.core.times import iso
 from engine.runtime import ledger, messages, retry, shield
@@ -120,6 +120,8 @@ class Failures:
         """Write the dead letter; if that fails, ask for redelivery rather than drop it."""
         try:
             await shield.finish(self._dead_letters.put(letter), self._write_timeout)
+        except NotMigrated:
+            raise  # nowhere to keep it, however often it comes back: stop, with the hint
         except JobFailed as err:
             log.error("dead letter for message %s not written: %s", letter.message_id, err)
             seconds = float(

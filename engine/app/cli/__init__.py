@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ from engine.app.cli import (
     queue_cmds,
     run_cmds,
 )
-from engine.app.cli.args import BAD_INPUT, FAILED
+from engine.app.cli.args import BAD_INPUT, FAILED, OK
 from engine.core.errors import CronwrightError, ManifestErrors
 
 GROUPS = (
@@ -60,6 +61,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # output still buffered meets a closed pipe here
+    except (BrokenPipeError, BaseExceptionGroup) as exc:
+        if not _closed_pipe(exc):
+            raise
+        # The reader went away (`cronwright schedule | head`): it has what it wanted. Later
+        # writes, the interpreter's last flush included, go nowhere instead of failing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return OK
+
+
+def _closed_pipe(exc: BaseException) -> bool:
+    """A write to a reader that went away, raised directly or from inside a task group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_closed_pipe(e) for e in exc.exceptions)
+    return isinstance(exc, BrokenPipeError)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)

@@ -16,13 +16,18 @@ OK, FAILED, BAD_INPUT = 0, 1, 2
 
 
 def parse_time(text: str) -> datetime:
+    """An ISO 8601 time in UTC; without an offset it is read as UTC."""
+    return as_utc(parse_time_as_given(text))
+
+
+def parse_time_as_given(text: str) -> datetime:
+    """An ISO 8601 time, naive when it has no offset (for a command that reads it in a zone)."""
     try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
             f"'{text}' is not an ISO 8601 time (2026-10-31T10:00:00Z)"
         ) from exc
-    return as_utc(t)
 
 
 def positive(text: str) -> int:

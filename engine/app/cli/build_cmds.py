@@ -9,11 +9,24 @@ import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.app.cli.args import FAILED, OK, load, out_dir, parse_time, positive
+from engine.app.cli.args import (
+    FAILED,
+    OK,
+    load,
+    out_dir,
+    parse_time,
+    parse_time_as_given,
+    positive,
+)
 from engine.core.errors import ConfigError
 from engine.core.model import Manifest
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from engine.schedule.cron import Cron
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -157,20 +170,54 @@ def _runtime_pauses(m: Any) -> dict[str, str]:
 def cmd_cron(args: argparse.Namespace) -> int:
     from engine.schedule import cron
     from engine.schedule.describe import describe
+    from engine.schedule.slots import Schedule
 
     c = cron.parse(args.expr, allow_both_day_fields=args.allow_both_day_fields)
+    zone = _zone(args.timezone) if args.timezone else None
+    schedule: Schedule = c
+    if zone is not None:
+        from engine.core.model import Dst
+        from engine.schedule.zones import ZonedSchedule
+
+        schedule = ZonedSchedule(c, args.timezone, Dst())  # a job's default DST rules
     print(f"expression  {args.expr}")
     print(f"canonical   {c.canonical}")
-    print(f"means       {describe(c)}")
+    print(f"means       {describe(c, args.timezone or 'UTC')}")
     t = args.at or datetime.now(UTC)
+    t = (t.replace(tzinfo=zone or UTC) if t.tzinfo is None else t).astimezone(UTC)
     for _ in range(args.next):
-        nxt = c.next_after(t)
+        nxt = schedule.next_after(t)
         if nxt is None:
             print("never fires")
             break
-        print(f"next        {nxt.strftime('%Y-%m-%dT%H:%MZ %a')}")
+        print(f"next        {_slot_in(nxt, zone, c) if zone else nxt.strftime(_UTC_SLOT)}")
         t = nxt
     return OK
+
+
+_UTC_SLOT = "%Y-%m-%dT%H:%MZ %a"
+
+
+def _zone(name: str) -> ZoneInfo:
+    """``--timezone``'s zone; an unknown name is bad input naming the closest ones."""
+    from engine.core.errors import ConfigError
+    from engine.schedule import zones
+
+    problem = zones.zone_problem(name)
+    if problem is not None:
+        raise ConfigError(problem[0], hint=problem[1], path="--timezone")
+    return zones.zone(name)
+
+
+def _slot_in(t: datetime, zone: ZoneInfo, c: Cron) -> str:
+    """A slot on the zone's clock, its UTC instant, and what DST did to it, if anything."""
+    local = t.astimezone(zone)
+    text = f"{local.isoformat(timespec='minutes')} {local:%a}  ({t:%Y-%m-%dT%H:%MZ})"
+    if not c.matches(local.replace(tzinfo=UTC, fold=0)):
+        return f"{text}  DST gap: the cron's time did not exist that day; it runs as the gap ends"
+    if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
+        return f"{text}  DST overlap: this time occurs twice that day; it runs the first time"
+    return text
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -222,7 +269,17 @@ def register(sub: Any) -> None:
     sp.add_argument(
         "--next", type=positive, default=5, metavar="N", help="show N next slots (default 5)"
     )
-    sp.add_argument("--at", type=parse_time, help="start from this time (default now)")
+    sp.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="read the cron on this IANA zone's clock, as a job's timezone: does"
+        " (default UTC); slots are shown in it, with their UTC instants",
+    )
+    sp.add_argument(
+        "--at",
+        type=parse_time_as_given,
+        help="start from this time (default now); without an offset it is in --timezone",
+    )
     sp.add_argument(
         "--allow-both-day-fields",
         action="store_true",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from engine.app.cli import queue_cmds
@@ -78,14 +77,22 @@ def cmd_consume(args: argparse.Namespace) -> int:
     return OK if max_batches is None or tally.ok else FAILED
 
 
+#: The project's migrations, beside the manifest.
 def cmd_migrate(args: argparse.Namespace) -> int:
     import asyncio
 
     from engine.app import wiring
 
-    applied = asyncio.run(wiring.migrate(None, Path(args.manifest).parent))
-    print("\n".join(f"applied {name}" for name in applied) or "database is up to date")
+    # The project's folder is the manifest's `migrations:` (default sql/migrations).
+    folder = load(args).migrations_dir
+    applied = asyncio.run(wiring.migrate(None, folder, report=_print_now))
+    if not applied:
+        print("database is up to date")
     return OK
+
+
+def _print_now(line: str) -> None:
+    print(line, flush=True)  # a long migration shows what is done before it ends
 
 
 def register(sub: Any) -> None:
@@ -161,5 +168,7 @@ def register(sub: Any) -> None:
     sp = sub.add_parser("db", help="database commands")
     dbsub = sp.add_subparsers(dest="db_command", required=True)
     dbsub.add_parser(
-        "migrate", help="apply cronwright's and sql/migrations/ (DATABASE_URL)"
+        "migrate",
+        help="apply cronwright's migrations, then the project's sql/migrations/*.sql in the"
+        " order of their numbers; *.down.sql files are not run (DATABASE_URL)",
     ).set_defaults(func=cmd_migrate)
