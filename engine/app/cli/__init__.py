@@ -16,7 +16,7 @@ from engine.app.cli import (
     queue_cmds,
     run_cmds,
 )
-from engine.app.cli.args import BAD_INPUT, FAILED
+from engine.app.cli.args import BAD_INPUT, FAILED, Parser
 from engine.core.errors import CronwrightError, ManifestErrors
 
 GROUPS = (build_cmds, run_cmds, accounting_cmds, queue_cmds, ops_cmds, backfill_cmds)
@@ -35,7 +35,7 @@ stale, 2 bad input."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="cronwright",
         description=DESCRIPTION,
         epilog=EXAMPLES,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.app.cli.args import FAILED, OK, load, out_dir, parse_time, positive
+from engine.app.cli.args import FAILED, OK, load, out_dir, parse_time, positive, slot_time
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -189,6 +189,6 @@ def register(sub: Any) -> None:
     )
     sp.add_argument("type", help="message type or job name")
     sp.add_argument(
-        "--at", type=parse_time, required=True, help="the slot, e.g. 2026-10-31T10:00:00Z"
+        "--at", type=slot_time, required=True, help="the slot, e.g. 2026-10-31T10:00:00Z"
     )
     sp.set_defaults(func=cmd_render)

@@ -8,7 +8,7 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from engine.app.cli.args import FAILED, OK, load, parse_time, positive
+from engine.app.cli.args import FAILED, OK, load, positive, slot_time
 
 
 def serve_options(args: argparse.Namespace, *, scheduler: bool) -> Any:
@@ -120,7 +120,7 @@ def register(sub: Any) -> None:
         "enqueue", help="send the message the Worker would send for one slot (DATABASE_URL)"
     )
     sp.add_argument("type", help="message type or job name")
-    sp.add_argument("--at", type=parse_time, help="the slot (default: the latest at or before now)")
+    sp.add_argument("--at", type=slot_time, help="the slot (default: the latest at or before now)")
     sp.add_argument(
         "--transport",
         choices=("cloudflare", "postgres"),

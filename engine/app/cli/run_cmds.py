@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.app.cli import queue_cmds
-from engine.app.cli.args import FAILED, OK, load, parse_time, positive
+from engine.app.cli.args import FAILED, OK, load, positive, slot_time
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -91,7 +91,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     sp = sub.add_parser("run", help="run one slot of a job now (DATABASE_URL); exit 1 if it failed")
     sp.add_argument("type", help="message type or job name")
-    sp.add_argument("--at", type=parse_time, help="the slot (default: the latest at or before now)")
+    sp.add_argument("--at", type=slot_time, help="the slot (default: the latest at or before now)")
     sp.add_argument("--env", help="use this environment's queue and bucket names")
     sp.add_argument(
         "--rerun",
