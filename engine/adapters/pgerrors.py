@@ -127,5 +127,5 @@ class translated:
                 transient=err.transient,
                 error_class=err.error_class,
             )
-        leaks = any(s and s in str(exc) for s in secrets)
+        leaks = scrub(str(exc), secrets) != str(exc)
         raise err from (None if leaks else exc)

@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+from engine.app import logsecrets
 from engine.app.cli import (
     accounting_cmds,
     backfill_cmds,
@@ -18,6 +20,7 @@ from engine.app.cli import (
 )
 from engine.app.cli.args import BAD_INPUT, FAILED, Parser
 from engine.core.errors import CronwrightError, ManifestErrors
+from engine.core.scrub import scrub
 
 GROUPS = (build_cmds, run_cmds, accounting_cmds, queue_cmds, ops_cmds, backfill_cmds)
 
@@ -51,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    secrets = logsecrets.install(os.environ)
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
@@ -62,5 +66,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return BAD_INPUT
     except CronwrightError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc), secrets)}", file=sys.stderr)
         return FAILED if getattr(exc, "transient", None) is not None else BAD_INPUT
