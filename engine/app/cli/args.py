@@ -46,9 +46,24 @@ def slot_time(text: str) -> datetime:
 
 
 def positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
     return int(text)
+
+
+def port(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
+
+
+def host(text: str) -> str:
+    """An address to bind: a host name or IP address, never blank (which would mean
+    every interface without saying so)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a blank host binds every interface; write 0.0.0.0")
+    return text.strip()
 
 
 def out_dir(args: argparse.Namespace) -> Path:

@@ -69,6 +69,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             reconcile_interval=args.reconcile_interval,
             metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
             # A bounded run (--once, --max-batches) is a check, not the service: no prune.
             prune_interval=None if max_batches is not None else 86_400.0,
         )
