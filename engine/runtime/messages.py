@@ -115,7 +115,8 @@ def _job(data: Mapping[str, Any], manifest: Manifest) -> Job:
     job = manifest.job_by_type(type_)
     if job is None:
         known = sorted(j.type for j in manifest.jobs)
-        close = difflib.get_close_matches(type_, known, n=1)
+        # A suggestion for a typo, not for a megabyte of junk (difflib is quadratic).
+        close = difflib.get_close_matches(type_, known, n=1) if len(type_) <= 200 else []
         hint = f"did you mean '{close[0]}'?" if close else f"known types: {', '.join(known)}"
         raise MessageError(f"unknown message type {show(type_)}", hint=hint)
     return job
