@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from engine.runtime.outcome import Outcome
@@ -56,8 +56,14 @@ messages = st.fixed_dictionaries(
         "extra": json_values,
     },
 )
+# Messages the job can run, so that running, duplicates and reruns are fuzzed too.
+runnable = st.fixed_dictionaries(
+    {"type": st.just(JOB.type), "scheduledFor": near_slots.map(lambda t: f"{t:%Y-%m-%dT%H:%M}Z")},
+    optional={"rerun": st.text(max_size=3), "correlationId": st.text(), "extra": json_values},
+)
 bodies = (
-    messages.map(json.dumps)  # text, as the local queue stores it
+    runnable.map(json.dumps)
+    | messages.map(json.dumps)  # text, as the local queue stores it
     | messages.map(lambda m: json.dumps(m).encode())  # bytes, as a pull delivers them
     | messages  # a decoded object
     | json_values.map(json.dumps)
@@ -104,6 +110,7 @@ def test_any_delivery_ends_in_an_outcome_and_each_dead_letter_is_written(
         return outcome, int(rows[0]["n"])
 
     outcome, letters = loop.run_until_complete(asyncio.wait_for(deliver(), 60))
+    event(f"outcome: {outcome.status}")  # the mix shows with --hypothesis-show-statistics
     assert outcome.status in OUTCOMES
     if outcome.status == "dead_lettered":
         assert letters == 1, outcome
