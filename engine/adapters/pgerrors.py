@@ -147,5 +147,5 @@ class translated:
                 error_class=err.error_class,
                 hint=err.hint,
             )
-        leaks = any(s and s in str(exc) for s in secrets)
+        leaks = scrub(str(exc), secrets) != str(exc)
         raise err from (None if leaks else exc)

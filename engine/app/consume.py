@@ -97,6 +97,7 @@ async def consume(
     concurrency: int | None = None,
     reconcile_interval: float | None = None,
     metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
     prune_interval: float | None = housekeeping.DAY_SECONDS,
     environ: Mapping[str, str] | None = None,
     metrics: MetricsSink | None = None,
@@ -163,8 +164,10 @@ async def consume(
                 reconciler = Reconciler(db, manifest, sender, clock=clock, environ=env)
                 loops.append(reconciler.run_forever(stop, reconcile_interval))
             if metrics_port is not None:
-                server = await stack.enter_async_context(observe.http_endpoint(prom, metrics_port))
-                log.info("metrics on :%d/metrics", observe.bound_port(server))
+                server = await stack.enter_async_context(
+                    observe.http_endpoint(prom, metrics_port, metrics_host)
+                )
+                log.info("metrics on %s:%d/metrics", metrics_host, observe.bound_port(server))
 
                 async def backlog() -> Mapping[str, int | None]:
                     return {"backlog": client.backlog.get(ids[queue.name])}

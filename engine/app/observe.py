@@ -14,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from engine.adapters.pgqueue import PgQueue
+from engine.app.web import bound_port as bound_port
+from engine.app.web import http_endpoint as http_endpoint
 from engine.core import durations
 from engine.core.errors import JobFailed
 from engine.core.model import Job, Manifest
@@ -207,49 +207,3 @@ async def refresh_every(
             log.warning("metrics refresh failed: %s", err)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
-
-
-@asynccontextmanager
-async def http_endpoint(
-    metrics: Metrics, port: int, host: str = "0.0.0.0"
-) -> AsyncIterator[asyncio.Server]:
-    """``GET /metrics`` (Prometheus text) and ``GET /healthz`` on ``port``."""
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 10)
-            with contextlib.suppress(TimeoutError):  # headers are not needed
-                while (await asyncio.wait_for(reader.readline(), 10)).strip():
-                    pass
-            parts = request.decode("latin-1").split()
-            path = parts[1].split("?")[0] if len(parts) > 1 else ""
-            status, ctype, body = _route(metrics, path)
-            head = f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-            head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            writer.write(head.encode("latin-1") + body)
-            await asyncio.wait_for(writer.drain(), 10)
-        except (OSError, TimeoutError) as exc:
-            log.debug("metrics request failed: %s", exc)
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, host, port)
-    try:
-        yield server
-    finally:
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), 10)
-
-
-def _route(metrics: Metrics, path: str) -> tuple[str, str, bytes]:
-    if path == "/metrics":
-        return "200 OK", CONTENT_TYPE_LATEST, metrics.exposition()
-    if path == "/healthz":
-        return "200 OK", "text/plain; charset=utf-8", b"ok\n"
-    return "404 Not Found", "text/plain; charset=utf-8", b"not found\n"
-
-
-def bound_port(server: asyncio.Server) -> int:
-    """The port actually bound (for ``--metrics-port 0``)."""
-    port: int = server.sockets[0].getsockname()[1]
-    return port

@@ -37,6 +37,7 @@ class Options:
     consumers: int = 4
     scheduler: bool = True
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     metrics_refresh_seconds: float = 15.0
     grace_seconds: float = 30.0
     lease_seconds: float = 60.0
@@ -108,7 +109,7 @@ async def serve(
         port = None
         if options.metrics_port is not None:
             server = await stack.enter_async_context(
-                observe.http_endpoint(prom, options.metrics_port)
+                observe.http_endpoint(prom, options.metrics_port, options.metrics_host)
             )
             port = observe.bound_port(server)
         stopping = asyncio.Event()

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from engine.app import logsecrets
 from engine.app.cli import (
     accounting_cmds,
     backfill_cmds,
@@ -18,8 +19,9 @@ from engine.app.cli import (
     queue_cmds,
     run_cmds,
 )
-from engine.app.cli.args import BAD_INPUT, FAILED, OK
+from engine.app.cli.args import BAD_INPUT, FAILED, OK, Parser
 from engine.core.errors import CronwrightError, ManifestErrors
+from engine.core.scrub import scrub
 
 GROUPS = (
     init_cmds,
@@ -45,7 +47,7 @@ stale, 2 bad input."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="cronwright",
         description=DESCRIPTION,
         epilog=EXAMPLES,
@@ -84,6 +86,7 @@ def _closed_pipe(exc: BaseException) -> bool:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    secrets = logsecrets.install(os.environ)
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
@@ -95,5 +98,5 @@ def _main(argv: Sequence[str] | None) -> int:
         )
         return BAD_INPUT
     except CronwrightError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc), secrets)}", file=sys.stderr)
         return FAILED if getattr(exc, "transient", None) is not None else BAD_INPUT

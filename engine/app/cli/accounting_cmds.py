@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from engine.app.cli.args import BAD_INPUT, OK, load, parse_time, positive
+from engine.app.cli.args import BAD_INPUT, OK, load, positive, slot_time
 
 
 def cmd_slots(args: argparse.Namespace) -> int:
@@ -96,8 +96,8 @@ def register(sub: Any) -> None:
         help="every slot of a job in [--from, --to) with its status (DATABASE_URL)",
     )
     sp.add_argument("job", help="job name or message type")
-    sp.add_argument("--from", dest="start", type=parse_time, required=True, help="first slot")
-    sp.add_argument("--to", type=parse_time, required=True, help="end of the range (excluded)")
+    sp.add_argument("--from", dest="start", type=slot_time, required=True, help="first slot")
+    sp.add_argument("--to", type=slot_time, required=True, help="end of the range (excluded)")
     sp.add_argument("--json", action="store_true", help="one JSON object per line")
     sp.set_defaults(func=cmd_slots)
 

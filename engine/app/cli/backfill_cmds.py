@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from engine.app.cli.args import BAD_INPUT, FAILED, OK, load, parse_time, positive
+from engine.app.cli.args import BAD_INPUT, FAILED, OK, load, positive, slot_time
 
 if TYPE_CHECKING:
     from engine.app.backfill import Done, Planned
@@ -153,8 +153,8 @@ def register(sub: Any) -> None:
         " exit 1 if any slot failed",
     )
     sp.add_argument("job", nargs="+", help="job name or message type (several run side by side)")
-    sp.add_argument("--from", dest="start", type=parse_time, required=True, help="first slot time")
-    sp.add_argument("--to", dest="end", type=parse_time, required=True, help="end (excluded)")
+    sp.add_argument("--from", dest="start", type=slot_time, required=True, help="first slot time")
+    sp.add_argument("--to", dest="end", type=slot_time, required=True, help="end (excluded)")
     sp.add_argument("--dry-run", action="store_true", help="list the slots and their status")
     sp.add_argument("--rerun", action="store_true", help="also recompute slots that succeeded")
     sp.add_argument(

@@ -19,6 +19,7 @@ from engine.app.cli.args import (
     parse_time,
     parse_time_as_given,
     positive,
+    slot_time,
 )
 from engine.core.errors import ConfigError
 from engine.core.model import Manifest
@@ -292,6 +293,6 @@ def register(sub: Any) -> None:
     )
     sp.add_argument("type", help="message type or job name")
     sp.add_argument(
-        "--at", type=parse_time, required=True, help="the slot, e.g. 2026-10-31T10:00:00Z"
+        "--at", type=slot_time, required=True, help="the slot, e.g. 2026-10-31T10:00:00Z"
     )
     sp.set_defaults(func=cmd_render)

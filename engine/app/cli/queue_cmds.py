@@ -8,7 +8,7 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-from engine.app.cli.args import FAILED, OK, load, parse_time, positive
+from engine.app.cli.args import FAILED, OK, host, load, port, positive, slot_time
 
 
 def serve_options(args: argparse.Namespace, *, scheduler: bool) -> Any:
@@ -18,6 +18,7 @@ def serve_options(args: argparse.Namespace, *, scheduler: bool) -> Any:
         consumers=args.consumers,
         scheduler=scheduler,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
         grace_seconds=args.grace_seconds,
         lease_seconds=args.lease_seconds,
         reconcile_seconds=args.reconcile_interval or None,
@@ -34,7 +35,7 @@ def run_local(args: argparse.Namespace, *, scheduler: bool) -> int:
 
     def started(port: int | None) -> None:
         what = "scheduler and " if scheduler else ""
-        where = f"; metrics on :{port}/metrics" if port is not None else ""
+        where = f"; metrics on {args.metrics_host}:{port}/metrics" if port is not None else ""
         print(f"{what}{args.consumers} consumers on {manifest.queue.name}{where}", flush=True)
 
     tally = asyncio.run(serve(manifest, serve_options(args, scheduler=scheduler), started=started))
@@ -80,7 +81,14 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 def add_local_options(sp: Any) -> None:
     sp.add_argument("--consumers", type=positive, default=4, metavar="N", help="workers (4)")
     sp.add_argument(
-        "--metrics-port", type=int, metavar="P", help="serve /metrics and /healthz on P"
+        "--metrics-port", type=port, metavar="P", help="serve /metrics and /healthz on P"
+    )
+    sp.add_argument(
+        "--metrics-host",
+        type=host,
+        default="127.0.0.1",
+        metavar="H",
+        help="the address the metrics port binds (127.0.0.1; 0.0.0.0 opens it to the network)",
     )
     sp.add_argument(
         "--grace-seconds",
@@ -120,7 +128,7 @@ def register(sub: Any) -> None:
         "enqueue", help="send the message the Worker would send for one slot (DATABASE_URL)"
     )
     sp.add_argument("type", help="message type or job name")
-    sp.add_argument("--at", type=parse_time, help="the slot (default: the latest at or before now)")
+    sp.add_argument("--at", type=slot_time, help="the slot (default: the latest at or before now)")
     sp.add_argument(
         "--transport",
         choices=("cloudflare", "postgres"),

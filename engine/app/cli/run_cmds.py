@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from engine.app.cli import queue_cmds
-from engine.app.cli.args import FAILED, OK, load, parse_time, positive
+from engine.app.cli.args import FAILED, OK, load, positive, slot_time
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -68,6 +68,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             reconcile_interval=args.reconcile_interval,
             metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
             # A bounded run (--once, --max-batches) is a check, not the service: no prune.
             prune_interval=None if max_batches is not None else 86_400.0,
         )
@@ -98,7 +99,7 @@ def _print_now(line: str) -> None:
 def register(sub: Any) -> None:
     sp = sub.add_parser("run", help="run one slot of a job now (DATABASE_URL); exit 1 if it failed")
     sp.add_argument("type", help="message type or job name")
-    sp.add_argument("--at", type=parse_time, help="the slot (default: the latest at or before now)")
+    sp.add_argument("--at", type=slot_time, help="the slot (default: the latest at or before now)")
     sp.add_argument("--env", help="use this environment's queue and bucket names")
     sp.add_argument(
         "--rerun",
