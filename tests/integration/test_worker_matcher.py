@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from engine.codegen import generate
-from engine.codegen.matcher import spec
+from engine.codegen.matcher import Tables
 from engine.core.model import Manifest
 from engine.manifest.loader import load
 from engine.schedule import cron
@@ -45,17 +45,20 @@ def module(
 
 
 def test_the_matcher_agrees_with_cloudflare_on_every_vector(module: Path) -> None:
-    probes, expected = [], []
-    for case in VECTORS["cases"]:
+    tables = Tables()
+    schedules, probes, expected = [], [], []
+    for i, case in enumerate(VECTORS["cases"]):
         times = [ms(t) for t, _ in case["probe"]] + [ms(t) for t in case["next"]]
         # and the minute before each later fire time: between two fire times, so no match
         fires = {ms(t) for t in case["next"]}
         before = [t - 60_000 for t in sorted(fires)[1:] if t - 60_000 not in fires]
-        probes.append((spec(cron.parse_cloudflare(case["expr"])), times + before))
+        schedules.append(tables.schedule(cron.parse_cloudflare(case["expr"])))
+        probes.append((i, times + before))
         expected.append(
             [ok for _, ok in case["probe"]] + [True] * len(fires) + [False] * len(before)
         )
-    answers = drive(module, queue="ANALYTICS_JOBS", probes=probes)["probes"]
+    data = {**tables.json(), "schedules": schedules}
+    answers = drive(module, queue="ANALYTICS_JOBS", tables=data, probes=probes)["probes"]
     wrong = [
         case["expr"]
         for case, got, want in zip(VECTORS["cases"], answers, expected, strict=True)
@@ -71,6 +74,7 @@ def test_each_dispatch_logs_one_line_and_writes_one_data_point(module: Path) -> 
     out = drive(module, queue="ANALYTICS_JOBS", dataset="LOGS_DATASET", calls=calls)["calls"]
     assert out[0] == {
         "sent": [{"type": "analytics.score-distribution", "scheduledFor": "2026-11-02T04:00:00Z"}],
+        "batches": [{"messages": 1, "bytes": 77}],
         "points": [
             {
                 "indexes": ["0 4 * * *"],
@@ -122,7 +126,7 @@ def test_an_unknown_trigger_lists_the_known_ones(module: Path) -> None:
     out = drive(module, queue="ANALYTICS_JOBS", calls=[("30 7 * * 1", 0)])["calls"][0]
     assert out["error"] == (
         f'cronwright: no jobs for cron trigger "30 7 * * 1"; known triggers: {KNOWN}; '
-        "run make generate and redeploy"
+        "run cronwright generate and redeploy"
     )
     assert out["sent"] == []
 
@@ -132,7 +136,7 @@ def test_a_trigger_named_like_an_object_member_is_unknown_too(module: Path) -> N
     out = drive(module, queue="ANALYTICS_JOBS", calls=calls)["calls"]
     assert [c["error"] for c in out] == [
         f'cronwright: no jobs for cron trigger "{name}"; known triggers: {KNOWN}; '
-        "run make generate and redeploy"
+        "run cronwright generate and redeploy"
         for name, _ in calls
     ]
 
@@ -150,6 +154,7 @@ def test_a_missing_cron_says_how_to_fire_one_without_a_stack_trace(module: Path)
     out = drive(module, queue="ANALYTICS_JOBS", calls=[("", 0)])["calls"][0]
     assert out == {
         "sent": [],
+        "batches": [],
         "points": [],
         "logs": [
             "cronwright: this scheduled event names no cron trigger; in wrangler dev fire one "
@@ -175,17 +180,18 @@ def test_zoned_matching_in_node_equals_python_around_every_transition(
     starts = [datetime(2026, m, d, tzinfo=UTC) for m, d in days]
     minutes = [s + timedelta(minutes=i) for s in starts for i in range(0, 2 * 1440)]
     times = [int(t.timestamp() * 1000) for t in minutes]
-    probes, expected = [], []
+    tables = Tables()
+    schedules, expected = [], []
     for expr in exprs:
         for gap in Gap:
             for overlap in Repeat:
                 schedule = ZonedSchedule(cron.parse(expr), zone, Dst(gap=gap, overlap=overlap))
-                probes.append(
-                    (
-                        spec(schedule.cron, timezone=zone, gap=gap.value, overlap=overlap.value),
-                        times,
-                    )
+                entry = tables.schedule(
+                    schedule.cron, zone=zone, gap=gap.value, overlap=overlap.value
                 )
+                schedules.append(entry)
                 expected.append([schedule.matches(t) for t in minutes])
-    answers = drive(module, queue="ANALYTICS_JOBS", probes=probes)["probes"]
+    data = {**tables.json(), "schedules": schedules}
+    probes = [(i, times) for i in range(len(schedules))]
+    answers = drive(module, queue="ANALYTICS_JOBS", tables=data, probes=probes)["probes"]
     assert answers == expected
