@@ -195,3 +195,26 @@ def test_zoned_matching_in_node_equals_python_around_every_transition(
     probes = [(i, times) for i in range(len(schedules))]
     answers = drive(module, queue="ANALYTICS_JOBS", tables=data, probes=probes)["probes"]
     assert answers == expected
+
+
+def test_a_zoned_schedule_outside_the_zone_tables_years_fails_with_the_fix(
+    module: Path,
+) -> None:
+    tables = Tables()
+    every_minute = cron.parse("* * * * *")
+    schedules = [tables.schedule(every_minute), tables.schedule(every_minute, zone="Asia/Kolkata")]
+    data = {**tables.json(), "schedules": schedules}
+    times = [ms(t) for t in ("2024-12-31T23:59:00Z", "2040-12-31T23:59:59Z", "2041-01-01T00:00Z")]
+    probes = [(0, times), (1, times)]
+    utc, zoned = drive(module, queue="ANALYTICS_JOBS", tables=data, probes=probes)["probes"]
+    assert utc == [True, True, True]
+    outside = (
+        "cronwright: {} is outside the years this Worker's time zone tables cover "
+        "(2025-01-01T00:00:00.000Z to 2041-01-01T00:00:00.000Z); run cronwright generate "
+        "with a cronwright whose horizon covers it, and redeploy"
+    )
+    assert zoned == [
+        outside.format("2024-12-31T23:59:00.000Z"),
+        True,
+        outside.format("2041-01-01T00:00:00.000Z"),
+    ]
