@@ -16,6 +16,10 @@ const MAX_INDEX_BYTES = 96;
 const MAX_BLOB_BYTES = 16000;
 const MAX_CRON_BLOB_BYTES = 1000;
 const ENCODER = new TextEncoder();
+// Maps, not the objects: a trigger string such as "constructor" finds nothing, and one
+// lookup site serves every trigger without V8 re-specialising it.
+const TRIGGERS = new Map(Object.entries(matcher.triggers));
+const ALIASES = new Map(Object.entries(aliases));
 
 // The matcher. Its data (dispatch.json's "matcher") is compiled by cronwright from the same
 // parsed expressions and zone transitions its Python runtime evaluates
@@ -72,7 +76,7 @@ class Minute {
     const z = this.zone(s.zone);
     if (fieldsMatch(s, z.fields, days)) return !(s.overlap === "first" && z.repeated);
     // The first minute after a spring-forward gap runs what the gap swallowed, once.
-    return s.gap === "shift" && z.gap.some((f) => fieldsMatch(s, f, days));
+    return s.gap === "shift" && z.gap !== null && z.gap.some((f) => fieldsMatch(s, f, days));
   }
 
   zone(name) {
@@ -96,8 +100,9 @@ class Minute {
       offset = change[2];
     }
     const wall = this.t + offset * MINUTE_MS;
-    const gap = [];
-    if (last !== null && last[0] === this.t) {
+    let gap = null; // or the fields of the wall times a gap ending here swallowed
+    if (last !== null && last[0] === this.t && last[2] > last[1]) {
+      gap = [];
       for (let x = this.t + last[1] * MINUTE_MS; x < wall; x += MINUTE_MS) gap.push(fieldsOf(x));
     }
     const fold = last === null ? 0 : (last[1] - last[2]) * MINUTE_MS;
@@ -129,17 +134,12 @@ function spelling(cron) {
   return String(cron).trim().split(/\s+/).join(" ").toUpperCase();
 }
 
-// Own keys only: a trigger string such as "constructor" must not find Object's members.
-function lookup(table, key) {
-  return Object.hasOwn(table, key) ? table[key] : undefined;
-}
-
 function knownTriggers() {
-  return Object.keys(matcher.triggers).map((t) => JSON.stringify(t)).join(", ");
+  return [...TRIGGERS.keys()].map((t) => JSON.stringify(t)).join(", ");
 }
 
 export function unknownTrigger(cron) {
-  const same = lookup(aliases, spelling(cron));
+  const same = ALIASES.get(spelling(cron));
   const what = `cronwright: no jobs for cron trigger ${JSON.stringify(cron)}`;
   if (same !== undefined) {
     return (
@@ -153,7 +153,7 @@ export function unknownTrigger(cron) {
 // The message types trigger `cron` sends at scheduledTime (sorted): the types of its
 // schedules due in that minute, each distinct schedule tested once.
 export function dueTypes(cron, scheduledTime) {
-  const schedules = lookup(matcher.triggers, cron);
+  const schedules = TRIGGERS.get(cron);
   // A trigger we did not generate: fail loudly rather than drop the schedule.
   if (!schedules) throw new Error(unknownTrigger(cron));
   const minute = new Minute(matcher, scheduledTime);
@@ -270,7 +270,7 @@ async function scheduled(controller, env, ctx) {
   }
   const at = new Date(Number(scheduledTime)).toISOString();
   if (!cronEnabled(env)) {
-    const types = lookup(matcher.triggers, cron) ? dueTypes(cron, scheduledTime) : [];
+    const types = TRIGGERS.has(cron) ? dueTypes(cron, scheduledTime) : [];
     console.log(`cronwright: ${CRON_FLAG} is not "true"; skipping ${cron}`);
     record(env, cron, scheduledTime, types, "skipped");
     return;

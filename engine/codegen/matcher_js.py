@@ -56,7 +56,7 @@ class Minute {
     const z = this.zone(s.zone);
     if (fieldsMatch(s, z.fields, days)) return !(s.overlap === "first" && z.repeated);
     // The first minute after a spring-forward gap runs what the gap swallowed, once.
-    return s.gap === "shift" && z.gap.some((f) => fieldsMatch(s, f, days));
+    return s.gap === "shift" && z.gap !== null && z.gap.some((f) => fieldsMatch(s, f, days));
   }
 
   zone(name) {
@@ -80,8 +80,9 @@ class Minute {
       offset = change[2];
     }
     const wall = this.t + offset * MINUTE_MS;
-    const gap = [];
-    if (last !== null && last[0] === this.t) {
+    let gap = null; // or the fields of the wall times a gap ending here swallowed
+    if (last !== null && last[0] === this.t && last[2] > last[1]) {
+      gap = [];
       for (let x = this.t + last[1] * MINUTE_MS; x < wall; x += MINUTE_MS) gap.push(fieldsOf(x));
     }
     const fold = last === null ? 0 : (last[1] - last[2]) * MINUTE_MS;
