@@ -172,13 +172,18 @@ export function messagesFor(cron, scheduledTime) {
   }));
 }
 
-// The UTF-8 length of text, without encoding it (a message at a time, it adds up).
+// The UTF-8 length of text, as TextEncoder would write it (a lone surrogate as U+FFFD),
+// without encoding it: a message at a time, the allocations add up.
 function bytesOf(text) {
-  let bytes = text.length;
+  let bytes = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    // 2 bytes below U+0800; 3 above, but a surrogate pair's 4 are 2 per half.
-    if (c >= 0x80) bytes += c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 1 : 2;
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c < 0xdc00 && c >= 0xd800 && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4; // a surrogate pair
+      i += 1;
+    } else bytes += 3;
   }
   return bytes;
 }
@@ -218,7 +223,7 @@ function digest(text) {
 
 // A data point's index: the cron, or when it is over MAX_INDEX_BYTES, its first 80 bytes
 // and a digest of the whole.
-export function indexOf(cron) {
+export function indexFor(cron) {
   if (bytesOf(cron) <= MAX_INDEX_BYTES) return cron;
   return `${clip(cron, 80)}~${digest(cron)}`;
 }
@@ -244,7 +249,7 @@ export function dataPoint(cron, scheduledTime, types, outcome) {
   const head = [clip(String(cron), MAX_CRON_BLOB_BYTES), slotOf(scheduledTime)];
   const room = MAX_BLOB_BYTES - bytesOf(head.join("")) - bytesOf(outcome);
   return {
-    indexes: [indexOf(String(cron))],
+    indexes: [indexFor(String(cron))],
     blobs: [...head, typesBlob(types, room), outcome],
     doubles: [types.length, Number(scheduledTime)],
   };

@@ -47,6 +47,7 @@ class Tables:
     def __init__(self) -> None:
         self._days: dict[tuple[int, ...], int] = {}
         self._zones: set[str] = set()
+        self._crons: dict[tuple[str, bool], cron.Cron] = {}  # jobs share crons: parse once
 
     def schedule(
         self, c: cron.Cron, *, zone: str | None = None, gap: str = "shift", overlap: str = "first"
@@ -69,7 +70,10 @@ class Tables:
         return out
 
     def job_schedule(self, job: Job) -> dict[str, Any]:
-        c = cron.parse(job.cron, allow_both_day_fields=job.allow_both_day_fields)
+        key = (job.cron, job.allow_both_day_fields)
+        if key not in self._crons:
+            self._crons[key] = cron.parse(job.cron, allow_both_day_fields=key[1])
+        c = self._crons[key]
         return self.schedule(
             c, zone=job.timezone, gap=job.dst.gap.value, overlap=job.dst.overlap.value
         )

@@ -16,7 +16,7 @@ import yaml
 
 from engine.codegen import generate
 from engine.manifest.loader import load
-from tests.fixtures.worker_node import bundle, drive
+from tests.fixtures.worker_node import bundle, drive, fnv1a
 from tests.fixtures.wrangler import Wrangler
 
 pytestmark = pytest.mark.wrangler
@@ -135,13 +135,6 @@ def test_a_thousand_types_due_at_once_make_one_data_point_within_its_limits(
         f'cronwright: dispatch trigger="0 * * * *" scheduledTime=2026-11-02T04:00:09.000Z '
         f"sent={','.join(types)}"
     ]
-
-
-def fnv1a(text: str) -> str:
-    h = 0x811C9DC5
-    for byte in text.encode():
-        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return f"{h:08x}"
 
 
 def test_a_trigger_over_96_bytes_is_indexed_by_its_first_80_bytes_and_a_digest(

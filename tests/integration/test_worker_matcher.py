@@ -16,7 +16,7 @@ from engine.codegen.matcher import Tables
 from engine.core.model import Manifest
 from engine.manifest.loader import load
 from engine.schedule import cron
-from tests.fixtures.worker_node import bundle, drive
+from tests.fixtures.worker_node import bundle, drive, fnv1a
 from tests.fixtures.wrangler import REPO, Wrangler
 
 pytestmark = pytest.mark.wrangler
@@ -116,6 +116,31 @@ def test_a_disabled_flag_writes_a_skipped_data_point_naming_the_types_it_held_ba
         "2026-11-02T04:00:00Z",
         "analytics.score-distribution",
         "skipped",
+    ]
+
+
+def test_a_long_unknown_cron_is_indexed_and_kept_within_the_limits_in_bytes_not_characters(
+    module: Path,
+) -> None:
+    short, long = "é" * 60, "é" * 600  # 120 and 1,200 bytes of UTF-8
+    t = int(datetime(2026, 11, 2, 4, tzinfo=UTC).timestamp() * 1000)
+    out = drive(
+        module,
+        queue="ANALYTICS_JOBS",
+        dataset="LOGS_DATASET",
+        env={"ENABLE_ANALYTICS_CRON": "false"},
+        calls=[(short, t), (long, t)],
+    )["calls"]
+    # the index: 80 bytes and a digest past 96 bytes; the trigger's blob: 1,000 bytes at most
+    assert [c["points"] for c in out] == [
+        [
+            {
+                "indexes": ["é" * 40 + "~" + fnv1a(cron)],
+                "blobs": [blob, "2026-11-02T04:00:00Z", "", "skipped"],
+                "doubles": [0, t],
+            }
+        ]
+        for cron, blob in ((short, short), (long, "é" * 500))
     ]
 
 
