@@ -92,7 +92,8 @@ class Minute {
   }
 }
 
-// Does schedule s (of tables' kind) fire in the minute of instant ms? For tests and probes.
+// Does schedule s (an entry pointing into tables) fire in the minute of instant ms? For
+// tests and probes: scheduled() asks the same Minute about every schedule of its trigger.
 export function scheduleMatches(tables, s, ms) {
   return new Minute(tables, ms).matches(s);
 }
