@@ -70,6 +70,7 @@ bench: $(PY_OK) $(JS_OK) $(VENV)/.bench-installed
 	$(BIN)/python bench/warmup_reset.py
 	$(BIN)/python -m bench.reconcile
 	$(BIN)/python bench/fold.py
+	$(BIN)/python -m bench.worker_cpu
 
 demo: $(PY_OK)
 	$(BIN)/python demo/demo.py

@@ -22,7 +22,7 @@ from typing import Any
 from engine.codegen.alerts import alert_rules
 from engine.codegen.dashboard import dashboard
 from engine.codegen.jobsdoc import jobs_doc
-from engine.codegen.matcher import job_spec
+from engine.codegen.matcher import worker_matcher
 from engine.codegen.templates_js import worker_module
 from engine.codegen.templates_sh import preflight_script
 from engine.codegen.wrangler import wrangler_toml
@@ -60,6 +60,7 @@ def dispatch_table(manifest: Manifest) -> dict[str, Any]:
     folded = fold_of(manifest)
     assigned = folded.trigger_of()
     jobs: dict[str, Any] = {}
+    by_type = {job.type: job for job in manifest.jobs}
     aliases = {_spelling(t.cron): t.cron for t in folded.triggers}
     for job in sorted(manifest.jobs, key=lambda j: j.type):
         trigger = assigned.get(job.type) or trigger_of(job)
@@ -85,7 +86,6 @@ def dispatch_table(manifest: Manifest) -> dict[str, Any]:
             "overlap": job.overlap.value,
             "template": job.template,
             "action": job.action.name if job.action else None,
-            "match": job_spec(job),
         }
     return {
         "_comment": HEADER.format(src=Path(manifest.path).name),
@@ -96,6 +96,9 @@ def dispatch_table(manifest: Manifest) -> dict[str, Any]:
         "triggers": {t.cron: list(t.types) for t in folded.triggers},
         "aliases": dict(sorted(aliases.items())),
         "jobs": jobs,
+        "matcher": worker_matcher(
+            (t.cron, [by_type[ty] for ty in t.types]) for t in folded.triggers
+        ),
     }
 
 
