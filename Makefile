@@ -66,9 +66,11 @@ bench: $(PY_OK) $(JS_OK) $(VENV)/.bench-installed
 	$(BIN)/python -m bench.settle
 	$(BIN)/python -m bench.backfill
 	$(BIN)/python -m bench.executor_overhead
+	$(BIN)/python -m bench.timestamptz_codec
 	$(BIN)/python bench/warmup_reset.py
 	$(BIN)/python -m bench.reconcile
 	$(BIN)/python bench/fold.py
+	$(BIN)/python -m bench.worker_cpu
 
 demo: $(PY_OK)
 	$(BIN)/python demo/demo.py

@@ -190,8 +190,12 @@ def expected_slots() -> dict[str, int]:
 def scrape(port: str) -> list[str]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         text: str = r.read().decode()
-    keep = ("cronwright_runs_total", "cronwright_oldest_missing_slot_age_seconds")
-    return [line for line in text.splitlines() if line.startswith(keep)]
+    runs, ages = "cronwright_runs_total", "cronwright_oldest_missing_slot_age_seconds"
+    return [  # every job's run counters exist from start-up: show those that counted
+        line
+        for line in text.splitlines()
+        if line.startswith(ages) or (line.startswith(runs) and not line.endswith(" 0.0"))
+    ]
 
 
 def main() -> None:

@@ -11,7 +11,9 @@ from engine.core.model import Job, Manifest, Plan, Queue, Worker
 def probe_manifest(*jobs: Job, path: str = "jobs.yaml") -> Manifest:
     return Manifest(
         path=path,
-        worker=Worker(name="probe-worker", compatibility_date="2026-04-01"),
+        worker=Worker(
+            name="probe-worker", compatibility_date="2026-04-01", cron_flag="ENABLE_CRON"
+        ),
         plan=Plan.PAID,
         trigger_budget=10,
         queue=Queue(name="probe-jobs", binding="JOBS", dead_letter_queue="probe-jobs-dlq"),
@@ -39,19 +41,21 @@ SCALE_CRONS: tuple[tuple[str, int], ...] = (
 SCALE_ZONES = ("Europe/Paris", "America/New_York", "Asia/Kolkata")
 
 
-def scale_project(root: str | Path, jobs: int) -> Path:
+def scale_project(root: str | Path, jobs: int, *, plan: str = "paid") -> Path:
     """Write a project of ``jobs`` jobs to ``root`` (jobs.yaml and one template per job)
     and return the manifest's path. Deterministic: job i gets a kind of cron by the
-    weights of SCALE_CRONS, minutes and hours spread by i, and every third job a zone."""
+    weights of SCALE_CRONS, minutes and hours spread by i, and every third job a zone.
+    ``plan: free`` folds them onto 5 triggers, where the Worker filters the most."""
     root = Path(root)
     (root / "sql").mkdir(parents=True, exist_ok=True)
     kinds = [cron for cron, weight in SCALE_CRONS for _ in range(weight)]
     lines = [
         "version: 1",
-        "plan: paid",
+        f"plan: {plan}",
         "worker: {name: scale-worker, main: worker.js, compatibility_date: '2026-04-01',"
         " cron_flag: SCALE_CRON}",
         "queue: {name: scale-jobs, binding: JOBS, dead_letter_queue: scale-jobs-dlq}",
+        "analytics_engine: {binding: LOGS, dataset: scale_logs}",
         "jobs:",
     ]
     for i in range(jobs):

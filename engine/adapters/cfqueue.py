@@ -32,6 +32,7 @@ from engine.adapters.cfconfig import API_BASE, Settings
 from engine.adapters.cfmessages import AckResult, Pulled, decode_body
 from engine.adapters.retrying import Backoff, retrying
 from engine.core.errors import ConfigError, QueueError
+from engine.core.scrub import scrub
 from engine.core.times import Sleep
 
 __all__ = ["API_BASE", "AckResult", "Pulled", "QueuesClient", "Settings", "decode_body"]
@@ -243,7 +244,7 @@ class QueuesClient:
         return QueueError(text, transient=False, error_class="cloudflare_api_error")
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._s.token, "***") if self._s.token else text
+        return scrub(text, (self._s.token,))
 
 
 def _bad(method: str, path: str, problem: str) -> QueueError:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from engine.adapters import pgliteral
+from engine.adapters import pgliteral, pgtimes
 from engine.adapters.pgerrors import DRIVER_ERRORS, translated
 from engine.adapters.pgpin import Pins
 from engine.adapters.pgtx import Tx
@@ -85,6 +85,7 @@ class Database:
                         timeout=connect_timeout,
                         statement_cache_size=opts.statement_cache_size,
                         reset=None if session_reset else _no_session_state,
+                        init=pgtimes.install,  # timestamptz: aware, finite (pgtimes)
                         **tls,
                     ),
                     connect_timeout * 2,

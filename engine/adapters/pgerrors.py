@@ -1,16 +1,18 @@
 """asyncpg's errors as cronwright's: classified by SQLSTATE class (08, 40, 53, 57 are
 transient; the rest permanent), named, and scrubbed of any secret before they leave the
-adapter."""
+adapter. A missing ``cronwright`` schema, table or function is :class:`NotMigrated`, with
+the hint to migrate, whichever command met it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from types import TracebackType
 
 import asyncpg
 
 from engine.adapters.pgurl import scrub
-from engine.core.errors import DatabaseError
+from engine.core.errors import DatabaseError, NotMigrated
 
 _NAMED = {
     "40001": "serialization_failure",
@@ -45,6 +47,15 @@ _CLASSES = {
 _TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57"})
 _TRANSIENT_CODES = frozenset({"55P03"})
 
+# What the server says when one of cronwright's own objects is missing (our statements
+# always qualify them with the schema). A job's own tables keep their plain error.
+_OURS_MISSING = {
+    "3F000": re.compile(r'schema "cronwright" does not exist'),
+    "42P01": re.compile(r'relation "cronwright\.[^"]+" does not exist'),
+    "42883": re.compile(r"function cronwright\.\S+\(.*\) does not exist"),
+}
+MIGRATE_HINT = "cronwright's schema is missing or out of date: run cronwright db migrate"
+
 
 def classify(sqlstate: str, message: str = "") -> tuple[str, bool]:
     """(error class, transient) for a SQLSTATE."""
@@ -71,6 +82,14 @@ def translate(exc: BaseException, secrets: Iterable[str] = ()) -> DatabaseError:
         detail = getattr(exc, "detail", None)
         if detail:
             text += DatabaseError.DETAIL_MARK + scrub(str(detail), secrets)
+        ours = _OURS_MISSING.get(sqlstate)
+        if ours is not None and ours.fullmatch(message):
+            return NotMigrated(
+                f"{error_class} ({sqlstate}): {text}",
+                transient=False,
+                error_class=error_class,
+                hint=MIGRATE_HINT,
+            )
         return DatabaseError(
             f"{error_class} ({sqlstate}): {text}", transient=transient, error_class=error_class
         )
@@ -122,10 +141,11 @@ class translated:
         secrets = tuple(self._secrets)
         err = translate(exc, secrets)
         if self._context:
-            err = DatabaseError(
+            err = type(err)(
                 f"{self._context}: {err.message}",
                 transient=err.transient,
                 error_class=err.error_class,
+                hint=err.hint,
             )
-        leaks = any(s and s in str(exc) for s in secrets)
+        leaks = scrub(str(exc), secrets) != str(exc)
         raise err from (None if leaks else exc)

@@ -13,13 +13,24 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from engine.core.errors import ConfigError
+from engine.core.scrub import MASK, scrub
 
-MASK = "***"
+__all__ = [
+    "MASK",
+    "ConnectOptions",
+    "check",
+    "is_loopback",
+    "is_pooled",
+    "masked",
+    "options",
+    "redact",
+    "scrub",
+    "url_secrets",
+]
 
 # Query parameters asyncpg would otherwise forward to the server as settings, which
 # rejects them ("unrecognized configuration parameter").
@@ -80,21 +91,16 @@ def _password(url: str) -> str | None:
     return None
 
 
-def _secrets(url: str) -> tuple[str, ...]:
-    password = _password(url)
-    if not password:
-        return ()
+def url_secrets(url: str) -> tuple[str, ...]:
+    """What of ``url`` must never be shown: its password (in the userinfo or the query)
+    and the query's ``sslpassword``, each as written and percent-encoded. Never raises,
+    whatever the URL."""
+    _, _, _, query = _split(url)
+    values = [_password(url) or ""]
+    values += [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "sslpassword"]
+    forms = {f for v in values if v for f in (v, quote(v, safe=""), quote(v))}
     # Longest first, so the encoded form is masked before its plain substring.
-    forms = {password, quote(password, safe=""), quote(password)}
     return tuple(sorted(forms, key=len, reverse=True))
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
 
 
 def redact(url: str) -> str:
@@ -107,7 +113,7 @@ def redact(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, MASK if k == "password" else v) for k, v in pairs], safe="*")
     text = f"{scheme}://{netloc}{path}" if scheme else path
-    return scrub(f"{text}?{query}" if query else text, _secrets(url))
+    return scrub(f"{text}?{query}" if query else text, url_secrets(url))
 
 
 def is_pooled(url: str) -> bool:
@@ -247,6 +253,6 @@ def options(url: str, *, env_sslmode: str | None = None) -> ConnectOptions:
         dsn=dsn,
         redacted=redact(dsn),
         statement_cache_size=0 if is_pooled(url) else 100,
-        secrets=_secrets(url),
+        secrets=url_secrets(url),
         verify_with_system_cas=system_cas,
     )

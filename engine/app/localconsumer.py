@@ -36,10 +36,9 @@ from dataclasses import dataclass
 from engine.adapters.pgqueue import Delivery, PgQueue
 from engine.app.health import Health
 from engine.app.tally import Tally
+from engine.core.errors import NotMigrated
 from engine.runtime import shield
-from engine.core.errors import JobFailed
 from engine.runtime.executor import Executor
-from engine.runtime.failures import MISSING_SCHEMA
 from engine.runtime.outcome import DONE
 
 log = logging.getLogger(__name__)
@@ -189,9 +188,9 @@ class LocalConsumer:
                 return
             try:
                 claimed = await self._queue.claim(n, lease_seconds=self._settings.lease_seconds)
+            except NotMigrated:
+                raise  # the queue itself is gone: nothing to wait for
             except Exception as err:  # the database away: the workers idle, then claim again
-                if isinstance(err, JobFailed) and err.error_class in MISSING_SCHEMA:
-                    raise  # the queue itself is gone: nothing to wait for
                 self._health.failed("claim", err)
                 return
             self._health.ok()
@@ -214,6 +213,8 @@ class LocalConsumer:
                 ack=self._queue.ack_in(d),
                 now=d.claimed_at,
             )
+        except NotMigrated:
+            raise  # no message can run on this database: stop; the message is released
         except Exception as err:  # the executor could not even record an outcome
             self._health.failed(f"message {d.message_id}", err)
             self.tally.errors += 1

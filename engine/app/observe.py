@@ -1,35 +1,47 @@
 """Prometheus metrics and ``/healthz`` for ``serve`` and ``consume`` (both transports).
 
-Each process has its own registry (never the global one). Runs by job and status and the
-run-duration histogram come from the executor's metric records; queue depth and each
-job's missing slots (how many, and the oldest one's age) are refreshed on a timer. A slot
-is missing by the scheduling core's one rule (:mod:`engine.runtime.scheduling`): the
-gauges read the same :class:`SlotBook` the reconciler of the process acts on.
+Each process has its own registry (never the global one). Runs by job and status, the
+run-duration histogram (its buckets from the manifest's timeouts) and each job's last run
+duration come from the executor's metric records; each job's timeout from the manifest.
+Queue depth and each job's missing slots (how many, and the oldest one's age) are
+refreshed on a timer. A slot is missing by the scheduling core's one rule
+(:mod:`engine.runtime.scheduling`): the gauges read the same :class:`SlotBook` the
+reconciler of the process acts on.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from engine.adapters.pgqueue import PgQueue
+from engine.app.web import bound_port as bound_port
+from engine.app.web import http_endpoint as http_endpoint
+from engine.core import durations
 from engine.core.model import Manifest
 from engine.runtime.metrics import MetricRecord, MetricsSink
+from engine.runtime.outcome import STATUSES
 from engine.runtime.scheduling import SlotBook
 
 log = logging.getLogger(__name__)
 
+#: The job label of a message of no known type.
+UNKNOWN = "unknown"
+#: Outcomes of a run that did the job's work (or tried to): their durations are the
+#: job's, unlike a duplicate's or a paused slot's.
+_RAN = frozenset({"succeeded", "retry", "dead_lettered"})
+
 
 class Metrics:
-    """The registry and its metrics; also a :class:`MetricsSink` for the executor."""
+    """The registry and its metrics; also a :class:`MetricsSink` for the executor.
+
+    Every job's run counters and histogram exist from the start at 0, so that
+    ``increase()`` sees a job's first dead letter (a series born at 1 shows no increase).
+    """
 
     def __init__(self, manifest: Manifest, *, forward: MetricsSink | None = None) -> None:
         self.registry = CollectorRegistry()
@@ -38,14 +50,23 @@ class Metrics:
         # type (poison) counts under "unknown", so bad input cannot add label values.
         self._names = {j.type: j.name for j in manifest.jobs}
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._last: dict[str, Any] = {}
         self.runs = Counter(
             "cronwright_runs", "Deliveries by job and outcome status", ["job", "status"],
             registry=self.registry,
         )  # fmt: skip
         self.duration = Histogram(
             "cronwright_run_duration_seconds", "Delivery duration", ["job"],
-            buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600, 1800),
-            registry=self.registry,
+            buckets=durations.duration_buckets(manifest.jobs), registry=self.registry,
+        )  # fmt: skip
+        self.last_duration = Gauge(
+            "cronwright_last_run_duration_seconds",
+            "Duration of the job's last run that did work (succeeded, retry, dead_lettered)",
+            ["job"], registry=self.registry,
+        )  # fmt: skip
+        self.timeout = Gauge(
+            "cronwright_job_timeout_seconds", "The job's timeout_seconds in the manifest",
+            ["job"], registry=self.registry,
         )  # fmt: skip
         self.depth = Gauge(
             "cronwright_queue_depth", "Messages in the queue, by state", ["queue", "state"],
@@ -60,19 +81,30 @@ class Metrics:
             "cronwright_missing_slots", "Due slots that have not succeeded", ["job"],
             registry=self.registry,
         )  # fmt: skip
+        for job in manifest.jobs:
+            self.timeout.labels(job=job.name).set(job.timeout_seconds)
+            for status in STATUSES:
+                self._child(job.name, status)
+        self._child(UNKNOWN, "dead_lettered")
+
+    def _child(self, job: str, status: str) -> tuple[Any, Any]:
+        children = self._children.get((job, status))
+        if children is None:  # labels() costs a lock and a lookup: once per job and status
+            children = (self.runs.labels(job=job, status=status), self.duration.labels(job=job))
+            self._children[(job, status)] = children
+        return children
 
     def emit(self, record: MetricRecord) -> None:
-        job = self._names.get(record.event_type or "", "unknown")
-        key = (job, record.status)
-        children = self._children.get(key)
-        if children is None:  # labels() costs a lock and a lookup: once per job and status
-            children = (
-                self.runs.labels(job=job, status=record.status),
-                self.duration.labels(job=job),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(record.duration_ms / 1000)
+        seconds = record.duration_ms / 1000
+        job = self._names.get(record.event_type or "", UNKNOWN)
+        runs, duration = self._child(job, record.status)
+        runs.inc()
+        duration.observe(seconds)
+        if record.status in _RAN:  # created on a job's first run: no "last run" before
+            last = self._last.get(job)
+            if last is None:
+                last = self._last[job] = self.last_duration.labels(job=job)
+            last.set(seconds)
         if self._forward is not None:
             self._forward.emit(record)
 
@@ -107,49 +139,3 @@ async def refresh(
         metrics.missing.labels(job=job.name).set(len(slots))
         age = (now - slots[0]).total_seconds() if slots else 0.0
         metrics.missing_age.labels(job=job.name).set(age)
-
-
-@asynccontextmanager
-async def http_endpoint(
-    metrics: Metrics, port: int, host: str = "0.0.0.0"
-) -> AsyncIterator[asyncio.Server]:
-    """``GET /metrics`` (Prometheus text) and ``GET /healthz`` on ``port``."""
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 10)
-            with contextlib.suppress(TimeoutError):  # headers are not needed
-                while (await asyncio.wait_for(reader.readline(), 10)).strip():
-                    pass
-            parts = request.decode("latin-1").split()
-            path = parts[1].split("?")[0] if len(parts) > 1 else ""
-            status, ctype, body = _route(metrics, path)
-            head = f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-            head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            writer.write(head.encode("latin-1") + body)
-            await asyncio.wait_for(writer.drain(), 10)
-        except (OSError, TimeoutError) as exc:
-            log.debug("metrics request failed: %s", exc)
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, host, port)
-    try:
-        yield server
-    finally:
-        server.close()
-        await asyncio.wait_for(server.wait_closed(), 10)
-
-
-def _route(metrics: Metrics, path: str) -> tuple[str, str, bytes]:
-    if path == "/metrics":
-        return "200 OK", CONTENT_TYPE_LATEST, metrics.exposition()
-    if path == "/healthz":
-        return "200 OK", "text/plain; charset=utf-8", b"ok\n"
-    return "404 Not Found", "text/plain; charset=utf-8", b"not found\n"
-
-
-def bound_port(server: asyncio.Server) -> int:
-    """The port actually bound (for ``--metrics-port 0``)."""
-    port: int = server.sockets[0].getsockname()[1]
-    return port

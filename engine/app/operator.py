@@ -126,7 +126,7 @@ async def replay_dead_letters(
     job_name = manifest.find_job(job).name if job else None
     done: list[Replayed] = []
     async with wiring.open_database(dsn, max_size=2) as db:
-        todo = await deadletters.pending(db, ids=ids, job=job_name, known_jobs=names)
+        todo = await deadletters.pending(db, ids=ids, job=job_name, known_jobs=names, now=clock())
         for p in todo:
             if p.skip:
                 status = "missing" if p.skip == deadletters.NO_SUCH_LETTER else "skipped"

@@ -29,7 +29,7 @@ from typing import Protocol
 from engine.adapters import cfqueue
 from engine.app.health import Health
 from engine.app.tally import Tally
-from engine.core.errors import JobFailed
+from engine.core.errors import JobFailed, NotMigrated
 from engine.core.model import Consumer
 from engine.core.times import Sleep
 from engine.runtime import messages, shield
@@ -159,6 +159,8 @@ class PullConsumer:
             outcome = await self._executor.handle(
                 m.body, message_id=m.id, attempt=attempt, last_delivery=last
             )
+        except NotMigrated:
+            raise  # no message can run on this database: stop, the message comes back
         except Exception as err:  # the executor could not even record an outcome
             self._health.failed(f"message {m.id}", err)
             raised = True

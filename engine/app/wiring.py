@@ -12,7 +12,7 @@ import contextlib
 import os
 import random
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +70,8 @@ def load_templates(manifest: Manifest, jobs: Sequence[Job] | None = None) -> dic
     base = Path(manifest.path).parent
     sources = {}
     for job in manifest.jobs if jobs is None else jobs:
+        if job.template is None:  # a python action renders no SQL
+            continue
         path = base / job.template
         try:
             sources[job.template] = path.read_text(encoding="utf-8")
@@ -285,9 +287,12 @@ def _error_cell(error: str, verbose: bool) -> str:
     return text if verbose else without_detail(text)[:200]
 
 
-async def migrate(dsn: str | None, project_dir: Path) -> list[str]:
-    """``cronwright db migrate``: cronwright's migrations, then ``project_dir/sql/migrations``.
-    Returns the migrations applied now (empty when up to date)."""
+async def migrate(
+    dsn: str | None, folder: Path | None, report: Callable[[str], None] | None = None
+) -> list[str]:
+    """``cronwright db migrate``: cronwright's migrations, then the project's ``folder``;
+    ``report`` gets a line per file skipped or applied. Returns the migrations applied now
+    (empty when up to date)."""
     from engine.adapters.migrate import migrate_url
 
-    return await migrate_url(dsn or database_url(), project_dir / "sql" / "migrations")
+    return await migrate_url(dsn or database_url(), folder, report)

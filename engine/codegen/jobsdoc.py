@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,9 +11,21 @@ from engine.core.model import Job, Manifest
 from engine.schedule.slots import cron_schedule, settles
 
 _REFERENCE_MONDAY = datetime(2026, 1, 5, tzinfo=UTC)
+JOB_COLUMNS = (
+    "message type", "job", "cron", "zone", "trigger", "window", "retries", "timeout",
+    "overlap", "paused", "catch-up",
+)  # fmt: skip
+
+
+def _row(cells: Sequence[str]) -> str:
+    """A table row; header, delimiter and body rows all go through here, so that their
+    cell counts agree."""
+    return "| " + " | ".join(cells) + " |"
 
 
 def _window_text(job: Job) -> str:
+    if job.window is None:
+        return "none"
     period, offset = job.window.period.value, job.window.offset
     if offset == 0:
         return f"the slot's {period}"
@@ -29,7 +42,7 @@ def _catch_up_text(job: Job) -> str:
 
 def _settle_text(job: Job) -> str:
     """Which runs settle a day, as a sentence (jobs with an hourly window only)."""
-    settle = job.window.settle_seconds
+    settle = job.settle_seconds
     # The run that settles a day, looked up over one week of days: a cron that differs
     # by weekday is described without a time.
     schedule = cron_schedule(job)
@@ -51,21 +64,27 @@ def _settle_text(job: Job) -> str:
     )
 
 
-def jobs_doc(manifest: Manifest, table: dict[str, Any], header: str) -> str:
-    """The jobs as documentation, generated so that docs cannot drift from the code."""
+def jobs_doc(manifest: Manifest, table: dict[str, Any] | None, header: str) -> str:
+    """The jobs as documentation, generated so that docs cannot drift from the code.
+    ``table`` is the Worker's dispatch table; None for a manifest without a Worker (no
+    trigger column then)."""
     q, w = manifest.queue, manifest.worker
-    lines = [
-        f"<!-- {header} -->",
-        f"# Jobs of `{w.name}`",
-        "",
+    columns = [c for c in JOB_COLUMNS if c != "trigger" or table is not None]
+    where = (
         f"Queue `{q.name}` (dead letters: `{q.dead_letter_queue}`), "
         f"consumer `{q.consumer.type.value}` with max_retries {manifest.consumer_max_retries}. "
-        f'Cron dispatch runs while `{w.cron_flag}` is `"true"` '
+        if table is not None
+        else f"Run by `cronwright serve` from the Postgres queue `{q.name}`. "
+    )
+    lines = [
+        f"<!-- {header} -->",
+        f"# Jobs of `{w.name if table is not None else manifest.name}`",
+        "",
+        where + f'Cron dispatch runs while `{w.cron_flag}` is `"true"` '
         f'(default `"{flag(w.cron_enabled)}"`).',
         "",
-        "| message type | job | cron | zone | trigger | window | retries | timeout | overlap "
-        "| paused | catch-up |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        _row(columns),
+        _row(["---"] * len(columns)),
     ]
     for job in sorted(manifest.jobs, key=lambda j: j.type):
         r = job.retry
@@ -73,12 +92,13 @@ def jobs_doc(manifest: Manifest, table: dict[str, Any], header: str) -> str:
             f"{r.max_attempts} attempts, {r.initial_delay_seconds}s-{r.max_delay_seconds}s "
             f"{'exponential' if r.exponential else 'fixed'}{', full jitter' if r.jitter else ''}"
         )
-        lines.append(
-            f"| `{job.type}` | {job.name} | `{job.cron}` | {job.timezone or 'UTC'} "
-            f"| `{table['jobs'][job.type]['trigger']}` "
-            f"| {_window_text(job)} | {retry} | {job.timeout_seconds}s | {job.overlap.value} "
-            f"| {'yes' if job.paused else 'no'} | {_catch_up_text(job)} |"
-        )
+        trigger = [f"`{table['jobs'][job.type]['trigger']}`"] if table is not None else []
+        cells = [
+            f"`{job.type}`", job.name, f"`{job.cron}`", job.timezone or "UTC", *trigger,
+            _window_text(job), retry, f"{job.timeout_seconds}s", job.overlap.value,
+            "yes" if job.paused else "no", _catch_up_text(job),
+        ]  # fmt: skip
+        lines.append(_row(cells))
     lines += [
         "",
         "Catch-up is what `cronwright reconcile` enqueues for due slots that were never sent:"
@@ -86,9 +106,10 @@ def jobs_doc(manifest: Manifest, table: dict[str, Any], header: str) -> str:
         " due within the window. Default: `all`, within one day or the schedule's longest gap"
         " between slots when that is longer.",
     ]
-    lines += ["", "| trigger | sends |", "|---|---|"]
-    for trigger, types in table["triggers"].items():
-        lines.append(f"| `{trigger}` | {', '.join(f'`{t}`' for t in types)} |")
+    if table is not None:
+        lines += ["", _row(["trigger", "sends"]), _row(["---", "---"])]
+        for trigger, types in table["triggers"].items():
+            lines.append(_row([f"`{trigger}`", ", ".join(f"`{t}`" for t in types)]))
     settling = [_settle_text(j) for j in sorted(manifest.jobs, key=lambda j: j.type) if settles(j)]
     if settling:
         lines += ["", "Settling (`window.settle_seconds`):", "", *settling]

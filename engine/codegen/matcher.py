@@ -1,100 +1,115 @@
-"""The Worker's schedule matcher: data generated from the parsed cron, plus the JS that
-reads it. The data is what ``engine.schedule.cron.Cron`` evaluates with (minutes, hours,
-months, and the matching days for every month length and weekday of the 1st), so the
-whole dialect (lists, ranges, steps, L, LW, W, #, xL, the day-field OR rule) reaches the
-Worker already compiled, and the JS needs no parser. Zoned jobs read the fields on the
-zone's wall clock (``Intl``) with the DST rules of ``engine.schedule.zones``.
+"""The Worker's schedule matcher: data compiled from the parsed crons, plus the JS that
+reads it (``MATCHER_JS``).
+
+Everything the Worker would otherwise work out each minute is worked out here, once:
+
+- each distinct schedule of a trigger (cron, zone, DST rules) appears once, with the
+  message types of every job that has it, so a trigger of 1,000 jobs tests each distinct
+  schedule once per invocation, not each job;
+- a schedule is bit masks: minutes (two 30-bit halves), hours, months, and an index into
+  a shared table of day patterns (``days[i][(dim - 28) * 7 + w]`` holds bit d for each
+  matching day d of a month of ``dim`` days whose 1st is weekday ``w``, 0 = SUN), so the
+  whole dialect (lists, ranges, steps, L, LW, W, #, xL, the day-field OR rule) reaches
+  the Worker already compiled, and the JS needs no parser;
+- a zone is its UTC offset at the start of the horizon and its offset changes through
+  it (``engine.schedule.zones.transitions``), so the Worker reads a zoned schedule's wall
+  clock with one addition instead of ``Intl``, and applies the DST rules of
+  ``engine.schedule.zones`` from the same transitions the Python runtime uses.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from engine.codegen.matcher_js import MATCHER_JS
 from engine.core.model import Job
-from engine.schedule import cron
+from engine.schedule import cron, zones
+
+__all__ = ["MATCHER_JS", "Tables", "worker_matcher"]
+
+_MINUTE_MS = 60_000
 
 
-def spec(
-    c: cron.Cron, *, timezone: str | None = None, gap: str = "shift", overlap: str = "first"
-) -> dict[str, Any]:
-    """The matcher data for one schedule. ``days[dim - 28][w]`` is a bit mask of the days
-    (bit d for day d) that match in a month of ``dim`` days whose 1st is weekday ``w``
-    (0 = SUN)."""
-    out: dict[str, Any] = {
-        "minutes": list(c.minutes),
-        "hours": list(c.hours),
-        "months": sorted(c.months),
-        "days": [[sum(1 << d for d in days) for days in by_weekday] for by_weekday in c.days],
-    }
-    if timezone is not None:
-        out |= {"zone": timezone, "gap": gap, "overlap": overlap}
-    return out
+def _ms(t: datetime) -> int:
+    return int(t.timestamp()) * 1000
 
 
-def job_spec(job: Job) -> dict[str, Any]:
-    c = cron.parse(job.cron, allow_both_day_fields=job.allow_both_day_fields)
-    return spec(c, timezone=job.timezone, gap=job.dst.gap.value, overlap=job.dst.overlap.value)
+def _mask(values: Iterable[int]) -> int:
+    return sum(1 << v for v in set(values))
 
 
-MATCHER_JS = """\
-// The matcher. Each job's "match" data in dispatch.json is compiled by cronwright from the
-// same parsed expression its Python runtime evaluates (engine/codegen/matcher.py).
-const MINUTE_MS = 60000;
-const FOLD_PROBE_MS = 12 * 3600000; // before any fold that contains the instant
-const FORMATS = new Map();
+class Tables:
+    """The shared tables (day patterns, zones) that schedule entries point into."""
 
-// The wall-clock fields of instant ms in zone, as the epoch ms of those fields in UTC.
-function wallOf(ms, zone) {
-  let format = FORMATS.get(zone);
-  if (!format) {
-    format = new Intl.DateTimeFormat("en-US", {
-      timeZone: zone,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "numeric",
-      day: "numeric",
-      hour: "numeric",
-      minute: "numeric",
-    });
-    FORMATS.set(zone, format);
-  }
-  const f = {};
-  for (const { type, value } of format.formatToParts(new Date(ms))) f[type] = Number(value);
-  return Date.UTC(f.year, f.month - 1, f.day, f.hour, f.minute);
-}
+    def __init__(self) -> None:
+        self._days: dict[tuple[int, ...], int] = {}
+        self._zones: set[str] = set()
+        self._crons: dict[tuple[str, bool], cron.Cron] = {}  # jobs share crons: parse once
 
-// Do the cron's fields match these (UTC-read) fields?
-export function fieldsMatch(spec, fieldsMs) {
-  const d = new Date(fieldsMs);
-  const year = d.getUTCFullYear();
-  const month = d.getUTCMonth() + 1;
-  if (!spec.minutes.includes(d.getUTCMinutes())) return false;
-  if (!spec.hours.includes(d.getUTCHours())) return false;
-  if (!spec.months.includes(month)) return false;
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  const firstWeekday = new Date(Date.UTC(year, month - 1, 1)).getUTCDay();
-  return ((spec.days[daysInMonth - 28][firstWeekday] >>> d.getUTCDate()) & 1) === 1;
-}
+    def schedule(
+        self, c: cron.Cron, *, zone: str | None = None, gap: str = "shift", overlap: str = "first"
+    ) -> dict[str, Any]:
+        """One schedule's entry (without its types)."""
+        days = tuple(_mask(days) for by_weekday in c.days for days in by_weekday)
+        low, high = [m for m in c.minutes if m < 30], [m - 30 for m in c.minutes if m >= 30]
+        out: dict[str, Any] = {
+            "minutes": [_mask(low), _mask(high)],
+            "hours": _mask(c.hours),
+            "months": _mask(c.months),
+            "days": self._days.setdefault(days, len(self._days)),
+            # One shape for every entry keeps the Worker's property reads monomorphic.
+            "zone": zone,
+            "gap": gap if zone is not None else None,
+            "overlap": overlap if zone is not None else None,
+        }
+        if zone is not None:
+            self._zones.add(zone)
+        return out
 
-// Is instant t the second occurrence of its wall time w (a fall-back fold)?
-function repeated(zone, t, w) {
-  const probe = t - FOLD_PROBE_MS;
-  const fold = wallOf(probe, zone) - probe - (w - t); // offset then minus offset now
-  return fold > 0 && wallOf(t - fold, zone) === w;
-}
+    def job_schedule(self, job: Job) -> dict[str, Any]:
+        key = (job.cron, job.allow_both_day_fields)
+        if key not in self._crons:
+            self._crons[key] = cron.parse(job.cron, allow_both_day_fields=key[1])
+        c = self._crons[key]
+        return self.schedule(
+            c, zone=job.timezone, gap=job.dst.gap.value, overlap=job.dst.overlap.value
+        )
 
-// Does the job's schedule fire in the minute of instant ms?
-export function matches(spec, ms) {
-  const t = Math.floor(ms / MINUTE_MS) * MINUTE_MS;
-  if (!spec.zone) return fieldsMatch(spec, t);
-  const w = wallOf(t, spec.zone);
-  if (fieldsMatch(spec, w)) return !(spec.overlap === "first" && repeated(spec.zone, t, w));
-  if (spec.gap === "skip") return false;
-  // The first minute after a spring-forward gap runs what the gap swallowed, once.
-  const before = wallOf(t - MINUTE_MS, spec.zone);
-  for (let x = before + MINUTE_MS; x < w; x += MINUTE_MS) {
-    if (fieldsMatch(spec, x)) return true;
-  }
-  return false;
-}
-"""
+    def json(self) -> dict[str, Any]:
+        """The tables: the horizon the zone tables cover (epoch ms, end excluded), the day
+        patterns, and each zone's offset at the horizon's start with its transitions
+        ``[instant ms, offset before, offset after]`` (offsets in minutes)."""
+        first, last = zones.HORIZON
+        start = datetime(first, 1, 1, tzinfo=UTC)
+        return {
+            "horizon": [_ms(start), _ms(datetime(last + 1, 1, 1, tzinfo=UTC))],
+            "days": [list(days) for days in self._days],
+            "zones": {
+                name: {
+                    "offset": zones.offset_minutes(start, zones.zone(name)),
+                    "transitions": [
+                        [_ms(tr.at), tr.before, tr.after]
+                        for tr in zones.transitions(name, first, last)
+                    ],
+                }
+                for name in sorted(self._zones)
+            },
+        }
+
+
+def worker_matcher(triggers: Iterable[tuple[str, Sequence[Job]]]) -> dict[str, Any]:
+    """The Worker's matcher data: the tables, and for each trigger its distinct schedules,
+    each with the sorted types of the jobs that have it (sorted by their first type)."""
+    tables = Tables()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for trigger, jobs in triggers:
+        groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        for job in jobs:
+            entry = tables.job_schedule(job)
+            groups.setdefault(json.dumps(entry, sort_keys=True), (entry, []))[1].append(job.type)
+        schedules = [{"types": sorted(types), **entry} for entry, types in groups.values()]
+        out[trigger] = sorted(schedules, key=lambda s: s["types"][0])
+    return {**tables.json(), "triggers": out}

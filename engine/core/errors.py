@@ -117,6 +117,12 @@ class DatabaseError(JobFailed):
     DETAIL_MARK = " DETAIL: "
 
 
+class NotMigrated(DatabaseError):
+    """cronwright's schema, or one of its tables or functions, is missing: the database
+    was never migrated, or not since an upgrade. No retry helps and there is nowhere to
+    record a failure, so whatever met it stops with the hint to migrate."""
+
+
 class StorageError(JobFailed):
     """An object-store (R2 / S3) error, classified by HTTP status at the adapter."""
 

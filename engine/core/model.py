@@ -7,18 +7,22 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType
 
 from engine.core.errors import ConfigError, MessageError
 from engine.core.job import (
+    ALL_EVENTS,
     DEFAULT_CATCH_UP_SECONDS,
     DEFAULT_TIMEOUT,
     Action,
     CatchUp,
     CatchUpPolicy,
     Dst,
+    Event,
     Gap,
     Job,
+    Notify,
     Overlap,
     Repeat,
     RetryPolicy,
@@ -26,8 +30,15 @@ from engine.core.job import (
 from engine.core.window import DEFAULT_SETTLE_SECONDS, Period, Window
 
 __all__ = [
+    "ALL_EVENTS",
+    "DEFAULT_BINDING",
     "DEFAULT_CATCH_UP_SECONDS",
+    "DEFAULT_COMPATIBILITY_DATE",
+    "DEFAULT_CRON_FLAG",
+    "DEFAULT_MIGRATIONS",
+    "DEFAULT_PROJECT_NAME",
     "DEFAULT_SETTLE_SECONDS",
+    "DEFAULT_TEMPLATES",
     "DEFAULT_TIMEOUT",
     "DEFAULT_VISIBILITY_TIMEOUT",
     "HANDBACK_ROOM",
@@ -41,9 +52,11 @@ __all__ = [
     "Dataset",
     "Dst",
     "Environment",
+    "Event",
     "Gap",
     "Job",
     "Manifest",
+    "Notify",
     "Overlap",
     "Period",
     "Plan",
@@ -51,6 +64,7 @@ __all__ = [
     "Repeat",
     "Retention",
     "RetryPolicy",
+    "Transport",
     "Window",
     "Worker",
 ]
@@ -60,6 +74,22 @@ DEFAULT_VISIBILITY_TIMEOUT = 900  # above the default job timeout: a lease outla
 # attempts (a slot not due yet, a dead letter not written); see engine/runtime/budget.py.
 HANDBACK_ROOM = 3
 MAX_QUEUE_RETRIES = 100  # Cloudflare's cap on a consumer's max_retries
+# What a manifest leaves out of its Worker and queue (the names come from its project name).
+DEFAULT_PROJECT_NAME = "cronwright"  # when the manifest's folder name has nothing usable
+DEFAULT_COMPATIBILITY_DATE = "2026-04-01"
+DEFAULT_CRON_FLAG = "CRONWRIGHT_CRON"
+DEFAULT_BINDING = "JOBS"
+# The project's folders, relative to the manifest's.
+DEFAULT_MIGRATIONS = "sql/migrations"
+DEFAULT_TEMPLATES = "sql"
+
+
+class Transport(StrEnum):
+    """Where slots are sent: the Cloudflare Queue the Worker feeds, or the local queue
+    (``cronwright.queue``) that ``serve`` feeds."""
+
+    CLOUDFLARE = "cloudflare"
+    POSTGRES = "postgres"
 
 
 class Plan(StrEnum):
@@ -95,7 +125,7 @@ class Consumer:
 @dataclass(frozen=True, kw_only=True)
 class Queue:
     name: str
-    binding: str
+    binding: str = DEFAULT_BINDING
     dead_letter_queue: str
     consumer: Consumer = field(default_factory=Consumer)
 
@@ -132,8 +162,8 @@ class Environment:
 class Worker:
     name: str
     main: str = "worker.js"
-    compatibility_date: str
-    cron_flag: str = "ENABLE_CRON"
+    compatibility_date: str = DEFAULT_COMPATIBILITY_DATE
+    cron_flag: str = DEFAULT_CRON_FLAG
     cron_enabled: bool = True
     vars: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -150,10 +180,10 @@ class Retention:
 @dataclass(frozen=True, kw_only=True)
 class Manifest:
     path: str
-    worker: Worker
+    worker: Worker  # always filled: defaults from the project name without a worker: block
     plan: Plan
     trigger_budget: int
-    queue: Queue
+    queue: Queue  # always filled, like worker: serve's local queue has its name
     bucket: Bucket | None
     dataset: Dataset | None
     environments: tuple[Environment, ...]
@@ -161,6 +191,23 @@ class Manifest:
     retention: Retention = field(default_factory=Retention)
     # Folding schedules onto fewer triggers may waste at most this many invocations a day.
     fold_max_wasted_per_day: int = 1440
+    name: str = DEFAULT_PROJECT_NAME  # the project's name: worker and queue names derive from it
+    #: Does the manifest configure Cloudflare (a ``worker:`` block)? Only then are the
+    #: Worker's files generated and the trigger budget checked.
+    cloudflare: bool = True
+    transport: Transport = Transport.CLOUDFLARE
+    migrations: str = DEFAULT_MIGRATIONS  # the project's migrations, beside the manifest
+    templates: str = DEFAULT_TEMPLATES  # the folder every SQL template lives under
+    notify: tuple[Notify, ...] = ()  # every job's, unless a job has its own list
+
+    @property
+    def migrations_dir(self) -> Path:
+        return Path(self.path).parent / self.migrations
+
+    def notify_for(self, job: Job) -> tuple[Notify, ...]:
+        """Who is told about ``job``: its own list when it has one (``[]`` silences it),
+        else the manifest's."""
+        return self.notify if job.notify is None else job.notify
 
     def job_by_type(self, type_: str) -> Job | None:
         for job in self.jobs:

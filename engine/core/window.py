@@ -12,6 +12,7 @@ DEFAULT_SETTLE_SECONDS = 3600  # late events of day D are counted by the run thi
 
 
 class Period(StrEnum):
+    MINUTE = "minute"
     HOUR = "hour"
     DAY = "day"
     WEEK = "week"  # ISO weeks: Monday 00:00 UTC
@@ -20,6 +21,8 @@ class Period(StrEnum):
 
 def _floor(t: datetime, period: Period) -> datetime:
     t = t.replace(second=0, microsecond=0)
+    if period is Period.MINUTE:
+        return t
     if period is Period.HOUR:
         return t.replace(minute=0)
     if period is Period.DAY:
@@ -30,6 +33,8 @@ def _floor(t: datetime, period: Period) -> datetime:
 
 
 def _shift(t: datetime, period: Period, n: int) -> datetime:
+    if period is Period.MINUTE:
+        return t + timedelta(minutes=n)
     if period is Period.HOUR:
         return t + timedelta(hours=n)
     if period is Period.DAY:
@@ -45,7 +50,8 @@ def _shift(t: datetime, period: Period, n: int) -> datetime:
 @dataclass(frozen=True, kw_only=True)
 class Window:
     """The data a run covers: the calendar ``period`` containing the slot, moved by
-    ``offset`` periods. ``hour, -1`` at 10:00 is [09:00, 10:00); ``week, -1`` is the
+    ``offset`` periods. ``hour, -1`` at 10:00 is [09:00, 10:00); ``minute, -1`` at 10:00
+    is [09:59, 10:00); ``week, -1`` is the
     previous ISO week (from Monday 00:00); ``month, -1`` on 1 March is February. A
     function of the slot only, never of the clock."""
 
@@ -57,7 +63,7 @@ class Window:
     settle_seconds: int = DEFAULT_SETTLE_SECONDS
 
     def bounds(self, slot: datetime) -> tuple[datetime, datetime]:
-        if self.timezone is None:
+        if self.timezone is None or self.period is Period.MINUTE:  # a minute is one everywhere
             start = _shift(_floor(slot, self.period), self.period, self.offset)
             return start, _shift(start, self.period, 1)
         zone = ZoneInfo(self.timezone)

@@ -76,12 +76,13 @@ def _check(c: Checker, marked: yamlmarks.Marked) -> Manifest:
     for v in schema.violations(data):
         c.error(v.path, v.problem, v.hint, key=v.key)
     schema_ok = not c.errors
-    check_jobs(c, data)
+    reads = check_jobs(c, data)
     check_top(c, data)
     if c.errors or not schema_ok:
         raise ManifestErrors(c.errors)
-    manifest = build(data, c.filename)
-    _check_budget(c, manifest)
+    manifest = build(data, c.filename, root=c.root, reads=reads)
+    if manifest.cloudflare:  # the trigger budget is the Worker's
+        _check_budget(c, manifest)
     return manifest
 
 

@@ -1,5 +1,6 @@
 """The manifest's top level beyond the schema: the trigger budget, environments, the
-Worker's compatibility date, the queue consumer and its lease against every job's run."""
+Worker's compatibility date, the queue consumer and its lease against every job's run,
+the keys that need a Worker, the project's folders and its notification targets."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ from typing import Any
 
 from engine.core.model import DEFAULT_TIMEOUT, DEFAULT_VISIBILITY_TIMEOUT, Plan
 from engine.manifest.checker import Checker
+from engine.manifest.notifychecks import check_notify
 
 #: wrangler 4.86.0 bundles a workerd dated 2026-05-03; later dates fail to deploy locally.
 MAX_COMPATIBILITY_DATE = "2026-05-03"
 #: A pull consumer's lease must outlast a run's deadline by this much: the client-side
 #: backstop after a statement timeout, the failure or dead-letter write, and the ack.
 LEASE_MARGIN_SECONDS = 60
+#: Top-level keys that only the Worker's files use (generated only with a worker: block).
+WORKER_KEYS = ("plan", "trigger_budget", "fold_max_wasted_per_day", "analytics_engine")
+#: The project's folders, relative to the manifest.
+FOLDER_KEYS = ("migrations", "templates")
 
 
 def check_top(c: Checker, data: Mapping[str, Any]) -> None:
@@ -27,6 +33,9 @@ def check_top(c: Checker, data: Mapping[str, Any]) -> None:
             f"set trigger_budget to at most {limit}",
         )
     _check_environments(c, data)
+    _check_worker_keys(c, data)
+    _check_folders(c, data)
+    check_notify(c, ("notify",), data.get("notify"))
     worker = data.get("worker")
     if isinstance(worker, dict):
         date = worker.get("compatibility_date")
@@ -48,7 +57,8 @@ def check_top(c: Checker, data: Mapping[str, Any]) -> None:
     consumer = (
         (data.get("queue") or {}).get("consumer") if isinstance(data.get("queue"), dict) else None
     )
-    _check_leases(c, data, consumer if isinstance(consumer, dict) else {})
+    if "worker" in data:  # the lease is Cloudflare's: serve's local queue renews its own
+        _check_leases(c, data, consumer if isinstance(consumer, dict) else {})
     if isinstance(consumer, dict) and consumer.get("type") == "worker":
         script = consumer.get("script")
         if not isinstance(script, str):
@@ -69,6 +79,53 @@ def check_top(c: Checker, data: Mapping[str, Any]) -> None:
                 f"script '{script}' does not exist",
                 f"create {script} or fix the path",
             )
+
+
+def _check_worker_keys(c: Checker, data: Mapping[str, Any]) -> None:
+    """Without a worker: block no Worker is generated, so its settings would do nothing."""
+    if "worker" in data:
+        return
+    for key in WORKER_KEYS:
+        if key in data:
+            c.error(
+                (key,),
+                f"'{key}' only matters to the Cloudflare Worker, which this manifest does not"
+                " configure",
+                f"add a 'worker:' block to generate the Worker's files, or remove '{key}'",
+                key=True,
+            )
+    if data.get("transport") == "cloudflare":
+        c.error(
+            ("transport",),
+            "transport cloudflare needs the Worker that sends slots to the queue, and this"
+            " manifest has no 'worker:' block",
+            "add a 'worker:' block, or use transport: postgres (cronwright serve)",
+        )
+    queue = data.get("queue")
+    consumer = queue.get("consumer") if isinstance(queue, dict) else None
+    if isinstance(consumer, dict) and consumer.get("type") == "worker":
+        c.error(
+            ("queue", "consumer", "type"),
+            "a worker consumer runs inside the Worker, and this manifest has no 'worker:' block",
+            "add a 'worker:' block, or remove the consumer type",
+        )
+
+
+def _check_folders(c: Checker, data: Mapping[str, Any]) -> None:
+    """``migrations:`` and ``templates:`` are folders inside the project."""
+    for key in FOLDER_KEYS:
+        rel = data.get(key)
+        if not isinstance(rel, str):
+            continue
+        folder = (c.root / rel).resolve()
+        if folder != c.root.resolve() and not c.inside(rel):
+            c.error(
+                (key,),
+                f"'{rel}' is outside the project folder",
+                "name a folder inside the folder of the manifest",
+            )
+        elif not folder.is_dir():
+            c.error((key,), f"folder '{rel}' does not exist", f"create {rel}/ or fix the path")
 
 
 def _check_environments(c: Checker, data: Mapping[str, Any]) -> None:

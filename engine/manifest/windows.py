@@ -5,6 +5,7 @@ from __future__ import annotations
 
 # Where a window with offset >= 0 ends: for offset 0, and for offset n > 0 (k = n + 1).
 _ENDS = {
+    "minute": ("at the next full minute", "{k} minutes after the slot's minute began"),
     "hour": ("at the next full hour", "{k} hours after the slot's hour began"),
     "day": ("at the next midnight", "{k} days after the slot's midnight"),
     "week": ("at the next Monday 00:00", "{k} weeks after the slot's Monday 00:00"),

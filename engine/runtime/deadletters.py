@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from engine.core.errors import JobFailed
-from engine.core.times import iso
+from engine.core.times import iso, slot_out_of_range
 from engine.runtime.ports import Db
 
 log = logging.getLogger(__name__)
@@ -178,10 +178,16 @@ async def listing(
 
 
 async def pending(
-    db: Db, *, ids: Sequence[int] | None, job: str | None, known_jobs: Sequence[str]
+    db: Db,
+    *,
+    ids: Sequence[int] | None,
+    job: str | None,
+    known_jobs: Sequence[str],
+    now: datetime,
 ) -> list[Pending]:
     """The letters a replay covers: ``ids``, or (None) every pending one of ``job`` or
-    of all jobs. Each carries the reason it must be skipped, if any."""
+    of all jobs. Each carries the reason it must be skipped, if any (a slot outside the
+    sane range of slots is one)."""
     async with db.transaction() as tx:
         rows = await tx.fetch(_SELECT, list(ids) if ids is not None else None, job)
     found = {r["id"]: r for r in rows}
@@ -199,6 +205,8 @@ async def pending(
             skip = "the message could not be parsed, so it names no slot to replay"
         elif r["job"] not in known_jobs:
             skip = f"job '{r['job']}' is not in the manifest"
+        elif (problem := slot_out_of_range(r["slot"], now)) is not None:
+            skip = f"slot {problem}"
         if r is None:
             out.append(Pending(id=id_, job=None, slot=None, skip=skip))
         else:

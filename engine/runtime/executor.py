@@ -36,6 +36,7 @@ from engine.core.errors import (
     CronwrightError,
     JobFailed,
     MessageError,
+    NotMigrated,
     SlotNotDue,
     TemplateError,
 )
@@ -129,6 +130,8 @@ class Executor:
         started = time.perf_counter()
         try:
             outcome = await self._handle(body, message_id, attempt, ack, now, last_delivery)
+        except NotMigrated:
+            raise  # no message can run on this database: the consumer stops
         except Exception as exc:  # not ours: a dead letter with its class, never a dead worker
             log.debug("message %s: unexpected %s", message_id, type(exc).__name__, exc_info=True)
             outcome = await self._failures.poison(
@@ -256,6 +259,8 @@ class Executor:
         t0 = time.perf_counter()
         try:
             rows = await self._run(a)
+        except NotMigrated:
+            raise  # not the job's failure: no retry helps, and no ledger could record one
         except Exception as err:
             # A template that fails to render, an action that is not configured, a value
             # no check foresaw: only what the error says is transient is retried.
@@ -297,6 +302,8 @@ class Executor:
         )
 
     def _render(self, job: Job, slot: datetime, *, rerun: bool) -> list[sqltemplates.Rendered]:
+        if job.template is None:
+            raise ConfigError(f"job {job.name}: python actions do not run in this executor")
         source = self._templates.get(job.template)
         if source is None:
             raise ConfigError(f"job {job.name}: template {job.template} was not loaded")
@@ -311,7 +318,7 @@ class Executor:
         return sqltemplates.split_statements(rendered)
 
     def _action(self, job: Job) -> Action | None:
-        if job.action is None:
+        if job.action is None or job.action.name is None:
             return None
         action = self._actions.get(job.action.name)
         if action is None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from engine.core.errors import JobFailed
+from engine.core.errors import JobFailed, NotMigrated
 from engine.core.model import Job, Manifest
 from engine.core.times import iso
 from engine.runtime import ledger, messages, retry, shield
@@ -24,10 +24,8 @@ from engine.runtime.ports import Db
 log = logging.getLogger(__name__)
 
 POISON = "invalid_message"
-#: Error classes that usually mean the database is behind the migrations.
-MISSING_SCHEMA = frozenset(
-    {"undefined_table", "undefined_column", "undefined_function", "invalid_schema_name"}
-)
+#: Error classes that usually mean the database is behind the project's migrations.
+_MISSING_SCHEMA = frozenset({"undefined_table", "undefined_column"})
 MIGRATE_HINT = "if the schema is behind the project, run `cronwright db migrate`"
 
 
@@ -74,7 +72,7 @@ class Failures:
             return replace(failed, status="retry", delay_seconds=decision.delay_seconds)
         why = decision.reason if isinstance(decision, retry.GiveUp) else last_delivery
         reason = f"{why}: {failure.error}"
-        if failure.error_class in MISSING_SCHEMA:
+        if failure.error_class in _MISSING_SCHEMA:
             reason += f"; {MIGRATE_HINT}"
         letter = DeadLetter(
             job=job.name,
@@ -135,6 +133,8 @@ class Failures:
         """Write the dead letter; if that fails, ask for redelivery rather than drop it."""
         try:
             await shield.finish(self._dead_letters.put(letter), self._write_timeout)
+        except NotMigrated:
+            raise  # nowhere to keep it, however often it comes back: stop, with the hint
         except JobFailed as err:
             log.error("dead letter for message %s not written: %s", letter.message_id, err)
             seconds = float(

@@ -20,13 +20,14 @@ from typing import Any
 from engine.core.describe import show, type_name
 from engine.core.errors import MessageError, SlotNotDue
 from engine.core.model import Job, Manifest
-from engine.core.times import floor_minute, iso
+from engine.core.times import SLOT_RANGE_HINT, floor_minute, iso, slot_out_of_range
 from engine.schedule.slots import ScheduleFor, cron_schedule, latest_at_or_before
 
 Body = bytes | str | Mapping[str, Any]
 
 _ISO_UTC = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:Z|\+00:00)"
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:Z|\+00:00)",
+    re.ASCII,  # \d is 0-9 only, not every script's digits
 )
 _EXAMPLE = "2026-10-31T10:00:00Z"
 #: How far ahead of our clock a slot may be and still count as clock skew (retried).
@@ -58,6 +59,10 @@ def decode(body: Body) -> Mapping[str, Any]:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
         raise MessageError(f"message body is not JSON ({exc})") from exc
+    except ValueError as exc:  # an integer longer than Python's 4300-digit limit
+        raise MessageError(f"message body is not JSON we can read ({exc})") from None
+    except RecursionError:
+        raise MessageError("message body is not JSON we can read (nested too deeply)") from None
     if not isinstance(data, dict):
         raise MessageError(
             f"message body must be a JSON object, got {type_name(data, dialect='json')}"
@@ -66,21 +71,35 @@ def decode(body: Body) -> Mapping[str, Any]:
 
 
 def peek_type(body: Body) -> str | None:
-    """The ``type`` of a body, if it has a string one, for dead letters of bad messages."""
+    """The ``type`` of a body, if it has a string one, for dead letters of bad messages
+    (storable: see :func:`storable`)."""
     try:
         value = decode(body).get("type")
     except MessageError:
         return None
-    return value if isinstance(value, str) else None
+    return storable(value) if isinstance(value, str) else None
 
 
 def body_text(body: Body) -> str:
-    """The body as text, for the dead-letter record."""
+    """The body as text, for the dead-letter record (storable: see :func:`storable`)."""
     if isinstance(body, Mapping):
         return json.dumps(body, sort_keys=True, default=str)
     if isinstance(body, bytes | bytearray):
-        return bytes(body).decode("utf-8", "backslashreplace")
-    return body
+        return storable(bytes(body).decode("utf-8", "backslashreplace"))
+    return storable(body)
+
+
+def storable(text: str) -> str:
+    """``text`` as Postgres can store it in a text column: a NUL character, which it
+    refuses, and a lone surrogate, which is not UTF-8, are written as escapes. Otherwise
+    a poison message's dead letter could never be written."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _job(data: Mapping[str, Any], manifest: Manifest) -> Job:
@@ -96,7 +115,8 @@ def _job(data: Mapping[str, Any], manifest: Manifest) -> Job:
     job = manifest.job_by_type(type_)
     if job is None:
         known = sorted(j.type for j in manifest.jobs)
-        close = difflib.get_close_matches(type_, known, n=1)
+        # A suggestion for a typo, not for a megabyte of junk (difflib is quadratic).
+        close = difflib.get_close_matches(type_, known, n=1) if len(type_) <= 200 else []
         hint = f"did you mean '{close[0]}'?" if close else f"known types: {', '.join(known)}"
         raise MessageError(f"unknown message type {show(type_)}", hint=hint)
     return job
@@ -161,6 +181,9 @@ def resolve(
             rerun=rerun,
         )
     slot = parse_slot(raw)
+    problem = slot_out_of_range(slot, now)
+    if problem is not None:
+        raise MessageError(f"'scheduledFor' {problem}", hint=SLOT_RANGE_HINT)
     if not schedule.matches(slot):
         raise MessageError(
             f"'scheduledFor' {iso(slot)} is not a slot of {job.type} (cron '{job.cron}')"

@@ -33,10 +33,10 @@ _NTH = ("", "first", "second", "third", "fourth", "fifth")
 _MAX_LISTED_TIMES = 4
 
 
-def describe(cron: Cron) -> str:
-    """One sentence for ``cron``, e.g. "every hour at minute 0"."""
+def describe(cron: Cron, zone: str = "UTC") -> str:
+    """One sentence for ``cron`` read on ``zone``'s clock, e.g. "every hour at minute 0"."""
     minute, hour, dom, month, dow = cron.canonical.split(" ")
-    parts = [_time(minute, hour, cron.minutes, cron.hours)]
+    parts = [_time(minute, hour, cron.minutes, cron.hours, zone)]
     days = _days(dom, dow, month)
     if days:
         parts.append(days)
@@ -81,16 +81,16 @@ def _values(text: str, unit: str, spell: Sequence[str] | None = None, lo: int = 
     return f"{unit} {words}" if single else f"{unit}s {words}"
 
 
-def _time(minute: str, hour: str, minutes: Sequence[int], hours: Sequence[int]) -> str:
+def _time(minute: str, hour: str, minutes: Sequence[int], hours: Sequence[int], zone: str) -> str:
     if hour != "*" and minute != "*" and len(minutes) * len(hours) <= _MAX_LISTED_TIMES:
-        return f"at {_join([f'{h:02d}:{m:02d}' for h in hours for m in minutes])} UTC"
+        return f"at {_join([f'{h:02d}:{m:02d}' for h in hours for m in minutes])} {zone}"
     if hour == "*":
         if minute == "*":
             return "every minute"
         if minute.startswith("*/") and 60 % int(minute[2:]) == 0:
             return f"every {minute[2:]} minutes"
         return f"every hour at {_values(minute, 'minute')}"
-    hours_words = f"{_values(hour, 'hour')} UTC"
+    hours_words = f"{_values(hour, 'hour')} {zone}"
     if minute == "*":
         return f"every minute of {hours_words}"
     return f"at {_values(minute, 'minute')} past {hours_words}"

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
 from engine.core.errors import ConfigError
-from engine.core.model import Job, Period
+from engine.core.model import Job
 from engine.core.times import floor_minute, iso
 from engine.schedule import cron, zones
 
@@ -104,8 +104,9 @@ def latest_at_or_before(schedule: Schedule, t: datetime) -> datetime | None:
 
 
 def settles(job: Job) -> bool:
-    """Whether the job keeps a day so far (an hourly window) and so settles each day."""
-    return job.window.period is Period.HOUR
+    """Whether the job settles each day: its template reads ``settle_seconds`` (it keeps
+    a day so far and re-aggregates it in full once the day is settled)."""
+    return "settle_seconds" in job.reads
 
 
 def day_settled_by(schedule: Schedule, slot: datetime, settle_seconds: int) -> date | None:

@@ -107,12 +107,12 @@ def context_for(job: Job, slot: datetime, *, rerun: bool = False) -> dict[str, A
     ``rerun`` is True when the run must recompute the slot from the source as it stands
     and replace what earlier runs wrote (``cronwright run --rerun``); a plain Python
     bool, so ``{% if rerun %}`` shapes the statement and never becomes a bind."""
-    start, end = job.window.bounds(slot)
+    start, end = job.bounds(slot)
     return {
         "slot": slot,
         "window_start": start,
         "window_end": end,
-        "settle_seconds": job.window.settle_seconds,
+        "settle_seconds": job.settle_seconds,
         "rerun": rerun,
         "params": dict(job.params),
         "job": {"name": job.name, "type": job.type},
@@ -145,12 +145,13 @@ def render_source(source: str, context: Mapping[str, Any], *, name: str = "<temp
 
 
 def render(job: Job, source: str, slot: datetime, *, rerun: bool = False) -> Rendered:
-    return render_source(source, context_for(job, slot, rerun=rerun), name=job.template)
+    return render_source(source, context_for(job, slot, rerun=rerun), name=job.template or job.name)
 
 
-def reads_variable(source: str, name: str) -> bool:
-    """Whether the template reads the runtime variable ``name`` (from its AST)."""
-    return name in jinja2.meta.find_undeclared_variables(environment().parse(source))
+def variables_read(source: str) -> frozenset[str]:
+    """The runtime variables the template reads (from its AST)."""
+    found = jinja2.meta.find_undeclared_variables(environment().parse(source))
+    return frozenset(found & RUNTIME_VARIABLES)
 
 
 def check_source(source: str) -> list[tuple[str, str]]:
@@ -233,7 +234,7 @@ class Prepared:
     args: tuple[Any, ...]
 
     def fill(self, job: Job, slot: datetime) -> Rendered:
-        start, end = job.window.bounds(slot)
+        start, end = job.bounds(slot)
         values = {"slot": slot, "window_start": start, "window_end": end}
         return Rendered(
             sql=self.sql,
@@ -264,5 +265,5 @@ def prepare(job: Job, source: str, *, rerun: bool = False) -> Prepared | None:
         return None
     context = context_for(job, datetime(2000, 1, 1, tzinfo=UTC), rerun=rerun)
     context.update({name: _SlotValue(name) for name in SLOT_VARIABLES})
-    rendered = render_source(source, context, name=job.template)
+    rendered = render_source(source, context, name=job.template or job.name)
     return Prepared(sql=rendered.sql, args=rendered.args)

@@ -226,31 +226,82 @@ def test_ctrl_c_midway_leaves_every_slot_done_or_not_started_and_a_resume_comple
     assert run(ledger(pg_dsn)) == {"succeeded": total}
 
 
-def test_backfill_json_reports_each_slot_and_the_summary(pg_dsn: str, week: Week) -> None:
-    import json
+REPORTS = [
+    "generate-daily-reports",
+    "--from",
+    "2026-10-05T00:00:00Z",
+    "--to",
+    "2026-10-07T00:00:00Z",
+]
 
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "engine", "backfill", "generate-daily-reports",
-            "--from", "2026-10-05T00:00:00Z", "--to", "2026-10-07T00:00:00Z", "--json",
-        ],
+
+def reports(
+    dsn: str, *args: str, stdout: int = subprocess.PIPE
+) -> subprocess.CompletedProcess[str]:
+    """`cronwright backfill generate-daily-reports` over its first two slots."""
+    return subprocess.run(
+        [sys.executable, "-m", "engine", "backfill", *REPORTS, *args],
         cwd=js.ROOT,
-        env={**os.environ, "DATABASE_URL": pg_dsn},
-        capture_output=True,
+        env={**os.environ, "DATABASE_URL": dsn},
+        stdout=stdout,
+        stderr=subprocess.PIPE,
         text=True,
         timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {
-        "slots": [
-            {"job": "generate-daily-reports", "slot": "2026-10-05T02:00:00Z",
-             "status": "succeeded", "rows": len(_campaigns_on(week, 4))},
-            {"job": "generate-daily-reports", "slot": "2026-10-06T02:00:00Z",
-             "status": "succeeded", "rows": len(_campaigns_on(week, 5))},
-        ],
-        "summary": {"succeeded": 2},
-        "stopped": False,
-    }  # fmt: skip
+    )
+
+
+def test_backfill_prints_one_line_per_slot_and_the_summary_and_no_metric_lines(
+    pg_dsn: str, week: Week
+) -> None:
+    proc = reports(pg_dsn)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == (
+        f"generate-daily-reports 2026-10-05T02:00:00Z: succeeded rows={len(_campaigns_on(week, 4))}\n"
+        f"generate-daily-reports 2026-10-06T02:00:00Z: succeeded rows={len(_campaigns_on(week, 5))}\n"
+        "backfill of 2 slots: 2 succeeded\n"
+    )
+    again = reports(pg_dsn)
+    assert (again.returncode, again.stderr) == (0, "")
+    assert again.stdout == (
+        "generate-daily-reports 2026-10-05T02:00:00Z: skipped\n"
+        "generate-daily-reports 2026-10-06T02:00:00Z: skipped\n"
+        "backfill of 2 slots: 2 skipped\n"
+    )
+
+
+def test_backfill_json_prints_one_object_per_slot_on_stdout_and_the_summary_on_stderr(
+    pg_dsn: str, week: Week
+) -> None:
+    import json
+
+    proc = reports(pg_dsn, "--json")
+    assert (proc.returncode, proc.stderr) == (0, "backfill of 2 slots: 2 succeeded\n")
+    assert [json.loads(line) for line in proc.stdout.splitlines()] == [
+        {"job": "generate-daily-reports", "slot": "2026-10-05T02:00:00Z",
+         "status": "succeeded", "rows": len(_campaigns_on(week, 4))},
+        {"job": "generate-daily-reports", "slot": "2026-10-06T02:00:00Z",
+         "status": "succeeded", "rows": len(_campaigns_on(week, 5))},
+    ]  # fmt: skip
+    dry = reports(pg_dsn, "--json", "--dry-run")
+    assert (dry.returncode, dry.stderr) == (0, "")
+    assert [json.loads(line) for line in dry.stdout.splitlines()] == [
+        {"job": "generate-daily-reports", "slot": "2026-10-05T02:00:00Z", "status": "succeeded"},
+        {"job": "generate-daily-reports", "slot": "2026-10-06T02:00:00Z", "status": "succeeded"},
+    ]
+
+
+def test_backfill_into_a_closed_pipe_ends_quietly_and_leaves_each_slot_done_or_not_started(
+    pg_dsn: str, week: Week
+) -> None:
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = reports(pg_dsn, stdout=write)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    # The first slot's line met the closed pipe: it had committed; the second never ran.
+    assert run(ledger(pg_dsn)) == {"succeeded": 1}
 
 
 def _campaigns_on(week: Week, day: int) -> dict[Any, Any]:
@@ -297,3 +348,38 @@ def test_backfill_rerun_recomputes_every_slot_from_the_source_as_it_stands_now(
     again = backfill_in_process(pg_dsn, concurrency=4, rerun=True)
     assert {d.status for d in again} == {"succeeded"}
     assert run(tables(pg_dsn)) == week.expected()
+
+
+def test_backfill_on_a_terminal_draws_a_bar_instead_of_a_line_per_slot(
+    pg_dsn: str, week: Week
+) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    terminal, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 x 100
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "backfill", *REPORTS],
+        cwd=js.ROOT,
+        env={**os.environ, "DATABASE_URL": pg_dsn},
+        stdout=child,
+        stderr=child,
+    )
+    os.close(child)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    assert proc.wait(timeout=120) == 0
+    text = shown.decode().replace("\r\n", "\n")
+    assert "2/2" in text  # tqdm's count of slots done
+    assert "succeeded rows=" not in text and "{" not in text
+    assert text.endswith("backfill of 2 slots: 2 succeeded\n")

@@ -73,7 +73,7 @@ def test_pause_and_resume_keep_history_and_schedule_shows_both_pauses(
     )
     code, out, _ = cli(project, capsys, "schedule", "--next", "1")
     assert code == 0
-    assert out.splitlines()[:2] == [
+    assert out.split("\n\n", 1)[1].splitlines()[:2] == [
         "probe  [test.probe]",
         "  pause    paused at runtime since T (db upgrade)",
     ]
@@ -171,4 +171,33 @@ def test_dead_letters_commands_and_prune(
         0,
         "deleted 0 superseded runs older than 7 days and 0 replayed or purged dead letters"
         " older than 90 days\n",
+    )
+
+
+def test_prune_older_than_0_deletes_every_superseded_run_and_keeps_the_current_ones(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(project, capsys, "run", "test.probe", "--at", SLOT)[0] == 0
+    assert cli(project, capsys, "run", "test.probe", "--at", SLOT, "--rerun")[0] == 0
+    assert cli(project, capsys, "prune", "--older-than", "1")[:2] == (
+        0,
+        "deleted 0 superseded runs older than 1 day and 0 replayed or purged dead letters"
+        " older than 1 day\n",
+    )
+    assert cli(project, capsys, "prune", "--older-than", "0") == (
+        0,
+        "deleted 1 superseded run and 0 replayed or purged dead letters, of any age\n",
+        "",
+    )
+    out = cli(project, capsys, "runs", "--history")[1]
+    assert [line.split()[:4] for line in out.splitlines()] == [
+        ["current", "job", "slot", "status"],
+        ["*", "probe", "T", "succeeded"],
+    ]
+    with pytest.raises(SystemExit) as refused:
+        main(["-m", str(project), "prune", "--older-than", "-1"])
+    assert (refused.value.code, capsys.readouterr().err.splitlines()[-1]) == (
+        2,
+        "cronwright prune: error: argument --older-than: '-1' is not a whole number of days"
+        " (0 or more)",
     )

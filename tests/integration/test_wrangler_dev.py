@@ -166,7 +166,7 @@ def test_a_cron_missing_from_the_dispatch_table_fails_the_run_and_sends_nothing(
     known = ", ".join(json.dumps(t) for t in project.triggers)
     error = (
         f'cronwright: no jobs for cron trigger "{UNKNOWN_CRON}"; known triggers: {known}; '
-        "run make generate and redeploy"
+        "run cronwright generate and redeploy"
     )
     assert error in wait_for_log(dev, error)
     time.sleep(QUIET)

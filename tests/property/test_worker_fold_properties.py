@@ -2,7 +2,8 @@
 random trigger budgets, the real generated Worker, bundled by wrangler and run in Node,
 sends at every minute of a span around DST transitions and month ends exactly the jobs
 whose own schedule matches (Python's evaluator is the oracle), each once, even when
-several triggers fire in the same minute."""
+several triggers fire in the same minute; its matcher data lists each distinct schedule of
+a trigger once; and every sendBatch and data point stays within Cloudflare's limits."""
 
 from __future__ import annotations
 
@@ -37,8 +38,21 @@ def manifest_data(jobs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
         "fold_max_wasted_per_day": 10**9,
         "worker": {"name": "fold-prop", "compatibility_date": "2026-04-01", "cron_flag": "RUN"},
         "queue": {"name": "fold-prop-jobs", "binding": "JOBS", "dead_letter_queue": "fold-dlq"},
+        "analytics_engine": {"binding": "LOGS", "dataset": "fold_logs"},
         "jobs": {f"job-{i}": {"type": f"prop.job-{i}", **j} for i, j in enumerate(jobs)},
     }
+
+
+def assert_within_limits(result: dict[str, Any]) -> None:
+    """Cloudflare's: sendBatch <= 100 messages and 256 KB with ~100 bytes of metadata each
+    (1 KB = 1000 bytes); a data point's index <= 96 bytes, blobs <= 16 KB, <= 20 of each."""
+    for batch in result["batches"]:
+        assert 0 < batch["messages"] <= 100
+        assert batch["bytes"] + 100 * batch["messages"] <= 256_000
+    (point,) = result["points"]
+    assert [len(i.encode()) <= 96 for i in point["indexes"]] == [True]
+    assert len(point["blobs"]) <= 20 and sum(len(b.encode()) for b in point["blobs"]) <= 16_000
+    assert len(point["doubles"]) <= 20 and point["doubles"][0] == len(result["sent"])
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +90,10 @@ def test_the_bundled_worker_sends_exactly_the_due_jobs_each_once_every_minute(
     generate.write(files, root / "generated")
     table = json.loads(files[generate.DISPATCH])
     assert len(table["triggers"]) <= budget
+    for trigger, schedules in table["matcher"]["triggers"].items():
+        shapes = [json.dumps({**s, "types": []}, sort_keys=True) for s in schedules]
+        assert len(set(shapes)) == len(shapes), trigger  # each distinct schedule once
+        assert sorted(t for s in schedules for t in s["types"]) == table["triggers"][trigger]
     module = bundle(wrangler, root / "generated" / generate.WRANGLER, root / "out")
 
     start = anchor - timedelta(minutes=lead)
@@ -89,10 +107,11 @@ def test_the_bundled_worker_sends_exactly_the_due_jobs_each_once_every_minute(
         for trigger in table["triggers"]
         if cron.parse_cloudflare(trigger).matches(t)
     ]
-    results = drive(module, queue="JOBS", calls=calls)["calls"]
+    results = drive(module, queue="JOBS", dataset="LOGS", calls=calls)["calls"]
     sent: dict[datetime, Counter[str]] = {t: Counter() for t in minutes}
     for (_, ms), result in zip(calls, results, strict=True):
         assert result["error"] is None, result
+        assert_within_limits(result)
         t = datetime.fromtimestamp(ms // 60000 * 60, tz=UTC)
         for body in result["sent"]:
             assert body["scheduledFor"] == t.strftime("%Y-%m-%dT%H:%M:00Z")

@@ -169,7 +169,9 @@ def test_schedule_shows_the_fold_with_invocations_and_waste_per_day_and_each_zon
     manifest.write_text(text)
     assert main(["-m", str(manifest), "schedule", "--next", "1", "--at", "2026-11-30T00:00Z"]) == 0
     # 09:00, 09:30, 17:00 and 17:30 fire; only 09:00 and 17:30 send anything.
-    assert capsys.readouterr().out == (
+    header, jobs = capsys.readouterr().out.split("\n\n", 1)
+    assert header.startswith("project ")
+    assert jobs == (
         "evening  [fold.evening]\n"
         "  cron     30 17 * * *\n"
         "  zone     UTC\n"

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from engine.codegen import generate
 from engine.manifest.loader import load
+
+REPO = Path(__file__).resolve().parents[2]
 
 MANIFEST = """\
 version: 1
@@ -103,3 +109,31 @@ def test_dispatch_json_and_wrangler_agree_on_the_queue(tmp_path: Path) -> None:
     table = json.loads(files[generate.DISPATCH])
     config = tomllib.loads(files[generate.WRANGLER])
     assert config["queues"]["producers"] == [{"binding": table["binding"], "queue": table["queue"]}]
+
+
+def modes(out: Path) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in [out, *sorted(out.iterdir())]}
+
+
+@pytest.mark.parametrize(
+    ("umask", "directory", "file", "script"),
+    [(0o022, 0o755, 0o644, 0o755), (0o027, 0o750, 0o640, 0o750), (0o077, 0o700, 0o600, 0o700)],
+    ids=["umask-022", "umask-027", "umask-077"],
+)
+def test_generated_dir_and_files_get_ordinary_permissions_under_the_umask(
+    tmp_path: Path, umask: int, directory: int, file: int, script: int
+) -> None:
+    m = load(REPO / "jobs.yaml")
+    out = tmp_path / "generated"
+    previous = os.umask(umask)
+    try:
+        generate.write(generate.render(m), out)
+        first = modes(out)
+        generate.write(generate.render(m), out)  # replacing an existing tree
+    finally:
+        os.umask(previous)
+    expected = {name: file for name in generate.render(m)}
+    assert first == modes(out) == {
+        **expected, "generated": directory, generate.PREFLIGHT: script
+    }  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generated"]  # no staging left

@@ -89,7 +89,7 @@ def test_every_problem_is_reported_at_once_sorted_by_line(tmp_path: Path) -> Non
         "jobs.yaml:2:7: plan: 'pro' is not one of free, paid; use one of free, paid",
         "jobs.yaml:21:27: jobs.hourly.retry.max_attempts: 500 is above the maximum 101 "
         "(Cloudflare allows max_retries <= 100, so at most 101 attempts); use a value <= 101",
-        "jobs.yaml:26:22: jobs.nightly.window.period: 'days' is not one of hour, day, week, month; "
+        "jobs.yaml:26:22: jobs.nightly.window.period: 'days' is not one of minute, hour, day, week, month; "
         "did you mean 'day'?",
     ]
 
@@ -194,7 +194,7 @@ def test_job_with_both_sql_and_action_is_rejected(tmp_path: Path) -> None:
     )
     assert problems(tmp_path, text) == [
         "jobs.yaml:23:5: jobs.nightly: a job needs exactly one of 'sql' or 'action'; keep "
-        "'sql: sql/FILE.sql' for a SQL job or 'action:' for a built-in action",
+        "'sql: sql/FILE.sql' for a SQL job or 'action:' for a built-in or python action",
     ]
 
 

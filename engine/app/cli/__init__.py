@@ -5,21 +5,33 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+from engine.app import logsecrets
 from engine.app.cli import (
     accounting_cmds,
     backfill_cmds,
     build_cmds,
+    init_cmds,
     ops_cmds,
     queue_cmds,
     run_cmds,
 )
-from engine.app.cli.args import BAD_INPUT, FAILED
+from engine.app.cli.args import BAD_INPUT, FAILED, OK, Parser
 from engine.core.errors import CronwrightError, ManifestErrors
+from engine.core.scrub import scrub
 
-GROUPS = (build_cmds, run_cmds, accounting_cmds, queue_cmds, ops_cmds, backfill_cmds)
+GROUPS = (
+    init_cmds,
+    build_cmds,
+    run_cmds,
+    accounting_cmds,
+    queue_cmds,
+    ops_cmds,
+    backfill_cmds,
+)
 
 
 DESCRIPTION = "Recurring jobs from one jobs.yaml: Cloudflare cron config and a replay-safe runtime."
@@ -35,7 +47,7 @@ stale, 2 bad input."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="cronwright",
         description=DESCRIPTION,
         epilog=EXAMPLES,
@@ -51,6 +63,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # output still buffered meets a closed pipe here
+    except (BrokenPipeError, BaseExceptionGroup) as exc:
+        if not _closed_pipe(exc):
+            raise
+        # The reader went away (`cronwright schedule | head`): it has what it wanted. Later
+        # writes, the interpreter's last flush included, go nowhere instead of failing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return OK
+
+
+def _closed_pipe(exc: BaseException) -> bool:
+    """A write to a reader that went away, raised directly or from inside a task group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_closed_pipe(e) for e in exc.exceptions)
+    return isinstance(exc, BrokenPipeError)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    secrets = logsecrets.install(os.environ)
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
@@ -62,5 +98,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return BAD_INPUT
     except CronwrightError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc), secrets)}", file=sys.stderr)
         return FAILED if getattr(exc, "transient", None) is not None else BAD_INPUT

@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from engine.app.cli.args import BAD_INPUT, OK, load, parse_time
+from engine.app.cli.args import BAD_INPUT, OK, load, slot_time
 
 
 def cmd_slots(args: argparse.Namespace) -> int:
@@ -124,8 +124,8 @@ def register(sub: Any) -> None:
         help="every due slot of the jobs in [--from, --to) with its status (DATABASE_URL)",
     )
     sp.add_argument("job", nargs="?", help="job name or message type (default: every job)")
-    sp.add_argument("--from", dest="start", type=parse_time, required=True, help="first slot")
-    sp.add_argument("--to", type=parse_time, required=True, help="end of the range (excluded)")
+    sp.add_argument("--from", dest="start", type=slot_time, required=True, help="first slot")
+    sp.add_argument("--to", type=slot_time, required=True, help="end of the range (excluded)")
     sp.add_argument("--json", action="store_true", help="one JSON object per line")
     sp.add_argument("--env", help="this environment's cron flag")
     _transport_option(sp, "who sends the slots, which decides their grace period")

@@ -1,10 +1,12 @@
 """``cronwright backfill``: run a range of slots through the executor (DATABASE_URL).
 
-On a terminal it draws a progress bar (tqdm: one small pure-Python package with no
-dependencies, against rich's several; a bar is all we need); otherwise it prints one line
-per slot run. Ctrl-C stops starting slots and lets the running ones finish, so every slot
-is done or not started; a second Ctrl-C abandons the running ones (their transactions roll
-back: not started either).
+Each slot's result is one line on stdout as it finishes: a sentence, or a JSON object with
+``--json`` (then the summary goes to stderr, so stdout holds only the slots). When both
+stdout and stderr are a terminal it draws a progress bar instead, and writes only the
+failures above it (tqdm: one small pure-Python package with no dependencies, against rich's
+several; a bar is all we need). Ctrl-C stops starting slots and lets the running ones
+finish, so every slot is done or not started; a second Ctrl-C abandons the running ones
+(their transactions roll back: not started either).
 """
 
 from __future__ import annotations
@@ -13,54 +15,54 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
-from engine.app.cli.args import BAD_INPUT, FAILED, OK, load, parse_time, positive
+from engine.app.cli.args import BAD_INPUT, FAILED, OK, load, positive, slot_time
 
 if TYPE_CHECKING:
     from engine.app.backfill import Done, Planned
 
 
 class _Report:
-    """Where progress goes: a bar on a terminal, plain lines otherwise, nothing for --json."""
+    """Where each slot's result goes: a bar on a terminal, else one line per slot."""
 
-    def __init__(self, stream: TextIO, *, as_json: bool) -> None:
-        self._stream = stream
+    def __init__(self, *, as_json: bool) -> None:
         self._json = as_json
         self._bar: Any = None
-        self._total = 0
-
-    @property
-    def interactive(self) -> bool:
-        return not self._json and self._stream.isatty()
+        self.interactive = not as_json and sys.stdout.isatty() and sys.stderr.isatty()
 
     def planned(self, planned: Sequence[Planned]) -> None:
-        self._total = len(planned)
         if self.interactive:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self._total, file=self._stream, unit="slot", leave=True)
+            self._bar = tqdm(total=len(planned), file=sys.stderr, unit="slot", leave=True)
 
     def done(self, d: Done) -> None:
-        from engine.core.times import iso
-
-        if self._bar is not None:
-            self._bar.update(1)
-            if d.failed:
-                self._bar.write(
-                    f"{d.job.name} {iso(d.slot)}: {d.status} ({d.reason})", file=self._stream
-                )
-        elif not self._json and d.status not in ("skipped", "paused"):
-            rows = f" rows={d.rows}" if d.rows is not None else ""
-            reason = f" ({d.reason})" if d.reason else ""
-            print(f"{d.job.name} {iso(d.slot)}: {d.status}{rows}{reason}", file=self._stream)
+        if self._bar is None:
+            print(_line(d, as_json=self._json), flush=True)
+            return
+        self._bar.update(1)
+        if d.failed:
+            self._bar.write(_line(d, as_json=False), file=sys.stderr)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
 
 
+def _line(d: Done, *, as_json: bool) -> str:
+    from engine.core.times import iso
+
+    if as_json:
+        return json.dumps(d.as_dict())
+    rows = f" rows={d.rows}" if d.rows is not None else ""
+    reason = f" ({d.reason})" if d.reason else ""
+    return f"{d.job.name} {iso(d.slot)}: {d.status}{rows}{reason}"
+
+
 class _Discard:
+    """The executor's metric line per attempt: the slot's own line stands for it here."""
+
     def emit(self, record: object) -> None:
         del record
 
@@ -80,9 +82,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return BAD_INPUT
     manifest = load(args).for_environment(args.env)
     jobs = [manifest.find_job(name) for name in dict.fromkeys(args.job)]
-    report = _Report(sys.stderr, as_json=args.json)
-    # The bar replaces the per-message metric lines on a terminal; the ledger keeps every run.
-    metrics = _Discard() if report.interactive else None
+    report = _Report(as_json=args.json)
 
     async def main() -> tuple[list[backfill.Planned], list[backfill.Done], bool]:
         stop = asyncio.Event()
@@ -105,9 +105,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 rerun=args.rerun,
                 concurrency=args.concurrency,
                 stop=stop,
-                on_plan=report.planned,
+                on_plan=report.planned if not args.dry_run else lambda p: None,
                 on_done=report.done,
-                metrics=metrics,
+                metrics=_Discard(),
             )
         finally:
             loop.remove_signal_handler(signal.SIGINT)
@@ -122,23 +122,23 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if args.dry_run:
         _print_plan(planned, as_json=args.json)
         return OK
+    if args.json:  # a line for every slot: those never started too
+        for d in done:
+            if d.status == "not_started":
+                print(_line(d, as_json=True))
     counts = backfill.summary(done)
-    failed = any(d.failed for d in done)
-    if args.json:
-        out = {"slots": [d.as_dict() for d in done], "summary": counts, "stopped": stopped}
-        print(json.dumps(out, indent=2))
-    else:
-        parts = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no slots"
-        note = " (stopped by Ctrl-C)" if stopped else ""
-        print(f"backfill of {len(done)} slots: {parts}{note}")
-    return FAILED if failed or stopped else OK
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no slots"
+    note = " (stopped by Ctrl-C)" if stopped else ""
+    print(f"backfill of {len(done)} slots: {parts}{note}", file=sys.stderr if args.json else None)
+    return FAILED if any(d.failed for d in done) or stopped else OK
 
 
 def _print_plan(planned: Sequence[Planned], *, as_json: bool) -> None:
     from engine.core.times import iso
 
     if as_json:
-        print(json.dumps([p.as_dict() for p in planned], indent=2))
+        for p in planned:
+            print(json.dumps(p.as_dict()))
         return
     width = max((len(p.job.name) for p in planned), default=3)
     print(f"{'job'.ljust(width)}  {'slot'.ljust(20)}  status")
@@ -153,13 +153,18 @@ def register(sub: Any) -> None:
         " exit 1 if any slot failed",
     )
     sp.add_argument("job", nargs="+", help="job name or message type (several run side by side)")
-    sp.add_argument("--from", dest="start", type=parse_time, required=True, help="first slot time")
-    sp.add_argument("--to", dest="end", type=parse_time, required=True, help="end (excluded)")
+    sp.add_argument("--from", dest="start", type=slot_time, required=True, help="first slot time")
+    sp.add_argument("--to", dest="end", type=slot_time, required=True, help="end (excluded)")
     sp.add_argument("--dry-run", action="store_true", help="list the slots and their status")
     sp.add_argument("--rerun", action="store_true", help="also recompute slots that succeeded")
     sp.add_argument(
         "--concurrency", type=positive, default=1, metavar="N", help="slots at once (default 1)"
     )
-    sp.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    sp.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per slot on stdout instead of a sentence (the summary goes to"
+        " stderr)",
+    )
     sp.add_argument("--env", help="use this environment's queue and bucket names")
     sp.set_defaults(func=cmd_backfill)

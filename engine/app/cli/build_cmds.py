@@ -5,17 +5,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.app.cli.args import FAILED, OK, load, out_dir, parse_time, positive
+from engine.app.cli.args import (
+    FAILED,
+    OK,
+    load,
+    out_dir,
+    parse_time,
+    parse_time_as_given,
+    positive,
+    slot_time,
+)
+from engine.core.errors import ConfigError
+from engine.core.model import Manifest
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from engine.schedule.cron import Cron
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     m = load(args)
-    print(f"{args.manifest}: ok ({len(m.jobs)} jobs)")
+    print(f"{args.manifest}: ok ({len(m.jobs)} job{'s' if len(m.jobs) != 1 else ''})")
     return OK
 
 
@@ -23,12 +40,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from engine.codegen import generate
 
     out = out_dir(args)
-    files = generate.render(load(args), out_dir=out)
+    manifest = load(args)
+    files = generate.render(manifest, out_dir=out)
     if not generate.diff(files, out):
         print(f"{out}/ is up to date")
-        return OK
-    generate.write(files, out)
-    print(f"wrote {out}/: {', '.join(files)}")
+    else:
+        generate.write(files, out)
+        print(f"wrote {out}/: {', '.join(files)}")
+    if not manifest.cloudflare:
+        print(
+            f"skipped the Worker's files ({', '.join(generate.worker_files(manifest))}):"
+            f" {args.manifest} has no worker: block, so `cronwright serve` runs the jobs;"
+            " add one to deploy on Cloudflare"
+        )
     return OK
 
 
@@ -39,10 +63,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     delta = generate.diff(generate.render(load(args), out_dir=out), out)
     if delta:
         sys.stdout.write(delta)
-        print(f"\n{out}/ is stale: run `make generate` and commit the result", file=sys.stderr)
+        print(f"\n{out}/ is stale: run `{_generate_command(args)}`", file=sys.stderr)
         return FAILED
     print(f"{out}/ matches {args.manifest}")
     return OK
+
+
+def _generate_command(args: argparse.Namespace) -> str:
+    """The ``generate`` that freshens what ``check`` read: same manifest, same --out."""
+    words = ["cronwright"]
+    if args.manifest != "jobs.yaml":
+        words += ["-m", shlex.quote(args.manifest)]
+    words.append("generate")
+    if args.out:
+        words += ["--out", shlex.quote(args.out)]
+    return " ".join(words)
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
@@ -53,8 +88,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     m = load(args)
     at = args.at or datetime.now(UTC)
     runtime = _runtime_pauses(m)
-    folded = generate.fold_of(m)
-    assigned = folded.trigger_of()
+    folded = generate.fold_of(m) if m.cloudflare else None
+    assigned = folded.trigger_of() if folded else {}
+    print(_project_header(m))
     for job in m.jobs:
         schedule = cron_schedule(job)
         paused = "  (paused)" if job.paused else ""
@@ -63,8 +99,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             print(f"  pause    {runtime[job.name]}")
         print(f"  cron     {job.cron}")
         print(f"  zone     {job.timezone or 'UTC'}")
-        print(f"  trigger  {assigned.get(job.type) or generate.trigger_of(job)}")
-        settle = job.window.settle_seconds if slots.settles(job) else None
+        if folded:
+            print(f"  trigger  {assigned.get(job.type) or generate.trigger_of(job)}")
+        settle = job.settle_seconds if slots.settles(job) else None
         if settle is not None:
             print(f"  settles  day D at its first run at or after D+1 00:00 + {settle}s")
         t = at
@@ -76,6 +113,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             note = f"  settles {day.isoformat()}" if day else ""
             print(f"  next     {nxt.strftime('%Y-%m-%dT%H:%MZ %a')}{note}")
             t = nxt
+    if folded is None:
+        return OK
     figures = fold.stats(folded, [j for j in m.jobs if not j.paused])
     state = "folded" if folded.folded else "one per schedule"
     print(
@@ -86,6 +125,22 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         runs, wasted = figures[trig.cron]
         print(f"{trig.cron}  {runs:.2f}/day  wasted {wasted:.2f}/day  {', '.join(trig.types)}")
     return OK
+
+
+def _project_header(m: Manifest) -> str:
+    """What the manifest's defaults came to: the names a user did not have to write."""
+    from engine.codegen.wrangler import flag
+
+    q, w = m.queue, m.worker
+    dlq = f" (dead letters: {q.dead_letter_queue})" if m.cloudflare else ""
+    worker = w.name if m.cloudflare else "none (no worker: block; nothing for Cloudflare)"
+    return (
+        f"project    {m.name}\n"
+        f"transport  {m.transport.value}\n"
+        f"queue      {q.name}{dlq}\n"
+        f'cron flag  {w.cron_flag} (default "{flag(w.cron_enabled)}")\n'
+        f"worker     {worker}\n"
+    )
 
 
 def _runtime_pauses(m: Any) -> dict[str, str]:
@@ -116,20 +171,54 @@ def _runtime_pauses(m: Any) -> dict[str, str]:
 def cmd_cron(args: argparse.Namespace) -> int:
     from engine.schedule import cron
     from engine.schedule.describe import describe
+    from engine.schedule.slots import Schedule
 
     c = cron.parse(args.expr, allow_both_day_fields=args.allow_both_day_fields)
+    zone = _zone(args.timezone) if args.timezone else None
+    schedule: Schedule = c
+    if zone is not None:
+        from engine.core.model import Dst
+        from engine.schedule.zones import ZonedSchedule
+
+        schedule = ZonedSchedule(c, args.timezone, Dst())  # a job's default DST rules
     print(f"expression  {args.expr}")
     print(f"canonical   {c.canonical}")
-    print(f"means       {describe(c)}")
+    print(f"means       {describe(c, args.timezone or 'UTC')}")
     t = args.at or datetime.now(UTC)
+    t = (t.replace(tzinfo=zone or UTC) if t.tzinfo is None else t).astimezone(UTC)
     for _ in range(args.next):
-        nxt = c.next_after(t)
+        nxt = schedule.next_after(t)
         if nxt is None:
             print("never fires")
             break
-        print(f"next        {nxt.strftime('%Y-%m-%dT%H:%MZ %a')}")
+        print(f"next        {_slot_in(nxt, zone, c) if zone else nxt.strftime(_UTC_SLOT)}")
         t = nxt
     return OK
+
+
+_UTC_SLOT = "%Y-%m-%dT%H:%MZ %a"
+
+
+def _zone(name: str) -> ZoneInfo:
+    """``--timezone``'s zone; an unknown name is bad input naming the closest ones."""
+    from engine.core.errors import ConfigError
+    from engine.schedule import zones
+
+    problem = zones.zone_problem(name)
+    if problem is not None:
+        raise ConfigError(problem[0], hint=problem[1], path="--timezone")
+    return zones.zone(name)
+
+
+def _slot_in(t: datetime, zone: ZoneInfo, c: Cron) -> str:
+    """A slot on the zone's clock, its UTC instant, and what DST did to it, if anything."""
+    local = t.astimezone(zone)
+    text = f"{local.isoformat(timespec='minutes')} {local:%a}  ({t:%Y-%m-%dT%H:%MZ})"
+    if not c.matches(local.replace(tzinfo=UTC, fold=0)):
+        return f"{text}  DST gap: the cron's time did not exist that day; it runs as the gap ends"
+    if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
+        return f"{text}  DST overlap: this time occurs twice that day; it runs the first time"
+    return text
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -137,12 +226,17 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     m = load(args)
     job = m.find_job(args.type)
+    if job.template is None:
+        raise ConfigError(
+            f"job {job.name} runs the python action {job.action.python if job.action else ''}"
+            ", which has no SQL to render",
+            hint="render a job that has sql:",
+        )
     source = (Path(args.manifest).parent / job.template).read_text(encoding="utf-8")
     rendered = sqltemplates.render(job, source, args.at)
-    start, end = job.window.bounds(args.at)
-    print(
-        f"-- {job.type} slot {args.at.isoformat()} window [{start.isoformat()}, {end.isoformat()})"
-    )
+    start, end = job.bounds(args.at)
+    window = f" window [{start.isoformat()}, {end.isoformat()})" if start and end else ""
+    print(f"-- {job.type} slot {args.at.isoformat()}{window}")
     for i, stmt in enumerate(sqltemplates.split_statements(rendered), 1):
         print(f"-- statement {i}")
         print(stmt.sql + ";")
@@ -176,7 +270,17 @@ def register(sub: Any) -> None:
     sp.add_argument(
         "--next", type=positive, default=5, metavar="N", help="show N next slots (default 5)"
     )
-    sp.add_argument("--at", type=parse_time, help="start from this time (default now)")
+    sp.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="read the cron on this IANA zone's clock, as a job's timezone: does"
+        " (default UTC); slots are shown in it, with their UTC instants",
+    )
+    sp.add_argument(
+        "--at",
+        type=parse_time_as_given,
+        help="start from this time (default now); without an offset it is in --timezone",
+    )
     sp.add_argument(
         "--allow-both-day-fields",
         action="store_true",
@@ -189,6 +293,6 @@ def register(sub: Any) -> None:
     )
     sp.add_argument("type", help="message type or job name")
     sp.add_argument(
-        "--at", type=parse_time, required=True, help="the slot, e.g. 2026-10-31T10:00:00Z"
+        "--at", type=slot_time, required=True, help="the slot, e.g. 2026-10-31T10:00:00Z"
     )
     sp.set_defaults(func=cmd_render)

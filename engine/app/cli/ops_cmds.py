@@ -131,15 +131,30 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     manifest = load(args)
     pruned = asyncio.run(operator.prune(manifest, older_than_days=args.older_than))
-    keep = manifest.retention
-    runs_days = args.older_than or keep.runs_days
-    letters_days = args.older_than or keep.dead_letters_days
-    print(
-        f"deleted {pruned.runs} superseded run{'s' * (pruned.runs != 1)} older than"
-        f" {runs_days} days and {pruned.dead_letters} replayed or purged dead"
-        f" letter{'s' * (pruned.dead_letters != 1)} older than {letters_days} days"
+    runs = f"{pruned.runs} superseded run{'s' * (pruned.runs != 1)}"
+    letters = (
+        f"{pruned.dead_letters} replayed or purged dead letter{'s' * (pruned.dead_letters != 1)}"
     )
+    if args.older_than == 0:
+        print(f"deleted {runs} and {letters}, of any age")
+        return OK
+    keep = manifest.retention
+    runs_days = keep.runs_days if args.older_than is None else args.older_than
+    letters_days = keep.dead_letters_days if args.older_than is None else args.older_than
+    print(f"deleted {runs} older than {_days(runs_days)} and {letters} older than"
+          f" {_days(letters_days)}")  # fmt: skip
     return OK
+
+
+def _days(n: int) -> str:
+    return f"{n} day{'s' * (n != 1)}"
+
+
+def _whole_days(text: str) -> int:
+    """A number of days, 0 included (``--older-than 0``: everything but what is kept)."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of days (0 or more)")
+    return int(text)
 
 
 def _usage(message: str) -> Exception:
@@ -204,8 +219,9 @@ def register(sub: Any) -> None:
     )
     sp.add_argument(
         "--older-than",
-        type=positive,
+        type=_whole_days,
         metavar="DAYS",
-        help="for both (default: the manifest's retention, 30 and 90 days)",
+        help="for both (default: the manifest's retention, 30 and 90 days); 0 deletes them"
+        " whatever their age",
     )
     sp.set_defaults(func=cmd_prune)

@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from engine.app.cli.args import FAILED, OK, load, parse_time, positive
+from engine.app.cli.args import FAILED, OK, host, load, port, positive, slot_time
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -121,13 +121,14 @@ def add_service_options(sp: Any, *, reconcile_default: int) -> None:
         " queue.consumer.max_concurrency, else max_batch_size)",
     )
     sp.add_argument(
-        "--metrics-port", type=int, metavar="P", help="serve /metrics and /healthz on P"
+        "--metrics-port", type=port, metavar="P", help="serve /metrics and /healthz on P"
     )
     sp.add_argument(
         "--metrics-host",
+        type=host,
         default="127.0.0.1",
         metavar="H",
-        help="the address the metrics port binds (127.0.0.1; 0.0.0.0 for every interface)",
+        help="the address the metrics port binds (127.0.0.1; 0.0.0.0 opens it to the network)",
     )
     sp.add_argument(
         "--reconcile-interval",
@@ -201,7 +202,7 @@ def register(sub: Any) -> None:
         "enqueue", help="send the message the Worker would send for one slot (DATABASE_URL)"
     )
     sp.add_argument("type", help="message type or job name")
-    sp.add_argument("--at", type=parse_time, help="the slot (default: the latest at or before now)")
+    sp.add_argument("--at", type=slot_time, help="the slot (default: the latest at or before now)")
     sp.add_argument(
         "--transport",
         choices=("cloudflare", "postgres"),

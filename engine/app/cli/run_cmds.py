@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from engine.app.cli.args import FAILED, OK, load, parse_time, positive
+from engine.app.cli.args import FAILED, OK, load, positive, slot_time
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -49,15 +48,22 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     from engine.app import wiring
 
-    applied = asyncio.run(wiring.migrate(None, Path(args.manifest).parent))
-    print("\n".join(f"applied {name}" for name in applied) or "database is up to date")
+    # The project's folder is the manifest's `migrations:` (default sql/migrations).
+    folder = load(args).migrations_dir
+    applied = asyncio.run(wiring.migrate(None, folder, report=_print_now))
+    if not applied:
+        print("database is up to date")
     return OK
+
+
+def _print_now(line: str) -> None:
+    print(line, flush=True)  # a long migration shows what is done before it ends
 
 
 def register(sub: Any) -> None:
     sp = sub.add_parser("run", help="run one slot of a job now (DATABASE_URL); exit 1 if it failed")
     sp.add_argument("type", help="message type or job name")
-    sp.add_argument("--at", type=parse_time, help="the slot (default: the latest at or before now)")
+    sp.add_argument("--at", type=slot_time, help="the slot (default: the latest at or before now)")
     sp.add_argument("--env", help="use this environment's queue and bucket names")
     sp.add_argument(
         "--rerun",
@@ -91,5 +97,7 @@ def register(sub: Any) -> None:
     sp = sub.add_parser("db", help="database commands")
     dbsub = sp.add_subparsers(dest="db_command", required=True)
     dbsub.add_parser(
-        "migrate", help="apply cronwright's and sql/migrations/ (DATABASE_URL)"
+        "migrate",
+        help="apply cronwright's migrations, then the project's sql/migrations/*.sql in the"
+        " order of their numbers; *.down.sql files are not run (DATABASE_URL)",
     ).set_defaults(func=cmd_migrate)

@@ -1,0 +1,1 @@
+"""The files `cronwright init` writes into a new project (package data only)."""

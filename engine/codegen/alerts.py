@@ -1,0 +1,144 @@
+"""alerts.yml: Prometheus alerting rules over the metrics of ``serve`` and ``consume``
+(``engine.app.observe``), with each job's thresholds taken from the manifest.
+
+Prometheus must scrape those processes as the job :data:`SCRAPE_JOB` with
+``honor_labels: true``: cronwright's metrics carry the job's name in their own ``job``
+label, which Prometheus would otherwise rename to ``exported_job``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from engine.core.durations import NEAR_TIMEOUT, near_timeout_seconds
+from engine.core.model import Job, Manifest
+
+#: The Prometheus scrape job of the ``serve`` and ``consume`` metrics targets.
+SCRAPE_JOB = "cronwright"
+#: How long a runner may go unscraped before it is down.
+RUNNER_DOWN_FOR = 300
+#: The window in which a dead letter keeps its alert firing.
+DEAD_LETTER_WINDOW = 900
+#: Added to a job's timeout for its missing-slot grace: the time the reconciler leaves a
+#: slot to the Cloudflare Worker's own message before it sends it (its default grace).
+MISSING_MARGIN = 600
+
+
+def missing_grace_seconds(job: Job) -> int:
+    """How long a job may have missing slots before it is alerted on: a slot may be in
+    flight for its whole timeout, and may wait for the reconciler's grace first."""
+    return job.timeout_seconds + MISSING_MARGIN
+
+
+def duration(seconds: float) -> str:
+    """A Prometheus duration: ``15m``, ``1h30m``, ``4m48s``, ``1500ms``."""
+    ms = round(seconds * 1000)
+    if ms % 1000:
+        return f"{ms}ms"
+    s = ms // 1000
+    parts = [(s // 86400, "d"), (s // 3600 % 24, "h"), (s // 60 % 60, "m"), (s % 60, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
+
+
+def _q(value: str) -> str:
+    """A PromQL string literal."""
+    return json.dumps(value)
+
+
+def _runner_down() -> dict[str, Any]:
+    up = f"up{{job={_q(SCRAPE_JOB)}}}"
+    return {
+        "alert": "CronwrightRunnerDown",
+        "expr": f"{up} == 0 or absent({up})",
+        "for": duration(RUNNER_DOWN_FOR),
+        "labels": {"severity": "critical"},
+        "annotations": {
+            "summary": "A cronwright runner is down",
+            "description": (
+                "{{ if $labels.instance }}{{ $labels.instance }} has not been scraped"
+                f"{{{{ else }}}}No {SCRAPE_JOB} target has been scraped{{{{ end }}}} for "
+                f"{duration(RUNNER_DOWN_FOR)}: slots are neither sent nor run there. Check the "
+                "`cronwright serve` or `cronwright consume` process, its --metrics-port, and "
+                f"that Prometheus scrapes it as job {SCRAPE_JOB}."
+            ),
+        },
+    }
+
+
+def _dead_letters() -> dict[str, Any]:
+    window = duration(DEAD_LETTER_WINDOW)
+    return {
+        "alert": "CronwrightDeadLetters",
+        "expr": (
+            'sum by (job) (increase(cronwright_runs_total{status="dead_lettered"}'
+            f"[{window}])) > 0"
+        ),
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Runs of {{ $labels.job }} were dead-lettered",
+            "description": (
+                '{{ $value | printf "%.0f" }} run(s) of {{ $labels.job }} dead-lettered in '
+                f"the last {window}. `cronwright dead-letters list` shows why; "
+                "`cronwright dead-letters replay` runs them again once fixed."
+            ),
+        },
+    }
+
+
+def _slot_missing(job: Job) -> dict[str, Any]:
+    grace = missing_grace_seconds(job)
+    zone = job.timezone or "UTC"
+    return {
+        "alert": "CronwrightSlotMissing",
+        "expr": f"max by (job) (cronwright_missing_slots{{job={_q(job.name)}}}) > 0",
+        "for": duration(grace),
+        "labels": {"job": job.name, "severity": "critical"},
+        "annotations": {
+            "summary": f"{job.name} has missing slots",
+            "description": (
+                f"{{{{ $value }}}} due slot(s) of {job.name} (cron `{job.cron}` {zone}) "
+                f"have not succeeded for over {duration(grace)} (its timeout_seconds "
+                f"{job.timeout_seconds} + {MISSING_MARGIN} s). `cronwright slots {job.name} "
+                "--from T1 --to T2` lists them; `cronwright reconcile` enqueues them."
+            ),
+        },
+    }
+
+
+def _near_timeout(job: Job) -> dict[str, Any]:
+    limit = near_timeout_seconds(job)
+    return {
+        "alert": "CronwrightRunNearTimeout",
+        "expr": (
+            f"max by (job) (cronwright_last_run_duration_seconds{{job={_q(job.name)}}}) > {limit:g}"
+        ),
+        "labels": {"job": job.name, "severity": "warning"},
+        "annotations": {
+            "summary": f"{job.name} ran near its timeout",
+            "description": (
+                f"The last run of {job.name} took {{{{ $value | humanizeDuration }}}}, over "
+                f"{NEAR_TIMEOUT:.0%} of its timeout_seconds {job.timeout_seconds}: at the "
+                "timeout a run is stopped and retried. Speed up the job or raise "
+                "timeout_seconds in the manifest."
+            ),
+        },
+    }
+
+
+def alert_rules(manifest: Manifest, header: str) -> str:
+    """The rules file: one group, the process-wide alerts first, then each job's (by
+    name). A job paused in the manifest has no missing slots to alert on."""
+    jobs = sorted(manifest.jobs, key=lambda j: j.name)
+    rules = [_runner_down(), _dead_letters()]
+    rules += [_slot_missing(j) for j in jobs if not j.paused]
+    rules += [_near_timeout(j) for j in jobs]
+    body = yaml.safe_dump(
+        {"groups": [{"name": "cronwright", "rules": rules}]},
+        sort_keys=False,
+        width=1_000_000,
+        allow_unicode=True,
+    )
+    return f"# {header}\n{body}"
