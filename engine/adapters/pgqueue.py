@@ -24,59 +24,13 @@ from typing import Any
 from uuid import UUID
 
 from engine.adapters.pg import Database
+from engine.core.queries import query
 from engine.core.times import Clock
 from engine.runtime.dispatch import Slot
 from engine.runtime.ledger import Ack
 from engine.runtime.ports import Tx
 
 CHANNEL = "cronwright_queue"
-
-# $5: the clock's time, or NULL for the database's; $6: a delay in seconds.
-_PUT = """
-INSERT INTO cronwright.queue (queue, body, job, slot, visible_at, enqueued_at)
-SELECT $1, b, j, s, t + make_interval(secs => $6), t
-FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS u(b, j, s),
-     coalesce($5::timestamptz, now()) AS t
-"""
-# A function (migration 0009), so that the ready index is read in order whatever the
-# queue's statistics say.
-_CLAIM = (
-    "SELECT id, body, attempts, lease_id, claimed_at FROM cronwright.queue_claim($1, $2, $3, $4)"
-)
-# A function (migration 0006), so that its plan is kept: in the job's transaction it
-# travels inlined with COMMIT.
-_ACK = "SELECT cronwright.queue_ack($1::bigint, $2::uuid)"
-# A retry that is not a failure of the job (a hand-back) gives its attempt back.
-_RETRY = """
-UPDATE cronwright.queue
-SET visible_at = coalesce($3::timestamptz, now()) + make_interval(secs => $5),
-    lease_id = NULL, attempts = greatest(attempts - $4::integer, 0)
-WHERE id = $1 AND lease_id = $2
-"""
-_RELEASE = """
-UPDATE cronwright.queue AS q
-SET visible_at = coalesce($3::timestamptz, now()), lease_id = NULL,
-    attempts = greatest(q.attempts - 1, 0)
-FROM unnest($1::bigint[], $2::uuid[]) AS u(id, lease_id)
-WHERE q.id = u.id AND q.lease_id = u.lease_id
-"""
-# A row being acked right now is locked by the job's transaction: skip it, don't wait.
-_EXTEND = """
-UPDATE cronwright.queue AS q
-SET visible_at = coalesce($3::timestamptz, now()) + make_interval(secs => $4)
-FROM (
-    SELECT id FROM cronwright.queue
-    WHERE (id, lease_id) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))
-    FOR UPDATE SKIP LOCKED
-) AS u
-WHERE q.id = u.id
-"""
-_DEPTH = """
-SELECT count(*) FILTER (WHERE visible_at <= t AND lease_id IS NULL) AS ready,
-       count(*) FILTER (WHERE visible_at > t AND lease_id IS NULL) AS delayed,
-       count(*) FILTER (WHERE lease_id IS NOT NULL) AS leased
-FROM cronwright.queue, coalesce($2::timestamptz, now()) AS t WHERE queue = $1
-"""
 
 
 def body_json(slot: Slot) -> str:
@@ -121,7 +75,7 @@ class PgSender:
 
     async def send(self, tx: Tx, slots: Sequence[Slot]) -> None:
         await tx.execute(
-            _PUT,
+            query("queue.put"),
             self._queue,
             [body_json(s) for s in slots],
             [s.job.name for s in slots],
@@ -148,7 +102,7 @@ class PgQueue:
         executor cannot run is dead-lettered like any other."""
         async with self._db.transaction() as tx:
             await tx.execute(
-                _PUT,
+                query("queue.put"),
                 self.name,
                 list(bodies),
                 [None] * len(bodies),
@@ -160,7 +114,7 @@ class PgQueue:
     async def claim(self, n: int, *, lease_seconds: float) -> list[Delivery]:
         """Lease up to ``n`` visible messages, oldest first."""
         rows = await self._db.fetch_one_statement(
-            _CLAIM, self.name, self._now(), float(lease_seconds), n
+            query("queue.claim"), self.name, self._now(), float(lease_seconds), n
         )
         return [
             Delivery(r["id"], r["body"], r["attempts"], r["lease_id"], r["claimed_at"])
@@ -170,15 +124,15 @@ class PgQueue:
     def ack_in(self, delivery: Delivery) -> Ack:
         """The ack as a step of another transaction (the job's)."""
         row = (delivery.id, delivery.lease_id)
-        return Ack(_ACK, row, queue_row=row)
+        return Ack(query("queue.ack"), row, queue_row=row)
 
     async def ack(self, delivery: Delivery) -> None:
-        await self._db.fetch_one_statement(_ACK, delivery.id, delivery.lease_id)
+        await self._db.fetch_one_statement(query("queue.ack"), delivery.id, delivery.lease_id)
 
     async def retry(self, delivery: Delivery, delay_seconds: float, *, handback: bool) -> None:
         """Visible again after the delay; a hand-back does not count as an attempt."""
         await self._db.fetch_one_statement(
-            _RETRY,
+            query("queue.retry"),
             delivery.id,
             delivery.lease_id,
             self._now(),
@@ -190,7 +144,7 @@ class PgQueue:
         """Visible again now, the attempt given back (a consumer stopping)."""
         if deliveries:
             await self._db.fetch_one_statement(
-                _RELEASE,
+                query("queue.release"),
                 [d.id for d in deliveries],
                 [d.lease_id for d in deliveries],
                 self._now(),
@@ -200,7 +154,7 @@ class PgQueue:
         """The heartbeat: push the leases of running deliveries forward."""
         if deliveries:
             await self._db.fetch_one_statement(
-                _EXTEND,
+                query("queue.extend"),
                 [d.id for d in deliveries],
                 [d.lease_id for d in deliveries],
                 self._now(),
@@ -208,7 +162,7 @@ class PgQueue:
             )
 
     async def depth(self) -> Depth:
-        rows = await self._db.fetch_one_statement(_DEPTH, self.name, self._now())
+        rows = await self._db.fetch_one_statement(query("queue.depth"), self.name, self._now())
         return Depth(rows[0]["ready"], rows[0]["delayed"], rows[0]["leased"])
 
     def pinned(self) -> Any:

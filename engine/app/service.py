@@ -40,6 +40,7 @@ from engine.app.scheduler import Scheduler
 from engine.app.tally import Tally
 from engine.core.errors import ConfigError
 from engine.core.model import ConsumerType, Manifest
+from engine.core.queries import query
 from engine.core.times import Clock, Sleep
 from engine.runtime import retention
 from engine.runtime.deadletters import CopiedDeadLetters, DeadLetterSink, PgDeadLetters
@@ -127,7 +128,7 @@ async def check_clock(db: Db, clock: Clock) -> float:
     """The host's clock minus the database's, in seconds; a warning above the threshold.
     Leases and visibility use the database's clock; schedules and metrics the host's."""
     async with db.transaction() as tx:
-        row = await tx.fetchrow("SELECT clock_timestamp() AS now")
+        row = await tx.fetchrow(query("session.database_now"))
     assert row is not None
     skew: float = (clock() - row["now"]).total_seconds()
     if abs(skew) > SKEW_WARNING_SECONDS:

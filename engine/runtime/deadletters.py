@@ -20,16 +20,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from engine.core.errors import JobFailed
+from engine.core.queries import query
 from engine.core.times import iso, slot_out_of_range
 from engine.runtime.ports import Db
 
 log = logging.getLogger(__name__)
-
-_DEAD_LETTER = """
-INSERT INTO cronwright.dead_letters
-    (job, type, slot, message_id, body, reason, error_class, attempts, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +53,7 @@ class PgDeadLetters:
     async def put(self, letter: DeadLetter) -> None:
         async with self._db.transaction() as tx:
             await tx.execute(
-                _DEAD_LETTER,
+                query("dead_letters.put"),
                 letter.job,
                 letter.type,
                 letter.slot,
@@ -126,34 +121,6 @@ COLUMNS = (
     "replayed_as",
 )
 
-_LIST = f"""
-SELECT {", ".join(COLUMNS)} FROM cronwright.dead_letters
-WHERE purged_at IS NULL
-  AND ($1::text IS NULL OR job = $1)
-  AND ($2::timestamptz IS NULL OR created_at >= $2)
-ORDER BY id
-"""
-
-# The rows a replay asks for (by id, or every pending one, of one job or all), with
-# what stops each from being replayed.
-_SELECT = f"""
-SELECT {", ".join(COLUMNS)}, purged_at, body FROM cronwright.dead_letters
-WHERE CASE WHEN $1::bigint[] IS NULL
-           THEN replayed_at IS NULL AND purged_at IS NULL AND ($2::text IS NULL OR job = $2)
-           ELSE id = ANY($1::bigint[]) END
-ORDER BY id
-"""
-
-_MARK = """
-UPDATE cronwright.dead_letters SET replayed_at = $2, replayed_as = $3
-WHERE id = $1 AND replayed_at IS NULL
-"""
-
-_PURGE = """
-UPDATE cronwright.dead_letters SET purged_at = $2
-WHERE created_at < $1 AND purged_at IS NULL
-"""
-
 
 NO_SUCH_LETTER = "no such dead letter"
 
@@ -174,7 +141,7 @@ async def listing(
 ) -> list[dict[str, Any]]:
     """Dead letters not purged, oldest first (``dead-letters list``)."""
     async with db.transaction() as tx:
-        return await tx.fetch(_LIST, job, since)
+        return await tx.fetch(query("dead_letters.list"), job, since)
 
 
 async def pending(
@@ -189,7 +156,9 @@ async def pending(
     of all jobs. Each carries the reason it must be skipped, if any (a slot outside the
     sane range of slots is one)."""
     async with db.transaction() as tx:
-        rows = await tx.fetch(_SELECT, list(ids) if ids is not None else None, job)
+        rows = await tx.fetch(
+            query("dead_letters.pending"), list(ids) if ids is not None else None, job
+        )
     found = {r["id"]: r for r in rows}
     out = []
     for id_ in ids if ids is not None else sorted(found):
@@ -217,10 +186,10 @@ async def pending(
 async def mark_replayed(db: Db, id_: int, *, how: str, at: datetime) -> bool:
     """Mark one letter replayed; False when another replay marked it first."""
     async with db.transaction() as tx:
-        return await tx.execute(_MARK, id_, at, how) == 1
+        return await tx.execute(query("dead_letters.mark_replayed"), id_, at, how) == 1
 
 
 async def purge(db: Db, *, before: datetime, at: datetime) -> int:
     """Mark every letter created before ``before`` purged; returns how many."""
     async with db.transaction() as tx:
-        return await tx.execute(_PURGE, before, at)
+        return await tx.execute(query("dead_letters.purge"), before, at)

@@ -23,47 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from engine.core.queries import query
 from engine.runtime.deadline import whole_ms
 from engine.runtime.ports import Db, Tx
-
-# The claim (migration 0006's cronwright.claim_slot: the timeouts, the pause lookup, the
-# job's lock, the claim) shares its round trip with BEGIN; its command tag's row count is
-# the answer: 0 a duplicate, 1 claimed, 2 paused, 3 superseded (migration 0010).
-_CLAIM = """
-SELECT FROM generate_series(1, cronwright.claim_slot(
-    $1::text, $2::timestamptz, $3::integer, $4::text, $5::timestamptz, $6::text, $7::text,
-    $8::text, $9::boolean))
-"""
-# The slot's row, succeeded, and its history row (cronwright.succeed_slot), sent with
-# COMMIT.
-_SUCCEED = """
-SELECT cronwright.succeed_slot($1::text, $2::timestamptz, $3::integer, $4::text,
-                               $5::timestamptz, $6::text, $7::bigint, $8::double precision,
-                               $9::timestamptz)
-"""
-
-_HISTORY_COLUMNS = """run_id, job, slot, status, attempt, rows, duration_ms, error_class, error,
-    message_id, rerun_id, started_at, finished_at"""
-
-# The failed attempt always goes into the history; it becomes the current run unless
-# the slot already succeeded (a failed rerun leaves the earlier success current).
-_FAIL = f"""
-WITH attempt AS (
-    INSERT INTO cronwright.run_history
-        (run_id, job, slot, status, attempt, message_id, started_at, finished_at,
-         duration_ms, error_class, error, rerun_id)
-    VALUES (nextval('cronwright.run_ids'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-    RETURNING {_HISTORY_COLUMNS}
-)
-INSERT INTO cronwright.runs AS r ({_HISTORY_COLUMNS})
-SELECT {_HISTORY_COLUMNS} FROM attempt
-ON CONFLICT (job, slot) DO UPDATE
-SET status = EXCLUDED.status, attempt = EXCLUDED.attempt, message_id = EXCLUDED.message_id,
-    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, rows = NULL,
-    duration_ms = EXCLUDED.duration_ms, error_class = EXCLUDED.error_class,
-    error = EXCLUDED.error, run_id = EXCLUDED.run_id, rerun_id = EXCLUDED.rerun_id
-WHERE r.status <> 'succeeded'
-"""
 
 RUN_COLUMNS = (
     "job",
@@ -114,7 +76,7 @@ async def claim(
     of the job succeeded."""
     ms = whole_ms(timeout_seconds)
     answer = await tx.execute_inlined(
-        _CLAIM,
+        query("ledger.claim"),
         job,
         slot,
         attempt,
@@ -165,7 +127,7 @@ def succeed(
     with COMMIT: an error in either rolls the whole transaction back and is raised at its
     end."""
     tx.at_commit(
-        _SUCCEED,
+        query("ledger.succeed"),
         job,
         slot,
         attempt,
@@ -205,7 +167,7 @@ async def record_failure(db: Db, f: Failure) -> None:
     """In its own transaction, after the job's rolled back. Never overwrites a success."""
     async with db.transaction() as tx:
         await tx.execute(
-            _FAIL,
+            query("ledger.fail"),
             f.job,
             f.slot,
             f.status,
@@ -231,28 +193,6 @@ async def runs(
     """Ledger rows, newest slot first (``cronwright runs``): each slot's current run, or
     with ``history`` every finished attempt plus the runs in progress, ``current``
     marking the one each slot's row holds."""
-    failed = "status IN ('failed', 'dead_lettered')"
-    if not history:
-        sql = f"""
-        SELECT {", ".join(RUN_COLUMNS)}, true AS current FROM cronwright.runs
-        WHERE ($1::text IS NULL OR job = $1) AND (NOT $2 OR {failed})
-        ORDER BY slot DESC, job
-        LIMIT $3
-        """
-    else:
-        cols = ", ".join(f"h.{c}" for c in RUN_COLUMNS)
-        sql = f"""
-        SELECT * FROM (
-            SELECT {cols}, h.run_id, h.run_id = r.run_id IS TRUE AS current
-            FROM cronwright.run_history AS h
-            LEFT JOIN cronwright.runs AS r ON (r.job, r.slot) = (h.job, h.slot)
-            UNION ALL
-            SELECT {", ".join(RUN_COLUMNS)}, run_id, true FROM cronwright.runs
-            WHERE status = 'running'
-        ) AS h
-        WHERE ($1::text IS NULL OR job = $1) AND (NOT $2 OR {failed})
-        ORDER BY slot DESC, job, run_id DESC
-        LIMIT $3
-        """
+    sql = query("ledger.history") if history else query("ledger.runs")
     async with db.transaction() as tx:
         return await tx.fetch(sql, job, failed_only, limit)

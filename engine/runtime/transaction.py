@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from engine.core.errors import DatabaseError
 from engine.core.model import CatchUpPolicy, Job, Overlap
+from engine.core.queries import query
 from engine.core.times import Clock
 from engine.runtime import ledger
 from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, SLACK, Deadline, whole_ms
@@ -29,15 +30,6 @@ from engine.sql.sqltemplates import Rendered
 
 Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
 Result = int | Literal["duplicate", "paused", "superseded"]
-
-# It runs under the session's statement_timeout, which Db.call_bounded makes the time
-# left of the run.
-_RUN = """
-SELECT cronwright.run_slot($1::text, $2::timestamptz, $3::integer, $4::text,
-                           $5::timestamptz, $6::integer, $7::integer, $8::text, $9::text,
-                           $10::text[], $11::text, $12::timestamptz, $13::bigint, $14::uuid,
-                           $15::boolean)
-"""
 
 
 # cronwright.run_slot's answers other than a row count.
@@ -100,7 +92,7 @@ async def _in_one_round_trip(
     ack = a.ack
     queue_row = ack.queue_row if ack is not None else None
     answer = await db.call_bounded(
-        _RUN,
+        query("ledger.run_slot"),
         a.job.name,
         a.slot,
         a.attempt,

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from engine.adapters import pgqueue
 from engine.adapters.pg import Database
 from engine.adapters.pgqueue import PgQueue
+from engine.core.queries import query
 from tests.fixtures.aio import run
 
 pytestmark = pytest.mark.postgres
@@ -37,9 +37,10 @@ def test_a_claim_held_open_is_skipped_at_once_by_a_second_claimant(pg_dsn: str) 
         b = await asyncpg.connect(pg_dsn)
         try:
             async with a.transaction():
-                mine = {r["id"] for r in await a.fetch(pgqueue._CLAIM, "q", NOW, 60.0, 5)}
+                mine = {r["id"] for r in await a.fetch(query("queue.claim"), "q", NOW, 60.0, 5)}
                 theirs = {
-                    r["id"] for r in await b.fetch(pgqueue._CLAIM, "q", NOW, 60.0, 5, timeout=5)
+                    r["id"]
+                    for r in await b.fetch(query("queue.claim"), "q", NOW, 60.0, 5, timeout=5)
                 }
         finally:
             await a.close()
@@ -60,7 +61,7 @@ def test_two_connections_claiming_at_once_never_get_the_same_message(pg_dsn: str
         got: list[int] = []
         while True:
             await start.wait()
-            rows = await conn.fetch(pgqueue._CLAIM, "q", NOW, 60.0, 7)
+            rows = await conn.fetch(query("queue.claim"), "q", NOW, 60.0, 7)
             if not rows:
                 return got
             got += [r["id"] for r in rows]
