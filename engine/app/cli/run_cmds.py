@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from engine.app.cli import queue_cmds
@@ -84,8 +85,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     from engine.app import wiring
 
-    # The project's folder is the manifest's `migrations:` (default sql/migrations).
-    folder = load(args).migrations_dir
+    # The project's folder is the manifest's `migrations:` (default sql/migrations beside
+    # it, also when there is no manifest yet).
+    manifest = Path(args.manifest)
+    folder = (
+        load(args).migrations_dir if manifest.exists() else manifest.parent / DEFAULT_MIGRATIONS
+    )
     applied = asyncio.run(wiring.migrate(None, folder, report=_print_now))
     if not applied:
         print("database is up to date")
