@@ -138,7 +138,7 @@ async def replay_dead_letters(
             done += await _run_in_place(db, manifest, runnable, actions, metrics, clock)
         else:
             env = os.environ if environ is None else environ
-            how = transports.configured(transport, env)
+            how = transports.configured(transport, manifest, env)
             async with transports.open_sender(manifest, how, env) as sender:
                 for p in runnable:
                     assert p.job is not None and p.slot is not None

@@ -67,7 +67,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     from engine.app import transports
     from engine.core.errors import ConfigError
 
-    transport = transports.configured(args.transport)
+    transport = transports.configured(args.transport, load(args))
     if args.once:
         args.max_batches = 1
     if transport == "postgres" and args.max_batches:
@@ -88,7 +88,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     from engine.runtime.dispatch import Slot, dispatch
 
     manifest = load(args).for_environment(args.env)
-    transport = transports.configured(args.transport)
+    transport = transports.configured(args.transport, manifest)
     job = manifest.find_job(args.type)
     data: dict[str, Any] = {"type": job.type}
     if args.at is not None:
@@ -193,7 +193,7 @@ def register(sub: Any) -> None:
     sp.add_argument(
         "--transport",
         choices=("cloudflare", "postgres"),
-        help="the queue to consume (default: $CRONWRIGHT_TRANSPORT, else cloudflare)",
+        help="the queue to consume (default: $CRONWRIGHT_TRANSPORT, else the manifest's transport)",
     )
     add_service_options(sp, reconcile_default=60)
     sp.set_defaults(func=cmd_consume)
@@ -206,7 +206,7 @@ def register(sub: Any) -> None:
     sp.add_argument(
         "--transport",
         choices=("cloudflare", "postgres"),
-        help="where to send (default: $CRONWRIGHT_TRANSPORT, else cloudflare)",
+        help="where to send (default: $CRONWRIGHT_TRANSPORT, else the manifest's transport)",
     )
     sp.add_argument("--env", help="use this environment's queue")
     sp.set_defaults(func=cmd_enqueue)
