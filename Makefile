@@ -10,11 +10,12 @@ export WRANGLER_SEND_ERROR_REPORTS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 export NO_UPDATE_NOTIFIER := 1
 
-.PHONY: help validate generate check test test-fast fuzz lint bench demo clean
+.PHONY: help validate generate check schema test test-fast fuzz lint bench demo clean
 
 help:
 	@echo "make generate   write generated/ from jobs.yaml"
 	@echo "make check      fail if generated/ is stale"
+	@echo "make schema     write engine/queries/schema.sql from a fresh migrate"
 	@echo "make validate   check jobs.yaml and print every problem"
 	@echo "make test       the whole suite (real Postgres, S3 servers and wrangler)"
 	@echo "make fuzz       the fuzz tests with a large example budget (HYPOTHESIS_PROFILE=fuzz)"
@@ -40,6 +41,9 @@ generate: $(PY_OK)
 
 check: $(PY_OK)
 	$(BIN)/cronwright check
+
+schema: $(PY_OK)
+	$(BIN)/python -m devtools.schema_snapshot
 
 test: $(PY_OK) $(JS_OK)
 	$(BIN)/pytest

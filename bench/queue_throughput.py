@@ -45,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+from engine.app.pgconsumer import LocalConsumer, Settings
 
 from devtools import pgserver as postgres
 from devtools.manifests import probe_manifest as make_manifest
@@ -52,7 +53,6 @@ from engine.adapters.migrate import migrate_url
 from engine.adapters.pg import Database
 from engine.adapters.pgqueue import PgQueue, PgSender
 from engine.app import observe
-from engine.app.pgconsumer import LocalConsumer, Settings
 from engine.app.scheduler import Scheduler
 from engine.app.wiring import build_executor
 from engine.core.model import Job, Overlap, Period, Window

@@ -29,7 +29,7 @@ from engine.core.model import CatchUp, CatchUpPolicy, Manifest
 from engine.manifest import load
 from engine.runtime import accounting
 from engine.runtime.dispatch import Slot
-from engine.runtime.ledger import Tx
+from engine.runtime.ports import Tx
 from engine.schedule.slots import cron_schedule
 
 ROOT = Path(__file__).resolve().parents[1]

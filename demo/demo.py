@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from devtools.pgserver import start, stop  # noqa: E402  (the throwaway server the tests use too)
+from devtools.simclock import SimClock  # noqa: E402
 
 COUNTERS = ROOT / ".cronwright" / "r2" / "mauntic-warmup-counters"
 SIM_START = datetime(2026, 10, 30, 23, 59, tzinfo=UTC)
@@ -75,61 +76,43 @@ WHERE wait_event = 'PgSleep' AND application_name LIKE 'demo-%'
 """
 
 
-# -- the accelerated clock, shared by every process through WALL0 ------------------------
+# -- the accelerated clock, shared by every process through the start file ---------------
 
 
-def sim_clock(start_file: Path) -> Any:
+def sim_clock(start_file: Path) -> SimClock:
     """SIM_START until the conductor writes the real start time into ``start_file``, then
     SPEED times faster than real time."""
-    wall0: list[float] = []
-
-    def now() -> datetime:
-        if not wall0:
-            try:
-                wall0.append(float(start_file.read_text()))
-            except (OSError, ValueError):
-                return SIM_START
-        return SIM_START + timedelta(seconds=max(0.0, time.time() - wall0[0]) * SPEED)
-
-    return now
-
-
-async def sim_sleep(seconds: float) -> None:
-    await asyncio.sleep(max(seconds, 0.0) / SPEED)
+    return SimClock(SIM_START, SPEED, start_file)
 
 
 def child(role: str, start_file: Path) -> None:
     """One serve (scheduler + consumers) or consume process on the simulated clock."""
     import logging
 
-    from engine.app.serve import Options, serve
+    from engine.app.service import Options, run
     from engine.manifest import load
     from engine.runtime.metrics import Collect
 
     logging.basicConfig(level=logging.ERROR)
     manifest = load(str(ROOT / "jobs.yaml"))
     options = Options(
+        transport="postgres",
         consumers=2,
         scheduler=role == "serve",
         metrics_port=0 if role == "serve" else None,
         metrics_refresh_seconds=0.05,
         lease_seconds=1800,  # simulated: 0.3 s of real time
         heartbeat_seconds=0.1,
-        grace_seconds=5,
+        drain_seconds=5,
+        reconcile_seconds=0.5,
     )
+    clock = sim_clock(start_file)
 
     def started(port: int | None) -> None:
         print(f"ready {port or ''}", flush=True)
 
     asyncio.run(
-        serve(
-            manifest,
-            options,
-            clock=sim_clock(start_file),
-            sleep=sim_sleep,
-            metrics=Collect(),
-            started=started,
-        )
+        run(manifest, options, clock=clock, sleep=clock.sleep, metrics=Collect(), started=started)
     )
 
 
@@ -241,7 +224,7 @@ def main() -> None:
         for name in ("demo-serve-1", "demo-serve-2", "demo-consume-1"):
             named[name] = spawn(name, start_file, env)
             procs.append(named[name][0])
-        start_file.write_text(repr(time.time()))
+        clock.go()
         print("2 serve processes (scheduler + 2 consumers each) and 1 consumer process")
         print(f"simulating {SIM_START:%Y-%m-%d %H:%M} .. {SIM_END:%Y-%m-%d %H:%M} UTC"
               f" at {SPEED:.0f}x")  # fmt: skip
@@ -297,9 +280,12 @@ async def put_poison(dsn: str, clock: Any) -> None:
 
 
 def summary(dsn: str, metrics: list[str], wall: float) -> None:
+    from datetime import timedelta as td
+
     from engine.adapters.pg import Database
-    from engine.app.observe import missing_by_job
     from engine.manifest import load
+    from engine.runtime.scheduling import SlotBook
+    from engine.runtime.slotstore import PgSlotStore
 
     runs = asyncio.run(sql(dsn, "SELECT job, count(*) AS runs, sum(rows) AS rows,"
                                 " sum(attempt - 1) AS retries FROM cronwright.runs WHERE"
@@ -309,9 +295,12 @@ def summary(dsn: str, metrics: list[str], wall: float) -> None:
                                  " WHERE attempt > 1 ORDER BY slot, job"))  # fmt: skip
 
     async def missing() -> int:
+        """The scheduling core's count, the one the gauges report."""
+        jobs = load(str(ROOT / "jobs.yaml")).jobs
         async with Database.open(dsn, max_size=1) as db:
-            found = await missing_by_job(db, load(str(ROOT / "jobs.yaml")), SIM_END)
-        return sum(len(v) for v in found.values())
+            book = SlotBook(PgSlotStore(db), jobs, grace=td(0), register=False)
+            await book.refresh(SIM_END)
+        return sum(len(book.missing(job)) for job in jobs)
 
     expected = expected_slots()
     print(f"{'job':24} {'runs':>5} {'due':>5} {'rows':>7} {'retries':>8}")

@@ -126,9 +126,13 @@ export function slotOf(scheduledTime) {
   return new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
+// The cron flag's one definition (engine/core/cronflag.py): unset or empty, the
+// manifest's default; otherwise on exactly when it reads "true", trimmed, in any case.
 export function cronEnabled(env) {
   const raw = env[CRON_FLAG];
-  if (raw === undefined || raw === null || raw === "") return CRON_ENABLED_DEFAULT;
+  if (raw === undefined || raw === null || [""].includes(raw)) {
+    return CRON_ENABLED_DEFAULT;
+  }
   return String(raw).trim().toLowerCase() === "true";
 }
 

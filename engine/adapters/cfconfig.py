@@ -59,7 +59,9 @@ class Settings:
         if unset:
             raise ConfigError(
                 f"{' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set",
-                hint="the Queues API needs an API token with Queues Edit and its account id",
+                hint="the Queues API needs an API token with Queues Edit and its account id;"
+                " without Cloudflare, use the Postgres queue (--transport postgres, or"
+                " transport: postgres in the manifest)",
             )
         base = environ.get("CLOUDFLARE_API_BASE_URL", "").strip() or API_BASE
         return cls(account_id=account, token=token, base_url=base.rstrip("/"))

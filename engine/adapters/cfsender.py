@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from engine.adapters.cfqueue import MAX_BATCH, QueuesClient
 from engine.runtime.dispatch import Slot
-from engine.runtime.ledger import Tx
+from engine.runtime.ports import Tx
 
 
 class CloudflareSender:

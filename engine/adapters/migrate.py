@@ -21,20 +21,8 @@ from pathlib import Path
 
 from engine.adapters.pg import Database
 from engine.core.errors import ConfigError, DatabaseError, Location
+from engine.core.queries import query
 
-# Created before any migration, so the record of 0001 has somewhere to go.
-BOOTSTRAP_SQL = """
-CREATE SCHEMA IF NOT EXISTS cronwright;
-CREATE TABLE IF NOT EXISTS cronwright.schema_migrations (
-    source      text        NOT NULL,
-    name        text        NOT NULL,
-    checksum    text        NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (source, name)
-);
-"""
-
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('cronwright:migrate', 0))"
 MIGRATION_TIMEOUT_SECONDS = 600.0
 DOWN = ".down.sql"
 _NUMBER = re.compile(r"\d+")
@@ -133,8 +121,8 @@ async def apply(
     """Apply the migrations not yet recorded, reporting ``applied <file>`` for each; return
     the keys applied now."""
     async with db.transaction() as tx:
-        await tx.execute(_LOCK)
-        await tx.script(BOOTSTRAP_SQL)
+        await tx.execute(query("migrate.lock"))
+        await tx.script(query("migrate.bootstrap"))
     applied: list[Migration] = []
     for migration in migrations:
         try:
@@ -151,9 +139,9 @@ async def apply(
 async def _apply_one(db: Database, migration: Migration) -> bool:
     """Apply ``migration`` in its own transaction; False when it was applied before."""
     async with db.transaction() as tx:
-        await tx.execute(_LOCK)
+        await tx.execute(query("migrate.lock"))
         row = await tx.fetchrow(
-            "SELECT checksum FROM cronwright.schema_migrations WHERE source = $1 AND name = $2",
+            query("migrate.checksum"),
             migration.source,
             migration.name,
         )
@@ -168,7 +156,7 @@ async def _apply_one(db: Database, migration: Migration) -> bool:
             return False
         await tx.script(migration.sql, timeout=MIGRATION_TIMEOUT_SECONDS)
         await tx.execute(
-            "INSERT INTO cronwright.schema_migrations (source, name, checksum) VALUES ($1, $2, $3)",
+            query("migrate.record"),
             migration.source,
             migration.name,
             migration.checksum,

@@ -21,9 +21,10 @@ import asyncpg
 from engine.adapters import pgliteral, pgtimes
 from engine.adapters.pgerrors import DRIVER_ERRORS, translated
 from engine.adapters.pgpin import Pins
-from engine.adapters.pgtx import Tx
+from engine.adapters.pgtx import PgTx
 from engine.adapters.pgurl import ConnectOptions, masked, options, scrub
 from engine.core.errors import ConfigError
+from engine.core.queries import query
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,7 +32,6 @@ T = TypeVar("T")
 # Raised by a statement that checks the session's statement_timeout before it starts
 # (cronwright.run_slot, migration 0007) when it is not the one the call needs.
 STATEMENT_TIMEOUT_UNSET = "CW001"
-_SET_TIMEOUT = "SELECT set_config('statement_timeout', $1, $2)"  # $2: for the transaction only
 
 
 async def _no_session_state(conn: Any) -> None:
@@ -151,14 +151,18 @@ class Database:
     ) -> Any:
         for set_first in (False, True):  # as it is; after setting the session's
             if set_first:
-                await conn.fetchval(_SET_TIMEOUT, f"{ms}ms", False, timeout=timeout)
+                await conn.fetchval(
+                    query("session.set_statement_timeout"), f"{ms}ms", False, timeout=timeout
+                )
             try:
                 return await conn.fetchval(sql, *args, timeout=timeout)
             except asyncpg.PostgresError as exc:
                 if exc.sqlstate != STATEMENT_TIMEOUT_UNSET:
                     raise
         async with conn.transaction():  # the session's did not stick: this transaction's
-            await conn.fetchval(_SET_TIMEOUT, f"{ms}ms", True, timeout=timeout)
+            await conn.fetchval(
+                query("session.set_statement_timeout"), f"{ms}ms", True, timeout=timeout
+            )
             return await conn.fetchval(sql, *args, timeout=timeout)
 
     async def _with_connection(self, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -238,12 +242,12 @@ class _Transaction:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def __aenter__(self) -> Tx:
+    async def __aenter__(self) -> PgTx:
         db = self._db
         secrets = db.options.secrets
         with translated(secrets):
             self._conn = await db._acquire()
-        self._tx = Tx(self._conn, secrets, db._call_timeout)
+        self._tx = PgTx(self._conn, secrets, db._call_timeout)
         return self._tx
 
     async def __aexit__(

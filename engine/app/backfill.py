@@ -15,31 +15,25 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine.app import wiring
 from engine.core.model import Job, Manifest, Overlap
 from engine.core.times import iso
-from engine.runtime import pauses
+from engine.runtime import scheduling
 from engine.runtime.executor import Executor
-from engine.runtime.ledger import Db
 from engine.runtime.metrics import MetricsSink
 from engine.runtime.outcome import Outcome
-from engine.schedule.slots import Schedule, cron_schedule
-
-#: How a slot stands before the backfill: a ledger status, or missing / paused.
-_STATUSES = """
-SELECT slot, status FROM cronwright.runs
-WHERE job = $1 AND slot >= $2 AND slot < $3
-"""
+from engine.runtime.ports import Db
+from engine.runtime.slotstore import PgSlotStore
 
 
 @dataclass(frozen=True)
 class Planned:
     job: Job
     slot: datetime
-    status: str  # succeeded, failed, dead_lettered, running, missing or paused
+    status: str  # a status of the scheduling core (engine.runtime.scheduling.STATUSES)
 
     def as_dict(self) -> dict[str, Any]:
         return {"job": self.job.name, "slot": iso(self.slot), "status": self.status}
@@ -66,36 +60,21 @@ class Done:
         return out
 
 
-def slots_between(
-    job: Job, start: datetime, end: datetime, schedule: Schedule | None = None
-) -> list[datetime]:
-    """The job's slots in ``[start, end)``, oldest first."""
-    schedule = schedule or cron_schedule(job)
-    out = []
-    t = start.replace(second=0, microsecond=0)
-    if t < start or not schedule.matches(t):
-        t = schedule.next_after(t) or end
-    while t < end:
-        out.append(t)
-        t = schedule.next_after(t) or end
-    return out
-
-
-async def plan(db: Db, jobs: Sequence[Job], start: datetime, end: datetime) -> list[Planned]:
-    """Every slot of ``jobs`` in ``[start, end)`` with its current status, by slot then job."""
-    out: list[Planned] = []
-    async with db.transaction() as tx:
-        paused = await pauses.overlapping(tx, [j.name for j in jobs], start, end)
-        for job in jobs:
-            rows = await tx.fetch(_STATUSES, job.name, start, end)
-            ledger = {r["slot"]: r["status"] for r in rows}
-            for slot in slots_between(job, start, end):
-                status = ledger.get(slot, "missing")
-                if status != "succeeded" and any(p.covers(slot) for p in paused[job.name]):
-                    status = "paused"
-                out.append(Planned(job, slot, status))
+async def plan(
+    db: Db, jobs: Sequence[Job], start: datetime, end: datetime, *, now: datetime
+) -> list[Planned]:
+    """Every due slot of ``jobs`` in ``[start, end)`` with its status, by slot then job:
+    the scheduling core's answer (:func:`engine.runtime.scheduling.statuses`)."""
+    wanted = scheduling.slots_by_job(jobs, start, min(end, now + timedelta(microseconds=1)))
+    found = await scheduling.statuses(PgSlotStore(db), wanted, now=now, grace=timedelta(0))
+    out = [Planned(s.job, s.slot, s.status) for s in found]
     out.sort(key=lambda p: (p.slot, p.job.name))
     return out
+
+
+#: Slots a backfill never runs: recorded as not to run (a pause, a newer success of a
+#: `latest` job), or done unless it recomputes.
+_SKIPPED = {"paused": "paused", "superseded": "superseded"}
 
 
 RunSlot = Callable[[Job, datetime], Awaitable[Outcome]]
@@ -135,8 +114,8 @@ async def backfill(
     results: dict[tuple[str, datetime], Done] = {}
     queues: dict[str, list[Planned]] = {}
     for p in planned:
-        if p.status == "paused":
-            results[(p.job.name, p.slot)] = Done(p.job, p.slot, "paused")
+        if p.status in _SKIPPED and not (rerun and p.status == "superseded"):
+            results[(p.job.name, p.slot)] = Done(p.job, p.slot, _SKIPPED[p.status])
         elif p.status == "succeeded" and not rerun:
             results[(p.job.name, p.slot)] = Done(p.job, p.slot, "skipped")
         else:
@@ -187,7 +166,7 @@ async def run(
     """Open the database (and the actions the jobs use), plan, and unless ``dry_run`` run
     the backfill. Returns the plan and the results (empty for a dry run)."""
     async with wiring.open_database(dsn, max_size=concurrency + 1) as db:
-        planned = await plan(db, jobs, start, end)
+        planned = await plan(db, jobs, start, end, now=wiring.utc_now())
         on_plan(planned)
         if dry_run:
             return planned, []

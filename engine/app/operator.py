@@ -138,8 +138,8 @@ async def replay_dead_letters(
             done += await _run_in_place(db, manifest, runnable, actions, metrics, clock)
         else:
             env = os.environ if environ is None else environ
-            how = transports.configured(transport, env)
-            async with transports.open_sender(manifest, how, db, env) as sender:
+            how = transports.configured(transport, manifest, env)
+            async with transports.open_sender(manifest, how, env) as sender:
                 for p in runnable:
                     assert p.job is not None and p.slot is not None
                     job_ = manifest.find_job(p.job)

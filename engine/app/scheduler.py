@@ -1,51 +1,35 @@
 """The local scheduler: the Worker's ``scheduled()`` for running without Cloudflare.
 
-At each minute any job fires, while the cron flag is on, it dispatches the due slots of
-every job that is not paused (manifest ``paused: true``) and whose slot is not inside a
-runtime pause, through :func:`engine.runtime.dispatch.dispatch`. That claim makes each
-slot enqueued once however many schedulers run. Each job's own schedule decides its
-slots, not the trigger list. Slots that passed while the scheduler was not running (or
-the flag was off) are the reconciler's business, not this loop's.
+At each minute any job fires, while the cron flag is on (:func:`cron_enabled`, the
+Worker's reading), it dispatches the due slots of every job that is not paused (manifest
+``paused: true``) and whose slot is not inside a runtime pause, through
+:func:`engine.runtime.dispatch.dispatch`. That claim makes each slot enqueued once
+however many schedulers run. It wakes when the next slot of any job comes due, computed
+once per distinct schedule. Slots that passed while it was not running (or the flag was
+off) are the reconciler's: with this scheduler recording every slot it sends, the
+reconciler counts an unsent due slot as missing at once, so after a restart it fills the
+gap on its first pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from engine.core.errors import JobFailed
+from engine.app.health import Health
 from engine.core.model import Job, Manifest
 from engine.core.times import Clock, Sleep
 from engine.runtime import pauses
 from engine.runtime.dispatch import Sender, Slot, dispatch
-from engine.runtime.ledger import Db
-from engine.schedule.slots import Schedule, cron_schedule
+from engine.runtime.ports import Db, SlotStore
+from engine.runtime.scheduling import cron_enabled
+from engine.schedule.slots import Schedule, cron_schedule, schedule_key
 
 log = logging.getLogger(__name__)
 
-
-def cron_enabled(manifest: Manifest, environ: Mapping[str, str]) -> bool:
-    """The Worker's check: the variable named by ``worker.cron_flag`` is "true". The
-    environment overrides the manifest's default (``worker.cron_enabled``)."""
-    value = environ.get(manifest.worker.cron_flag)
-    if value is None:
-        return manifest.worker.cron_enabled
-    return value.strip().lower() == "true"
-
-
-def due_between(
-    schedules: Sequence[tuple[Schedule, Job]], after: datetime, until: datetime
-) -> list[Slot]:
-    """Every slot in ``(after, until]`` of the given jobs, oldest first."""
-    found = []
-    for schedule, job in schedules:
-        t = schedule.next_after(after)
-        while t is not None and t <= until:
-            found.append(Slot(job, t))
-            t = schedule.next_after(t)
-    return sorted(found, key=lambda s: (s.slot, s.job.name))
+_TICK = timedelta(microseconds=1)
 
 
 class Scheduler:
@@ -53,27 +37,53 @@ class Scheduler:
         self,
         *,
         db: Db,
+        store: SlotStore,
         manifest: Manifest,
         sender: Sender,
         clock: Clock,
         sleep: Sleep,
         environ: Mapping[str, str],
+        health: Health | None = None,
     ) -> None:
         self._db = db
+        self._store = store
         self._sender = sender
         self._clock = clock
         self._sleep = sleep
+        self._health = health or Health()
         self._enabled = cron_enabled(manifest, environ)
-        self._schedules = [(cron_schedule(j), j) for j in manifest.jobs if not j.paused]
+        self._jobs = [j for j in manifest.jobs if not j.paused]
+        groups: dict[object, tuple[Schedule, list[Job]]] = {}
+        for job in self._jobs:
+            key = schedule_key(job)
+            if key not in groups:
+                groups[key] = (cron_schedule(job), [])
+            groups[key][1].append(job)
+        self._groups = list(groups.values())
         self._stop = asyncio.Event()
         self.enqueued = 0
+
+    @property
+    def enabled(self) -> bool:
+        """The cron flag, read when the scheduler was built."""
+        return self._enabled
 
     def stop(self) -> None:
         self._stop.set()
 
+    def due_between(self, after: datetime, until: datetime) -> list[Slot]:
+        """Every slot in ``(after, until]`` of the scheduled jobs, oldest first."""
+        found = []
+        for schedule, jobs in self._groups:
+            t = schedule.next_after(after)
+            while t is not None and t <= until:
+                found += [Slot(job, t) for job in jobs]
+                t = schedule.next_after(t)
+        return sorted(found, key=lambda s: (s.slot, s.job.name))
+
     async def tick(self, after: datetime, until: datetime) -> list[Slot]:
         """Dispatch the slots due in ``(after, until]``; returns those this call sent."""
-        due = due_between(self._schedules, after, until)
+        due = self.due_between(after, until)
         if not due or not self._enabled:
             return []
         async with self._db.transaction() as tx:
@@ -86,30 +96,45 @@ class Scheduler:
         self.enqueued += len(sent)
         return sent
 
+    def _next_due(self, after: datetime) -> datetime | None:
+        due = [t for s, _ in self._groups if (t := s.next_after(after)) is not None]
+        return min(due, default=None)
+
     async def run(self) -> None:
-        """Tick at every slot minute until stopped. A failed tick (the database is away)
-        is tried again at the next wake-up, from where it left off."""
+        """Tick at every slot minute until stopped. A failed tick (the database away) is
+        reported and tried again a second later, from where it left off."""
         if not self._enabled:
             log.warning("the cron flag is off: the scheduler enqueues nothing")
         last = self._clock()
+        await self._register(last)
         while not self._stop.is_set():
-            due = [t for s, _ in self._schedules if (t := s.next_after(last)) is not None]
-            if not due:
+            due = self._next_due(last)
+            if due is None:
                 return
-            wait = (min(due) - self._clock()).total_seconds()
+            wait = (due - self._clock()).total_seconds()
             if wait > 0:
                 await self._sleep_unless_stopped(wait)
                 continue
             now = self._clock()
             try:
                 await self.tick(last, now)
-            except JobFailed as err:
-                if not err.transient:
-                    raise
-                log.warning("scheduler tick failed: %s; trying again", err)
+            except Exception as err:
+                self._health.failed("scheduler tick", err)
                 await self._sleep_unless_stopped(1.0)
                 continue
+            self._health.ok()
             last = now
+
+    async def _register(self, now: datetime) -> None:
+        """Record the jobs as seen (their history starts now), retrying while the
+        database is away."""
+        while not self._stop.is_set():
+            try:
+                await self._store.register([j.name for j in self._jobs], now)
+                return
+            except Exception as err:
+                self._health.failed("scheduler start", err)
+                await self._sleep_unless_stopped(1.0)
 
     async def _sleep_unless_stopped(self, seconds: float) -> None:
         stop = asyncio.create_task(self._stop.wait())

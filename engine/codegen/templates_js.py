@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from engine.codegen.matcher import MATCHER_JS
+from engine.core import cronflag
 from engine.core.model import Manifest
 
 _WORKER = """\
@@ -44,11 +45,9 @@ export function slotOf(scheduledTime) {{
   return new Date(t).toISOString().replace(/\\.\\d{{3}}Z$/, "Z");
 }}
 
-export function cronEnabled(env) {{
-  const raw = env[CRON_FLAG];
-  if (raw === undefined || raw === null || raw === "") return CRON_ENABLED_DEFAULT;
-  return String(raw).trim().toLowerCase() === "true";
-}}
+// The cron flag's one definition (engine/core/cronflag.py): unset or empty, the
+// manifest's default; otherwise on exactly when it reads "true", trimmed, in any case.
+{cron_enabled}
 
 function spelling(cron) {{
   return String(cron).trim().split(/\\s+/).join(" ").toUpperCase();
@@ -230,5 +229,6 @@ def worker_module(manifest: Manifest, header: str, *, consumer_import: str | Non
         binding=json.dumps(manifest.queue.binding),
         dataset=json.dumps(manifest.dataset.binding) if manifest.dataset else "null",
         matcher_js=MATCHER_JS,
+        cron_enabled=cronflag.WORKER_JS,
         spread=spread,
     )

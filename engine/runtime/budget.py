@@ -17,14 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.runtime.ledger import Db
-
-_COUNT = "SELECT count FROM cronwright.handbacks WHERE queue = $1 AND message_id = $2"
-_ADD = """
-INSERT INTO cronwright.handbacks AS h (queue, message_id, count) VALUES ($1, $2, 1)
-ON CONFLICT (queue, message_id) DO UPDATE SET count = h.count + 1, updated_at = now()
-"""
-_FORGET = "DELETE FROM cronwright.handbacks WHERE queue = $1 AND message_id = ANY($2::text[])"
+from engine.core.queries import query
+from engine.runtime.ports import Db
 
 
 @dataclass(frozen=True)
@@ -44,15 +38,15 @@ class Budget:
         if delivery <= 1:
             return 1  # a first delivery has no hand-backs before it: no query
         async with self.db.transaction() as tx:
-            row = await tx.fetchrow(_COUNT, self.queue, message_id)
+            row = await tx.fetchrow(query("handbacks.count"), self.queue, message_id)
         return max(1, delivery - (int(row["count"]) if row else 0))
 
     async def handed_back(self, message_id: str) -> None:
         async with self.db.transaction() as tx:
-            await tx.execute(_ADD, self.queue, message_id)
+            await tx.execute(query("handbacks.add"), self.queue, message_id)
 
     async def forget(self, message_ids: list[str]) -> None:
         """Acked messages need their counts no more."""
         if message_ids:
             async with self.db.transaction() as tx:
-                await tx.execute(_FORGET, self.queue, message_ids)
+                await tx.execute(query("handbacks.forget"), self.queue, message_ids)

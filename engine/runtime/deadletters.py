@@ -1,5 +1,7 @@
 """``cronwright.dead_letters``: the executor writes them (:class:`PgDeadLetters`, behind
-the :class:`DeadLetterSink` protocol); the operator lists, replays and purges them.
+the :class:`DeadLetterSink` protocol, through :mod:`engine.runtime.failures`); the
+operator lists, replays and purges them. A transport with a dead-letter queue of its own
+gets a copy after the row (:class:`CopiedDeadLetters`).
 
 A replay runs the letter's slot again (in place, or re-enqueued) and then marks the row
 replayed. The run ledger makes the effect exactly-once whatever happens around it: a
@@ -10,19 +12,19 @@ letter twice runs it once. A row already marked is skipped; a purged row is hidd
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from engine.core.times import slot_out_of_range
-from engine.runtime.ledger import Db
+from engine.core.errors import JobFailed
+from engine.core.queries import query
+from engine.core.times import iso, slot_out_of_range
+from engine.runtime.ports import Db
 
-_DEAD_LETTER = """
-INSERT INTO cronwright.dead_letters
-    (job, type, slot, message_id, body, reason, error_class, attempts, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-"""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,7 +53,7 @@ class PgDeadLetters:
     async def put(self, letter: DeadLetter) -> None:
         async with self._db.transaction() as tx:
             await tx.execute(
-                _DEAD_LETTER,
+                query("dead_letters.put"),
                 letter.job,
                 letter.type,
                 letter.slot,
@@ -62,6 +64,47 @@ class PgDeadLetters:
                 letter.attempts,
                 letter.created_at,
             )
+
+
+def dlq_body(letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter as a transport's DLQ message: the original body (a JSON object) plus
+    ``deadLetter``; any other body is kept as text under ``body``."""
+    meta = {
+        "reason": letter.reason,
+        "errorClass": letter.error_class,
+        "attempts": letter.attempts,
+        "job": letter.job,
+        "slot": iso(letter.slot) if letter.slot else None,
+        "messageId": letter.message_id,
+    }
+    try:
+        original = json.loads(letter.body)
+    except json.JSONDecodeError:
+        original = None
+    if isinstance(original, dict):
+        return {**original, "deadLetter": meta}
+    return {"body": letter.body, "deadLetter": meta}
+
+
+class CopiedDeadLetters:
+    """Dead letters to a sink of record (``cronwright.dead_letters``), then a copy through
+    ``copy`` (Cloudflare's DLQ). The record goes first: when it fails nothing is copied
+    and the error reaches the executor, which hands the message back, so the DLQ never
+    holds a letter without its row. A failed copy after the row is written is logged, not
+    retried: redelivering would run the job again for a copy."""
+
+    def __init__(
+        self, record: DeadLetterSink, copy: Callable[[dict[str, Any]], Awaitable[None]]
+    ) -> None:
+        self._record = record
+        self._copy = copy
+
+    async def put(self, letter: DeadLetter) -> None:
+        await self._record.put(letter)
+        try:
+            await self._copy(dlq_body(letter))
+        except JobFailed as err:
+            log.error("dead letter of message %s not copied to the DLQ: %s", letter.message_id, err)
 
 
 COLUMNS = (
@@ -77,34 +120,6 @@ COLUMNS = (
     "replayed_at",
     "replayed_as",
 )
-
-_LIST = f"""
-SELECT {", ".join(COLUMNS)} FROM cronwright.dead_letters
-WHERE purged_at IS NULL
-  AND ($1::text IS NULL OR job = $1)
-  AND ($2::timestamptz IS NULL OR created_at >= $2)
-ORDER BY id
-"""
-
-# The rows a replay asks for (by id, or every pending one, of one job or all), with
-# what stops each from being replayed.
-_SELECT = f"""
-SELECT {", ".join(COLUMNS)}, purged_at, body FROM cronwright.dead_letters
-WHERE CASE WHEN $1::bigint[] IS NULL
-           THEN replayed_at IS NULL AND purged_at IS NULL AND ($2::text IS NULL OR job = $2)
-           ELSE id = ANY($1::bigint[]) END
-ORDER BY id
-"""
-
-_MARK = """
-UPDATE cronwright.dead_letters SET replayed_at = $2, replayed_as = $3
-WHERE id = $1 AND replayed_at IS NULL
-"""
-
-_PURGE = """
-UPDATE cronwright.dead_letters SET purged_at = $2
-WHERE created_at < $1 AND purged_at IS NULL
-"""
 
 
 NO_SUCH_LETTER = "no such dead letter"
@@ -126,7 +141,7 @@ async def listing(
 ) -> list[dict[str, Any]]:
     """Dead letters not purged, oldest first (``dead-letters list``)."""
     async with db.transaction() as tx:
-        return await tx.fetch(_LIST, job, since)
+        return await tx.fetch(query("dead_letters.list"), job, since)
 
 
 async def pending(
@@ -141,7 +156,9 @@ async def pending(
     of all jobs. Each carries the reason it must be skipped, if any (a slot outside the
     sane range of slots is one)."""
     async with db.transaction() as tx:
-        rows = await tx.fetch(_SELECT, list(ids) if ids is not None else None, job)
+        rows = await tx.fetch(
+            query("dead_letters.pending"), list(ids) if ids is not None else None, job
+        )
     found = {r["id"]: r for r in rows}
     out = []
     for id_ in ids if ids is not None else sorted(found):
@@ -169,10 +186,10 @@ async def pending(
 async def mark_replayed(db: Db, id_: int, *, how: str, at: datetime) -> bool:
     """Mark one letter replayed; False when another replay marked it first."""
     async with db.transaction() as tx:
-        return await tx.execute(_MARK, id_, at, how) == 1
+        return await tx.execute(query("dead_letters.mark_replayed"), id_, at, how) == 1
 
 
 async def purge(db: Db, *, before: datetime, at: datetime) -> int:
     """Mark every letter created before ``before`` purged; returns how many."""
     async with db.transaction() as tx:
-        return await tx.execute(_PURGE, before, at)
+        return await tx.execute(query("dead_letters.purge"), before, at)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from engine.core.errors import JobFailed
+from engine.core.queries import query
 
 T = TypeVar("T")
 Monotonic = Callable[[], float]
@@ -20,7 +21,6 @@ CLIENT_TIMEOUT_MARGIN = 5.0
 # A statement may overrun the deadline by at most this much: the statement_timeout
 # already in force is kept while it exceeds the time left by less (saves a round trip).
 SLACK = 0.1
-_SET_STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', $1, true)"
 
 
 def whole_ms(seconds: float) -> int:
@@ -65,7 +65,9 @@ class Deadline:
         if self.statement_timeout > left + SLACK:
             ms = whole_ms(left)
             await tx.execute(
-                _SET_STATEMENT_TIMEOUT, f"{ms}ms", timeout=left + CLIENT_TIMEOUT_MARGIN
+                query("session.set_local_statement_timeout"),
+                f"{ms}ms",
+                timeout=left + CLIENT_TIMEOUT_MARGIN,
             )
             self.statement_timeout = ms / 1000
         return left + CLIENT_TIMEOUT_MARGIN

@@ -24,8 +24,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from engine.core.model import Job
+from engine.core.queries import query
 from engine.core.times import iso
-from engine.runtime.ledger import Db, Tx
+from engine.runtime.ports import Db, Tx
 
 
 @dataclass(frozen=True)
@@ -51,27 +52,6 @@ class Sender(Protocol):
     async def send(self, tx: Tx, slots: Sequence[Slot]) -> None: ...
 
 
-# Returns the positions (from 1) of the slots it claimed, in order: integers to read
-# back, not the slots' job names and times.
-_CLAIM = """
-WITH claimed AS (
-    INSERT INTO cronwright.dispatched AS d (job, slot, source, transport)
-    SELECT j, s, $3, $4 FROM unnest($1::text[], $2::timestamptz[]) AS u(j, s)
-    ON CONFLICT (job, slot) DO {on_conflict}
-    RETURNING d.job, d.slot
-)
-SELECT u.i::integer AS i
-FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS u(j, s, i)
-JOIN claimed AS c ON c.job = u.j AND c.slot = u.s
-ORDER BY u.i
-"""
-_CLAIM_NEW = _CLAIM.format(on_conflict="NOTHING")
-_CLAIM_FORCE = _CLAIM.format(
-    on_conflict="UPDATE SET source = EXCLUDED.source, transport = EXCLUDED.transport,"
-    " dispatched_at = now()"
-)
-
-
 async def dispatch(
     db: Db, sender: Sender, slots: Sequence[Slot], *, source: str, force: bool = False
 ) -> list[Slot]:
@@ -95,7 +75,7 @@ async def _dispatch_batch(
     """``slots``: distinct, in order."""
     async with db.transaction() as tx:
         rows = await tx.fetch(
-            _CLAIM_FORCE if force else _CLAIM_NEW,
+            query("dispatch.claim_again") if force else query("dispatch.claim"),
             [s.job.name for s in slots],
             [s.slot for s in slots],
             source,

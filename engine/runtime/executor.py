@@ -7,9 +7,13 @@ already succeeded is a duplicate, unless a rerun request it has not seen asks ag
 slot inside a runtime pause is recorded ``paused`` and not run), runs the SQL (or the
 action's query and the action), and marks the slot succeeded. The effect and its ledger
 row commit together or not at all. A SQL job's transaction is one round trip
-(``ledger.run_in_one``); a job with an action, or whose values have no SQL literal, runs
-it as a transaction of three. A failure is recorded after the rollback, and becomes a
-retry or a dead letter.
+(:mod:`engine.runtime.transaction`); a job with an action, or whose values have no SQL
+literal, runs it as a transaction of three. A failure is recorded after the rollback, and
+becomes a retry or a dead letter (:mod:`engine.runtime.failures`).
+
+Whatever a delivery holds, ``handle`` returns an outcome: an exception that is not one of
+cronwright's own (a bug, a value no check foresaw) dead-letters the message with its class
+and message, and its traceback goes to the debug log. A worker never dies of a message.
 
 ``timeout_seconds`` bounds the whole attempt: the deadline is fixed when it starts, and
 the lock wait, every statement (its ``statement_timeout`` set to the time left) and the
@@ -19,6 +23,7 @@ action each get only what is left of it.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import uuid
@@ -28,6 +33,7 @@ from datetime import datetime
 
 from engine.core.errors import (
     ConfigError,
+    CronwrightError,
     JobFailed,
     MessageError,
     NotMigrated,
@@ -40,19 +46,23 @@ from engine.runtime import messages, retry, transaction
 from engine.runtime.deadletters import DeadLetterSink
 from engine.runtime.deadline import Deadline, Monotonic
 from engine.runtime.failures import Failures
-from engine.runtime.ledger import Ack, Db, Failure
+from engine.runtime.ledger import Ack, Failure
 from engine.runtime.metrics import MetricRecord, MetricsSink
 from engine.runtime.outcome import Outcome, Status
+from engine.runtime.ports import Db
 from engine.schedule.slots import Schedule, ScheduleFor, cron_schedule
 from engine.sql import sqltemplates
 
 Action = transaction.Action
+log = logging.getLogger(__name__)
 
 
 def _error_class(err: Exception) -> str:
     if isinstance(err, JobFailed):
         return err.error_class
-    return "template_error" if isinstance(err, TemplateError) else "config_error"
+    if isinstance(err, TemplateError):
+        return "template_error"
+    return "config_error" if isinstance(err, ConfigError) else type(err).__name__
 
 
 class Executor:
@@ -100,22 +110,61 @@ class Executor:
         return self._schedules[job.name]
 
     async def handle(
-        self, body: messages.Body, *, message_id: str, attempt: int, ack: Ack | None = None
+        self,
+        body: messages.Body,
+        *,
+        message_id: str,
+        attempt: int,
+        ack: Ack | None = None,
+        now: datetime | None = None,
+        last_delivery: str | None = None,
     ) -> Outcome:
         """One delivery of a queue message; ``attempt`` counts from 1. ``ack`` (the
-        queue's) runs in the job's transaction when the outcome is succeeded, duplicate or
-        paused, so that the effect, the ledger row and the ack commit together or not at
-        all (for a SQL job, inside its one-round-trip run; otherwise sent with the success and
-        COMMIT)."""
+        queue's) runs in the job's transaction when the outcome is succeeded, duplicate,
+        paused or superseded, so that the effect, the ledger row and the ack commit
+        together or not at all (for a SQL job, inside its one-round-trip run; otherwise
+        sent with the success and COMMIT). ``now``: the transport's time for the check
+        that the slot is due (the local queue's claim, by the database's clock); default
+        the executor's clock. ``last_delivery``: why the transport will not deliver this
+        message again, when it will not: a retry becomes a dead letter."""
         started = time.perf_counter()
         try:
+            outcome = await self._handle(body, message_id, attempt, ack, now, last_delivery)
+        except NotMigrated:
+            raise  # no message can run on this database: the consumer stops
+        except Exception as exc:  # not ours: a dead letter with its class, never a dead worker
+            log.debug("message %s: unexpected %s", message_id, type(exc).__name__, exc_info=True)
+            outcome = await self._failures.poison(
+                body, exc, message_id=message_id, attempt=attempt, error_class=type(exc).__name__
+            )
+        return self._emit(outcome, message_id, started)
+
+    async def _handle(
+        self,
+        body: messages.Body,
+        message_id: str,
+        attempt: int,
+        ack: Ack | None,
+        now: datetime | None,
+        last_delivery: str | None,
+    ) -> Outcome:
+        try:
             msg = messages.parse(
-                body, self._manifest, now=self._clock(), schedule_for=self._schedule
+                body, self._manifest, now=now or self._clock(), schedule_for=self._schedule
             )
         except SlotNotDue as err:
+            if last_delivery is not None:
+                return await self._failures.poison(
+                    body,
+                    err,
+                    message_id=message_id,
+                    attempt=attempt,
+                    error_class="slot_not_due",
+                    reason=f"{last_delivery}: {err}",
+                )
             # Our clock trails Cloudflare's: hand the message back until its slot is due.
             job = self._manifest.job_by_type(messages.peek_type(body) or "")
-            outcome = Outcome(
+            return Outcome(
                 status="retry",
                 job=job.name if job else None,
                 type=job.type if job else None,
@@ -127,12 +176,17 @@ class Executor:
                 handback=True,
             )
         except MessageError as err:
-            outcome = await self._failures.poison(body, err, message_id=message_id, attempt=attempt)
-        else:
-            outcome = await self._attempt(
-                msg.job, msg.slot, attempt, message_id, body, rerun=msg.rerun, ack=ack
-            )
-        return self._emit(outcome, message_id, started)
+            return await self._failures.poison(body, err, message_id=message_id, attempt=attempt)
+        return await self._attempt(
+            msg.job,
+            msg.slot,
+            attempt,
+            message_id,
+            body,
+            rerun=msg.rerun,
+            ack=ack,
+            last_delivery=last_delivery,
+        )
 
     async def run_until_done(
         self,
@@ -191,6 +245,7 @@ class Executor:
         *,
         rerun: str | None = None,
         ack: Ack | None = None,
+        last_delivery: str | None = None,
     ) -> Outcome:
         a = transaction.Attempt(
             job=job,
@@ -206,9 +261,11 @@ class Executor:
             rows = await self._run(a)
         except NotMigrated:
             raise  # not the job's failure: no retry helps, and no ledger could record one
-        except (JobFailed, TemplateError, ConfigError) as err:
-            # A template that fails to render or an action that is not configured will
-            # not get better by retrying: dead-letter with the reason.
+        except Exception as err:
+            # A template that fails to render, an action that is not configured, a value
+            # no check foresaw: only what the error says is transient is retried.
+            if not isinstance(err, CronwrightError):
+                log.debug("%s at %s: unexpected error", job.name, iso(slot), exc_info=True)
             failure = Failure(
                 job=job.name,
                 slot=slot,
@@ -225,8 +282,9 @@ class Executor:
             base = Outcome(
                 status="succeeded", job=job.name, type=job.type, slot=slot, attempt=attempt
             )
+            transient = bool(getattr(err, "transient", isinstance(err, TimeoutError)))
             return await self._failures.failed(
-                job, self._schedule(job), base, failure, getattr(err, "transient", False), body
+                job, base, failure, transient, body, last_delivery=last_delivery
             )
         status: Status = rows if isinstance(rows, str) else "succeeded"
         counted = None if isinstance(rows, str) else rows
@@ -235,8 +293,8 @@ class Executor:
         )
 
     async def _run(self, a: transaction.Attempt) -> transaction.Result:
-        """The one transaction. Returns the rows affected, or ``duplicate``, or ``paused``
-        when the slot lies inside a runtime pause (recorded, not run)."""
+        """The one transaction: the rows affected, ``duplicate``, ``paused`` or
+        ``superseded`` (see :func:`engine.runtime.transaction.run`)."""
         deadline = Deadline(a.job.timeout_seconds, self._monotonic)
         statements = self._render(a.job, a.slot, rerun=a.rerun_id is not None)
         return await transaction.run(

@@ -1,6 +1,9 @@
 """What happens to a delivery that did not succeed: the job's retry policy decides between
-a retry and a dead letter; a message that cannot be run at all is poison. Dead letters and
-failure rows are final writes, finished even under cancellation."""
+a retry and a dead letter; a message that cannot be run at all is poison; a retry on the
+last delivery the transport allows is a dead letter too (else the transport would drop or
+move it without our record). This is the one place that dead-letters: the executor calls
+it for every transport. Dead letters and failure rows are final writes, finished even
+under cancellation."""
 
 from __future__ import annotations
 
@@ -9,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from engine.core.errors import JobFailed, MessageError, NotMigrated
+from engine.core.errors import JobFailed, NotMigrated
 from engine.core.model import Job, Manifest
 from engine.core.times import iso
 from engine.runtime import ledger, messages, retry, shield
 from engine.runtime.deadletters import DeadLetter, DeadLetterSink
-from engine.runtime.ledger import Db, Failure
+from engine.runtime.ledger import Failure
 from engine.runtime.outcome import Outcome
-from engine.schedule.slots import Schedule
+from engine.runtime.ports import Db
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +52,26 @@ class Failures:
     async def failed(
         self,
         job: Job,
-        schedule: Schedule,
         base: Outcome,
         failure: Failure,
         transient: bool,
         body: messages.Body,
+        *,
+        last_delivery: str | None = None,
     ) -> Outcome:
+        """``last_delivery``: why the transport will not deliver the message again (None:
+        it will)."""
         decision = retry.decide(
-            job.retry,
-            attempt=failure.attempt,
-            transient=transient,
-            now=failure.finished_at,
-            next_slot=schedule.next_after(failure.slot),
-            rng=self._rng,
+            job.retry, attempt=failure.attempt, transient=transient, rng=self._rng
         )
         failed = replace(
             base, status="dead_lettered", error_class=failure.error_class, reason=failure.error
         )
-        if isinstance(decision, retry.Retry):
+        if isinstance(decision, retry.Retry) and last_delivery is None:
             await self._record(failure)
             return replace(failed, status="retry", delay_seconds=decision.delay_seconds)
-        reason = f"{decision.reason}: {failure.error}"
+        why = decision.reason if isinstance(decision, retry.GiveUp) else last_delivery
+        reason = f"{why}: {failure.error}"
         if failure.error_class in _MISSING_SCHEMA:
             reason += f"; {MIGRATE_HINT}"
         letter = DeadLetter(
@@ -90,18 +92,29 @@ class Failures:
         return outcome
 
     async def poison(
-        self, body: messages.Body, err: MessageError, *, message_id: str, attempt: int
+        self,
+        body: messages.Body,
+        err: Exception,
+        *,
+        message_id: str,
+        attempt: int,
+        error_class: str = POISON,
+        reason: str | None = None,
     ) -> Outcome:
+        """A message that cannot be run (``err`` says why, unless ``reason`` does):
+        dead-lettered with the reason."""
         type_ = messages.peek_type(body)
         job = self._manifest.job_by_type(type_) if type_ else None
+        if reason is None:
+            reason = str(err) if error_class == POISON else f"{error_class}: {err}"
         letter = DeadLetter(
             job=job.name if job else None,
             type=type_,
             slot=None,
             message_id=message_id,
             body=messages.body_text(body),
-            reason=str(err),
-            error_class=POISON,
+            reason=reason,
+            error_class=error_class,
             attempts=attempt,
             created_at=self._clock(),
         )
@@ -111,8 +124,8 @@ class Failures:
             type=type_,
             slot=None,
             attempt=attempt,
-            error_class=POISON,
-            reason=str(err),
+            error_class=error_class,
+            reason=reason,
         )
         return await self._dead_letter(letter, outcome, job)
 

@@ -19,82 +19,13 @@ migration 0006).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
+from engine.core.queries import query
 from engine.runtime.deadline import whole_ms
-
-
-class Tx(Protocol):
-    """One transaction (``engine.adapters.pg.Tx``)."""
-
-    async def execute(self, sql: str, *args: Any, timeout: float | None = None) -> int: ...
-
-    async def execute_inlined(self, sql: str, *args: Any, timeout: float | None = None) -> int: ...
-
-    def at_commit(self, sql: str, *args: Any) -> None: ...
-
-    async def fetch(
-        self, sql: str, *args: Any, timeout: float | None = None
-    ) -> list[dict[str, Any]]: ...
-
-    async def fetchrow(
-        self, sql: str, *args: Any, timeout: float | None = None
-    ) -> dict[str, Any] | None: ...
-
-
-class Db(Protocol):
-    """A source of transactions (``engine.adapters.pg.Database``)."""
-
-    def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
-
-    def inline(self, sql: str, args: Sequence[Any]) -> str: ...
-
-    async def call_bounded(
-        self, sql: str, *args: Any, statement_timeout_ms: int, timeout: float
-    ) -> Any: ...
-
-
-# The claim (migration 0006's cronwright.claim_slot: the timeouts, the pause lookup, the
-# job's lock, the claim) shares its round trip with BEGIN; its command tag's row count is
-# the answer: 0 a duplicate, 1 claimed, 2 paused.
-_CLAIM = """
-SELECT FROM generate_series(1, cronwright.claim_slot(
-    $1::text, $2::timestamptz, $3::integer, $4::text, $5::timestamptz, $6::text, $7::text,
-    $8::text))
-"""
-# The slot's row, succeeded, and its history row (cronwright.succeed_slot), sent with
-# COMMIT.
-_SUCCEED = """
-SELECT cronwright.succeed_slot($1::text, $2::timestamptz, $3::integer, $4::text,
-                               $5::timestamptz, $6::text, $7::bigint, $8::double precision,
-                               $9::timestamptz)
-"""
-
-_HISTORY_COLUMNS = """run_id, job, slot, status, attempt, rows, duration_ms, error_class, error,
-    message_id, rerun_id, started_at, finished_at"""
-
-# The failed attempt always goes into the history; it becomes the current run unless
-# the slot already succeeded (a failed rerun leaves the earlier success current).
-_FAIL = f"""
-WITH attempt AS (
-    INSERT INTO cronwright.run_history
-        (run_id, job, slot, status, attempt, message_id, started_at, finished_at,
-         duration_ms, error_class, error, rerun_id)
-    VALUES (nextval('cronwright.run_ids'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-    RETURNING {_HISTORY_COLUMNS}
-)
-INSERT INTO cronwright.runs AS r ({_HISTORY_COLUMNS})
-SELECT {_HISTORY_COLUMNS} FROM attempt
-ON CONFLICT (job, slot) DO UPDATE
-SET status = EXCLUDED.status, attempt = EXCLUDED.attempt, message_id = EXCLUDED.message_id,
-    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, rows = NULL,
-    duration_ms = EXCLUDED.duration_ms, error_class = EXCLUDED.error_class,
-    error = EXCLUDED.error, run_id = EXCLUDED.run_id, rerun_id = EXCLUDED.rerun_id
-WHERE r.status <> 'succeeded'
-"""
+from engine.runtime.ports import Db, Tx
 
 RUN_COLUMNS = (
     "job",
@@ -114,7 +45,7 @@ RUN_COLUMNS = (
 
 @dataclass(frozen=True)
 class Claim:
-    paused: bool
+    final: str | None  # "paused" or "superseded": recorded, and not to be run
 
 
 def lock_key(job: str) -> str:
@@ -132,18 +63,20 @@ async def claim(
     timeout_seconds: float,
     lock: bool,
     rerun_id: str | None = None,
+    supersede: bool = False,
     timeout: float | None = None,
 ) -> Claim | None:
     """Set the transaction's timeouts (``timeout_seconds``: what is left of the run's
     deadline), take the job's lock if ``lock`` (serialising runs of the job until this
     transaction ends; works through PgBouncer), and claim the slot, in the round trip
     that opens the transaction. None when the slot already succeeded (and ``rerun_id``
-    is None or was seen already): a duplicate. A claim with ``paused`` set is final: the
-    slot lies inside a runtime pause and must not run (commit the transaction to record
-    it)."""
+    is None or was seen already): a duplicate. A claim with ``final`` set must not run
+    (commit the transaction to record it): ``paused``, the slot lies inside a runtime
+    pause; ``superseded`` (asked with ``supersede``, for a ``latest`` job), a newer slot
+    of the job succeeded."""
     ms = whole_ms(timeout_seconds)
     answer = await tx.execute_inlined(
-        _CLAIM,
+        query("ledger.claim"),
         job,
         slot,
         attempt,
@@ -152,9 +85,12 @@ async def claim(
         f"{ms}ms",
         rerun_id,
         lock_key(job) if lock else None,
+        supersede,
         timeout=timeout,
     )
-    return None if answer == 0 else Claim(paused=answer == 2)
+    if answer == 0:
+        return None
+    return Claim(final={1: None, 2: "paused"}.get(answer, "superseded"))
 
 
 @dataclass(frozen=True)
@@ -191,7 +127,7 @@ def succeed(
     with COMMIT: an error in either rolls the whole transaction back and is raised at its
     end."""
     tx.at_commit(
-        _SUCCEED,
+        query("ledger.succeed"),
         job,
         slot,
         attempt,
@@ -208,7 +144,7 @@ def succeed(
 
 def acknowledge(tx: Tx, ack: Ack) -> None:
     """``ack`` alone, with COMMIT, for a final outcome without a success (duplicate,
-    paused)."""
+    paused, superseded)."""
     tx.at_commit(ack.sql, *ack.args)
 
 
@@ -231,7 +167,7 @@ async def record_failure(db: Db, f: Failure) -> None:
     """In its own transaction, after the job's rolled back. Never overwrites a success."""
     async with db.transaction() as tx:
         await tx.execute(
-            _FAIL,
+            query("ledger.fail"),
             f.job,
             f.slot,
             f.status,
@@ -257,28 +193,6 @@ async def runs(
     """Ledger rows, newest slot first (``cronwright runs``): each slot's current run, or
     with ``history`` every finished attempt plus the runs in progress, ``current``
     marking the one each slot's row holds."""
-    failed = "status IN ('failed', 'dead_lettered')"
-    if not history:
-        sql = f"""
-        SELECT {", ".join(RUN_COLUMNS)}, true AS current FROM cronwright.runs
-        WHERE ($1::text IS NULL OR job = $1) AND (NOT $2 OR {failed})
-        ORDER BY slot DESC, job
-        LIMIT $3
-        """
-    else:
-        cols = ", ".join(f"h.{c}" for c in RUN_COLUMNS)
-        sql = f"""
-        SELECT * FROM (
-            SELECT {cols}, h.run_id, h.run_id = r.run_id IS TRUE AS current
-            FROM cronwright.run_history AS h
-            LEFT JOIN cronwright.runs AS r ON (r.job, r.slot) = (h.job, h.slot)
-            UNION ALL
-            SELECT {", ".join(RUN_COLUMNS)}, run_id, true FROM cronwright.runs
-            WHERE status = 'running'
-        ) AS h
-        WHERE ($1::text IS NULL OR job = $1) AND (NOT $2 OR {failed})
-        ORDER BY slot DESC, job, run_id DESC
-        LIMIT $3
-        """
+    sql = query("ledger.history") if history else query("ledger.runs")
     async with db.transaction() as tx:
         return await tx.fetch(sql, job, failed_only, limit)

@@ -7,10 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-#: A delivery's outcome. ``succeeded``, ``dead_lettered`` and ``paused`` are also ledger
-#: statuses. ``paused``: the slot lies inside a runtime pause; acked, never run.
-Status = Literal["succeeded", "retry", "dead_lettered", "duplicate", "paused"]
-STATUSES: tuple[Status, ...] = ("succeeded", "retry", "dead_lettered", "duplicate", "paused")
+#: A delivery's outcome. ``succeeded``, ``dead_lettered``, ``paused`` and ``superseded``
+#: are also ledger statuses. ``paused``: the slot lies inside a runtime pause;
+#: ``superseded``: a newer slot of a ``latest`` job succeeded. Both are acked, never run.
+Status = Literal["succeeded", "retry", "dead_lettered", "duplicate", "paused", "superseded"]
+STATUSES: tuple[Status, ...] = (
+    "succeeded",
+    "retry",
+    "dead_lettered",
+    "duplicate",
+    "paused",
+    "superseded",
+)
+#: The outcomes that end a delivery without a failure: the transport acks them.
+DONE: frozenset[Status] = frozenset({"succeeded", "duplicate", "paused", "superseded"})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from engine.runtime.ledger import Tx
+from engine.core.queries import query
+from engine.runtime.ports import Tx
 
 
 @dataclass(frozen=True)
@@ -22,20 +23,12 @@ class Pause:
         return self.paused_from <= slot and (self.resumed_at is None or slot < self.resumed_at)
 
 
-_OVERLAPPING = """
-SELECT job, paused_from, resumed_at, reason FROM cronwright.pauses
-WHERE job = ANY($1::text[]) AND paused_from < $3
-  AND (resumed_at IS NULL OR resumed_at > $2)
-ORDER BY job, paused_from
-"""
-
-
 async def overlapping(
     tx: Tx, jobs: list[str], start: datetime, end: datetime
 ) -> dict[str, list[Pause]]:
     """Each job's pauses that overlap ``[start, end)``; one query for all jobs."""
     found: dict[str, list[Pause]] = {j: [] for j in jobs}
-    for r in await tx.fetch(_OVERLAPPING, jobs, start, end):
+    for r in await tx.fetch(query("pauses.overlapping"), jobs, start, end):
         found[r["job"]].append(Pause(r["job"], r["paused_from"], r["resumed_at"], r["reason"]))
     return found
 
@@ -46,22 +39,6 @@ async def is_paused(tx: Tx, job: str, slot: datetime) -> bool:
     return any(p.covers(slot) for p in pauses[job])
 
 
-_PAUSE = """
-INSERT INTO cronwright.pauses (job, paused_from, reason) VALUES ($1, $2, $3)
-ON CONFLICT (job) WHERE resumed_at IS NULL DO NOTHING
-RETURNING job, paused_from, resumed_at, reason
-"""
-_RESUME = """
-UPDATE cronwright.pauses SET resumed_at = greatest($2::timestamptz, paused_from)
-WHERE job = $1 AND resumed_at IS NULL
-RETURNING job, paused_from, resumed_at, reason
-"""
-_OPEN = """
-SELECT job, paused_from, resumed_at, reason FROM cronwright.pauses
-WHERE job = ANY($1::text[]) AND resumed_at IS NULL
-"""
-
-
 def _row(r: dict[str, object]) -> Pause:
     return Pause(r["job"], r["paused_from"], r["resumed_at"], r["reason"])  # type: ignore[arg-type]
 
@@ -70,7 +47,7 @@ async def pause(tx: Tx, job: str, at: datetime, reason: str | None) -> tuple[Pau
     """Pause ``job`` from ``at`` on. Returns the open pause and whether this call opened
     it (False: the job was already paused, and that pause is kept as it is)."""
     while True:
-        row = await tx.fetchrow(_PAUSE, job, at, reason)
+        row = await tx.fetchrow(query("pauses.pause"), job, at, reason)
         if row is not None:
             return _row(row), True
         existing = (await open_pauses(tx, [job])).get(job)
@@ -80,10 +57,10 @@ async def pause(tx: Tx, job: str, at: datetime, reason: str | None) -> tuple[Pau
 
 async def resume(tx: Tx, job: str, at: datetime) -> Pause | None:
     """End ``job``'s open pause at ``at``; None when it was not paused."""
-    row = await tx.fetchrow(_RESUME, job, at)
+    row = await tx.fetchrow(query("pauses.resume"), job, at)
     return _row(row) if row is not None else None
 
 
 async def open_pauses(tx: Tx, jobs: list[str]) -> dict[str, Pause]:
     """The open pause of each job that has one."""
-    return {r["job"]: _row(r) for r in await tx.fetch(_OPEN, jobs)}
+    return {r["job"]: _row(r) for r in await tx.fetch(query("pauses.open"), jobs)}

@@ -13,21 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from engine.core.model import Manifest
-from engine.runtime.ledger import Db
-
-_RUNS = """
-DELETE FROM cronwright.run_history AS h
-WHERE h.finished_at < $1
-  AND NOT EXISTS (
-      SELECT 1 FROM cronwright.runs AS r
-      WHERE r.job = h.job AND r.slot = h.slot AND r.run_id = h.run_id
-  )
-"""
-
-_DEAD_LETTERS = """
-DELETE FROM cronwright.dead_letters
-WHERE coalesce(replayed_at, purged_at) < $1
-"""
+from engine.core.queries import query
+from engine.runtime.ports import Db
 
 
 @dataclass(frozen=True)
@@ -49,6 +36,8 @@ async def prune(
     runs_cutoff = now - timedelta(days=keep.runs_days if runs_days is None else runs_days)
     letters_days = keep.dead_letters_days if dead_letters_days is None else dead_letters_days
     async with db.transaction() as tx:
-        runs = await tx.execute(_RUNS, runs_cutoff)
-        letters = await tx.execute(_DEAD_LETTERS, now - timedelta(days=letters_days))
+        runs = await tx.execute(query("retention.runs"), runs_cutoff)
+        letters = await tx.execute(
+            query("retention.dead_letters"), now - timedelta(days=letters_days)
+        )
     return Pruned(runs=runs, dead_letters=letters)

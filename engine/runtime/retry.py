@@ -1,19 +1,19 @@
 """Retry decisions: pure functions of the policy, the attempt, the error and the clock.
 
 Backoff is exponential from the initial delay, capped at the max delay, with full
-jitter (a uniform draw from 0 to the cap, AWS's "full jitter"). Retries never reach
-the job's next slot: the cap shrinks to the time left before it, and with no time
-left the message dead-letters (the next run is due; retries must not pile up behind it).
+jitter (a uniform draw from 0 to the cap, AWS's "full jitter"). A transient failure is
+retried by the job's policy whatever the slot's age: the clock alone never turns it into
+a permanent loss. Whether a late retry may run beside the job's next slot is the overlap
+policy's business (``overlap: forbid`` queues them on the job's lock), and a ``latest``
+job's older slot that a newer success overtook is recorded ``superseded``, not run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 
 from engine.core.model import RetryPolicy
-from engine.core.times import iso
 
 
 class Rng(Protocol):
@@ -46,27 +46,12 @@ def backoff_cap(policy: RetryPolicy, attempt: int) -> float:
     return min(delay, float(policy.max_delay_seconds))
 
 
-def decide(
-    policy: RetryPolicy,
-    *,
-    attempt: int,
-    transient: bool,
-    now: datetime,
-    next_slot: datetime | None,
-    rng: Rng,
-) -> Decision:
-    """What to do after attempt ``attempt`` failed. ``next_slot`` is None when the job
-    never fires again."""
+def decide(policy: RetryPolicy, *, attempt: int, transient: bool, rng: Rng) -> Decision:
+    """What to do after attempt ``attempt`` failed."""
     if not transient:
         return GiveUp("permanent error")
     if attempt >= policy.max_attempts:
         return GiveUp(f"gave up after {attempt} of {policy.max_attempts} attempts")
     cap = backoff_cap(policy, attempt)
-    if next_slot is not None:
-        # Keep a second in hand so that a retry is always strictly before the next slot.
-        left = (next_slot - now).total_seconds() - 1.0
-        if left <= 0:
-            return GiveUp(f"no time left for a retry before the next slot {iso(next_slot)}")
-        cap = min(cap, left)
     delay = rng.uniform(0.0, cap) if policy.jitter else cap
     return Retry(delay_seconds=delay)

@@ -19,23 +19,26 @@ from datetime import datetime
 from typing import Any, Literal
 
 from engine.core.errors import DatabaseError
-from engine.core.model import Job, Overlap
+from engine.core.model import CatchUpPolicy, Job, Overlap
+from engine.core.queries import query
 from engine.core.times import Clock
 from engine.runtime import ledger
 from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, SLACK, Deadline, whole_ms
-from engine.runtime.ledger import Ack, Db
+from engine.runtime.ledger import Ack
+from engine.runtime.ports import Db
 from engine.sql.sqltemplates import Rendered
 
 Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
-Result = int | Literal["duplicate", "paused"]
+Result = int | Literal["duplicate", "paused", "superseded"]
 
-# It runs under the session's statement_timeout, which Db.call_bounded makes the time
-# left of the run.
-_RUN = """
-SELECT cronwright.run_slot($1::text, $2::timestamptz, $3::integer, $4::text,
-                           $5::timestamptz, $6::integer, $7::integer, $8::text, $9::text,
-                           $10::text[], $11::text, $12::timestamptz, $13::bigint, $14::uuid)
-"""
+
+# cronwright.run_slot's answers other than a row count.
+_ANSWERS: dict[int, Result] = {-1: "duplicate", -2: "paused", -3: "superseded"}
+
+
+def _supersedes(job: Job) -> bool:
+    """A `latest` job never runs a slot older than one that succeeded."""
+    return job.catch_up.policy is CatchUpPolicy.LATEST
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +63,8 @@ async def run(
     clock: Clock,
 ) -> Result:
     """The attempt's transaction. Returns the rows affected, or ``duplicate``, or
-    ``paused`` when the slot lies inside a runtime pause (recorded, not run)."""
+    ``paused`` (the slot lies inside a runtime pause) or ``superseded`` (a newer slot of
+    a ``latest`` job succeeded): recorded, not run."""
     inlined = _inlined(db, statements) if action is None else None
     if inlined is not None:
         return await _in_one_round_trip(db, a, inlined, deadline, clock)
@@ -88,7 +92,7 @@ async def _in_one_round_trip(
     ack = a.ack
     queue_row = ack.queue_row if ack is not None else None
     answer = await db.call_bounded(
-        _RUN,
+        query("ledger.run_slot"),
         a.job.name,
         a.slot,
         a.attempt,
@@ -102,12 +106,11 @@ async def _in_one_round_trip(
         db.inline(ack.sql, ack.args) if ack is not None and queue_row is None else None,
         clock(),
         *(queue_row or (None, None)),
+        _supersedes(a.job),
         statement_timeout_ms=ms,
         timeout=left + CLIENT_TIMEOUT_MARGIN,
     )
-    if answer == -1:
-        return "duplicate"
-    return "paused" if answer == -2 else int(answer)
+    return _ANSWERS.get(answer) or int(answer)
 
 
 async def _in_a_transaction(
@@ -131,13 +134,14 @@ async def _in_a_transaction(
             timeout_seconds=left,
             lock=a.job.overlap is Overlap.FORBID,
             rerun_id=a.rerun_id,
+            supersede=_supersedes(a.job),
             timeout=left + CLIENT_TIMEOUT_MARGIN,
         )
         deadline.statement_timeout = left
-        if claimed is None or claimed.paused:
+        if claimed is None or claimed.final is not None:
             if a.ack is not None:
                 ledger.acknowledge(tx, a.ack)
-            return "duplicate" if claimed is None else "paused"
+            return "duplicate" if claimed is None else claimed.final  # type: ignore[return-value]
         if action is None:
             rows = 0
             for st in statements:

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
+from engine.core.errors import ConfigError
 from engine.core.model import Job
-from engine.core.times import floor_minute
+from engine.core.times import floor_minute, iso
 from engine.schedule import cron, zones
 
 
@@ -24,6 +25,11 @@ class Schedule(Protocol):
 
 
 ScheduleFor = Callable[[Job], Schedule]
+#: What decides a job's slots: jobs with one key share one schedule.
+ScheduleKey = tuple[str, str | None, object, bool]
+
+#: A range of every-minute slots over a year is half a million: refuse beyond this.
+MAX_SLOTS = 1_000_000
 
 # A cron that fires at all fires within this (29 February on a given weekday: 28 years).
 _MAX_LOOKBACK = timedelta(days=366 * 29)
@@ -47,6 +53,29 @@ def longest_gap(schedule: Schedule, *, slots: int = 1000) -> timedelta | None:
         longest = max(longest or nxt - t, nxt - t)
         t = nxt
     return longest
+
+
+def schedule_key(job: Job) -> ScheduleKey:
+    """Jobs with equal keys fire at the same instants."""
+    return (job.cron, job.timezone, job.dst, job.allow_both_day_fields)
+
+
+def between(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:
+    """The schedule's slots in ``[start, end)``, oldest first; ConfigError past MAX_SLOTS.
+    The one way every path lists a job's slots in a range."""
+    out: list[datetime] = []
+    t = schedule.next_after(floor_minute(start) - timedelta(minutes=1))
+    while t is not None and t < start:
+        t = schedule.next_after(t)
+    while t is not None and t < end:
+        if len(out) == MAX_SLOTS:
+            raise ConfigError(
+                f"more than {MAX_SLOTS} slots between {iso(start)} and {iso(end)}",
+                hint="narrow the range (or the job's catch_up.within_seconds)",
+            )
+        out.append(t)
+        t = schedule.next_after(t)
+    return out
 
 
 def cron_schedule(job: Job) -> Schedule:

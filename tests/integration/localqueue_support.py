@@ -3,7 +3,7 @@
 
     python -m tests.integration.localqueue_support DIR CONSUMERS LEASE GRACE SLEEP
 
-runs ``consume --transport postgres`` (the real serve() loop, without the scheduler) on
+runs ``consume --transport postgres`` (the real service loop, without the scheduler) on
 the manifest written into DIR, with DATABASE_URL from the environment.
 """
 
@@ -63,7 +63,7 @@ def probe_job(*, sleep: float = 0.0, name: str = "probe", paused: bool = False) 
 
 
 def write_project(directory: Path, *jobs: Job, templates: dict[str, str] | None = None) -> Manifest:
-    """The manifest's templates on disk, where serve() reads them."""
+    """The manifest's templates on disk, where the service reads them."""
     for job in jobs:
         (directory / job.template).write_text((templates or {}).get(job.name, TEMPLATE))
     return make_manifest(*jobs, path=str(directory / "jobs.yaml"))
@@ -90,25 +90,26 @@ async def query(dsn: str, sql: str, *args: Any) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str]) -> None:
-    from engine.app.serve import Options, serve
+    from engine.app.service import Options, run
     from engine.runtime.metrics import Collect
 
     directory, consumers, lease, grace, sleep = argv
     logging.basicConfig(level=logging.WARNING)
     manifest = write_project(Path(directory), probe_job(sleep=float(sleep)))
     options = Options(
+        transport="postgres",
         consumers=int(consumers),
-        scheduler=False,
         lease_seconds=float(lease),
         heartbeat_seconds=float(lease) / 4,
-        grace_seconds=float(grace),
+        drain_seconds=float(grace),
+        reconcile_seconds=None,
         metrics_refresh_seconds=3600,
     )
 
     def started(_: int | None) -> None:
         print("ready", flush=True)
 
-    tally = asyncio.run(serve(manifest, options, metrics=Collect(), started=started))
+    tally = asyncio.run(run(manifest, options, metrics=Collect(), started=started))
     print(tally.summary(), flush=True)
 
 

@@ -24,12 +24,13 @@ import pytest
 
 from engine.adapters.cfqueue import QueuesClient, Settings
 from engine.adapters.pg import Database
-from engine.app.consume import QueueDeadLetters, consume
-from engine.app.consumer import PullConsumer, Tally
+from engine.app import service
+from engine.app.pullconsumer import PullConsumer
+from engine.app.tally import Tally
 from engine.core.errors import ConfigError
 from engine.core.model import Consumer, ConsumerType, Job, RetryPolicy
 from engine.runtime.budget import Budget
-from engine.runtime.deadletters import PgDeadLetters
+from engine.runtime.deadletters import CopiedDeadLetters, PgDeadLetters
 from engine.runtime.executor import Executor
 from engine.runtime.metrics import Collect
 from engine.runtime.outcome import Outcome
@@ -102,7 +103,9 @@ async def rig(
             )
         )
         ids = await client.queue_ids([QUEUE, DLQ])
-        dead_letters = QueueDeadLetters(PgDeadLetters(db), client, ids[DLQ])
+        dead_letters = CopiedDeadLetters(
+            PgDeadLetters(db), lambda letter: client.send(ids[DLQ], letter)
+        )
         clock = FakeClock()
         executor = Executor(
             db=db,
@@ -122,7 +125,6 @@ async def rig(
             queue_id=ids[QUEUE],
             settings=manifest.queue.consumer,
             budget=Budget(db, QUEUE, manifest.consumer_max_retries + 1),
-            dead_letters=dead_letters,
             sleep=idle,
             **consumer,
         )
@@ -264,7 +266,7 @@ def test_a_dead_letter_is_recorded_in_postgres_first_and_a_dlq_outage_does_not_h
 
     run(main())
     assert api.queue(DLQ).messages == [] and api.queue(QUEUE).messages == []
-    assert "not sent to the DLQ: Cloudflare API POST" in caplog.text
+    assert "not copied to the DLQ: Cloudflare API POST" in caplog.text
 
 
 def test_hand_backs_do_not_use_up_the_jobs_attempt_budget(pg_dsn: str, api: CfQueuesApi) -> None:
@@ -330,7 +332,7 @@ def test_cloudflares_dlq_never_gets_a_message_without_its_dead_letter_row(
     assert (
         dlq[0]
         .body["deadLetter"]["reason"]
-        .startswith(f"delivery {limit + 1} of the {limit + 1} the queue allows ended in a retry (")
+        .startswith(f"delivery {limit + 1} of the {limit + 1} the queue allows ended in a retry: ")
     )
 
 
@@ -360,13 +362,54 @@ def test_a_job_retry_on_the_last_delivery_is_dead_lettered_and_marked_in_the_led
             (letter,) = await r.rows("SELECT attempts, reason FROM cronwright.dead_letters")
             assert letter["attempts"] == 1
             assert letter["reason"].startswith(
-                f"delivery {limit + 1} of the {limit + 1} the queue allows ended in a retry"
-                " (serialization_failure (40001): simulated conflict)"
+                f"delivery {limit + 1} of the {limit + 1} the queue allows ended in a retry:"
+                " serialization_failure (40001): simulated conflict"
             )
 
     run(main())
     assert api.queue(QUEUE).messages == []
     assert [m.body["deadLetter"]["attempts"] for m in api.queue(DLQ).messages] == [1]
+
+
+def test_a_dead_letter_whose_row_cannot_be_written_is_handed_back_and_never_copied(
+    pg_dsn: str, api: CfQueuesApi
+) -> None:
+    """The row in cronwright.dead_letters is the record of truth: when writing it fails,
+    Cloudflare's DLQ gets nothing and the message comes back for another try."""
+    job = make_job()
+    api.send(QUEUE, "not json {", content_type="text")
+
+    async def main() -> None:
+        async with rig(pg_dsn, api, job, EFFECT_SQL) as r:
+            async with r.db.transaction() as tx:
+                await tx.script(REFUSE_DEAD_LETTERS)
+            first = await r.consumer.run(max_batches=1)
+            assert dict(first.statuses) == {"retry": 1}
+            assert api.queue(DLQ).messages == []
+            assert await r.rows("SELECT count(*) AS n FROM cronwright.dead_letters") == [{"n": 0}]
+            assert [m.body for m in api.queue(QUEUE).messages] == ["not json {"]
+            async with r.db.transaction() as tx:
+                await tx.script("DROP TRIGGER refuse ON cronwright.dead_letters")
+            api.advance(31)
+            second = await r.consumer.run(max_batches=1)
+            assert dict(second.statuses) == {"dead_lettered": 1}
+            assert await r.rows("SELECT body FROM cronwright.dead_letters") == [
+                {"body": "not json {"}
+            ]
+
+    run(main())
+    assert api.queue(QUEUE).messages == []
+    assert [m.body["body"] for m in api.queue(DLQ).messages] == ["not json {"]
+
+
+REFUSE_DEAD_LETTERS = """
+CREATE FUNCTION probe.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'dead letters are refused' USING ERRCODE = 'disk_full';
+END $$;
+CREATE TRIGGER refuse BEFORE INSERT ON cronwright.dead_letters
+    FOR EACH ROW EXECUTE FUNCTION probe.refuse();
+"""
 
 
 def test_a_long_job_holds_no_short_message_behind_it(api: CfQueuesApi) -> None:
@@ -378,7 +421,9 @@ def test_a_long_job_holds_no_short_message_behind_it(api: CfQueuesApi) -> None:
     release = asyncio.Event()
 
     class Mixed:
-        async def handle(self, body: Any, *, message_id: str, attempt: int) -> Outcome:
+        async def handle(
+            self, body: Any, *, message_id: str, attempt: int, last_delivery: str | None = None
+        ) -> Outcome:
             if b"test.long" in body:
                 await asyncio.wait_for(release.wait(), timeout=60)
             return Outcome(status="succeeded", job="j", type="t", slot=None, attempt=attempt)
@@ -423,7 +468,9 @@ def test_a_delivery_the_executor_cannot_handle_is_handed_back_with_the_queue_del
     api.send(QUEUE, {"type": "test.probe"})
 
     class Broken:
-        async def handle(self, body: Any, *, message_id: str, attempt: int) -> Outcome:
+        async def handle(
+            self, body: Any, *, message_id: str, attempt: int, last_delivery: str | None = None
+        ) -> Outcome:
             raise ConfigError("the database pool is closed")
 
     async def main() -> Tally:
@@ -440,7 +487,10 @@ def test_a_delivery_the_executor_cannot_handle_is_handed_back_with_the_queue_del
     tally = run(main())
     assert (tally.errors, tally.ok) == (1, False)
     assert acks(api)[0]["retries"][0]["delay_seconds"] == 30
-    assert "the database pool is closed; handing it back" in caplog.text
+    assert (
+        "message 00000000000000000000000000000001 failed: the database pool is closed; going on"
+        in caplog.text
+    )
 
 
 def test_a_failed_ack_call_leaves_the_leases_to_lapse_and_the_rerun_is_a_duplicate(
@@ -466,7 +516,7 @@ def test_a_failed_ack_call_leaves_the_leases_to_lapse_and_the_rerun_is_a_duplica
 
     run(main())
     assert api.queue(QUEUE).messages == []
-    assert "ack call for 1 acks and 0 retries failed: Cloudflare API POST" in caplog.text
+    assert "Cloudflare Queues API unreachable for 0 s: Cloudflare API POST" in caplog.text
     assert TOKEN not in caplog.text
 
 
@@ -496,23 +546,27 @@ def test_the_worker_consumer_type_is_refused() -> None:
         manifest, queue=replace(manifest.queue, consumer=Consumer(type=ConsumerType.WORKER))
     )
     with pytest.raises(ConfigError) as caught:
-        run(consume(worker, environ={}))
+        run(service.run(worker, service.Options(transport="cloudflare"), environ={}))
     assert str(caught.value) == (
         "queue probe-jobs is consumed by the Worker (queue.consumer.type: worker), so nothing"
-        " may pull it; set queue.consumer.type: http_pull and run generated/preflight.sh to pull"
+        " may pull it; set queue.consumer.type: http_pull and run generated/preflight.sh to pull,"
+        " or run the local queue with --transport postgres"
     )
 
 
 def test_missing_cloudflare_settings_are_named_before_anything_opens() -> None:
     with pytest.raises(ConfigError) as caught:
         run(
-            consume(
-                make_manifest(make_job()), environ={"DATABASE_URL": "postgresql://x@127.0.0.1:9/x"}
+            service.run(
+                make_manifest(make_job()),
+                service.Options(transport="cloudflare"),
+                environ={"DATABASE_URL": "postgresql://x@127.0.0.1:9/x"},
             )
         )
     assert str(caught.value) == (
         "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN are not set; the Queues API needs"
-        " an API token with Queues Edit and its account id"
+        " an API token with Queues Edit and its account id; without Cloudflare, use the"
+        " Postgres queue (--transport postgres, or transport: postgres in the manifest)"
     )
 
 
@@ -609,6 +663,11 @@ def finish(proc: subprocess.Popen[str], token: str = TOKEN) -> tuple[int, str, s
     return proc.returncode, out, err
 
 
+def metric_lines(err: str) -> list[dict[str, Any]]:
+    """The metric records among what the consumer wrote to stderr (its log lines too)."""
+    return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+
+
 def wait_for(predicate: Any, what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -625,15 +684,15 @@ def test_consume_once_exits_0_when_every_message_succeeded_and_1_otherwise(
     code, out, err = finish(project.cli("--once"))
     assert (code, out) == (
         0,
-        "2 messages in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 1, paused 0\n",
+        "2 messages in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 1, paused 0, superseded 0\n",
     ), err
-    assert [json.loads(line)["status"] for line in err.splitlines()] == ["succeeded", "duplicate"]
+    assert [line["status"] for line in metric_lines(err)] == ["succeeded", "duplicate"]
 
     api.send(QUEUE, b"\xff", content_type="bytes")
     code, out, err = finish(project.cli("--once"))
     assert (code, out) == (
         1,
-        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 1, duplicate 0, paused 0\n",
+        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 1, duplicate 0, paused 0, superseded 0\n",
     ), err
     assert [m.body for m in api.queue(DLQ).messages] == [
         {
@@ -678,9 +737,9 @@ def test_a_crash_before_the_ack_redelivers_and_the_rerun_is_a_duplicate(
     code, out, err = finish(project.cli("--once"))
     assert (code, out) == (
         0,
-        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 0, duplicate 1, paused 0\n",
+        "1 message in 1 pull: succeeded 0, retry 0, dead_lettered 0, duplicate 1, paused 0, superseded 0\n",
     ), err
-    assert json.loads(err.splitlines()[0])["attempt"] == 2
+    assert metric_lines(err)[0]["attempt"] == 2
     assert api.queue(QUEUE).messages == []
 
 
@@ -697,9 +756,9 @@ def test_sigterm_stops_pulling_finishes_the_run_in_flight_acks_it_and_exits_0(
     assert (code, out) == (
         0,
         f"1 message in {pulls} pull{'s' * (pulls != 1)}: succeeded 1, retry 0,"
-        " dead_lettered 0, duplicate 0, paused 0\n",
+        " dead_lettered 0, duplicate 0, paused 0, superseded 0\n",
     ), err
-    assert "SIGTERM: finishing the batch, then stopping" in err
+    assert "SIGTERM: finishing the running jobs, then stopping" in err
     assert api.queue(QUEUE).messages == []
 
 
@@ -718,7 +777,9 @@ def test_messages_of_a_batch_run_concurrently_so_each_lease_covers_only_its_own_
             self.parties = parties
             self.all_in = asyncio.Event()
 
-        async def handle(self, body: Any, *, message_id: str, attempt: int) -> Outcome:
+        async def handle(
+            self, body: Any, *, message_id: str, attempt: int, last_delivery: str | None = None
+        ) -> Outcome:
             self.started += 1
             if self.started == self.parties:
                 self.all_in.set()
@@ -750,7 +811,7 @@ def test_consume_with_an_environment_pulls_that_environments_queue(
     code, out, err = finish(project.cli("--once", "--env", "staging"))
     assert (code, out) == (
         0,
-        "1 message in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 0, paused 0\n",
+        "1 message in 1 pull: succeeded 1, retry 0, dead_lettered 0, duplicate 0, paused 0, superseded 0\n",
     ), err
     assert api.queue("probe-jobs-staging").messages == []
     assert len(api.queue(QUEUE).messages) == 1

@@ -19,7 +19,7 @@ from engine.adapters.pgqueue import PgSender
 from engine.core.errors import JobFailed
 from engine.core.times import iso
 from engine.runtime.dispatch import Slot, dispatch
-from engine.runtime.ledger import Tx
+from engine.runtime.ports import Tx
 from tests.fixtures.aio import run
 from tests.integration.localqueue_support import START, probe_job
 

@@ -33,7 +33,7 @@ async def _claim_and_succeed(db: Database, *, fail: bool) -> None:
             timeout_seconds=30,
             lock=False,
         )
-        assert claimed is not None and not claimed.paused
+        assert claimed is not None and claimed.final is None
         ledger.succeed(
             tx,
             job="j",

@@ -15,8 +15,11 @@ import pytest
 
 from engine.adapters.pg import Database
 from engine.app import observe
-from engine.app.serve import Options, serve
+from engine.app.service import Options
+from engine.app.service import run as serve
 from engine.runtime.metrics import Collect
+from engine.runtime.scheduling import SlotBook
+from engine.runtime.slotstore import PgSlotStore
 from tests.fixtures.aio import run
 from tests.fixtures.cfqueues_api import ACCOUNT, TOKEN
 from tests.fixtures.cfqueues_api import serve as serve_queues_api
@@ -126,8 +129,8 @@ def test_serve_exposes_healthz_and_runs_by_job_and_status_on_its_metrics_port(
 
             await PgQueue(db, "probe-jobs", clock=clock).put_raw(['{"type":"nope"}'])
         ports: list[int] = []
-        options = Options(consumers=2, scheduler=False, metrics_port=0,
-                          metrics_refresh_seconds=0.05)  # fmt: skip
+        options = Options(transport="postgres", consumers=2, metrics_port=0,
+                          metrics_refresh_seconds=0.05, reconcile_seconds=None)  # fmt: skip
         task = asyncio.create_task(
             serve(
                 manifest,
@@ -163,44 +166,68 @@ def test_serve_exposes_healthz_and_runs_by_job_and_status_on_its_metrics_port(
     } <= lines
 
 
-def test_missing_slots_are_the_due_ones_neither_succeeded_nor_paused_since_the_first_dispatch(
+def test_the_missing_slot_gauges_count_due_slots_with_no_record_since_the_history_start(
     pg_dsn: str, tmp_path: Path
 ) -> None:
-    job = probe_job()
+    job = probe_job()  # hourly
     manifest = write_project(tmp_path, job)
     now = START + timedelta(hours=30, minutes=10)
-    succeeded = {START + timedelta(hours=h) for h in (0, 1, 2, 7, 29)}
-    failed = START + timedelta(hours=3)
-    pause = (START + timedelta(hours=10), START + timedelta(hours=20))
+    recorded = {7: "succeeded", 8: "succeeded", 9: "dead_lettered", 10: "failed", 29: "succeeded"}
+    queued = START + timedelta(hours=11)
+    pause = (START + timedelta(hours=15), START + timedelta(hours=20))
 
-    async def scenario() -> dict[str, list[object]]:
-        async with Database.open(pg_dsn, max_size=1) as db, db.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO cronwright.dispatched (job, slot, source, transport)"
-                " VALUES ('probe', $1, 'scheduler', 'postgres')",
-                START,
-            )
-            for slot in succeeded:
-                await tx.execute(
-                    "INSERT INTO cronwright.runs (job, slot, status, attempt, message_id,"
-                    " started_at) VALUES ('probe', $1, 'succeeded', 1, 'm', $1)",
-                    slot,
-                )
-            await tx.execute(
-                "INSERT INTO cronwright.runs (job, slot, status, attempt, message_id,"
-                " started_at) VALUES ('probe', $1, 'dead_lettered', 5, 'm', $1)",
-                failed,
-            )
-            await tx.execute(
-                "INSERT INTO cronwright.pauses (job, paused_from, resumed_at) VALUES"
-                " ('probe', $1, $2)",
-                *pause,
-            )
+    async def scenario() -> dict[str, float]:
         async with Database.open(pg_dsn, max_size=1) as db:
-            return dict(await observe.missing_by_job(db, manifest, now))  # type: ignore[arg-type]
+            async with db.transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO cronwright.jobs VALUES ('probe', $1)", START + timedelta(hours=2)
+                )
+                await tx.execute(
+                    "INSERT INTO cronwright.dispatched (job, slot, source, transport)"
+                    " VALUES ('probe', $1, 'scheduler', 'postgres')",
+                    queued,
+                )
+                for hour, status in recorded.items():
+                    await tx.execute(
+                        "INSERT INTO cronwright.runs (job, slot, status, attempt, message_id,"
+                        " started_at) VALUES ('probe', $1, $2, 1, 'm', $1)",
+                        START + timedelta(hours=hour),
+                        status,
+                    )
+                await tx.execute(
+                    "INSERT INTO cronwright.pauses (job, paused_from, resumed_at) VALUES"
+                    " ('probe', $1, $2)",
+                    *pause,
+                )
+            metrics = observe.Metrics(manifest)
+            book = SlotBook(PgSlotStore(db), manifest.jobs, grace=timedelta(0), register=True)
 
-    # The oracle: every whole hour from the first dispatched slot up to now.
+            async def no_depth() -> dict[str, int | None]:
+                return {}
+
+            await observe.refresh(metrics, book, "probe-jobs", no_depth, now)
+            return {
+                name: metrics.registry.get_sample_value(name, {"job": "probe"}) or 0.0
+                for name in (
+                    "cronwright_missing_slots",
+                    "cronwright_oldest_missing_slot_age_seconds",
+                )
+            }
+
+    # The oracle: the whole hours in the catch-up window (a day back from now; the job
+    # was first seen before that) that have no ledger row, were not sent and are not
+    # inside the pause.
+    lower = now - timedelta(days=1)
     hours = [START + timedelta(hours=h) for h in range(31)]
-    expected = [t for t in hours if t not in succeeded and not (pause[0] <= t < pause[1])]
-    assert failed in expected
-    assert run(scenario()) == {"probe": expected}
+    expected = [
+        t
+        for t in hours
+        if lower <= t <= now
+        and (t - START) // timedelta(hours=1) not in recorded
+        and t != queued
+        and not (pause[0] <= t < pause[1])
+    ]
+    assert run(scenario()) == {
+        "cronwright_missing_slots": float(len(expected)),
+        "cronwright_oldest_missing_slot_age_seconds": (now - expected[0]).total_seconds(),
+    }

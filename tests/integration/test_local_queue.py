@@ -22,7 +22,7 @@ import pytest
 
 from engine.adapters.pg import Database
 from engine.adapters.pgqueue import PgQueue, PgSender
-from engine.app.pgconsumer import LocalConsumer, Settings
+from engine.app.localconsumer import LocalConsumer, LocalSettings
 from engine.app.scheduler import Scheduler
 from engine.core.errors import DatabaseError
 from engine.core.model import Job
@@ -30,6 +30,7 @@ from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.dispatch import Slot
 from engine.runtime.executor import Executor
 from engine.runtime.metrics import Collect
+from engine.runtime.slotstore import PgSlotStore
 from tests.fixtures.aio import run
 from tests.integration.executor_support import FakeClock, RecordingSleep
 from tests.integration.localqueue_support import (
@@ -196,7 +197,7 @@ async def _local(dsn: str, directory: Path, jobs: list[tuple[Job, str]], clock: 
     async with Database.open(dsn, max_size=4, session_reset=False) as db:
         executor = probe_executor(db, manifest, {j.template: t for j, t in jobs}, clock, metrics)
         queue = PgQueue(db, "probe-jobs", clock=clock)
-        settings = Settings(consumers=1, lease_seconds=60, idle_seconds=0.05)
+        settings = LocalSettings(consumers=1, lease_seconds=60, idle_seconds=0.05)
         await LocalConsumer(queue=queue, executor=executor, settings=settings,
                             max_messages=messages).run()  # fmt: skip
     return metrics
@@ -254,7 +255,7 @@ def test_two_schedulers_at_once_enqueue_each_slot_once(pg_dsn: str, tmp_path: Pa
         async with Database.open(pg_dsn, max_size=4) as db:
 
             def scheduler() -> Scheduler:
-                return Scheduler(db=db, manifest=manifest, sender=PgSender("probe-jobs", clock=clock),
+                return Scheduler(db=db, store=PgSlotStore(db), manifest=manifest, sender=PgSender("probe-jobs", clock=clock),
                                  clock=clock, sleep=RecordingSleep(), environ={})  # fmt: skip
 
             a, b = scheduler(), scheduler()
@@ -286,7 +287,7 @@ def test_paused_jobs_and_slots_inside_a_pause_are_neither_enqueued_nor_run(
 
     async def tick_and_consume() -> Collect:
         async with Database.open(pg_dsn, max_size=2) as db:
-            s = Scheduler(db=db, manifest=manifest, sender=PgSender("probe-jobs", clock=clock),
+            s = Scheduler(db=db, store=PgSlotStore(db), manifest=manifest, sender=PgSender("probe-jobs", clock=clock),
                           clock=clock, sleep=RecordingSleep(), environ={})  # fmt: skip
             await s.tick(START, clock.now)
         return await _local(pg_dsn, tmp_path, [(live, "INSERT INTO probe.applied (slot, pid) VALUES ({{ slot }}, 0)"),
@@ -310,7 +311,7 @@ def test_the_cron_flag_off_in_the_environment_stops_the_scheduler(
 
     async def tick() -> list[Slot]:
         async with Database.open(pg_dsn, max_size=1) as db:
-            s = Scheduler(db=db, manifest=manifest, sender=PgSender("probe-jobs", clock=FakeClock()),
+            s = Scheduler(db=db, store=PgSlotStore(db), manifest=manifest, sender=PgSender("probe-jobs", clock=FakeClock()),
                           clock=FakeClock(), sleep=RecordingSleep(), environ={"ENABLE_CRON": "false"})  # fmt: skip
             return await s.tick(START, START + timedelta(hours=3))
 
@@ -337,8 +338,8 @@ def test_messages_claimed_ahead_behind_a_long_run_go_back_for_another_consumer(
     run(enqueue(pg_dsn, long, [START]))  # first in line
     run(enqueue(pg_dsn, short, shorts))
     clock = FakeClock(START + timedelta(days=1))
-    settings = Settings(
-        consumers=1, prefetch=4, heartbeat_seconds=0.3, grace_seconds=0.1, idle_seconds=0.05
+    settings = LocalSettings(
+        consumers=1, prefetch=4, heartbeat_seconds=0.3, drain_seconds=0.1, idle_seconds=0.05
     )
 
     async def main() -> tuple[float, list[Any], Counter[str]]:
@@ -380,7 +381,7 @@ def test_a_consumer_holds_at_most_its_prefetch_claimed_ahead_besides_its_running
     slots = hourly(40)
     run(enqueue(pg_dsn, job, slots))
     clock = FakeClock(START + timedelta(days=3))
-    settings = Settings(consumers=2, prefetch=4, idle_seconds=0.05)
+    settings = LocalSettings(consumers=2, prefetch=4, idle_seconds=0.05)
 
     async def main() -> tuple[int, Counter[str]]:
         manifest = write_project(tmp_path, job)
@@ -428,7 +429,7 @@ def test_workers_that_find_nothing_claimed_wait_for_one_claim_instead_of_each_cl
     slots = hourly(200)
     run(enqueue(pg_dsn, job, slots))
     clock = FakeClock(START + timedelta(days=30))
-    settings = Settings(consumers=4, prefetch=16, idle_seconds=0.05)
+    settings = LocalSettings(consumers=4, prefetch=16, idle_seconds=0.05)
 
     async def main() -> tuple[list[int], Counter[str]]:
         manifest = write_project(tmp_path, job)

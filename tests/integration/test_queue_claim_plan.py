@@ -7,14 +7,14 @@ statement inside cronwright.queue_claim."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
-from engine.adapters import pgqueue
 from engine.adapters.pg import Database
 from engine.adapters.pgqueue import PgQueue
+from engine.core.queries import query
 from tests.fixtures.aio import run
 
 pytestmark = pytest.mark.postgres
@@ -34,7 +34,7 @@ async def claim_logging_plans(dsn: str, n: int) -> tuple[list[asyncpg.Record], l
             " SET client_min_messages = log;"
         )
         conn.add_log_listener(lambda _c, message: plans.append(message.message))
-        rows = await conn.fetch(pgqueue._CLAIM, "q", NOW, NOW + timedelta(minutes=1), n)
+        rows = await conn.fetch(query("queue.claim"), "q", NOW, 60.0, n)
         await asyncio.sleep(0)  # the log messages arrive with the result
     finally:
         await conn.close()

@@ -22,12 +22,14 @@ import pytest
 from engine.adapters.cfqueue import QueuesClient, Settings
 from engine.adapters.cfsender import CloudflareSender
 from engine.adapters.pg import Database
-from engine.app.consume import consume
+from engine.app import service
 from engine.app.reconciler import Reconciler
 from engine.core.model import CatchUp, CatchUpPolicy, Job, Manifest
-from engine.runtime import accounting
+from engine.runtime import scheduling
 from engine.runtime.dispatch import Slot
 from engine.runtime.metrics import Collect
+from engine.runtime.scheduling import SlotBook
+from engine.runtime.slotstore import PgSlotStore
 from tests.fixtures.aio import run
 from tests.fixtures.cfqueues_api import ACCOUNT, TOKEN, CfQueuesApi, serve
 from tests.integration.executor_support import FakeClock, make_job, make_manifest
@@ -38,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "probe-jobs"
 T0 = datetime(2026, 10, 31, 10, 0, tzinfo=UTC)  # the last slot before the outage
 HOUR = timedelta(hours=1)
-GRACE = 600
+GRACE = 600  # the Worker's slots: it records nothing until they run
+DEPLOYED = T0 - timedelta(days=30)  # when the jobs were first seen, unless a test says
 
 
 @pytest.fixture
@@ -52,6 +55,28 @@ def hourly(policy: CatchUpPolicy = CatchUpPolicy.ALL, within: int = 86_400, **kw
     return replace(make_job(**kw), catch_up=CatchUp(policy=policy, within_seconds=within))
 
 
+async def deploy(dsn: str, manifest: Manifest, at: datetime = DEPLOYED) -> None:
+    """The jobs were first seen at ``at`` (a project that has been running)."""
+    await sql(
+        dsn,
+        "INSERT INTO cronwright.jobs SELECT j, $2 FROM unnest($1::text[]) AS j"
+        " ON CONFLICT DO NOTHING",
+        [j.name for j in manifest.jobs],
+        at,
+    )
+
+
+class Pass:
+    """A reconciler and its clock: ``run_once()`` is a pass at the clock's now."""
+
+    def __init__(self, reconciler: Reconciler, clock: FakeClock) -> None:
+        self._reconciler = reconciler
+        self._clock = clock
+
+    async def run_once(self) -> list[Slot]:
+        return await self._reconciler.run_once(self._clock())
+
+
 @asynccontextmanager
 async def reconciler(
     dsn: str,
@@ -59,14 +84,16 @@ async def reconciler(
     manifest: Manifest,
     clock: FakeClock,
     environ: Mapping[str, str] | None = None,
-) -> AsyncIterator[Reconciler]:
+) -> AsyncIterator[Pass]:
     settings = Settings(account_id=ACCOUNT, token=TOKEN, base_url=api.url)
+    await deploy(dsn, manifest)
     async with Database.open(dsn, max_size=2) as db, QueuesClient(settings) as client:
         ids = await client.queue_ids([QUEUE])
         sender = CloudflareSender(client, ids[QUEUE])
-        yield Reconciler(
-            db, manifest, sender, clock=clock, environ=environ or {}, grace_seconds=GRACE
+        book = SlotBook(
+            PgSlotStore(db), manifest.jobs, grace=timedelta(seconds=GRACE), register=True
         )
+        yield Pass(Reconciler(db, manifest, sender, book, environ=environ or {}), clock)
 
 
 async def sql(dsn: str, text: str, *args: Any) -> list[dict[str, Any]]:
@@ -274,7 +301,9 @@ class CountingDb:
             yield Counted()
 
 
-def test_every_status_of_a_slot_in_one_query_per_job_whatever_the_range(pg_dsn: str) -> None:
+def test_every_status_of_a_slot_in_two_queries_whatever_the_jobs_and_the_range(
+    pg_dsn: str,
+) -> None:
     job = hourly()
     slots = [T0 + k * HOUR for k in range(8)]
     # One slot per status, written independently of the implementation.
@@ -289,7 +318,8 @@ def test_every_status_of_a_slot_in_one_query_per_job_whatever_the_range(pg_dsn: 
         slots[7]: ("succeeded", 3),  # ran, then a pause covered it: it still ran
     }
 
-    async def main() -> tuple[list[accounting.SlotStatus], int]:
+    async def main() -> tuple[list[scheduling.SlotStatus], int]:
+        await deploy(pg_dsn, make_manifest(job))
         for slot, (status, attempts) in expected.items():
             if status in ("succeeded", "failed", "dead_lettered", "running"):
                 await sql(
@@ -320,14 +350,17 @@ def test_every_status_of_a_slot_in_one_query_per_job_whatever_the_range(pg_dsn: 
         )
         async with Database.open(pg_dsn, max_size=1) as db:
             counting = CountingDb(db)
-            found = await accounting.statuses(counting, job, slots)  # type: ignore[arg-type]
+            store = PgSlotStore(counting)  # type: ignore[arg-type]
+            now, grace = T0 + 9 * HOUR, timedelta(0)
+            found = await scheduling.statuses(store, [(job, slots)], now=now, grace=grace)
+            many = [replace(job, name=f"j{i}", type=f"t.j{i}") for i in range(50)]
             week = [T0 - k * HOUR for k in range(24 * 7)]
-            await accounting.statuses(counting, job, week)  # type: ignore[arg-type]
+            await scheduling.statuses(store, [(j, week) for j in many], now=now, grace=grace)
             return found, counting.queries
 
     found, queries = run(main())
     assert {s.slot: (s.status, s.attempts) for s in found} == expected
-    assert queries == 2
+    assert queries == 4  # each call: the history starts, then every slot's facts
 
 
 # --- the CLI, end to end in a subprocess ----------------------------------------------
@@ -387,6 +420,7 @@ def test_reconcile_json_prints_the_slots_it_enqueued_in_the_slots_line_format(
     due = [s for s in due if s >= now - timedelta(seconds=10_800)]
     iso = [s.strftime("%Y-%m-%dT%H:%M:%SZ") for s in due]
 
+    run(sql(pg_dsn, "INSERT INTO cronwright.jobs VALUES ('probe', $1)", now - 2 * HOUR * 24))
     dry = cli(tmp_path, pg_dsn, api, "reconcile", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     assert [json.loads(line) for line in dry.stdout.splitlines()] == [
@@ -438,10 +472,13 @@ def test_consume_with_a_reconcile_interval_pushes_the_missing_slot_and_runs_it(
 
     async def main() -> Any:
         await succeed(pg_dsn, job.name, T0 - HOUR)
-        tally = await consume(
+        await deploy(pg_dsn, manifest)
+        options = service.Options(
+            transport="cloudflare", max_batches=4, reconcile_seconds=0.05, prune_seconds=None
+        )
+        tally = await service.run(
             manifest,
-            max_batches=4,
-            reconcile_interval=0.05,
+            options,
             environ=environ,
             metrics=Collect(),
             clock=clock,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from engine.app import backfill
 from engine.core.model import Job, Overlap, Period, Window
 from engine.runtime.outcome import Outcome
+from engine.schedule.slots import between, cron_schedule
 from tests.fixtures.aio import run
 
 HOURLY = Job(
@@ -22,16 +23,20 @@ DAILY = Job(
 T0 = datetime(2026, 10, 5, tzinfo=UTC)
 
 
+def slots_between(job: Job, start: datetime, end: datetime) -> list[datetime]:
+    return between(cron_schedule(job), start, end)
+
+
 def test_slots_between_includes_the_start_and_excludes_the_end() -> None:
-    assert backfill.slots_between(HOURLY, T0, T0 + timedelta(hours=3)) == [
+    assert slots_between(HOURLY, T0, T0 + timedelta(hours=3)) == [
         T0,
         T0 + timedelta(hours=1),
         T0 + timedelta(hours=2),
     ]
-    assert backfill.slots_between(HOURLY, T0 + timedelta(seconds=1), T0 + timedelta(hours=2)) == [
+    assert slots_between(HOURLY, T0 + timedelta(seconds=1), T0 + timedelta(hours=2)) == [
         T0 + timedelta(hours=1)
     ]
-    assert backfill.slots_between(DAILY, T0, T0 + timedelta(days=2)) == [
+    assert slots_between(DAILY, T0, T0 + timedelta(days=2)) == [
         T0 + timedelta(hours=2),
         T0 + timedelta(days=1, hours=2),
     ]
@@ -61,7 +66,7 @@ def plan(*jobs: Job, status: str = "missing", hours: int = 48) -> list[backfill.
     out = [
         backfill.Planned(j, s, status)
         for j in jobs
-        for s in backfill.slots_between(j, T0, T0 + timedelta(hours=hours))
+        for s in slots_between(j, T0, T0 + timedelta(hours=hours))
     ]
     return sorted(out, key=lambda p: (p.slot, p.job.name))
 

@@ -53,7 +53,8 @@ def test_settings_name_every_missing_variable() -> None:
         Settings.from_env({"CLOUDFLARE_API_TOKEN": "  "})
     assert str(caught.value) == (
         "CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN are not set; the Queues API needs"
-        " an API token with Queues Edit and its account id"
+        " an API token with Queues Edit and its account id; without Cloudflare, use the"
+        " Postgres queue (--transport postgres, or transport: postgres in the manifest)"
     )
 
 

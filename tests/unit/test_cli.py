@@ -316,9 +316,9 @@ def test_slots_of_an_unknown_job_names_the_known_jobs_and_types_and_exits_2(
 def test_slots_over_a_range_too_large_to_list_exits_2_with_the_fix(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.runtime import accounting
+    from engine.schedule import slots
 
-    monkeypatch.setattr(accounting, "MAX_SLOTS", 24)
+    monkeypatch.setattr(slots, "MAX_SLOTS", 24)
     manifest = str(project / "jobs.yaml")
     argv = ["-m", manifest, "slots", "aggregate-hourly", "--from", "2026-10-30", "--to"]
     assert main([*argv, "2026-10-31T01:00:00Z"]) == 2

@@ -1,5 +1,5 @@
-"""The local scheduler's pure parts: the cron flag, the due slots between two ticks, and
-the transport choice."""
+"""The local scheduler's pure parts: the due slots between two ticks, and the transport
+choice. (The cron flag's one reading is tested in tests/integration/test_cron_flag.py.)"""
 
 from __future__ import annotations
 
@@ -10,29 +10,31 @@ from pathlib import Path
 import pytest
 
 from engine.app.cli import main
-from engine.app.scheduler import cron_enabled, due_between
+from engine.app.scheduler import Scheduler
 from engine.app.transports import configured
 from engine.core.errors import ConfigError
+from engine.core.model import Transport
 from engine.manifest.loader import load
-from engine.schedule.slots import cron_schedule
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 10, 31, 0, 0, tzinfo=UTC)
 
 
-def test_the_environment_overrides_the_manifests_cron_flag_and_only_true_turns_it_on() -> None:
-    manifest = load(REPO / "jobs.yaml")
-    off = replace(manifest, worker=replace(manifest.worker, cron_enabled=False))
-    assert cron_enabled(manifest, {}) is True
-    assert cron_enabled(off, {}) is False
-    assert cron_enabled(off, {"ENABLE_ANALYTICS_CRON": "true"}) is True
-    assert cron_enabled(manifest, {"ENABLE_ANALYTICS_CRON": "false"}) is False
-    assert cron_enabled(manifest, {"ENABLE_ANALYTICS_CRON": "1"}) is False
+def scheduler(manifest_path: Path = REPO / "jobs.yaml") -> Scheduler:
+    manifest = load(manifest_path)
+    return Scheduler(
+        db=None,  # type: ignore[arg-type]  (due_between reads no database)
+        store=None,  # type: ignore[arg-type]
+        manifest=manifest,
+        sender=None,  # type: ignore[arg-type]
+        clock=lambda: T0,
+        sleep=None,  # type: ignore[arg-type]
+        environ={},
+    )
 
 
 def test_due_slots_between_two_ticks_follow_each_jobs_own_schedule() -> None:
-    jobs = load(REPO / "jobs.yaml").jobs
-    due = due_between([(cron_schedule(j), j) for j in jobs], T0, T0 + timedelta(hours=5))
+    due = scheduler().due_between(T0, T0 + timedelta(hours=5))
     # Independently: hourly fires at 01..05, the daily jobs at 02:00, 04:00 and 05:00;
     # the slot at T0 itself is not after T0.
     expected = [(T0 + timedelta(hours=h), "aggregate-hourly") for h in range(1, 6)]
@@ -44,15 +46,18 @@ def test_due_slots_between_two_ticks_follow_each_jobs_own_schedule() -> None:
     assert [(s.slot, s.job.name) for s in due] == sorted(expected)
 
 
-def test_the_transport_comes_from_the_flag_then_the_environment_then_cloudflare() -> None:
-    assert configured("postgres", {"CRONWRIGHT_TRANSPORT": "cloudflare"}) == "postgres"
-    assert configured(None, {"CRONWRIGHT_TRANSPORT": "postgres"}) == "postgres"
-    assert configured(None, {}) == "cloudflare"
+def test_the_transport_comes_from_the_flag_then_the_environment_then_the_manifest() -> None:
+    with_worker = load(REPO / "jobs.yaml")
+    serve_only = replace(with_worker, transport=Transport.POSTGRES)
+    assert configured("postgres", with_worker, {"CRONWRIGHT_TRANSPORT": "cloudflare"}) == "postgres"
+    assert configured(None, with_worker, {"CRONWRIGHT_TRANSPORT": "postgres"}) == "postgres"
+    assert configured(None, with_worker, {}) == "cloudflare"
+    assert configured(None, serve_only, {}) == "postgres"
 
 
 def test_an_unknown_transport_in_the_environment_names_the_variable_and_the_choices() -> None:
     with pytest.raises(ConfigError) as err:
-        configured(None, {"CRONWRIGHT_TRANSPORT": "sqs"})
+        configured(None, load(REPO / "jobs.yaml"), {"CRONWRIGHT_TRANSPORT": "sqs"})
     assert str(err.value) == (
         "unknown transport 'sqs' (from CRONWRIGHT_TRANSPORT); use one of: cloudflare, postgres"
     )
@@ -64,7 +69,16 @@ def test_serve_and_enqueue_are_commands_with_their_options(
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     out = capsys.readouterr().out
-    for option in ("--consumers", "--metrics-port", "--grace-seconds", "--lease-seconds"):
+    for option in (
+        "--consumers",
+        "--metrics-port",
+        "--metrics-host",
+        "--grace-seconds",
+        "--drain-seconds",
+        "--lease-seconds",
+        "--reconcile-interval",
+        "--log-level",
+    ):
         assert option in out
     with pytest.raises(SystemExit):
         main(["consume", "--help"])

@@ -62,8 +62,15 @@ def test_json_lines_sink_writes_one_line_per_record() -> None:
     assert stream.getvalue().endswith("\n")
 
 
-def test_statuses_are_ack_retry_dead_letter_duplicate_and_paused() -> None:
-    assert STATUSES == ("succeeded", "retry", "dead_lettered", "duplicate", "paused")
+def test_statuses_are_ack_retry_dead_letter_duplicate_paused_and_superseded() -> None:
+    assert STATUSES == (
+        "succeeded",
+        "retry",
+        "dead_lettered",
+        "duplicate",
+        "paused",
+        "superseded",
+    )
 
 
 def test_analytics_engine_point_puts_each_field_at_its_documented_position() -> None:

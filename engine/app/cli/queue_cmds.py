@@ -1,50 +1,81 @@
-"""Commands of the local queue: ``serve`` (scheduler + consumers on Postgres) and
-``enqueue`` (send the message the Worker would send). Heavy imports happen inside each
-command."""
+"""The long-running commands and the queue: ``serve`` (scheduler + consumers on the
+Postgres queue), ``consume`` (consumers of either queue) and ``enqueue`` (send the message
+the Worker would send). Both services are built by :func:`engine.app.service.run`, with
+one set of options. Heavy imports happen inside each command."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from datetime import datetime
 from typing import Any
 
 from engine.app.cli.args import FAILED, OK, host, load, port, positive, slot_time
 
-
-def serve_options(args: argparse.Namespace, *, scheduler: bool) -> Any:
-    from engine.app.serve import Options
-
-    return Options(
-        consumers=args.consumers,
-        scheduler=scheduler,
-        metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
-        grace_seconds=args.grace_seconds,
-        lease_seconds=args.lease_seconds,
-        reconcile_seconds=args.reconcile_interval or None,
-    )
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def run_local(args: argparse.Namespace, *, scheduler: bool) -> int:
-    """``serve``, or ``consume --transport postgres`` (no scheduler)."""
+def configure_logging(level: str) -> None:
+    """What a service logs goes to stderr, info and up by default; the HTTP client's
+    line per request only at debug."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def run_service(args: argparse.Namespace, *, transport: str, scheduler: bool) -> int:
     import asyncio
 
-    from engine.app.serve import serve
+    from engine.app import service
 
+    configure_logging(args.log_level)
     manifest = load(args).for_environment(args.env)
+    bounded = getattr(args, "max_batches", None)
+    # A bounded run (--once, --max-batches) is a check, not the service: no loops beside it.
+    reconcile = None if bounded else args.reconcile_interval or None
+    options = service.Options(
+        transport=transport,
+        scheduler=scheduler,
+        consumers=args.consumers,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        reconcile_seconds=float(reconcile) if reconcile else None,
+        grace_seconds=args.grace_seconds,
+        drain_seconds=args.drain_seconds,
+        lease_seconds=args.lease_seconds,
+        prune_seconds=None if bounded else service.DAY_SECONDS,
+        max_batches=bounded,
+    )
 
     def started(port: int | None) -> None:
-        what = "scheduler and " if scheduler else ""
+        what = "scheduler and consumers" if scheduler else "consumers"
         where = f"; metrics on {args.metrics_host}:{port}/metrics" if port is not None else ""
-        print(f"{what}{args.consumers} consumers on {manifest.queue.name}{where}", flush=True)
+        print(f"{what} on the {transport} queue {manifest.queue.name}{where}", file=sys.stderr)
 
-    tally = asyncio.run(serve(manifest, serve_options(args, scheduler=scheduler), started=started))
+    tally = asyncio.run(service.run(manifest, options, started=started))
     print(tally.summary())
-    return OK
+    # A bounded run reports its messages; a service stopped by a signal just stops.
+    return OK if options.max_batches is None or tally.ok else FAILED
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    return run_local(args, scheduler=True)
+    return run_service(args, transport="postgres", scheduler=True)
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    from engine.app import transports
+    from engine.core.errors import ConfigError
+
+    transport = transports.configured(args.transport, load(args))
+    if args.once:
+        args.max_batches = 1
+    if transport == "postgres" and args.max_batches:
+        raise ConfigError(
+            "--once and --max-batches bound pulls from Cloudflare, not the postgres queue",
+            hint="stop a postgres consumer with SIGTERM",
+        )
+    return run_service(args, transport=transport, scheduler=False)
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
@@ -57,18 +88,17 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     from engine.runtime.dispatch import Slot, dispatch
 
     manifest = load(args).for_environment(args.env)
-    transport = transports.configured(args.transport)
+    transport = transports.configured(args.transport, manifest)
     job = manifest.find_job(args.type)
-    now = wiring.utc_now()
     data: dict[str, Any] = {"type": job.type}
     if args.at is not None:
         data["scheduledFor"] = iso(args.at)
-    slot: datetime = messages.resolve(data, manifest, now=now).slot
+    slot: datetime = messages.resolve(data, manifest, now=wiring.utc_now()).slot
 
     async def send() -> list[Slot]:
         async with (
             wiring.open_database(max_size=1) as db,
-            transports.open_sender(manifest, transport, db, os.environ) as sender,
+            transports.open_sender(manifest, transport, os.environ) as sender,
         ):
             return await dispatch(db, sender, [Slot(job, slot)], source="enqueue", force=True)
 
@@ -78,8 +108,18 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     return OK if sent else FAILED
 
 
-def add_local_options(sp: Any) -> None:
-    sp.add_argument("--consumers", type=positive, default=4, metavar="N", help="workers (4)")
+def add_service_options(sp: Any, *, reconcile_default: int) -> None:
+    """The options of every long-running command, each with one meaning."""
+    sp.add_argument("--env", help="use this environment's queue names and cron flag")
+    sp.add_argument(
+        "--consumers",
+        "--concurrency",
+        dest="consumers",
+        type=positive,
+        metavar="N",
+        help="jobs this process runs at once (postgres: 4; cloudflare:"
+        " queue.consumer.max_concurrency, else max_batch_size)",
+    )
     sp.add_argument(
         "--metrics-port", type=port, metavar="P", help="serve /metrics and /healthz on P"
     )
@@ -91,7 +131,22 @@ def add_local_options(sp: Any) -> None:
         help="the address the metrics port binds (127.0.0.1; 0.0.0.0 opens it to the network)",
     )
     sp.add_argument(
+        "--reconcile-interval",
+        type=int,
+        default=reconcile_default,
+        metavar="SECONDS",
+        help="enqueue the due slots never sent, every SECONDS"
+        f" ({reconcile_default}; 0: off; see `cronwright reconcile`)",
+    )
+    sp.add_argument(
         "--grace-seconds",
+        type=float,
+        metavar="S",
+        help="how long a due slot with no record is left to its sender before it counts as"
+        " missing (postgres: 0, the scheduler records what it sends; cloudflare: 600)",
+    )
+    sp.add_argument(
+        "--drain-seconds",
         type=float,
         default=30.0,
         metavar="S",
@@ -102,8 +157,14 @@ def add_local_options(sp: Any) -> None:
         type=float,
         default=60.0,
         metavar="S",
-        help="a message's lease, renewed while it runs; after a crash it comes back"
-        " within this (60)",
+        help="postgres: a message's lease, renewed while it runs; after a crash it comes"
+        " back within this (60)",
+    )
+    sp.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="what the service logs to stderr (info)",
     )
 
 
@@ -113,16 +174,29 @@ def register(sub: Any) -> None:
         help="run without Cloudflare: the scheduler and N consumers of the Postgres queue"
         " (DATABASE_URL)",
     )
-    sp.add_argument("--env", help="use this environment's queue name and cron flag")
-    add_local_options(sp)
-    sp.add_argument(
-        "--reconcile-interval",
-        type=int,
-        default=60,
-        metavar="SECONDS",
-        help="run the reconciler every SECONDS to enqueue due slots never sent (60; 0: off)",
-    )
+    add_service_options(sp, reconcile_default=60)
     sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser(
+        "consume",
+        help="run each message of the queue: pulled over Cloudflare's REST API"
+        " (DATABASE_URL, CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, R2_*), or from the"
+        " local Postgres queue with --transport postgres",
+    )
+    bound = sp.add_mutually_exclusive_group()
+    bound.add_argument(
+        "--once", action="store_true", help="one pull, then exit 1 if any message failed"
+    )
+    bound.add_argument(
+        "--max-batches", type=positive, metavar="N", help="at most N pulls (empty ones count)"
+    )
+    sp.add_argument(
+        "--transport",
+        choices=("cloudflare", "postgres"),
+        help="the queue to consume (default: $CRONWRIGHT_TRANSPORT, else the manifest's transport)",
+    )
+    add_service_options(sp, reconcile_default=60)
+    sp.set_defaults(func=cmd_consume)
 
     sp = sub.add_parser(
         "enqueue", help="send the message the Worker would send for one slot (DATABASE_URL)"
@@ -132,7 +206,7 @@ def register(sub: Any) -> None:
     sp.add_argument(
         "--transport",
         choices=("cloudflare", "postgres"),
-        help="where to send (default: $CRONWRIGHT_TRANSPORT, else cloudflare)",
+        help="where to send (default: $CRONWRIGHT_TRANSPORT, else the manifest's transport)",
     )
     sp.add_argument("--env", help="use this environment's queue")
     sp.set_defaults(func=cmd_enqueue)

@@ -1,4 +1,4 @@
-"""Commands that reach Postgres or the queue: run, runs, consume, db migrate. Their heavy
+"""Commands that reach Postgres: run, runs, db migrate. Their heavy
 imports happen inside each command."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.app.cli import queue_cmds
 from engine.app.cli.args import FAILED, OK, load, positive, slot_time
 
 
@@ -45,41 +44,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return OK
 
 
-def cmd_consume(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from engine.app import consume, transports
-
-    if transports.configured(args.transport) == "postgres":
-        if args.once or args.max_batches:
-            from engine.core.errors import ConfigError
-
-            raise ConfigError(
-                "--once and --max-batches bound pulls from Cloudflare, not the postgres queue",
-                hint="stop a postgres consumer with SIGTERM",
-            )
-        return queue_cmds.run_local(args, scheduler=False)
-
-    max_batches = 1 if args.once else args.max_batches
-    manifest = load(args).for_environment(args.env)
-    tally = asyncio.run(
-        consume.consume(
-            manifest,
-            max_batches=max_batches,
-            concurrency=args.concurrency,
-            reconcile_interval=args.reconcile_interval,
-            metrics_port=args.metrics_port,
-            metrics_host=args.metrics_host,
-            # A bounded run (--once, --max-batches) is a check, not the service: no prune.
-            prune_interval=None if max_batches is not None else 86_400.0,
-        )
-    )
-    print(tally.summary())
-    # A bounded run reports its messages; a service stopped by a signal just stops.
-    return OK if max_batches is None or tally.ok else FAILED
-
-
-#: The project's migrations, beside the manifest.
 def cmd_migrate(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -134,42 +98,6 @@ def register(sub: Any) -> None:
         "--history", action="store_true", help="every attempt, '*' marking each slot's current run"
     )
     sp.set_defaults(func=cmd_runs)
-
-    sp = sub.add_parser(
-        "consume",
-        help="run each message of the queue: pulled over Cloudflare's REST API"
-        " (DATABASE_URL, CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, R2_*), or from the"
-        " local Postgres queue with --transport postgres",
-    )
-    sp.add_argument("--env", help="pull this environment's queue (default: the top level's)")
-    bound = sp.add_mutually_exclusive_group()
-    bound.add_argument(
-        "--once", action="store_true", help="one batch, then exit 1 if any message failed"
-    )
-    bound.add_argument(
-        "--max-batches", type=positive, metavar="N", help="at most N pulls (empty ones count)"
-    )
-    sp.add_argument(
-        "--concurrency",
-        type=positive,
-        metavar="N",
-        help="messages running at once; pulling goes on while fewer run"
-        " (default: queue.consumer.max_concurrency, else max_batch_size)",
-    )
-    sp.add_argument(
-        "--reconcile-interval",
-        type=positive,
-        metavar="SECONDS",
-        help="also run the reconciler every SECONDS (see `cronwright reconcile`)",
-    )
-    sp.add_argument(
-        "--transport",
-        choices=("cloudflare", "postgres"),
-        help="the queue to consume (default: $CRONWRIGHT_TRANSPORT, else cloudflare);"
-        " postgres is the local queue `serve` feeds, and takes the options below",
-    )
-    queue_cmds.add_local_options(sp)
-    sp.set_defaults(func=cmd_consume)
 
     sp = sub.add_parser("db", help="database commands")
     dbsub = sp.add_subparsers(dest="db_command", required=True)

@@ -1,5 +1,5 @@
-"""The Postgres-queue consumer: N workers in one process run messages of
-``cronwright.queue`` through the shared executor, each message as soon as a worker is
+"""The local consumer: N workers in one process run messages of the Postgres queue
+(``cronwright.queue``) through the shared executor, each message as soon as a worker is
 free. The consumer keeps up to 8N messages claimed ahead (``prefetch``): one claim
 round trip leases several, and the next claim starts in the background once half of them
 have been taken, so a worker seldom waits for one. A message claimed ahead that has
@@ -12,9 +12,15 @@ are acked inside the job's own transaction (so a local run is exactly-once witho
 duplicate check), dead_lettered is acked once its dead letter is written, retry comes back
 after the executor's delay with one more attempt (a hand-back keeps its attempt count).
 A heartbeat extends the leases of running messages; a consumer killed outright stops
-extending them, and its messages come back when their leases run out.
+extending them, and its messages come back when their leases run out. Leases and
+visibility are the database's time, and so is the "now" a slot is checked against: a
+host whose clock is off can neither steal nor starve (:mod:`engine.adapters.pgqueue`).
 
-``stop()`` (SIGTERM) stops taking work, lets running messages finish within the grace
+Nothing a message holds stops a worker: the executor turns every message into an
+outcome, and whatever still escapes it (the database gone mid-write) hands the message
+back. A claim, ack or heartbeat that fails is reported to :class:`Health` and tried again.
+
+``stop()`` (SIGTERM) stops taking work, lets running messages finish within the drain
 period, then cancels the rest, whose transactions roll back, and releases them.
 """
 
@@ -23,49 +29,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from engine.adapters.pgqueue import Delivery, PgQueue
-from engine.core.errors import CronwrightError, JobFailed, NotMigrated
+from engine.app.health import Health
+from engine.app.tally import Tally
+from engine.core.errors import NotMigrated
 from engine.runtime import shield
 from engine.runtime.executor import Executor
-from engine.runtime.outcome import STATUSES
+from engine.runtime.outcome import DONE
 
 log = logging.getLogger(__name__)
 
-# The outcomes whose transaction committed the ack with the ledger row.
-_ACKED_IN_TX = frozenset({"succeeded", "duplicate", "paused"})
-
 
 @dataclass(frozen=True, kw_only=True)
-class Settings:
+class LocalSettings:
     consumers: int = 4
-    lease_seconds: float = 60.0  # in the injected clock's seconds, like every queue time
+    lease_seconds: float = 60.0  # in the queue's clock's seconds, like every queue time
     heartbeat_seconds: float = 20.0  # real seconds between lease extensions
-    grace_seconds: float = 30.0  # real seconds running messages get after stop()
-    retry_delay_seconds: float = 30.0  # for a delivery the executor raised on
+    drain_seconds: float = 30.0  # real seconds running messages get after stop()
+    retry_delay_seconds: float = 30.0  # for a delivery the executor could not take
     idle_seconds: float = 1.0  # the longest wait for work when no NOTIFY comes
     prefetch: int | None = None  # messages claimed ahead (default: 8x the consumers)
     write_timeout: float = 30.0
-
-
-@dataclass
-class Tally:
-    statuses: Counter[str] = field(default_factory=Counter)
-    errors: int = 0  # deliveries the executor raised on (handed back)
-    released: int = 0  # deliveries given back at stop
-
-    def summary(self) -> str:
-        total = sum(self.statuses.values()) + self.errors
-        counts = ", ".join(f"{s} {self.statuses[s]}" for s in STATUSES)
-        text = f"{total} message{'s' * (total != 1)}: {counts}"
-        if self.errors:
-            text += f", not handled {self.errors}"
-        if self.released:
-            text += f", released at stop {self.released}"
-        return text
 
 
 class LocalConsumer:
@@ -74,9 +62,11 @@ class LocalConsumer:
         *,
         queue: PgQueue,
         executor: Executor,
-        settings: Settings,
+        settings: LocalSettings,
+        health: Health | None = None,
         max_messages: int | None = None,
     ) -> None:
+        self._health = health or Health()
         self._queue = queue
         self._executor = executor
         self._settings = settings
@@ -108,20 +98,24 @@ class LocalConsumer:
             beat = asyncio.create_task(self._heartbeat())
             try:
                 await self._stop.wait()
-                _, late = await asyncio.wait(workers, timeout=s.grace_seconds)
+                _, late = await asyncio.wait(workers, timeout=s.drain_seconds)
                 for task in late:
                     task.cancel()
                 if late:
                     await asyncio.wait(late)
-                    log.warning("grace period over: %d running messages cancelled", len(late))
+                    log.warning("drain period over: %d running messages cancelled", len(late))
                 if self._ahead is not None:
                     # A claim under way: let it land, so that what it leased is released.
                     await asyncio.wait([self._ahead], timeout=s.write_timeout)
                 # Claimed and not started, or cancelled mid-run: back to the queue now.
                 stranded = list(self._held.values())
                 if stranded:
-                    await shield.finish(self._queue.release(stranded), s.write_timeout)
-                    self.tally.released += len(stranded)
+                    try:
+                        await shield.finish(self._queue.release(stranded), s.write_timeout)
+                    except Exception as err:  # the leases lapse instead
+                        self._health.failed("release at stop", err)
+                    else:
+                        self.tally.released += len(stranded)
             finally:
                 ahead = [self._ahead] if self._ahead is not None else []
                 for task in [beat, *workers, *ahead]:
@@ -133,7 +127,8 @@ class LocalConsumer:
         return self.tally
 
     def _stop_if_failed(self, task: asyncio.Task[None]) -> None:
-        """A worker that failed for good stops the rest; ``run`` raises its error."""
+        """A worker that failed for good (a bug: messages and the database's errors do
+        not get here) stops the rest; ``run`` raises its error."""
         if not task.cancelled() and task.exception() is not None:
             self.stop()
 
@@ -193,11 +188,12 @@ class LocalConsumer:
                 return
             try:
                 claimed = await self._queue.claim(n, lease_seconds=self._settings.lease_seconds)
-            except JobFailed as err:
-                if not err.transient:
-                    raise
-                log.warning("claim failed: %s", err)
+            except NotMigrated:
+                raise  # the queue itself is gone: nothing to wait for
+            except Exception as err:  # the database away: the workers idle, then claim again
+                self._health.failed("claim", err)
                 return
+            self._health.ok()
             if self._left is not None:
                 self._left -= len(claimed)
             self._held.update((d.id, d) for d in claimed)
@@ -211,22 +207,26 @@ class LocalConsumer:
     async def _one(self, d: Delivery) -> None:
         try:
             outcome = await self._executor.handle(
-                d.body, message_id=d.message_id, attempt=d.attempts, ack=self._queue.ack_in(d)
+                d.body,
+                message_id=d.message_id,
+                attempt=d.attempts,
+                ack=self._queue.ack_in(d),
+                now=d.claimed_at,
             )
         except NotMigrated:
             raise  # no message can run on this database: stop; the message is released
-        except CronwrightError as err:
-            log.error("message %s not handled: %s; handing it back", d.message_id, err)
+        except Exception as err:  # the executor could not even record an outcome
+            self._health.failed(f"message {d.message_id}", err)
             self.tally.errors += 1
             await self._settle(
-                self._queue.retry(d, self._settings.retry_delay_seconds, handback=False)
+                self._queue.retry(d, self._settings.retry_delay_seconds, handback=True)
             )
             return
         self.tally.statuses[outcome.status] += 1
         if outcome.status == "retry":
             delay = outcome.delay_seconds or 0.0
             await self._settle(self._queue.retry(d, delay, handback=outcome.handback))
-        elif outcome.status not in _ACKED_IN_TX:  # dead_lettered: its letter is written
+        elif outcome.status not in DONE:  # dead_lettered: its letter is written; ack it
             await self._settle(self._queue.ack(d))
 
     async def _settle(self, write: Awaitable[None]) -> None:
@@ -234,8 +234,8 @@ class LocalConsumer:
         out and the message comes back: the ledger makes that a duplicate."""
         try:
             await shield.finish(write, self._settings.write_timeout)
-        except JobFailed as err:
-            log.error("queue update failed: %s; the message comes back when its lease ends", err)
+        except Exception as err:  # the message comes back when its lease ends
+            self._health.failed("queue update", err)
 
     async def _release_waiting(self, waiting: set[int]) -> None:
         """Messages claimed ahead that no worker has started for a whole heartbeat (every
@@ -250,8 +250,8 @@ class LocalConsumer:
             self._left += len(stale)
         try:
             await self._queue.release(stale)
-        except JobFailed as err:
-            log.warning("release failed: %s; the leases will lapse", err)
+        except Exception as err:  # the leases lapse instead
+            self._health.failed("release", err)
 
     async def _heartbeat(self) -> None:
         s = self._settings
@@ -263,5 +263,5 @@ class LocalConsumer:
             running = list(self._held.values())
             try:
                 await self._queue.extend(running, lease_seconds=s.lease_seconds)
-            except JobFailed as err:
-                log.warning("lease extension failed: %s", err)
+            except Exception as err:
+                self._health.failed("lease extension", err)

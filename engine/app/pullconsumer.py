@@ -1,4 +1,5 @@
-"""The HTTP pull consumer: Cloudflare Queues -> the executor -> acks as runs finish.
+"""The pull consumer: Cloudflare Queues, pulled over the REST API -> the executor -> acks
+as runs finish.
 
 It keeps up to ``concurrency`` messages running: each pull asks for at most the free
 room, each message runs as its own task, and whatever finishes is acknowledged at once,
@@ -9,9 +10,12 @@ Each message's lease starts at its pull and it starts running at once, so each l
 only has to outlast its own run. Runs of one job still serialise on its advisory lock.
 
 Hand-backs and Cloudflare's delivery count are reconciled by
-:mod:`engine.runtime.budget`. A message whose lease lapses (a crash before the ack) is
-redelivered by Cloudflare and the run ledger makes it a duplicate. SIGTERM/SIGINT stop
-pulling, let the runs in flight finish, ack them and return.
+:mod:`engine.runtime.budget`; on the last delivery Cloudflare allows, the executor is told
+so, and dead-letters (record first, then the DLQ copy) what it would otherwise hand back.
+A message whose lease lapses (a crash before the ack) is redelivered by Cloudflare and
+the run ledger makes it a duplicate. Nothing a message holds stops the consumer: whatever
+escapes the executor hands the message back. SIGTERM/SIGINT stop pulling, let the runs
+in flight finish, ack them and return.
 """
 
 from __future__ import annotations
@@ -19,64 +23,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Protocol
 
 from engine.adapters import cfqueue
-from engine.app import lastdelivery
-from engine.core.errors import CronwrightError, JobFailed, NotMigrated
+from engine.app.health import Health
+from engine.app.tally import Tally
+from engine.core.errors import JobFailed, NotMigrated
 from engine.core.model import Consumer
-from engine.core.times import Clock, Sleep
+from engine.core.times import Sleep
 from engine.runtime import messages, shield
 from engine.runtime.budget import Budget
-from engine.runtime.deadletters import DeadLetterSink
 from engine.runtime.messages import Body
-from engine.runtime.outcome import STATUSES, Outcome
+from engine.runtime.outcome import Outcome
 
 log = logging.getLogger(__name__)
 
 
 class Handler(Protocol):
-    async def handle(self, body: Body, *, message_id: str, attempt: int) -> Outcome: ...
-
-
-@dataclass
-class Tally:
-    """What a run of the consumer did."""
-
-    batches: int = 0  # pulls, an empty one included
-    statuses: Counter[str] = field(default_factory=Counter)
-    errors: int = 0  # deliveries the executor raised on (handed back for redelivery)
-    ack_failures: int = 0  # ack calls that failed (their leases lapse and redeliver)
-
-    @property
-    def ok(self) -> bool:
-        """Every message acked or duplicate, and every ack call went through."""
-        failed = self.statuses["retry"] + self.statuses["dead_lettered"]
-        return failed == 0 and self.errors == 0 and self.ack_failures == 0
-
-    def summary(self) -> str:
-        total = sum(self.statuses.values()) + self.errors
-        counts = ", ".join(f"{s} {self.statuses[s]}" for s in STATUSES)
-        text = f"{total} message{'s' * (total != 1)} in {self.batches} pull"
-        text += f"{'s' * (self.batches != 1)}: {counts}"
-        if self.errors:
-            text += f", not handled {self.errors}"
-        if self.ack_failures:
-            text += f", failed ack calls {self.ack_failures}"
-        return text
+    async def handle(
+        self, body: Body, *, message_id: str, attempt: int, last_delivery: str | None = None
+    ) -> Outcome: ...
 
 
 @dataclass(frozen=True)
 class _Done:
     message: cfqueue.Pulled
     delay: int | None  # None: ack; else hand back after this many seconds
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class PullConsumer:
@@ -88,9 +61,8 @@ class PullConsumer:
         queue_id: str,
         settings: Consumer,
         budget: Budget | None = None,
-        dead_letters: DeadLetterSink | None = None,
         concurrency: int | None = None,
-        clock: Clock = _utc_now,
+        health: Health | None = None,
         sleep: Sleep | None = None,
         idle_seconds: tuple[float, float] = (1.0, 30.0),
         ack_timeout: float = 120.0,
@@ -101,9 +73,8 @@ class PullConsumer:
         self._queue_id = queue_id
         self._settings = settings
         self._budget = budget
-        self._dead_letters = dead_letters
         self._concurrency = concurrency or settings.max_concurrency or settings.max_batch_size
-        self._clock = clock
+        self._health = health or Health()
         self._stop = asyncio.Event()
         self._sleep = sleep or self._until_stopped
         self._idle_min, self._idle_max = idle_seconds
@@ -170,21 +141,28 @@ class PullConsumer:
         except JobFailed as err:
             if not err.transient or bounded:
                 raise
-            log.warning("pull failed: %s", err)
+            self._health.failed("pull", err)
             return []
+        self._health.ok("Cloudflare Queues API")
         tally.batches += 1
         return pulled
 
     async def _one(self, m: cfqueue.Pulled, tally: Tally) -> _Done:
         budget = self._budget
         raised = False
+        last = None
+        if budget is not None and budget.last(m.attempts):
+            n = budget.deliveries
+            last = f"delivery {m.attempts} of the {n} the queue allows ended in a retry"
         try:
             attempt = await budget.job_attempt(m.id, m.attempts) if budget else m.attempts
-            outcome = await self._executor.handle(m.body, message_id=m.id, attempt=attempt)
+            outcome = await self._executor.handle(
+                m.body, message_id=m.id, attempt=attempt, last_delivery=last
+            )
         except NotMigrated:
             raise  # no message can run on this database: stop, the message comes back
-        except CronwrightError as err:
-            log.error("message %s not handled: %s; handing it back", m.id, err)
+        except Exception as err:  # the executor could not even record an outcome
+            self._health.failed(f"message {m.id}", err)
             raised = True
             outcome = Outcome(
                 status="retry",
@@ -200,9 +178,14 @@ class PullConsumer:
         if outcome.status != "retry":
             tally.statuses[outcome.status] += 1
             return _Done(m, None)
-        if budget is not None and budget.last(m.attempts) and await self._last_delivery(m, outcome):
-            tally.statuses["dead_lettered"] += 1
-            return _Done(m, None)
+        if last is not None:
+            # Handed back, Cloudflare moves it to its DLQ without our record: the record
+            # (the dead letter) could not be written.
+            log.error(
+                "message %s leaves for the DLQ without its dead letter row: %s",
+                m.id,
+                outcome.reason,
+            )
         if raised:
             tally.errors += 1
         else:
@@ -210,24 +193,9 @@ class PullConsumer:
         if outcome.handback and budget is not None:
             try:
                 await budget.handed_back(m.id)
-            except JobFailed as err:
-                log.error("hand-back of message %s not counted: %s", m.id, err)
+            except Exception as err:
+                self._health.failed("hand-back count", err)
         return _Done(m, math.ceil(outcome.delay_seconds or 0))
-
-    async def _last_delivery(self, m: cfqueue.Pulled, outcome: Outcome) -> bool:
-        """Dead-letter a last delivery ourselves (:mod:`engine.app.lastdelivery`); True
-        when written."""
-        assert self._budget is not None
-        if self._dead_letters is None:
-            return False
-        return await lastdelivery.dead_letter(
-            m,
-            outcome,
-            budget=self._budget,
-            sink=self._dead_letters,
-            clock=self._clock,
-            write_timeout=self._write_timeout,
-        )
 
     async def _ack(self, done: list[_Done], tally: Tally) -> None:
         acks = [d.message.lease_id for d in done if d.delay is None]
@@ -240,15 +208,9 @@ class PullConsumer:
             result = await shield.finish(
                 self._client.ack(self._queue_id, acks=acks, retries=retries), self._ack_timeout
             )
-        except JobFailed as err:
+        except Exception as err:  # the leases lapse and the messages are redelivered
             tally.ack_failures += 1
-            log.error(
-                "ack call for %d acks and %d retries failed: %s; the leases lapse and the"
-                " messages are redelivered",
-                len(acks),
-                len(retries),
-                err,
-            )
+            self._health.failed("ack call", err)
             return
         for lease, warning in sorted(result.warnings.items()):
             log.warning("ack of lease %s: %s", lease, warning)
@@ -256,8 +218,8 @@ class PullConsumer:
             redelivered = [d.message.id for d in done if d.delay is None and d.message.attempts > 1]
             try:
                 await self._budget.forget(redelivered)
-            except JobFailed as err:
-                log.warning("hand-back counts of acked messages not removed: %s", err)
+            except Exception as err:
+                self._health.failed("hand-back cleanup", err)
 
     async def _until_stopped(self, seconds: float) -> None:
         try:

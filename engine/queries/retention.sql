@@ -1,0 +1,16 @@
+-- Retention (engine/runtime/retention.py).
+-- Each block is one statement, named by its `-- name:` line (engine/core/queries.py).
+
+-- name: runs
+-- Run history older than $1, except each slot's current run.
+DELETE FROM cronwright.run_history AS h
+WHERE h.finished_at < $1
+  AND NOT EXISTS (
+      SELECT 1 FROM cronwright.runs AS r
+      WHERE r.job = h.job AND r.slot = h.slot AND r.run_id = h.run_id
+  )
+
+-- name: dead_letters
+-- Dead letters replayed or purged before $1.
+DELETE FROM cronwright.dead_letters
+WHERE coalesce(replayed_at, purged_at) < $1

@@ -1,0 +1,40 @@
+-- The scheduling core's questions (engine/runtime/slotstore.py).
+-- Each block is one statement, named by its `-- name:` line (engine/core/queries.py).
+
+-- name: register
+-- Record jobs never seen as first seen at $2; every asked job's first-seen time.
+WITH added AS (
+    INSERT INTO cronwright.jobs (job, first_seen)
+    SELECT j, $2 FROM unnest($1::text[]) AS j
+    ON CONFLICT (job) DO NOTHING
+    RETURNING job, first_seen
+)
+SELECT job, first_seen FROM added
+UNION ALL
+SELECT job, first_seen FROM cronwright.jobs WHERE job = ANY($1::text[])
+
+-- name: first_seen
+-- Each asked job's first-seen time (read only).
+SELECT job, first_seen FROM cronwright.jobs WHERE job = ANY($1::text[])
+
+-- name: facts
+-- One row per asked (job, slot), in order. The newer-slot question is asked only for the
+-- pairs that want it (a `latest` job's), so other jobs pay nothing for it.
+SELECT r.status AS ledger, coalesce(r.attempt, 0) AS attempts,
+       d.job IS NOT NULL AS dispatched,
+       EXISTS (
+           SELECT 1 FROM cronwright.pauses AS p
+           WHERE p.job = w.job AND p.paused_from <= w.slot
+             AND (p.resumed_at IS NULL OR w.slot < p.resumed_at)
+       ) AS paused,
+       w.latest AND (
+           EXISTS (SELECT 1 FROM cronwright.runs AS n
+                   WHERE n.job = w.job AND n.slot > w.slot
+                     AND n.status NOT IN ('paused', 'superseded'))
+           OR EXISTS (SELECT 1 FROM cronwright.dispatched AS n
+                      WHERE n.job = w.job AND n.slot > w.slot)
+       ) AS newer_active
+FROM unnest($1::text[], $2::timestamptz[], $3::boolean[]) WITH ORDINALITY AS w(job, slot, latest, i)
+LEFT JOIN cronwright.runs AS r ON r.job = w.job AND r.slot = w.slot
+LEFT JOIN cronwright.dispatched AS d ON d.job = w.job AND d.slot = w.slot
+ORDER BY w.i

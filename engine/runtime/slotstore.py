@@ -1,0 +1,48 @@
+"""The scheduling core's questions (:class:`engine.runtime.ports.SlotStore`) answered by
+cronwright's tables: ``jobs`` (history starts), ``runs`` (the ledger), ``dispatched``
+(what cronwright sent) and ``pauses``. Each answer is one statement, whatever the number
+of jobs and slots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from engine.core.queries import query
+from engine.runtime.ports import Db, SlotFacts, SlotStore
+
+
+class PgSlotStore(SlotStore):
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    async def register(self, jobs: Sequence[str], at: datetime) -> Mapping[str, datetime]:
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch(query("scheduling.register"), list(jobs), at)
+        return {r["job"]: r["first_seen"] for r in rows}
+
+    async def first_seen(self, jobs: Sequence[str]) -> Mapping[str, datetime]:
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch(query("scheduling.first_seen"), list(jobs))
+        return {r["job"]: r["first_seen"] for r in rows}
+
+    async def facts(
+        self, pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
+    ) -> list[SlotFacts]:
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch(
+                query("scheduling.facts"),
+                [j for j, _ in pairs],
+                [t for _, t in pairs],
+                list(latest),
+            )
+        return [
+            SlotFacts(
+                ledger=r["ledger"],
+                attempts=int(r["attempts"]),
+                dispatched=r["dispatched"],
+                paused=r["paused"],
+                newer_active=r["newer_active"],
+            )
+            for r in rows
+        ]

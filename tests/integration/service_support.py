@@ -1,0 +1,189 @@
+"""A `serve` or `consume --transport postgres` process on an accelerated clock, for the
+tests that restart, kill or starve one, and its project: probe jobs whose every
+application leaves a row, so that an oracle can count them.
+
+    python -m tests.integration.service_support SPEC.json
+
+runs :func:`engine.app.service.run` with the options in SPEC (DATABASE_URL from the
+environment) and prints ``ready`` once it is up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from devtools.simclock import SimClock
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SETUP_SQL = """
+CREATE SCHEMA IF NOT EXISTS probe;
+CREATE TABLE IF NOT EXISTS probe.applied (
+    job text NOT NULL, slot timestamptz NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TABLE IF NOT EXISTS probe.refreshed (id integer PRIMARY KEY, slot timestamptz NOT NULL);
+"""
+# Append-only: a slot applied twice leaves two rows.
+APPEND = """
+INSERT INTO probe.applied (job, slot) VALUES ({{ job.name }}, {{ slot }});
+"""
+# A refresh-style job: one row holds the slot it was refreshed for; every application is
+# also appended, in commit order, for the oracle.
+REFRESH = """
+INSERT INTO probe.refreshed (id, slot) VALUES (1, {{ slot }})
+ON CONFLICT (id) DO UPDATE SET slot = EXCLUDED.slot;
+INSERT INTO probe.applied (job, slot) VALUES ({{ job.name }}, {{ slot }});
+"""
+FAILING = """
+SELECT 1 / 0;
+"""
+
+
+def manifest_yaml(jobs: dict[str, dict[str, Any]]) -> str:
+    """A serve-only manifest of every-minute jobs: name -> {template, catch_up, ...}."""
+    lines = [
+        "version: 1",
+        "name: probe",
+        "queue: {name: probe-jobs, binding: JOBS, dead_letter_queue: probe-dlq}",
+        "jobs:",
+    ]
+    for name, job in jobs.items():
+        lines += [
+            f"  {name}:",
+            f'    cron: "{job.get("cron", "* * * * *")}"',
+            f"    sql: sql/{name}.sql",
+        ]
+        lines.append("    retry: {max_attempts: 2, initial_delay_seconds: 1, max_delay_seconds: 1}")
+        if "catch_up" in job:
+            lines.append(f"    catch_up: {json.dumps(job['catch_up'])}")
+    return "\n".join(lines) + "\n"
+
+
+def write_project(root: Path, jobs: dict[str, dict[str, Any]]) -> Path:
+    (root / "sql").mkdir(parents=True, exist_ok=True)
+    for name, job in jobs.items():
+        (root / "sql" / f"{name}.sql").write_text(job["template"])
+    path = root / "jobs.yaml"
+    path.write_text(manifest_yaml(jobs))
+    return path
+
+
+@dataclass
+class Service:
+    """A service process to start, kill and start again, on one simulated clock."""
+
+    manifest: Path
+    dsn: str
+    clock: SimClock
+    options: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    wrapper: list[str] = field(default_factory=list)  # e.g. ["faketime", "-f", "+5m"]
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def start(self, **options: Any) -> subprocess.Popen[str]:
+        spec = {
+            "manifest": str(self.manifest),
+            "start": self.clock.start.isoformat(),
+            "speed": self.clock.speed,
+            "start_file": str(self.clock._file),
+            "options": {**self.options, **options},
+        }
+        spec_file = self.manifest.with_name(f"spec-{len(self.procs)}.json")
+        spec_file.write_text(json.dumps(spec))
+        env = {**os.environ, "DATABASE_URL": self.dsn, "PYTHONPATH": str(ROOT), **self.env}
+        proc = subprocess.Popen(
+            [
+                *self.wrapper,
+                sys.executable,
+                "-m",
+                "tests.integration.service_support",
+                str(spec_file),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.procs.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if line.strip() != "ready":
+            proc.kill()
+            raise AssertionError(f"the service did not start: {line}{proc.communicate()[1]}")
+        return proc
+
+    def stop_all(self) -> list[tuple[int, str]]:
+        out = []
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                _, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate(timeout=30)
+            out.append((proc.returncode, err))
+        return out
+
+
+@contextmanager
+def running(service: Service) -> Iterator[Service]:
+    try:
+        yield service
+    finally:
+        for proc in service.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=30)
+
+
+def wait_until(predicate: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.05)
+
+
+def main(spec_path: str) -> None:
+    from engine.app.service import Options, run
+    from engine.manifest import load
+    from engine.runtime.metrics import Collect
+
+    spec = json.loads(Path(spec_path).read_text())
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    clock = SimClock(datetime.fromisoformat(spec["start"]), spec["speed"], Path(spec["start_file"]))
+    options = Options(transport="postgres", **spec["options"])
+
+    def started(_: int | None) -> None:
+        print("ready", flush=True)
+
+    tally = asyncio.run(
+        run(
+            load(spec["manifest"]),
+            options,
+            clock=clock,
+            sleep=clock.sleep,
+            metrics=Collect(),
+            started=started,
+        )
+    )
+    print(tally.summary(), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,135 @@
+"""One clock for shared state: two consumers of the Postgres queue whose hosts' clocks are
+five minutes ahead and five minutes behind (libfaketime, Debian's `faketime`) share the
+work with no redelivery caused by the skew and no starvation. Leases, visibility and the
+"now" a slot is checked against are the database's."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.adapters.pg import Database
+from engine.adapters.pgqueue import PgSender
+from engine.manifest import load
+from engine.runtime.dispatch import Slot, dispatch
+from tests.fixtures.aio import run
+from tests.fixtures.need import missing
+from tests.integration.localqueue_support import query
+from tests.integration.service_support import ROOT, SETUP_SQL, wait_until, write_project
+
+pytestmark = pytest.mark.postgres
+
+SLOW = """
+SELECT pg_sleep(0.5);
+INSERT INTO probe.applied (job, slot) VALUES ({{ job.name }}, {{ slot }});
+"""
+MESSAGES = 40
+
+
+def libfaketime() -> str | None:
+    """libfaketime's multithreaded library, preloaded directly: the `faketime` wrapper
+    would not pass our SIGTERM on to the process."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
+    return found[0] if found else None
+
+
+def consumer(manifest: Path, dsn: str, name: str, skew: str, lib: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{dsn}?application_name={name}",
+        "PYTHONPATH": str(ROOT),
+        "LD_PRELOAD": lib,
+        "FAKETIME": skew,
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "-m",
+            str(manifest),
+            "consume",
+            "--transport",
+            "postgres",
+            "--consumers",
+            "2",
+            "--lease-seconds",
+            "6",
+            "--reconcile-interval",
+            "0",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_consumers_five_minutes_ahead_and_behind_share_the_queue_without_redelivery(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    lib = libfaketime()
+    if lib is None:
+        missing("libfaketime (Debian's faketime package) is not installed")
+    manifest = write_project(tmp_path, {"slow": {"template": SLOW}})
+
+    async def setup() -> None:
+        async with Database.open(pg_dsn, max_size=1) as db, db.transaction() as tx:
+            await tx.script(
+                SETUP_SQL + "ALTER TABLE probe.applied ADD COLUMN who text"
+                " DEFAULT current_setting('application_name');"
+            )
+
+    run(setup())
+    procs = [
+        consumer(manifest, pg_dsn, "ahead", "+5m", lib),
+        consumer(manifest, pg_dsn, "behind", "-5m", lib),
+    ]
+    try:
+        wait_until(
+            lambda: (
+                len(run(query(pg_dsn, "SELECT job FROM cronwright.jobs"))) == 1
+                and all(p.poll() is None for p in procs)
+            ),
+            "both consumers up",
+        )
+        time.sleep(1.0)  # both listening
+
+        async def enqueue() -> None:
+            job = load(manifest).find_job("slow")
+            async with Database.open(pg_dsn, max_size=1) as db:
+                now = (await db.fetch("SELECT date_trunc('minute', now()) AS t"))[0]["t"]
+                slots = [Slot(job, now - timedelta(minutes=k)) for k in range(MESSAGES)]
+                await dispatch(db, PgSender("probe-jobs"), slots, source="enqueue")
+
+        run(enqueue())
+        wait_until(
+            lambda: (
+                run(query(pg_dsn, "SELECT count(*) AS n FROM probe.applied")) == [{"n": MESSAGES}]
+            ),
+            "every message run",
+        )
+        time.sleep(8)  # longer than a lease: a stolen or lapsed one would show now
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    rows = run(query(pg_dsn, "SELECT slot, who FROM probe.applied"))
+    assert len({r["slot"] for r in rows}) == MESSAGES == len(rows)  # each once
+    assert {r["who"] for r in rows} == {"ahead", "behind"}  # nobody starved
+    attempts = run(query(pg_dsn, "SELECT DISTINCT attempt FROM cronwright.runs"))
+    assert attempts == [{"attempt": 1}]  # no delivery was a second one
+    assert run(query(pg_dsn, "SELECT count(*) AS n FROM cronwright.queue")) == [{"n": 0}]
