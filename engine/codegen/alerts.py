@@ -22,15 +22,11 @@ SCRAPE_JOB = "cronwright"
 RUNNER_DOWN_FOR = 300
 #: The window in which a dead letter keeps its alert firing.
 DEAD_LETTER_WINDOW = 900
-#: Added to a job's timeout for its missing-slot grace: the time the reconciler leaves a
-#: slot to the Cloudflare Worker's own message before it sends it (its default grace).
-MISSING_MARGIN = 600
-
-
-def missing_grace_seconds(job: Job) -> int:
-    """How long a job may have missing slots before it is alerted on: a slot may be in
-    flight for its whole timeout, and may wait for the reconciler's grace first."""
-    return job.timeout_seconds + MISSING_MARGIN
+#: How long a slot may stay missing before it is alerted on. The gauge counts a slot as
+#: missing only once it is past the grace its sender needs (Transport.grace_seconds) with
+#: no record; the reconciler (every minute by default) then sends it, and it is queued.
+#: A slot still missing five minutes later is one nobody will send.
+MISSING_FOR = 300
 
 
 def duration(seconds: float) -> str:
@@ -88,21 +84,21 @@ def _dead_letters() -> dict[str, Any]:
     }
 
 
-def _slot_missing(job: Job) -> dict[str, Any]:
-    grace = missing_grace_seconds(job)
+def _slot_missing(job: Job, grace: int) -> dict[str, Any]:
     zone = job.timezone or "UTC"
     return {
         "alert": "CronwrightSlotMissing",
         "expr": f"max by (job) (cronwright_missing_slots{{job={_q(job.name)}}}) > 0",
-        "for": duration(grace),
+        "for": duration(MISSING_FOR),
         "labels": {"job": job.name, "severity": "critical"},
         "annotations": {
             "summary": f"{job.name} has missing slots",
             "description": (
                 f"{{{{ $value }}}} due slot(s) of {job.name} (cron `{job.cron}` {zone}) "
-                f"have not succeeded for over {duration(grace)} (its timeout_seconds "
-                f"{job.timeout_seconds} + {MISSING_MARGIN} s). `cronwright slots {job.name} "
-                "--from T1 --to T2` lists them; `cronwright reconcile` enqueues them."
+                f"have had no run and no message for over {duration(grace + MISSING_FOR)} "
+                f"({grace} s of grace for their sender, then {duration(MISSING_FOR)} in which "
+                f"the reconciler did not send them). `cronwright slots {job.name} --from T1"
+                " --to T2` lists them; `cronwright reconcile` enqueues them."
             ),
         },
     }
@@ -133,7 +129,8 @@ def alert_rules(manifest: Manifest, header: str) -> str:
     name). A job paused in the manifest has no missing slots to alert on."""
     jobs = sorted(manifest.jobs, key=lambda j: j.name)
     rules = [_runner_down(), _dead_letters()]
-    rules += [_slot_missing(j) for j in jobs if not j.paused]
+    grace = manifest.transport.grace_seconds
+    rules += [_slot_missing(j, grace) for j in jobs if not j.paused]
     rules += [_near_timeout(j) for j in jobs]
     body = yaml.safe_dump(
         {"groups": [{"name": "cronwright", "rules": rules}]},

@@ -91,6 +91,13 @@ class Transport(StrEnum):
     CLOUDFLARE = "cloudflare"
     POSTGRES = "postgres"
 
+    @property
+    def grace_seconds(self) -> int:
+        """How long a due slot with no record is left to its sender before it counts as
+        missing: the Worker records nothing until a run starts; the local scheduler
+        records every slot it sends, at once."""
+        return 600 if self is Transport.CLOUDFLARE else 0
+
 
 class Plan(StrEnum):
     FREE = "free"

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.core import cronflag
-from engine.core.model import CatchUpPolicy, Job, Manifest
+from engine.core.model import CatchUpPolicy, Job, Manifest, Transport
 from engine.core.times import iso
 from engine.runtime.ports import SlotFacts, SlotStore
 from engine.schedule.slots import (
@@ -63,10 +63,6 @@ _LEDGER = frozenset({"succeeded", "failed", "dead_lettered", "running", "paused"
 #: Slots whose status can still turn into `missing` or away from it.
 _OPEN = frozenset({"missing", "pending"})
 
-#: Seconds a slot the Cloudflare Worker sends is left to it before it counts as missing:
-#: its message is recorded nowhere until its run starts.
-WORKER_GRACE_SECONDS = 600
-
 
 def cron_enabled(manifest: Manifest, environ: Mapping[str, str]) -> bool:
     """Whether scheduled dispatch is on: the Worker's reading of its cron flag
@@ -76,8 +72,9 @@ def cron_enabled(manifest: Manifest, environ: Mapping[str, str]) -> bool:
 
 
 def grace_for(transport: str) -> timedelta:
-    """How long a due slot with no record is given before it counts as missing."""
-    return timedelta(seconds=WORKER_GRACE_SECONDS if transport == "cloudflare" else 0)
+    """How long a due slot with no record is given before it counts as missing
+    (:attr:`engine.core.model.Transport.grace_seconds`)."""
+    return timedelta(seconds=Transport(transport).grace_seconds)
 
 
 def history_start(job: Job, first_seen: datetime | None) -> datetime | None:

@@ -29,9 +29,10 @@ pytestmark = pytest.mark.promtool
 REPO = Path(__file__).resolve().parents[2]
 HOURLY_MISSING = {
     "summary": "hourly has missing slots",
-    "description": "1 due slot(s) of hourly (cron `0 * * * *` UTC) have not succeeded for over"
-    " 15m (its timeout_seconds 300 + 600 s). `cronwright slots hourly --from T1 --to T2`"
-    " lists them; `cronwright reconcile` enqueues them.",
+    "description": "1 due slot(s) of hourly (cron `0 * * * *` UTC) have had no run and no"
+    " message for over 15m (600 s of grace for their sender, then 5m in which the reconciler"
+    " did not send them). `cronwright slots hourly --from T1 --to T2` lists them;"
+    " `cronwright reconcile` enqueues them.",
 }
 RUNNER_DOWN_TAIL = (
     " for 5m: slots are neither sent nor run there. Check the `cronwright serve` or"
@@ -99,52 +100,42 @@ def test_the_committed_alert_rules_pass_promtool_check_rules(promtool: str) -> N
     assert f"SUCCESS: {repo_rule_count()} rules found" in done.stdout
 
 
-def test_a_job_missing_slots_past_its_grace_alerts_and_a_longer_grace_waits(
+def test_a_slot_missing_for_five_minutes_alerts_on_its_job_only(
     promtool: str, tmp_path: Path
 ) -> None:
-    # Both jobs have had a missing slot since minute 2: hourly's grace is 15m, nightly's 40m.
+    # Missing since minute 2 on one instance of hourly; nothing missing elsewhere.
     rules_test(
         promtool,
         tmp_path,
         {
             'cronwright_missing_slots{job="hourly", instance="a"}': "0 0 1x50",
             'cronwright_missing_slots{job="hourly", instance="b"}': "0x52",
-            'cronwright_missing_slots{job="nightly", instance="a"}': "0 0 1x50",
+            'cronwright_missing_slots{job="nightly", instance="a"}': "0x52",
         },
-        (16, "CronwrightSlotMissing", []),
+        (6, "CronwrightSlotMissing", []),
         (
-            18,
+            8,
             "CronwrightSlotMissing",
             [({"job": "hourly", "severity": "critical"}, HOURLY_MISSING)],
         ),
         (
             43,
             "CronwrightSlotMissing",
-            [
-                ({"job": "hourly", "severity": "critical"}, HOURLY_MISSING),
-                (
-                    {"job": "nightly", "severity": "critical"},
-                    {
-                        "summary": "nightly has missing slots",
-                        "description": "1 due slot(s) of nightly (cron `30 2 * * *` Europe/Paris)"
-                        " have not succeeded for over 40m (its timeout_seconds 1800 + 600 s)."
-                        " `cronwright slots nightly --from T1 --to T2` lists them;"
-                        " `cronwright reconcile` enqueues them.",
-                    },
-                ),
-            ],
+            [({"job": "hourly", "severity": "critical"}, HOURLY_MISSING)],
         ),
     )
 
 
-def test_a_slot_missing_for_less_than_its_grace_never_alerts(promtool: str, tmp_path: Path) -> None:
+def test_a_slot_the_reconciler_sends_within_five_minutes_never_alerts(
+    promtool: str, tmp_path: Path
+) -> None:
     rules_test(
         promtool,
         tmp_path,
-        {'cronwright_missing_slots{job="hourly", instance="a"}': "0 1x10 0x40"},
-        (11, "CronwrightSlotMissing", []),
+        {'cronwright_missing_slots{job="hourly", instance="a"}': "0 1x3 0x40 1x2 0x5"},
+        (4, "CronwrightSlotMissing", []),
         (20, "CronwrightSlotMissing", []),
-        (45, "CronwrightSlotMissing", []),
+        (46, "CronwrightSlotMissing", []),
     )
 
 

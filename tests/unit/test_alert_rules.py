@@ -34,13 +34,15 @@ def test_runner_and_dead_letter_alerts_come_first_then_each_jobs_by_name(tmp_pat
     ]
 
 
-def test_a_jobs_missing_slot_grace_is_its_timeout_plus_the_reconcilers_grace(
+def test_a_missing_slot_alerts_five_minutes_after_it_is_counted_whatever_the_job(
     tmp_path: Path,
 ) -> None:
+    # The gauge counts a slot only past its sender's grace; the reconciler has had five
+    # passes to send it by then.
     missing = [r for r in rules(tmp_path) if r["alert"] == "CronwrightSlotMissing"]
     assert [(r["labels"]["job"], r["for"]) for r in missing] == [
-        ("hourly", "15m"),  # 300 + 600 s
-        ("nightly", "40m"),  # 1800 + 600 s
+        ("hourly", "5m"),
+        ("nightly", "5m"),
     ]
 
 
@@ -51,12 +53,13 @@ def test_the_missing_slot_rule_reads_the_jobs_gauge_and_tells_the_operator_what_
     assert nightly == {
         "alert": "CronwrightSlotMissing",
         "expr": 'max by (job) (cronwright_missing_slots{job="nightly"}) > 0',
-        "for": "40m",
+        "for": "5m",
         "labels": {"job": "nightly", "severity": "critical"},
         "annotations": {
             "summary": "nightly has missing slots",
             "description": "{{ $value }} due slot(s) of nightly (cron `30 2 * * *` Europe/Paris)"
-            " have not succeeded for over 40m (its timeout_seconds 1800 + 600 s)."
+            " have had no run and no message for over 15m (600 s of grace for their sender,"
+            " then 5m in which the reconciler did not send them)."
             " `cronwright slots nightly --from T1 --to T2` lists them;"
             " `cronwright reconcile` enqueues them.",
         },
