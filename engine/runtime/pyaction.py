@@ -21,6 +21,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from engine.core.describe import python_type
 from engine.core.errors import CronwrightError, JobFailed
 from engine.core.model import Job
 from engine.core.times import iso
@@ -104,7 +105,7 @@ def rows(target: str, result: object) -> int:
     if isinstance(result, int) and not isinstance(result, bool) and 0 <= result <= MAX_ROWS:
         return result
     raise JobFailed(
-        f"{target} returned {reprlib.repr(result)} (a {type(result).__name__})",
+        f"{target} returned {reprlib.repr(result)} ({python_type(result)})",
         transient=False,
         error_class="python_action_result",
         hint="return the number of rows it touched (an int from 0), or None",

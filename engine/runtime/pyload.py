@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from engine.core.describe import python_type
 from engine.core.errors import JobFailed
 
 Function = Callable[[Any], Awaitable[Any]]
@@ -40,7 +41,7 @@ def load(root: Path, target: str) -> Function:
         ) from None
     if not callable(fn):
         raise _invalid(
-            f"{target} is a {type(fn).__name__}, not a function",
+            f"{target} is {python_type(fn)}, not a function",
             f"define async def {name}(run) in {where}",
         )
     if not _is_async(fn):
