@@ -105,6 +105,12 @@ async def commits(run: ActionRun) -> int:
     return 1
 
 
+async def opens_a_transaction(run: ActionRun) -> int:
+    async with run.connection.transaction():
+        await _append(run)
+    return 1
+
+
 async def edits_params(run: ActionRun) -> int:
     run.params["value"] = "changed"
     return 1

@@ -6,6 +6,7 @@ rows, and each way it can fail is a retry or a dead letter with its reason. The 
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -171,9 +172,10 @@ def test_the_module_is_imported_once_the_first_time_a_slot_of_the_job_runs(
 
 
 def test_a_raised_exception_dead_letters_with_its_class_and_message_and_writes_nothing(
-    pg_dsn: str, proj: Project
+    pg_dsn: str, proj: Project, caplog: pytest.LogCaptureFixture
 ) -> None:
     job = python_job("sync", proj.target("boom"))
+    caplog.set_level(logging.WARNING, logger="engine.runtime.pyaction")
 
     async def main() -> None:
         async with harness(pg_dsn, proj, job) as h:
@@ -195,6 +197,12 @@ def test_a_raised_exception_dead_letters_with_its_class_and_message_and_writes_n
             ]
 
     run(main())
+    [record] = caplog.records
+    assert (record.levelname, record.getMessage()) == (
+        "WARNING",
+        f"job sync at 2026-10-31T10:00:00Z: {proj.module}:boom raised",
+    )
+    assert record.exc_info is not None and "ValueError" in caplog.text  # with its traceback
 
 
 def test_a_serialization_failure_inside_the_function_is_retried_and_then_succeeds(
@@ -292,6 +300,12 @@ def test_the_function_is_bounded_by_timeout_seconds_and_what_it_wrote_rolls_back
             " leave the transaction to cronwright: what the action writes commits with the run",
         ),
         (
+            "opens_a_transaction",
+            "interface_error",
+            "permanent error: interface_error: cannot use Connection.transaction() in a"
+            " manually started transaction",
+        ),
+        (
             "edits_params",
             "TypeError",
             "permanent error: 'mappingproxy' object does not support item assignment",
@@ -303,7 +317,13 @@ def test_the_function_is_bounded_by_timeout_seconds_and_what_it_wrote_rolls_back
             " def missing(run) in {module}.py, or fix the name",
         ),
     ],
-    ids=["returns-a-string", "commits-on-its-connection", "edits-its-params", "not-defined"],
+    ids=[
+        "returns-a-string",
+        "commits-on-its-connection",
+        "opens-a-transaction",
+        "edits-its-params",
+        "not-defined",
+    ],
 )
 def test_a_function_that_breaks_the_contract_dead_letters_saying_what_to_fix(
     pg_dsn: str, proj: Project, function: str, error_class: str, reason: str
