@@ -71,6 +71,18 @@ async def boom(run: ActionRun) -> int:
     raise ValueError("the CRM refused the export")
 
 
+async def reads_a_missing_file(run: ActionRun) -> int:
+    await _append(run)
+    return len(Path("/nonexistent/cronwright/export.csv").read_text())
+
+
+async def times_out(run: ActionRun) -> int:
+    await _append(run)
+    async with asyncio.timeout(0.01):
+        await asyncio.sleep(1)
+    return 1
+
+
 async def conflicted(run: ActionRun) -> int:
     await _append(run)
     await run.connection.fetchval("SELECT probe.conflict(1)")

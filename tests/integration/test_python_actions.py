@@ -5,6 +5,7 @@ rows, and each way it can fail is a retry or a dead letter with its reason. The 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -29,6 +30,7 @@ from tests.integration.executor_support import (
     FakeClock,
     Harness,
     RecordingSleep,
+    backend_sleeping,
     body,
 )
 from tests.integration.pyaction_support import CALLS_SQL, Project, project, python_job
@@ -203,6 +205,62 @@ def test_a_raised_exception_dead_letters_with_its_class_and_message_and_writes_n
         f"job sync at 2026-10-31T10:00:00Z: {proj.module}:boom raised",
     )
     assert record.exc_info is not None and "ValueError" in caplog.text  # with its traceback
+
+
+def test_a_connection_lost_inside_the_function_is_retried_and_the_retry_applies_once(
+    pg_dsn: str, proj: Project
+) -> None:
+    job = python_job("sync", proj.target("record"), params={"sleep": 0.5})
+
+    async def main() -> None:
+        async with harness(pg_dsn, proj, job) as h:
+            delivery = asyncio.create_task(h.executor.handle(body(job), message_id="m", attempt=1))
+            pid = await backend_sleeping(h.db)
+            await h.query("SELECT pg_terminate_backend($1)", pid)
+            first = await delivery
+            assert (first.status, first.error_class) in {
+                ("retry", "admin_shutdown"),
+                ("retry", "connection_exception"),
+            }
+            assert await calls(h) == []
+            second = await h.executor.handle(body(job), message_id="m", attempt=2)
+            assert second.status == "succeeded"
+            assert len(await calls(h)) == 1
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("function", "status", "error_class", "reason"),
+    [
+        # Its own OSError is no lost database connection: permanent, like any exception.
+        (
+            "reads_a_missing_file",
+            "dead_lettered",
+            "FileNotFoundError",
+            "permanent error: [Errno 2] No such file or directory:"
+            " '/nonexistent/cronwright/export.csv'",
+        ),
+        ("times_out", "retry", "TimeoutError", "TimeoutError"),
+    ],
+    ids=["an-os-error", "a-timeout"],
+)
+def test_the_functions_own_errors_are_not_taken_for_the_databases(
+    pg_dsn: str, proj: Project, function: str, status: str, error_class: str, reason: str
+) -> None:
+    job = python_job("sync", proj.target(function))
+
+    async def main() -> None:
+        async with harness(pg_dsn, proj, job) as h:
+            outcome = await h.executor.handle(body(job), message_id="m", attempt=1)
+            assert (outcome.status, outcome.error_class, outcome.reason) == (
+                status,
+                error_class,
+                reason,
+            )
+            assert await calls(h) == []
+
+    run(main())
 
 
 def test_a_serialization_failure_inside_the_function_is_retried_and_then_succeeds(
