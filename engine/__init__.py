@@ -10,21 +10,25 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "ActionRun",
     "CronError",
     "CronwrightError",
     "Job",
     "Manifest",
     "ManifestError",
     "ManifestErrors",
+    "RetryLater",
     "load",
     "parse_cron",
 ]
 
 _EXPORTS = {
+    "ActionRun": ("engine.runtime.pyaction", "ActionRun"),
     "CronError": ("engine.core.errors", "CronError"),
     "CronwrightError": ("engine.core.errors", "CronwrightError"),
     "ManifestError": ("engine.core.errors", "ManifestError"),
     "ManifestErrors": ("engine.core.errors", "ManifestErrors"),
+    "RetryLater": ("engine.core.errors", "RetryLater"),
     "Job": ("engine.core.model", "Job"),
     "Manifest": ("engine.core.model", "Manifest"),
     "load": ("engine.manifest.loader", "load"),

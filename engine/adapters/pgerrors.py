@@ -111,24 +111,33 @@ def translate(exc: BaseException, secrets: Iterable[str] = ()) -> DatabaseError:
     return DatabaseError(f"{error_class}: {text}", transient=transient, error_class=error_class)
 
 
-DRIVER_ERRORS = (
+# The driver's own exception classes: what code given the raw connection (a python
+# action) may see from it. That code's other errors, a file's OSError or its own
+# TimeoutError, are its own, not the database's.
+ASYNCPG_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.InternalClientError,
-    OSError,
-    TimeoutError,
 )
+DRIVER_ERRORS = (*ASYNCPG_ERRORS, OSError, TimeoutError)
 
 
 class translated:
-    """Re-raise driver errors as :class:`DatabaseError`. The cause is kept unless its
-    text holds a secret. A class rather than a generator: it wraps every statement."""
+    """Re-raise driver errors (``kinds``) as :class:`DatabaseError`. The cause is kept
+    unless its text holds a secret. A class rather than a generator: it wraps every
+    statement."""
 
-    __slots__ = ("_context", "_secrets")
+    __slots__ = ("_context", "_kinds", "_secrets")
 
-    def __init__(self, secrets: Iterable[str], context: str = "") -> None:
+    def __init__(
+        self,
+        secrets: Iterable[str],
+        context: str = "",
+        kinds: tuple[type[BaseException], ...] = DRIVER_ERRORS,
+    ) -> None:
         self._secrets = secrets
         self._context = context
+        self._kinds = kinds
 
     def __enter__(self) -> None:
         return None
@@ -136,7 +145,7 @@ class translated:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc is None or not isinstance(exc, DRIVER_ERRORS):
+        if exc is None or not isinstance(exc, self._kinds):
             return
         secrets = tuple(self._secrets)
         err = translate(exc, secrets)

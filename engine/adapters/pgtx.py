@@ -6,11 +6,14 @@ statements queued for the commit travel with COMMIT.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from engine.adapters import pgliteral
-from engine.adapters.pgerrors import translated
+from engine.adapters.pgerrors import ASYNCPG_ERRORS, translated
 from engine.core.errors import DatabaseError
+
+T = TypeVar("T")
 
 
 def _count(status: str) -> int:
@@ -92,6 +95,26 @@ class PgTx:
     ) -> dict[str, Any] | None:
         rows = await self.fetch(sql, *args, timeout=timeout)
         return rows[0] if rows else None
+
+    async def with_connection(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """``work(connection)``: asyncpg's connection inside this transaction, for a
+        python action. asyncpg's errors it raises are translated like every statement's
+        (a serialization failure stays transient); its other errors are its own. If it
+        ended the transaction (COMMIT or ROLLBACK on the connection), the ledger row
+        could no longer commit with its effect: that is a permanent failure."""
+        await self._begin()
+        with translated(self._secrets, kinds=ASYNCPG_ERRORS):
+            result = await work(self._conn)
+        if not self._conn.is_in_transaction():
+            raise DatabaseError(
+                "the job's transaction was ended inside the action (a COMMIT or ROLLBACK"
+                " on its connection), so its ledger row cannot commit with its effect",
+                transient=False,
+                error_class="transaction_ended",
+                hint="leave the transaction to cronwright: what the action writes commits"
+                " with the run",
+            )
+        return result
 
     async def commit(self) -> None:
         """The queued statements and COMMIT, in one round trip (none at all for a

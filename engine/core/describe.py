@@ -38,3 +38,9 @@ def type_name(value: object, *, dialect: Dialect) -> str:
     if isinstance(value, list):
         return "list" if yaml else "array"
     return type(value).__name__
+
+
+def python_type(value: object) -> str:
+    """The Python type of ``value`` with its article: ``an int``, ``a str``."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"

@@ -109,6 +109,15 @@ class JobFailed(CronwrightError):
         self.error_class = error_class
 
 
+class RetryLater(JobFailed):
+    """Raised by a python action when this attempt failed and a later one may succeed (a
+    service answered 503, a lock was busy): the slot is retried with the job's retry
+    policy, and dead-lettered with this message once its attempts run out."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=True, error_class="retry_later")
+
+
 class DatabaseError(JobFailed):
     """A Postgres error, classified by SQLSTATE at the adapter. The server's DETAIL, which
     may quote row values, follows ``DETAIL_MARK`` at the end of the message, so readers

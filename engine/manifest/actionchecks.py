@@ -63,8 +63,7 @@ def _check_python(c: Checker, path: yamlmarks.Path, target: str) -> None:
             "rename the module or function",
         )
         return
-    rel = "/".join(parts)
-    candidates = (f"{rel}.py", f"{rel}/__init__.py")
+    candidates = module_files(module)
     if not any(c.inside(f) and (c.root / f).is_file() for f in candidates):
         c.error(
             path,
@@ -72,3 +71,10 @@ def _check_python(c: Checker, path: yamlmarks.Path, target: str) -> None:
             f" {candidates[1]} exists beside the manifest",
             f"create {candidates[0]} with 'async def {function}(run)', or fix the name",
         )
+
+
+def module_files(module: str) -> tuple[str, str]:
+    """The files, relative to the project's folder, that may hold ``module``: a module
+    or a package."""
+    rel = module.replace(".", "/")
+    return f"{rel}.py", f"{rel}/__init__.py"

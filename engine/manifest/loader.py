@@ -38,6 +38,14 @@ def load(path: str | os.PathLike[str]) -> Manifest:
     return load_text(text, filename=str(path), root=p.parent)
 
 
+def locate(path: str | os.PathLike[str], at: yamlmarks.Path) -> Location:
+    """Where the value at ``at`` sits in the manifest file, for a problem found after
+    loading it (``cronwright check-actions``)."""
+    marked = yamlmarks.load(Path(path).read_text(encoding="utf-8"))
+    line, col = marked.where(at)
+    return Location(str(path), line, col)
+
+
 def load_text(text: str, *, filename: str = "jobs.yaml", root: Path | None = None) -> Manifest:
     """Parse and validate manifest text; templates resolve against ``root``."""
     checker = Checker(filename, root or Path("."))

@@ -5,7 +5,8 @@ reason), then runs ONE transaction that bounds its waits by the run's deadline, 
 job's advisory lock when overlap is forbidden, claims (job, slot) in the ledger (a slot
 already succeeded is a duplicate, unless a rerun request it has not seen asks again; a
 slot inside a runtime pause is recorded ``paused`` and not run), runs the SQL (or the
-action's query and the action), and marks the slot succeeded. The effect and its ledger
+action's query and the action, or the project's python function:
+:mod:`engine.runtime.pyaction`), and marks the slot succeeded. The effect and its ledger
 row commit together or not at all. A SQL job's transaction is one round trip
 (:mod:`engine.runtime.transaction`); a job with an action, or whose values have no SQL
 literal, runs it as a transaction of three. A failure is recorded after the rollback, and
@@ -30,6 +31,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 from engine.core.errors import (
     ConfigError,
@@ -50,6 +52,7 @@ from engine.runtime.ledger import Ack, Failure
 from engine.runtime.metrics import MetricRecord, MetricsSink
 from engine.runtime.outcome import Outcome, Status
 from engine.runtime.ports import Db
+from engine.runtime.pyaction import PythonActions
 from engine.schedule.slots import Schedule, ScheduleFor, cron_schedule
 from engine.sql import sqltemplates
 
@@ -105,6 +108,8 @@ class Executor:
         self._queue = queue or manifest.queue.name
         # Per (job, rerun): its template rendered once, or None to render every run.
         self._prepared: dict[tuple[str, bool], sqltemplates.Prepared | None] = {}
+        # The project's folder is the manifest's: its python actions' modules live there.
+        self._python = PythonActions(Path(manifest.path).parent)
 
     def _schedule(self, job: Job) -> Schedule:
         return self._schedules[job.name]
@@ -276,7 +281,7 @@ class Executor:
                 finished_at=self._clock(),
                 duration_ms=(time.perf_counter() - t0) * 1000,
                 error_class=_error_class(err),
-                error=str(err),
+                error=str(err) or type(err).__name__,
                 rerun_id=rerun,
             )
             base = Outcome(
@@ -296,14 +301,19 @@ class Executor:
         """The one transaction: the rows affected, ``duplicate``, ``paused`` or
         ``superseded`` (see :func:`engine.runtime.transaction.run`)."""
         deadline = Deadline(a.job.timeout_seconds, self._monotonic)
-        statements = self._render(a.job, a.slot, rerun=a.rerun_id is not None)
+        rerun = a.rerun_id is not None
+        python = a.job.action.python if a.job.action else None
+        if python is not None:
+            step = self._python.step(a.job, python, a.slot, rerun=rerun, deadline=deadline)
+            return await transaction.in_a_transaction(self._db, a, step, deadline, self._clock)
+        statements = self._render(a.job, a.slot, rerun=rerun)
         return await transaction.run(
             self._db, a, statements, self._action(a.job), deadline, self._clock
         )
 
     def _render(self, job: Job, slot: datetime, *, rerun: bool) -> list[sqltemplates.Rendered]:
         if job.template is None:
-            raise ConfigError(f"job {job.name}: python actions do not run in this executor")
+            raise ConfigError(f"job {job.name} has no SQL template")
         source = self._templates.get(job.template)
         if source is None:
             raise ConfigError(f"job {job.name}: template {job.template} was not loaded")

@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Tx(Protocol):
@@ -32,6 +34,11 @@ class Tx(Protocol):
     async def fetchrow(
         self, sql: str, *args: Any, timeout: float | None = None
     ) -> dict[str, Any] | None: ...
+
+    async def with_connection(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """``work(connection)``: the driver's own connection, inside this transaction (a
+        python action's argument); the driver's errors it raises come out translated."""
+        ...
 
 
 class Db(Protocol):

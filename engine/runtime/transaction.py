@@ -3,10 +3,10 @@ queue's ack, all committed together or not at all, within the run's deadline.
 
 A SQL job's whole transaction is one round trip: one call of cronwright.run_slot
 (migration 0007) with the statements' values written in as SQL literals. A job with an
-action (Python between the query and the success), or with a value that has no SQL
-literal (a list parameter, say), runs a transaction of three round trips instead: the
-claim rides with BEGIN, each statement goes on its own, and the success and the ack ride
-with COMMIT.
+action (Python between the query and the success, or a python action's function), or
+with a value that has no SQL literal (a list parameter, say), runs a transaction of three
+round trips instead: the claim rides with BEGIN, the job's work (its :data:`Step`) runs,
+and the success and the ack ride with COMMIT.
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ from engine.core.times import Clock
 from engine.runtime import ledger
 from engine.runtime.deadline import CLIENT_TIMEOUT_MARGIN, SLACK, Deadline, whole_ms
 from engine.runtime.ledger import Ack
-from engine.runtime.ports import Db
+from engine.runtime.ports import Db, Tx
 from engine.sql.sqltemplates import Rendered
 
 Action = Callable[[Sequence[Mapping[str, Any]], datetime], Awaitable[int]]
+#: A job's work inside its transaction, between the claim and the success: the rows it
+#: touched.
+Step = Callable[[Tx], Awaitable[int]]
 Result = int | Literal["duplicate", "paused", "superseded"]
 
 
@@ -68,7 +71,8 @@ async def run(
     inlined = _inlined(db, statements) if action is None else None
     if inlined is not None:
         return await _in_one_round_trip(db, a, inlined, deadline, clock)
-    return await _in_a_transaction(db, a, statements, action, deadline, clock)
+    step = _statements(statements, action, a.slot, deadline)
+    return await in_a_transaction(db, a, step, deadline, clock)
 
 
 def _inlined(db: Db, statements: Sequence[Rendered]) -> list[str] | None:
@@ -113,14 +117,33 @@ async def _in_one_round_trip(
     return _ANSWERS.get(answer) or int(answer)
 
 
-async def _in_a_transaction(
-    db: Db,
-    a: Attempt,
-    statements: Sequence[Rendered],
-    action: Action | None,
-    deadline: Deadline,
-    clock: Clock,
+def _statements(
+    statements: Sequence[Rendered], action: Action | None, slot: datetime, deadline: Deadline
+) -> Step:
+    """A SQL job's statements run with binds, or a built-in action's query and the action
+    on the rows it selected."""
+
+    async def step(tx: Tx) -> int:
+        if action is None:
+            rows = 0
+            for st in statements:
+                timeout = await deadline.bound_statement(tx)
+                rows += await tx.execute(st.sql, *st.args, timeout=timeout)
+            return rows
+        selected: list[dict[str, Any]] = []
+        for st in statements:
+            timeout = await deadline.bound_statement(tx)
+            selected = await tx.fetch(st.sql, *st.args, timeout=timeout)
+        return await deadline.bound(lambda: action(selected, slot))
+
+    return step
+
+
+async def in_a_transaction(
+    db: Db, a: Attempt, step: Step, deadline: Deadline, clock: Clock
 ) -> Result:
+    """The attempt in a transaction of three round trips: the claim with BEGIN, ``step``,
+    then the success and the ack with COMMIT. Returns as :func:`run`."""
     t0 = time.perf_counter()
     async with db.transaction() as tx:
         left = deadline.left()
@@ -142,17 +165,7 @@ async def _in_a_transaction(
             if a.ack is not None:
                 ledger.acknowledge(tx, a.ack)
             return "duplicate" if claimed is None else claimed.final  # type: ignore[return-value]
-        if action is None:
-            rows = 0
-            for st in statements:
-                timeout = await deadline.bound_statement(tx)
-                rows += await tx.execute(st.sql, *st.args, timeout=timeout)
-        else:
-            selected: list[dict[str, Any]] = []
-            for st in statements:
-                timeout = await deadline.bound_statement(tx)
-                selected = await tx.fetch(st.sql, *st.args, timeout=timeout)
-            rows = await deadline.bound(lambda: action(selected, a.slot))
+        rows = await step(tx)
         ledger.succeed(
             tx,
             job=a.job.name,

@@ -53,7 +53,8 @@ SELECT 1 / 0;
 
 
 def manifest_yaml(jobs: dict[str, dict[str, Any]]) -> str:
-    """A serve-only manifest of every-minute jobs: name -> {template, catch_up, ...}."""
+    """A serve-only manifest of every-minute jobs: name -> {template, catch_up, ...}, or
+    {python: "module:function", params, ...} for a python action."""
     lines = [
         "version: 1",
         "name: probe",
@@ -64,8 +65,12 @@ def manifest_yaml(jobs: dict[str, dict[str, Any]]) -> str:
         lines += [
             f"  {name}:",
             f'    cron: "{job.get("cron", "* * * * *")}"',
-            f"    sql: sql/{name}.sql",
+            f'    action: {{python: "{job["python"]}"}}'
+            if "python" in job
+            else f"    sql: sql/{name}.sql",
         ]
+        if "params" in job:
+            lines.append(f"    params: {json.dumps(job['params'])}")
         lines.append("    retry: {max_attempts: 2, initial_delay_seconds: 1, max_delay_seconds: 1}")
         if "catch_up" in job:
             lines.append(f"    catch_up: {json.dumps(job['catch_up'])}")
@@ -75,7 +80,8 @@ def manifest_yaml(jobs: dict[str, dict[str, Any]]) -> str:
 def write_project(root: Path, jobs: dict[str, dict[str, Any]]) -> Path:
     (root / "sql").mkdir(parents=True, exist_ok=True)
     for name, job in jobs.items():
-        (root / "sql" / f"{name}.sql").write_text(job["template"])
+        if "template" in job:
+            (root / "sql" / f"{name}.sql").write_text(job["template"])
     path = root / "jobs.yaml"
     path.write_text(manifest_yaml(jobs))
     return path

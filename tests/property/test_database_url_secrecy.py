@@ -74,7 +74,17 @@ DB_COMMANDS = {
     ],
 }
 #: The commands that never read it.
-OTHER_COMMANDS = {"validate", "generate", "check", "schedule", "cron", "render", "init", "schema"}
+OTHER_COMMANDS = {
+    "validate",
+    "generate",
+    "check",
+    "check-actions",
+    "schedule",
+    "cron",
+    "render",
+    "init",
+    "schema",
+}
 
 PRINTABLE = "".join(chr(c) for c in range(32, 127))
 # Each class rotates within itself, so hex digits stay hex (a %-escape stays valid or not).

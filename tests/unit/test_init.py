@@ -227,21 +227,6 @@ def test_schedule_shows_what_the_defaults_came_to_in_a_header(
     )
 
 
-def test_render_of_a_python_action_says_it_has_no_sql(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    (tmp_path / "tasks.py").write_text("async def ping(run):\n    return None\n")
-    (tmp_path / "jobs.yaml").write_text(
-        'version: 1\njobs:\n  ping:\n    cron: "0 * * * *"\n    action: {python: "tasks:ping"}\n'
-    )
-    argv = ["-m", str(tmp_path / "jobs.yaml"), "render", "ping", "--at", "2026-05-01T10:00Z"]
-    assert main(argv) == 2
-    assert capsys.readouterr().err == (
-        "error: job ping runs the python action tasks:ping, which has no SQL to render;"
-        " render a job that has sql:\n"
-    )
-
-
 def test_render_of_a_job_without_a_window_shows_the_slot_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from engine.app import logsecrets
 from engine.app.cli import (
     accounting_cmds,
+    action_cmds,
     backfill_cmds,
     build_cmds,
     init_cmds,
@@ -26,6 +27,7 @@ from engine.core.scrub import scrub
 GROUPS = (
     init_cmds,
     build_cmds,
+    action_cmds,
     run_cmds,
     accounting_cmds,
     queue_cmds,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.app.cli import action_cmds
 from engine.app.cli.args import (
     FAILED,
     OK,
@@ -226,12 +227,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     m = load(args)
     job = m.find_job(args.type)
+    if job.action and job.action.python:
+        print(action_cmds.describe_call(m, job, job.action.python, args.at))
+        return OK
     if job.template is None:
-        raise ConfigError(
-            f"job {job.name} runs the python action {job.action.python if job.action else ''}"
-            ", which has no SQL to render",
-            hint="render a job that has sql:",
-        )
+        raise ConfigError(f"job {job.name} has no SQL template")
     source = (Path(args.manifest).parent / job.template).read_text(encoding="utf-8")
     rendered = sqltemplates.render(job, source, args.at)
     start, end = job.bounds(args.at)
