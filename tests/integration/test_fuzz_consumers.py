@@ -26,22 +26,14 @@ from engine.runtime.executor import Executor
 from engine.runtime.metrics import Collect
 from tests.fixtures.cfqueues_api import ACCOUNT, TOKEN, CfQueuesApi, serve
 from tests.integration.executor_support import FakeClock, RecordingSleep, make_manifest
-from tests.integration.test_fuzz_executor import JOB, messages, runnable
+from tests.integration.test_fuzz_executor import JOB, loop, messages, runnable
 
 pytestmark = [pytest.mark.postgres, pytest.mark.fuzz]
+__all__ = ["loop"]  # the event loop fixture the executor's fuzz tests use
 
 QUEUE, DLQ = "probe-jobs", "probe-jobs-dlq"
 texts = runnable.map(json.dumps) | messages.map(json.dumps) | st.text(max_size=200)
 batches = st.lists(texts, min_size=1, max_size=12)
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    try:
-        yield loop
-    finally:
-        loop.close()
 
 
 def executor(db: Database) -> Executor:
