@@ -1,9 +1,11 @@
 """Benchmark of analytics.aggregate-hourly (``make bench``; a script, not a test).
 
-Starts a throwaway PostgreSQL (devtools/pgserver.py), applies the migrations,
-COPYs one day of contact_activity (1,000,000 rows, 1,000 orgs, 10 event types,
-Zipf-like org sizes and contact activity, uniform over the day), then runs the day's
-24 hourly slots in order. For each slot it times, on the same hour:
+Starts a throwaway PostgreSQL (devtools/pgserver.py), applies the migrations, loads one
+day of contact_activity made by the server (devtools/events.py: 1,000,000 events by
+default, ``--events 10000000`` for ten times that; Zipf-like org sizes, 1,000 orgs at 1M
+growing with the square root of the events, 10 event types, a few contacts doing most,
+uniform over the day), then runs the day's 24 hourly slots in order. For each slot it
+times, on the same hour:
 
 - floor:  a bare read-only ``SELECT ... GROUP BY`` (count, distinct contacts);
 - job:    sql/aggregate_hourly.sql, rendered and run in one transaction;
@@ -12,7 +14,7 @@ Zipf-like org sizes and contact activity, uniform over the day), then runs the d
 
 It prints the per-slot table and three ratios (growth, legacy/job, job/floor), then
 where the job's time goes (EXPLAIN ANALYZE of one slot). Run from the repo root:
-``.venv/bin/python bench/hourly.py``.
+``.venv/bin/python bench/hourly.py [--events N]``.
 """
 
 from __future__ import annotations
@@ -20,11 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,26 +35,12 @@ sys.path.insert(0, str(ROOT))  # run as a plain script from anywhere
 
 import asyncpg  # noqa: E402
 
+from devtools import events as generated  # noqa: E402
 from devtools import pgserver  # noqa: E402
-from devtools.events import EVENT_COLUMNS  # noqa: E402
 from engine import manifest  # noqa: E402
 from engine.sql import sqltemplates  # noqa: E402
 
-COLUMNS = list(EVENT_COLUMNS)
-
 DAY = datetime(2026, 10, 30, tzinfo=UTC)
-TYPES = (
-    ("email_sent", 30.0),
-    ("email_delivered", 28.0),
-    ("email_opened", 15.0),
-    ("page_view", 10.0),
-    ("email_clicked", 6.0),
-    ("sms_sent", 4.5),
-    ("form_submitted", 3.0),
-    ("email_bounced", 2.0),
-    ("email_unsubscribed", 1.0),
-    ("email_complained", 0.5),
-)
 SETTINGS = {  # a small production-like server; checkpoints kept out of the timings
     "shared_buffers": "'256MB'",
     "work_mem": "'32MB'",
@@ -104,56 +90,12 @@ LEGACY_INSERT = """INSERT INTO analytics.legacy_event_aggregates
 VALUES ($1, $2, $3, 'hourly_rollup', $4, $5)"""
 
 
-def events(rows: int, orgs: int, seed: int) -> Iterator[tuple[Any, ...]]:
-    """Rows in created_at order, as an append-only events table receives them."""
-    rnd = random.Random(seed)
-    weights = [1 / (i + 1) ** 0.7 for i in range(orgs)]
-    total = sum(weights)
-    org_ids = [uuid.UUID(int=rnd.getrandbits(128)) for _ in range(orgs)]
-    contacts = [
-        [uuid.UUID(int=rnd.getrandbits(128)) for _ in range(max(20, int(200 * orgs * w / total)))]
-        for w in weights
-    ]
-    campaigns = [[str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(5)] for _ in range(orgs)]
-    type_names = [t for t, _ in TYPES]
-    org_of = rnd.choices(range(orgs), weights=weights, k=rows)
-    type_of = rnd.choices(range(len(TYPES)), weights=[w for _, w in TYPES], k=rows)
-    seconds = sorted(rnd.random() * 86400 for _ in range(rows))
-    start = DAY.replace(tzinfo=None)
-    payload = '{"ua": "Mozilla/5.0", "ip": "203.0.113.7"}'
-    for i in range(rows):
-        org = org_of[i]
-        pool = contacts[org]
-        etype = type_names[type_of[i]]
-        yield (
-            uuid.UUID(int=rnd.getrandbits(128)),
-            org_ids[org],
-            pool[int(len(pool) * rnd.random() ** 2.5)],  # a few contacts do most
-            etype,
-            rnd.choice(campaigns[org]) if etype.startswith("email") else None,
-            payload,
-            start + timedelta(seconds=seconds[i]),
-        )
-
-
-async def load(conn: asyncpg.Connection, rows: int, orgs: int) -> float:
+async def load(conn: asyncpg.Connection, events: int, orgs: int) -> float:
+    """One day of generated events (devtools/events.py); returns the seconds it took,
+    building the indexes and VACUUM ANALYZE included."""
     t0 = time.perf_counter()
-    batch: list[tuple[Any, ...]] = []
-    for row in events(rows, orgs, seed=7):
-        batch.append(row)
-        if len(batch) == 100_000:
-            await conn.copy_records_to_table(
-                "contact_activity",
-                schema_name="analytics",
-                columns=list(EVENT_COLUMNS),
-                records=batch,
-            )
-            batch = []
-    if batch:
-        await conn.copy_records_to_table(
-            "contact_activity", schema_name="analytics", columns=COLUMNS, records=batch
-        )
-    await conn.execute("VACUUM ANALYZE analytics.contact_activity", timeout=TIMEOUT)
+    async with generated.bulk_load(conn):
+        await generated.insert_day(conn, DAY.date(), events, orgs, seed=7)
     return time.perf_counter() - t0
 
 
@@ -232,15 +174,15 @@ def median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 
 
-async def bench(rows: int, orgs: int) -> None:
+async def bench(events: int, orgs: int) -> None:
     async with pgserver.migrated_database(settings=SETTINGS) as dsn:
         conn = await asyncpg.connect(dsn, timeout=60)
         try:
             await conn.execute(LEGACY_TABLE)
-            print(f"loading {rows:,} events ({orgs:,} orgs) with COPY ...", flush=True)
-            loaded = await load(conn, rows, orgs)
-            print(f"loaded and vacuumed in {loaded:.1f} s\n", flush=True)
-            summarize(await measure(conn), rows)
+            print(f"loading {events:,} events ({orgs:,} orgs) ...", flush=True)
+            loaded = await load(conn, events, orgs)
+            print(f"loaded, indexed and vacuumed in {loaded:.0f} s\n", flush=True)
+            summarize(await measure(conn), events)
         finally:
             await conn.close(timeout=60)
 
@@ -278,7 +220,7 @@ async def measure(conn: asyncpg.Connection) -> dict[str, Any]:
     return m
 
 
-def summarize(m: dict[str, Any], rows: int) -> None:
+def summarize(m: dict[str, Any], events: int) -> None:
     jobs, floor, legacy = m["job"], m["floor"], m["legacy"]
     early, late = median(jobs[:4]), median(jobs[-4:])
     per_slot = [lg / jb for lg, jb in zip(legacy, jobs, strict=True)]
@@ -289,7 +231,7 @@ def summarize(m: dict[str, Any], rows: int) -> None:
         for lg, lt, jb, jt in zip(legacy, m["legacy_trips"], jobs, m["job_trips"], strict=True)
     ]
     print(
-        f"\n{rows:,} rows; the day's rollup equals a full recompute: "
+        f"\n{events:,} events; the day's rollup equals a full recompute: "
         f"{'yes' if m['correct'] else 'NO'}"
     )
     print(
@@ -336,11 +278,11 @@ def summarize(m: dict[str, Any], rows: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--orgs", type=int, default=1_000)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the day")
+    parser.add_argument("--orgs", type=int, help="default: 1,000 x sqrt(events / 1M)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    asyncio.run(bench(args.rows, args.orgs))
+    asyncio.run(bench(args.events, args.orgs or generated.default_orgs(args.events)))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
 
