@@ -76,19 +76,6 @@ async def late_events(conn: asyncpg.Connection, late: int) -> None:
     await conn.execute("ANALYZE analytics.contact_activity", timeout=TIMEOUT)
 
 
-async def settle_once(conn: asyncpg.Connection, stmts: Sequence[sqltemplates.Rendered]) -> float:
-    """One settling run, rolled back; returns its milliseconds."""
-    tr = conn.transaction()
-    await tr.start()
-    try:
-        t0 = time.perf_counter()
-        for st in stmts:
-            await conn.execute(st.sql, *st.args, timeout=TIMEOUT)
-        return (time.perf_counter() - t0) * 1000
-    finally:
-        await tr.rollback()
-
-
 async def measure(conn: asyncpg.Connection, repeat: int, late: int) -> None:
     job = manifest.load(ROOT / "jobs.yaml").job_by_name("aggregate-hourly")
     assert job is not None
@@ -104,7 +91,7 @@ async def measure(conn: asyncpg.Connection, repeat: int, late: int) -> None:
     print(f"{'round':>5} {'floor ms':>9} {'settle ms':>10} {'settle/floor':>13}")
     for i in range(repeat):
         floor, _ = await timed(conn.fetch(FLOOR_SQL, DAY, day_end, timeout=TIMEOUT))
-        ms = await settle_once(conn, stmts)
+        ms, _ = await timed(run_job(conn, stmts, commit=False))  # every round settles D
         floors.append(floor)
         settles.append(ms)
         print(f"{i + 1:>5} {floor:>9.1f} {ms:>10.1f} {ms / floor:>12.2f}x", flush=True)

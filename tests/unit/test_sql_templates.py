@@ -228,3 +228,21 @@ def test_hourly_probe_keys_each_triple_exactly_as_its_index_does() -> None:
     assert f"WHEREp.created_at::date=(SELECTdateFROMday)AND{probe}=t.hashAND" in flat
     assert f"SELECT{event}AShash," in flat
     assert "GROUPBY1,2,3,4ORDERBY1)ASt" in flat
+
+
+def test_readme_builds_the_day_triple_index_exactly_as_its_migration_does() -> None:
+    # A user with a large table builds 0005's index by hand, concurrently, from the README;
+    # the migration's IF NOT EXISTS then keeps whatever was built, so a README that drifted
+    # from the migration would leave a slower index, or one the probe cannot use.
+    def definition(sql: str, verb: str) -> str:
+        found = re.search(
+            rf"CREATE INDEX {verb} (contact_activity_day_triple_idx.*?);", sql, re.DOTALL
+        )
+        assert found is not None, verb
+        return re.sub(r"\s+", " ", found[1])
+
+    migration = (ROOT / "sql" / "migrations" / "0005_day_triple_index.sql").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert definition(readme, "CONCURRENTLY") == definition(code(migration), "IF NOT EXISTS")
+    assert "DROP INDEX CONCURRENTLY analytics.contact_activity_triple_hash_idx;" in readme
+    assert "DROP INDEX IF EXISTS analytics.contact_activity_triple_hash_idx;" in migration
