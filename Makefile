@@ -66,8 +66,10 @@ $(VENV)/.bench-installed: $(PY_OK)
 
 bench: $(PY_OK) $(JS_OK) $(VENV)/.bench-installed
 	$(BIN)/python bench/hourly.py
+	$(BIN)/python bench/hourly.py --events 10000000
 	$(BIN)/python -m bench.queue_throughput
 	$(BIN)/python -m bench.settle
+	$(BIN)/python -m bench.settle --events 10000000
 	$(BIN)/python -m bench.backfill
 	$(BIN)/python -m bench.executor_overhead
 	$(BIN)/python -m bench.timestamptz_codec

@@ -1,8 +1,8 @@
 """Benchmark of ``cronwright backfill`` (``make bench``; a script, not a test).
 
 Starts a throwaway PostgreSQL, loads 7 days of contact_activity (100,000 events a day by
-default, bench/hourly.py's generator), then backfills through the real executor (ledger,
-advisory lock, one transaction per slot):
+default, devtools/events.py's generator, as bench/hourly.py), then backfills through the
+real executor (ledger, advisory lock, one transaction per slot):
 
 - the hourly rollup's 7 x 24 slots, at concurrency 1 and 4;
 - the same plus the daily jobs (reports, scores, enrichment), at concurrency 1 and 4.
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.hourly import DAY, SETTINGS, TIMEOUT, events
+from bench.hourly import DAY, SETTINGS, TIMEOUT
+from devtools import events as generated
 from devtools import pgserver as pgfixture
-from devtools.events import EVENT_COLUMNS
 from engine import manifest as manifests
 from engine.app import backfill
 from engine.runtime.metrics import Collect
@@ -41,13 +41,10 @@ TRUNCATE analytics.event_aggregates, analytics.event_rollup_days,
 
 
 async def load(conn: asyncpg.Connection, per_day: int, orgs: int) -> None:
-    for d in range(DAYS):
-        shift = timedelta(days=d)
-        rows = [(*r[:-1], r[-1] + shift) for r in events(per_day, orgs, seed=100 + d)]
-        await conn.copy_records_to_table(
-            "contact_activity", schema_name="analytics", columns=list(EVENT_COLUMNS), records=rows
-        )
-    await conn.execute("VACUUM ANALYZE analytics.contact_activity", timeout=TIMEOUT)
+    async with generated.bulk_load(conn):
+        for d in range(DAYS):
+            day = (DAY + timedelta(days=d)).date()
+            await generated.insert_day(conn, day, per_day, orgs, seed=100 + d)
 
 
 async def one(dsn: str, names: Sequence[str], concurrency: int) -> tuple[int, float]:

@@ -207,20 +207,42 @@ def test_rerun_shapes_the_statement_and_defaults_to_false() -> None:
     assert sqltemplates.context_for(job, SLOT)["rerun"] is False
 
 
-def test_hourly_probe_hashes_each_triple_exactly_as_its_index_does() -> None:
-    # The "counted already today?" probe only descends contact_activity_triple_hash_idx
-    # if it compares the index's own expression, and only walks it in order if the new
-    # events are grouped by that expression and sorted on it first; a template edited
-    # apart from the migration would probe a slower index (or none), or in no order,
-    # without any count changing.
-    migration = (ROOT / "sql" / "migrations" / "0004_triple_hash_index.sql").read_text()
-    key = re.search(r"\((hashtextextended\(.*\)),\s*created_at\)", code(migration), re.DOTALL)
+def test_hourly_probe_keys_each_triple_exactly_as_its_index_does() -> None:
+    # The "counted already today?" probe only descends contact_activity_day_triple_idx
+    # if it compares the index's own key (the day, then the triple's hash), and only walks
+    # it in order if the new events are grouped by that hash and sorted on it first; a
+    # template edited apart from the migration would probe a slower index (or none), or
+    # in no order, without any count changing.
+    migration = (ROOT / "sql" / "migrations" / "0005_day_triple_index.sql").read_text()
+    key = re.search(
+        r"\(\(created_at::date\),\s*(hashtextextended\(.*\)),\s*created_at\)\s*INCLUDE",
+        code(migration),
+        re.DOTALL,
+    )
     assert key is not None
     expression = re.sub(r"\s+", "", key[1])
     columns = re.compile(r"\b(event_type|contact_id|organization_id)\b")
     probe, event = (columns.sub(rf"{alias}.\1", expression) for alias in ("p", "n"))
     (main,) = [st.sql for st in rendered("aggregate-hourly") if "per_contact AS" in st.sql]
     flat = re.sub(r"\s+", "", code(main))
-    assert f"WHERE{probe}=t.hashAND" in flat
+    assert f"WHEREp.created_at::date=(SELECTdateFROMday)AND{probe}=t.hashAND" in flat
     assert f"SELECT{event}AShash," in flat
     assert "GROUPBY1,2,3,4ORDERBY1)ASt" in flat
+
+
+def test_readme_builds_the_day_triple_index_exactly_as_its_migration_does() -> None:
+    # A user with a large table builds 0005's index by hand, concurrently, from the README;
+    # the migration's IF NOT EXISTS then keeps whatever was built, so a README that drifted
+    # from the migration would leave a slower index, or one the probe cannot use.
+    def definition(sql: str, verb: str) -> str:
+        found = re.search(
+            rf"CREATE INDEX {verb} (contact_activity_day_triple_idx.*?);", sql, re.DOTALL
+        )
+        assert found is not None, verb
+        return re.sub(r"\s+", " ", found[1])
+
+    migration = (ROOT / "sql" / "migrations" / "0005_day_triple_index.sql").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert definition(readme, "CONCURRENTLY") == definition(code(migration), "IF NOT EXISTS")
+    assert "DROP INDEX CONCURRENTLY analytics.contact_activity_triple_hash_idx;" in readme
+    assert "DROP INDEX IF EXISTS analytics.contact_activity_triple_hash_idx;" in migration
