@@ -6,8 +6,11 @@ before a time is found by searching back over doubling spans.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+import calendar
+import functools
+import itertools
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time, timedelta
 from typing import Protocol
 
 from engine.core.model import Job, Period
@@ -29,24 +32,58 @@ ScheduleFor = Callable[[Job], Schedule]
 _MAX_LOOKBACK = timedelta(days=366 * 29)
 
 
-# Where the schedule's period is measured from, so the answer is the same on every run.
-_PERIOD_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+def longest_gap(c: cron.Cron) -> timedelta | None:
+    """The longest time between two consecutive slots of ``c`` (read in UTC) over the
+    whole Gregorian cycle of 400 years, after which the calendar repeats; None if it
+    never fires. Computed from the parsed fields, not by walking the slots: a day's fire
+    times are the same on every day it fires, so the longest gap is either inside a day
+    or from the last time of one firing day to the first of the next."""
+    if not c.fires:
+        return None
+    times = [h * 60 + m for h in c.hours for m in c.minutes]  # sorted: both fields are
+    inside = _inside(times)
+    across = _longest_day_gap(c.months, c.days) * _DAY_MINUTES - (times[-1] - times[0])
+    return timedelta(minutes=max(inside, across))
 
 
-def longest_gap(schedule: Schedule, *, slots: int = 1000) -> timedelta | None:
-    """The longest time between two consecutive slots, over the first ``slots`` slots
-    from 2026 (enough for every cron's cycle but the rarest; None if it never fires)."""
-    longest = None
-    t = schedule.next_after(_PERIOD_FROM)
-    for _ in range(slots):
-        if t is None:
-            break
-        nxt = schedule.next_after(t)
-        if nxt is None or nxt - t > _MAX_LOOKBACK:
-            break
-        longest = max(longest or nxt - t, nxt - t)
-        t = nxt
-    return longest
+_DAY_MINUTES = 1440
+_CYCLE_START, _CYCLE_YEARS = 2000, 400
+_CYCLE_DAYS = 146_097  # days in 400 Gregorian years, a whole number of weeks
+
+
+@functools.cache
+def _cycle() -> tuple[tuple[int, int, int, int], ...]:
+    """Every month of one 400-year cycle: (month, days in it, weekday of its 1st with
+    0 = SUN as ``Cron.days`` indexes it, ordinal of the day before its 1st)."""
+    out = []
+    for year in range(_CYCLE_START, _CYCLE_START + _CYCLE_YEARS):
+        for month in range(1, 13):
+            first, dim = calendar.monthrange(year, month)
+            out.append((month, dim, (first + 1) % 7, date(year, month, 1).toordinal() - 1))
+    return tuple(out)
+
+
+def _inside(values: Sequence[int]) -> int:
+    """The largest step between consecutive sorted values (0 for fewer than two)."""
+    return max((b - a for a, b in itertools.pairwise(values)), default=0)
+
+
+@functools.cache
+def _longest_day_gap(months: frozenset[int], days: tuple[tuple[tuple[int, ...], ...], ...]) -> int:
+    """The most days from one firing day to the next, over the cycle and across its end
+    (shared by every cron with these months and day fields, whatever its times)."""
+    longest, first, last = 0, 0, 0
+    for month, dim, weekday, base in _cycle():
+        fire = days[dim - 28][weekday] if month in months else ()
+        if not fire:
+            continue
+        if last:
+            longest = max(longest, base + fire[0] - last)
+        else:
+            first = base + fire[0]
+        longest = max(longest, _inside(fire))
+        last = base + fire[-1]
+    return max(longest, first + _CYCLE_DAYS - last)
 
 
 def cron_schedule(job: Job) -> Schedule:
