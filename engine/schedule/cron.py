@@ -127,6 +127,13 @@ class Cron:
         return out
 
 
+# A thousand jobs share a few hundred crons, and each is read by validation, the model,
+# folding and the generator: parse each text once (a Cron is immutable; errors are not
+# cached, so a bad text raises every time).
+_CACHE = 4096
+
+
+@functools.lru_cache(maxsize=_CACHE)
 def parse_cloudflare(text: str) -> Cron:
     """Exactly Cloudflare's grammar and meaning, without our policy."""
     return _build(text, _parse_fields(text))
@@ -134,6 +141,11 @@ def parse_cloudflare(text: str) -> Cron:
 
 def parse(text: str, *, allow_both_day_fields: bool = False) -> Cron:
     """Cloudflare's grammar plus our policy. Raises CronError with a hint."""
+    return _parse(text, allow_both_day_fields)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _parse(text: str, allow_both_day_fields: bool) -> Cron:
     asts = _parse_fields(text)
     check_policy(asts, allow_both_day_fields=allow_both_day_fields)
     cron = _build(text, asts)

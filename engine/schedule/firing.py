@@ -3,24 +3,22 @@ reference year, as one bit mask a day (bit ``h * 60 + m`` is the minute h:m)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from engine.core.model import Job
 from engine.schedule import cron, zones
-from engine.schedule.need import DAY_MINUTES, DAYS, fires_on, job_cron
+from engine.schedule.need import DAY_MINUTES, DAYS, ScheduleKey, fires_on, schedule_key
 
-__all__ = ["job_masks", "trigger_masks", "union_per_day", "year_bits"]
+__all__ = ["job_masks", "trigger_masks", "union_masks", "union_per_day", "year_bits"]
 
 _FULL = (1 << DAY_MINUTES) - 1
 
 
 def year_bits(jobs: Iterable[Job]) -> int:
     """The minutes of the reference year at which any of ``jobs`` fires, as one bit set."""
-    days = [0] * len(DAYS)
-    for job in jobs:
-        for i, m in enumerate(job_masks(job)):
-            days[i] |= m
+    days = union_masks(jobs)
     chunks = (m.to_bytes(DAY_MINUTES // 8, "little") for m in days)
     return int.from_bytes(b"".join(chunks), "little")
 
@@ -30,13 +28,19 @@ def _mh_mask(minutes: Iterable[int], hours: Iterable[int]) -> int:
     return sum(1 << (h * 60 + m) for h in hours for m in mins)
 
 
-def job_masks(job: Job) -> list[int]:
+def job_masks(job: Job) -> tuple[int, ...]:
     """The job's UTC fire minutes on each reference day, as bit masks."""
-    c = job_cron(job)
+    return _masks(schedule_key(job))
+
+
+@functools.lru_cache(maxsize=4096)
+def _masks(key: ScheduleKey) -> tuple[int, ...]:
+    text, both, name, _ = key
+    c = cron.parse(text, allow_both_day_fields=both)
     mh = _mh_mask(c.minutes, c.hours)
-    if job.timezone is None:
-        return [mh if fires_on(c, d) else 0 for d in DAYS]
-    z = zones.zone(job.timezone)
+    if name is None:
+        return tuple(mh if fires_on(c, d) else 0 for d in DAYS)
+    z = zones.zone(name)
     out = []
     for d in DAYS:
         local = sum(
@@ -45,19 +49,26 @@ def job_masks(job: Job) -> list[int]:
         )
         noon = datetime(d.year, d.month, d.day, 12, tzinfo=UTC)
         out.append((local >> (DAY_MINUTES + zones.offset_minutes(noon, z))) & _FULL)
-    return out
+    return tuple(out)
 
 
-def trigger_masks(text: str) -> list[int]:
+@functools.lru_cache(maxsize=1024)
+def trigger_masks(text: str) -> tuple[int, ...]:
     c = cron.parse_cloudflare(text)
     mh = _mh_mask(c.minutes, c.hours)
-    return [mh if fires_on(c, d) else 0 for d in DAYS]
+    return tuple(mh if fires_on(c, d) else 0 for d in DAYS)
+
+
+def union_masks(jobs: Iterable[Job]) -> list[int]:
+    """The minutes at which any of ``jobs`` fires, a mask per reference day (each
+    distinct schedule counted once)."""
+    union = [0] * len(DAYS)
+    for key in {schedule_key(job) for job in jobs}:
+        for i, m in enumerate(_masks(key)):
+            union[i] |= m
+    return union
 
 
 def union_per_day(jobs: Iterable[Job]) -> float:
     """Distinct minutes a day at which some job fires: no set of triggers invokes less."""
-    union = [0] * len(DAYS)
-    for job in jobs:
-        for i, m in enumerate(job_masks(job)):
-            union[i] |= m
-    return sum(m.bit_count() for m in union) / len(DAYS)
+    return sum(m.bit_count() for m in union_masks(jobs)) / len(DAYS)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.core.model import Job
-from engine.schedule.firing import job_masks, trigger_masks, union_per_day, year_bits
+from engine.schedule.firing import trigger_masks, union_masks, union_per_day, year_bits
 from engine.schedule.need import DAYS, REFERENCE_YEAR, Need, need_of
 
 __all__ = [
@@ -183,10 +183,7 @@ def stats(result: Fold, jobs: Iterable[Job]) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
     for trig in result.triggers:
         masks = trigger_masks(trig.cron)
-        useful = [0] * len(DAYS)
-        for t in trig.types:
-            for i, m in enumerate(job_masks(by_type[t])):
-                useful[i] |= m
+        useful = union_masks(by_type[t] for t in trig.types)
         n = len(DAYS)
         inv = sum(m.bit_count() for m in masks) / n
         used = sum((u & m).bit_count() for u, m in zip(useful, masks, strict=True)) / n

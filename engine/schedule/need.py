@@ -11,7 +11,7 @@ import functools
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 
-from engine.core.model import Gap, Job
+from engine.core.model import Dst, Gap, Job
 from engine.schedule import cron, zones
 from engine.schedule.cronfields import (
     DOM,
@@ -25,7 +25,17 @@ from engine.schedule.cronfields import (
 )
 from engine.schedule.cronparse import parse_field
 
-__all__ = ["DAYS", "DAY_MINUTES", "REFERENCE_YEAR", "Need", "fires_on", "job_cron", "need_of"]
+__all__ = [
+    "DAYS",
+    "DAY_MINUTES",
+    "REFERENCE_YEAR",
+    "Need",
+    "ScheduleKey",
+    "fires_on",
+    "job_cron",
+    "need_of",
+    "schedule_key",
+]
 
 REFERENCE_YEAR = 2027
 DAYS = [date(REFERENCE_YEAR, 1, 1) + timedelta(days=i) for i in range(365)]
@@ -155,17 +165,32 @@ def job_cron(job: Job) -> cron.Cron:
     return cron.parse(job.cron, allow_both_day_fields=job.allow_both_day_fields)
 
 
+#: What decides when a job fires: its cron, its day-field rule, its zone and DST rules.
+#: Jobs that share one share their need and fire minutes, computed once.
+ScheduleKey = tuple[str, bool, str | None, Dst]
+
+
+def schedule_key(job: Job) -> ScheduleKey:
+    return (job.cron, job.allow_both_day_fields, job.timezone, job.dst)
+
+
 def need_of(job: Job) -> Need:
     """The UTC minutes a job can fire at, as a cron-shaped set."""
-    c = job_cron(job)
+    return _need_of(schedule_key(job))
+
+
+@functools.lru_cache(maxsize=4096)
+def _need_of(key: ScheduleKey) -> Need:
+    text, both, name, dst = key
+    c = cron.parse(text, allow_both_day_fields=both)
     local = _utc_need(c)
-    if job.timezone is None:
+    if name is None:
         return local
-    name = job.timezone
     wall_minutes = {h * 60 + m for h in c.hours for m in c.minutes}
-    pairs = {(lm, o) for lm in wall_minutes for o in zones.offsets(name)}
+    used = zones.offsets(name)
+    pairs = {(lm, o) for lm in wall_minutes for o in used}
     crosses_midnight = False
-    if job.dst.gap is Gap.SHIFT:
+    if dst.gap is Gap.SHIFT:
         for tr in zones.transitions(name, *zones.HORIZON):
             if tr.after <= tr.before:
                 continue
