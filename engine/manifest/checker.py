@@ -11,6 +11,24 @@ from engine.core.errors import Location, ManifestError
 from engine.manifest import yamlmarks
 
 
+def decode(data: bytes, filename: str) -> str:
+    """``data`` as UTF-8 text. Bytes that are not UTF-8 raise a ManifestError located at
+    the first of them: ``file:line:col: not UTF-8 (byte 0xe9: invalid continuation
+    byte); save the file as UTF-8`` (the column counts characters, as YAML's do)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = len(data[start : exc.start].decode("utf-8")) + 1
+        bad = " ".join(f"0x{b:02x}" for b in data[exc.start : exc.end])
+        raise ManifestError(
+            f"not UTF-8 (byte {bad}: {exc.reason})",
+            hint="save the file as UTF-8",
+            location=Location(filename, line, col),
+        ) from None
+
+
 def _dotted(path: yamlmarks.Path) -> str:
     return ".".join(str(p) for p in path)
 
@@ -42,6 +60,15 @@ class Checker:
                 location=Location(self.filename, line, col),
             )
         )
+
+    def read_text(self, rel: str) -> str | None:
+        """The text of ``rel`` (relative to the manifest); None when it is not UTF-8,
+        which is reported at its first bad byte. Raises OSError when it cannot be read."""
+        try:
+            return decode((self.root / rel).read_bytes(), str(Path(self.filename).parent / rel))
+        except ManifestError as exc:
+            self.errors.append(exc)
+            return None
 
     def inside(self, rel: str, folder: str = "") -> bool:
         """Does ``rel`` (relative to the manifest), resolved with its symlinks and ``..``,

@@ -145,14 +145,15 @@ def _check_template(
     c: Checker, path: yamlmarks.Path, rel: str, job: Mapping[str, Any]
 ) -> str | None:
     """Check a template; returns its source when it parses."""
-    file = (c.root / rel).resolve()
     if not c.inside(rel, "sql"):
         c.error(path, f"template '{rel}' is outside sql/", "keep templates under sql/")
         return None
     try:
-        source = file.read_text(encoding="utf-8")
+        source = c.read_text(rel)
     except OSError:
         c.error(path, f"template '{rel}' does not exist", f"create {rel} or fix the path")
+        return None
+    if source is None:  # not UTF-8, reported in the template
         return None
     problems = sqltemplates.check_source(source)
     for problem, fix in problems:

@@ -15,7 +15,7 @@ from engine.core.errors import Location, ManifestError, ManifestErrors
 from engine.core.model import Manifest
 from engine.manifest import schema, yamlmarks
 from engine.manifest.build import build
-from engine.manifest.checker import Checker
+from engine.manifest.checker import Checker, decode
 from engine.manifest.jobchecks import check_jobs
 from engine.manifest.topchecks import check_top
 from engine.schedule import fold
@@ -24,7 +24,9 @@ from engine.schedule import fold
 def load(path: str | os.PathLike[str]) -> Manifest:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = decode(p.read_bytes(), str(path))
+    except ManifestError as exc:
+        raise ManifestErrors([exc]) from None
     except OSError as exc:
         raise ManifestErrors(
             [
@@ -53,6 +55,9 @@ def load_text(text: str, *, filename: str = "jobs.yaml", root: Path | None = Non
                 )
             ]
         ) from None
+    except yamlmarks.YamlRefused as exc:
+        checker.error(exc.path, exc.problem, exc.hint, at=(exc.line, exc.col))
+        raise ManifestErrors(checker.errors) from None
     return _check(checker, marked)
 
 
