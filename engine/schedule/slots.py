@@ -56,10 +56,13 @@ def _cycle() -> tuple[tuple[int, int, int, int], ...]:
     """Every month of one 400-year cycle: (month, days in it, weekday of its 1st with
     0 = SUN as ``Cron.days`` indexes it, ordinal of the day before its 1st)."""
     out = []
+    before = date(_CYCLE_START, 1, 1).toordinal() - 1
     for year in range(_CYCLE_START, _CYCLE_START + _CYCLE_YEARS):
-        for month in range(1, 13):
-            first, dim = calendar.monthrange(year, month)
-            out.append((month, dim, (first + 1) % 7, date(year, month, 1).toordinal() - 1))
+        february = 29 if calendar.isleap(year) else 28
+        for month, dim in enumerate((31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), 1):
+            # ordinal 1 (1 January of year 1) was a Monday, so ordinal % 7 is 0 on a Sunday
+            out.append((month, dim, (before + 1) % 7, before))
+            before += dim
     return tuple(out)
 
 
@@ -68,22 +71,26 @@ def _inside(values: Sequence[int]) -> int:
     return max((b - a for a, b in itertools.pairwise(values)), default=0)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)
 def _longest_day_gap(months: frozenset[int], days: tuple[tuple[tuple[int, ...], ...], ...]) -> int:
     """The most days from one firing day to the next, over the cycle and across its end
     (shared by every cron with these months and day fields, whatever its times)."""
-    longest, first, last = 0, 0, 0
+    # Each (days in the month, weekday of its 1st) fires on the same days every time.
+    shapes = [[(fire[0], fire[-1]) if fire else None for fire in by_weekday] for by_weekday in days]
+    longest = first = last = 0
+    used = set()
     for month, dim, weekday, base in _cycle():
-        fire = days[dim - 28][weekday] if month in months else ()
-        if not fire:
+        shape = shapes[dim - 28][weekday] if month in months else None
+        if shape is None:
             continue
+        used.add((dim, weekday))
         if last:
-            longest = max(longest, base + fire[0] - last)
+            longest = max(longest, base + shape[0] - last)
         else:
-            first = base + fire[0]
-        longest = max(longest, _inside(fire))
-        last = base + fire[-1]
-    return max(longest, first + _CYCLE_DAYS - last)
+            first = base + shape[0]
+        last = base + shape[1]
+    inside = max(_inside(days[dim - 28][weekday]) for dim, weekday in used)
+    return max(longest, inside, first + _CYCLE_DAYS - last)
 
 
 def cron_schedule(job: Job) -> Schedule:
