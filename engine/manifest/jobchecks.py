@@ -173,5 +173,5 @@ def _check_template(
     try:
         sqltemplates.render_source(source, context, name=rel)
     except TemplateError as exc:
-        c.error(path, f"template {exc.message}", "define it under the job's 'params:'")
+        c.error(path, f"template {exc.message}", exc.hint or "define it under the job's 'params:'")
     return source

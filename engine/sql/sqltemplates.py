@@ -22,11 +22,10 @@ import jinja2
 import jinja2.exceptions
 import jinja2.meta
 import jinja2.nodes
-import jinja2.sandbox
 
 from engine.core.errors import TemplateError
 from engine.core.model import Job
-from engine.sql import sqlsplit
+from engine.sql import sqlbudget, sqlsandbox, sqlsplit
 
 #: What the runtime provides to every template. Validation rejects anything else.
 RUNTIME_VARIABLES = frozenset(
@@ -63,8 +62,8 @@ def _finalize(value: Any) -> str:
     return f"${len(binds)}"
 
 
-def environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
-    env = jinja2.sandbox.SandboxedEnvironment(
+def environment(loader: jinja2.BaseLoader | None = None) -> sqlsandbox.Sandbox:
+    env = sqlsandbox.Sandbox(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -74,7 +73,7 @@ def environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["ident"] = quote_ident
-    return env
+    return sqlsandbox.budgeted(env)
 
 
 @dataclass(frozen=True)
@@ -119,27 +118,42 @@ def context_for(job: Job, slot: datetime, *, rerun: bool = False) -> dict[str, A
     }
 
 
-@functools.lru_cache(maxsize=256)
-def _compile(source: str) -> jinja2.Template:
-    # Compiling costs ~0.5 ms a render; binds live in a context variable, so sharing
-    # a compiled template between renders is safe.
-    return environment().from_string(source)
+@functools.cache
+def _shared() -> sqlsandbox.Sandbox:
+    return environment()
+
+
+# A template is parsed once and compiled once per text, for validation and every render
+# after it: binds and the budget live in context variables, so sharing is safe.
+@functools.lru_cache(maxsize=2048)
+def _parsed(source: str) -> jinja2.nodes.Template:
+    """The syntax tree, instrumented for the budget (shared: never change it)."""
+    return sqlsandbox.instrument(_shared().parse(source))
+
+
+@functools.lru_cache(maxsize=2048)
+def _compiled(source: str) -> tuple[jinja2.Template, frozenset[str]]:
+    """The compiled template and the variables it reads."""
+    return sqlsandbox.compile_ast(_shared(), _parsed(source))
 
 
 def render_source(source: str, context: Mapping[str, Any], *, name: str = "<template>") -> Rendered:
+    """The template rendered under the render budget. Every failure is a TemplateError
+    naming the template (and the line, for all but undefined names and the sandbox)."""
     try:
-        template = _compile(source)
+        template = _compiled(source)[0]
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{name}:{exc.lineno}: {exc.message}") from exc
-    token = _binds.set([])
+    token, budget = _binds.set([]), sqlbudget.start()
     try:
         sql = template.render(**context)
         args = tuple(_binds.get())
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(f"{name}: {exc.message}") from exc
-    except jinja2.exceptions.SecurityError as exc:
-        raise TemplateError(f"{name}: {exc.message}") from exc
+    except TemplateError:  # the ident filter's
+        raise
+    except Exception as exc:  # the budget, recursion, or the template's own (1/0, 'a' + 1)
+        raise sqlsandbox.failure(name, exc) from exc
     finally:
+        sqlbudget.stop(budget)
         _binds.reset(token)
     return Rendered(sql=sql.strip() + "\n", args=args)
 
@@ -150,18 +164,25 @@ def render(job: Job, source: str, slot: datetime, *, rerun: bool = False) -> Ren
 
 def reads_variable(source: str, name: str) -> bool:
     """Whether the template reads the runtime variable ``name`` (from its AST)."""
-    return name in jinja2.meta.find_undeclared_variables(environment().parse(source))
+    return name in _reads(source)
+
+
+def _reads(source: str) -> frozenset[str]:
+    """The variables the template reads from its context; raises TemplateSyntaxError."""
+    try:
+        return _compiled(source)[1]
+    except jinja2.TemplateSyntaxError:  # it parses but does not compile: render reports it
+        return frozenset(jinja2.meta.find_undeclared_variables(_parsed(source)))
 
 
 def check_source(source: str) -> list[tuple[str, str]]:
     """(problem, fix) for what a template gets wrong on its own: syntax, private
     attributes, and variables the runtime lacks."""
-    env = environment()
     try:
-        ast = env.parse(source)
+        ast = _parsed(source)
     except jinja2.TemplateSyntaxError as exc:
         return [(f"line {exc.lineno}: {exc.message}", "fix the Jinja syntax")]
-    unknown = sorted(jinja2.meta.find_undeclared_variables(ast) - RUNTIME_VARIABLES)
+    unknown = sorted(_reads(source) - RUNTIME_VARIABLES)
     provided = ", ".join(sorted(RUNTIME_VARIABLES))
     return [
         *(
@@ -248,7 +269,7 @@ def prepare(job: Job, source: str, *, rerun: bool = False) -> Prepared | None:
     slot value only ever becomes a bind. Equal slot values get a ``$n`` each here where a
     full render shares one: the same values reach the same places."""
     try:
-        ast = environment().parse(source)
+        ast = _parsed(source)
     except jinja2.TemplateSyntaxError:
         return None
     alone = {
