@@ -41,6 +41,7 @@ class Checker:
         self.root = root
         self.errors: list[ManifestError] = []
         self.marked = yamlmarks.Marked(data=None)
+        self._folders: dict[str, Path] = {}
 
     def error(
         self,
@@ -73,7 +74,9 @@ class Checker:
     def inside(self, rel: str, folder: str = "") -> bool:
         """Does ``rel`` (relative to the manifest), resolved with its symlinks and ``..``,
         stay below ``folder`` of the project?"""
-        return (self.root / folder).resolve() in (self.root / rel).resolve().parents
+        if folder not in self._folders:  # a thousand templates share sql/
+            self._folders[folder] = (self.root / folder).resolve()
+        return self._folders[folder] in (self.root / rel).resolve().parents
 
     @staticmethod
     def jobs(data: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

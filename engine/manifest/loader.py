@@ -18,7 +18,7 @@ from engine.manifest.build import build
 from engine.manifest.checker import Checker, decode
 from engine.manifest.jobchecks import check_jobs
 from engine.manifest.topchecks import check_top
-from engine.schedule import fold
+from engine.schedule.need import schedule_key
 
 
 def load(path: str | os.PathLike[str]) -> Manifest:
@@ -93,6 +93,10 @@ def _check(c: Checker, marked: yamlmarks.Marked) -> Manifest:
 def _check_budget(c: Checker, manifest: Manifest) -> None:
     """More distinct schedules than triggers: fold them, within the waste limit."""
     jobs = [j for j in manifest.jobs if not j.paused]
+    if len({schedule_key(j) for j in jobs}) <= manifest.trigger_budget:
+        return  # no more needs than schedules: nothing to fold
+    from engine.schedule import fold  # only a manifest that folds needs it
+
     result = fold.fold(jobs, manifest.trigger_budget)
     if not result.folded:
         return
