@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from engine.core.model import Job
 from engine.schedule import cron, zones
-from engine.schedule.need import DAY_MINUTES, DAYS, ScheduleKey, fires_on, schedule_key
+from engine.schedule.need import DAY_MINUTES, DAYS, ScheduleKey, firing_days, schedule_key
 
 __all__ = ["job_masks", "trigger_masks", "union_masks", "union_per_day", "year_bits"]
 
 _FULL = (1 << DAY_MINUTES) - 1
 
 
-def year_bits(jobs: Iterable[Job]) -> int:
-    """The minutes of the reference year at which any of ``jobs`` fires, as one bit set."""
-    days = union_masks(jobs)
+def year_bits(keys: Iterable[ScheduleKey]) -> int:
+    """The minutes of the reference year at which any of these schedules fires, as one
+    bit set."""
+    days = union_masks(keys)
     chunks = (m.to_bytes(DAY_MINUTES // 8, "little") for m in days)
     return int.from_bytes(b"".join(chunks), "little")
 
@@ -38,15 +39,13 @@ def _masks(key: ScheduleKey) -> tuple[int, ...]:
     text, both, name, _ = key
     c = cron.parse(text, allow_both_day_fields=both)
     mh = _mh_mask(c.minutes, c.hours)
+    fires = firing_days(c)  # fires[i + 1] is DAYS[i]
     if name is None:
-        return tuple(mh if fires_on(c, d) else 0 for d in DAYS)
+        return tuple(mh if f else 0 for f in fires[1:-1])
     z = zones.zone(name)
     out = []
-    for d in DAYS:
-        local = sum(
-            (mh if fires_on(c, d + timedelta(days=k)) else 0) << (DAY_MINUTES * (k + 1))
-            for k in (-1, 0, 1)
-        )
+    for i, d in enumerate(DAYS):
+        local = sum((mh if fires[i + 1 + k] else 0) << (DAY_MINUTES * (k + 1)) for k in (-1, 0, 1))
         noon = datetime(d.year, d.month, d.day, 12, tzinfo=UTC)
         out.append((local >> (DAY_MINUTES + zones.offset_minutes(noon, z))) & _FULL)
     return tuple(out)
@@ -56,14 +55,13 @@ def _masks(key: ScheduleKey) -> tuple[int, ...]:
 def trigger_masks(text: str) -> tuple[int, ...]:
     c = cron.parse_cloudflare(text)
     mh = _mh_mask(c.minutes, c.hours)
-    return tuple(mh if fires_on(c, d) else 0 for d in DAYS)
+    return tuple(mh if f else 0 for f in firing_days(c)[1:-1])
 
 
-def union_masks(jobs: Iterable[Job]) -> list[int]:
-    """The minutes at which any of ``jobs`` fires, a mask per reference day (each
-    distinct schedule counted once)."""
+def union_masks(keys: Iterable[ScheduleKey]) -> list[int]:
+    """The minutes at which any of these schedules fires, a mask per reference day."""
     union = [0] * len(DAYS)
-    for key in {schedule_key(job) for job in jobs}:
+    for key in set(keys):
         for i, m in enumerate(_masks(key)):
             union[i] |= m
     return union
@@ -71,4 +69,4 @@ def union_masks(jobs: Iterable[Job]) -> list[int]:
 
 def union_per_day(jobs: Iterable[Job]) -> float:
     """Distinct minutes a day at which some job fires: no set of triggers invokes less."""
-    return sum(m.bit_count() for m in union_masks(jobs)) / len(DAYS)
+    return sum(m.bit_count() for m in union_masks(map(schedule_key, jobs))) / len(DAYS)

@@ -32,9 +32,11 @@ __all__ = [
     "Need",
     "ScheduleKey",
     "fires_on",
+    "firing_days",
     "job_cron",
     "need_of",
     "schedule_key",
+    "schedule_need",
 ]
 
 REFERENCE_YEAR = 2027
@@ -89,13 +91,8 @@ class Need:
     def days(self) -> int:
         """On how many days of the reference year it fires."""
         if self.day_kind == "text":
-            c = cron.parse_cloudflare(self.text)
-            return sum(1 for d in DAYS if fires_on(c, d))
-        counts = _counts()
-        if self.day_kind == "any":
-            return sum(counts.month[m] for m in self.months)
-        table = counts.dom if self.day_kind == "dom" else counts.dow
-        return sum(table[m].get(v, 0) for m in self.months for v in self.day_values)
+            return sum(firing_days(cron.parse_cloudflare(self.text))[1:-1])
+        return _days(self.months, self.day_kind, self.day_values)
 
     @property
     def per_day(self) -> float:
@@ -115,6 +112,17 @@ def _need(
     if kind in full and len(values) == full[kind]:
         kind, values = "any", frozenset()
     return Need(minutes, hours, months, kind, values, text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _days(months: frozenset[int], kind: str, values: frozenset[int]) -> int:
+    """Days of the reference year in ``months`` (on those month days or weekdays);
+    folding asks for the same few combinations tens of thousands of times."""
+    counts = _counts()
+    if kind == "any":
+        return sum(counts.month[m] for m in months)
+    table = counts.dom if kind == "dom" else counts.dow
+    return sum(table[m].get(v, 0) for m in months for v in values)
 
 
 @dataclass(frozen=True)
@@ -140,8 +148,26 @@ def _counts() -> _Counts:
 def fires_on(c: cron.Cron, d: date) -> bool:
     if d.month not in c.months:
         return False
-    first, dim = calendar.monthrange(d.year, d.month)
-    return d.day in c.days[dim - 28][(first + 1) % 7]
+    dim, weekday = _month_shape(d.year, d.month)
+    return d.day in c.days[dim - 28][weekday]
+
+
+@functools.cache
+def _month_shape(year: int, month: int) -> tuple[int, int]:
+    """(days in the month, weekday of its 1st with 0 = SUN), as ``Cron.days`` indexes."""
+    first, dim = calendar.monthrange(year, month)
+    return dim, (first + 1) % 7
+
+
+#: The reference year with a day on either side (a zoned job's day can move by one).
+_SPAN = (DAYS[0] - timedelta(days=1), *DAYS, DAYS[-1] + timedelta(days=1))
+
+
+@functools.lru_cache(maxsize=4096)
+def firing_days(c: cron.Cron) -> tuple[bool, ...]:
+    """Whether ``c`` fires on each day of the reference year, with the day before it
+    first and the day after it last (one computation per distinct cron)."""
+    return tuple(fires_on(c, d) for d in _SPAN)
 
 
 def _utc_need(c: cron.Cron) -> Need:
@@ -176,11 +202,12 @@ def schedule_key(job: Job) -> ScheduleKey:
 
 def need_of(job: Job) -> Need:
     """The UTC minutes a job can fire at, as a cron-shaped set."""
-    return _need_of(schedule_key(job))
+    return schedule_need(schedule_key(job))
 
 
 @functools.lru_cache(maxsize=4096)
-def _need_of(key: ScheduleKey) -> Need:
+def schedule_need(key: ScheduleKey) -> Need:
+    """The need of every job with this schedule."""
     text, both, name, dst = key
     c = cron.parse(text, allow_both_day_fields=both)
     local = _utc_need(c)
