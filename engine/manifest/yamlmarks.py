@@ -115,6 +115,11 @@ class _BoundedComposer(yaml.composer.Composer):
 
     def _compose(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         event = self.peek_event()
+        if isinstance(event, yaml.ScalarEvent):  # most nodes: no alias, no nesting
+            scalar = super().compose_node(parent, index)
+            assert scalar is not None
+            self._sizes[id(scalar)] = 1
+            return scalar
         if isinstance(event, yaml.AliasEvent) and event.anchor in self.anchors:
             size = self._sizes.get(id(self.anchors[event.anchor]))
             if size is None:
@@ -132,7 +137,10 @@ class _BoundedComposer(yaml.composer.Composer):
                     "share smaller blocks through anchors, or write the values out",
                     event.start_mark,
                 )
-        elif len(self._path) >= MAX_DEPTH and not isinstance(event, yaml.ScalarEvent):
+            target = super().compose_node(parent, index)
+            assert target is not None
+            return target
+        if len(self._path) >= MAX_DEPTH:
             self._refuse(
                 f"the YAML nests deeper than {MAX_DEPTH} levels",
                 "flatten this value",
@@ -140,20 +148,15 @@ class _BoundedComposer(yaml.composer.Composer):
             )
         node = super().compose_node(parent, index)
         assert node is not None
-        if id(node) not in self._sizes and not isinstance(event, yaml.AliasEvent):
-            self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in _children(node))
+        sizes = self._sizes
+        if isinstance(node, yaml.MappingNode):
+            self._sizes[id(node)] = 1 + sum(sizes[id(k)] + sizes[id(v)] for k, v in node.value)
+        else:
+            self._sizes[id(node)] = 1 + sum(sizes[id(item)] for item in node.value)
         return node
 
     def _refuse(self, problem: str, hint: str, mark: Any) -> NoReturn:
         raise YamlRefused(tuple(self._path), problem, hint, *_at(mark))
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
 
 
 def _key_text(node: yaml.Node) -> str:

@@ -32,6 +32,7 @@ ScheduleFor = Callable[[Job], Schedule]
 _MAX_LOOKBACK = timedelta(days=366 * 29)
 
 
+@functools.lru_cache(maxsize=4096)
 def longest_gap(c: cron.Cron) -> timedelta | None:
     """The longest time between two consecutive slots of ``c`` (read in UTC) over the
     whole Gregorian cycle of 400 years, after which the calendar repeats; None if it
