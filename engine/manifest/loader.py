@@ -18,7 +18,7 @@ from engine.manifest.build import build
 from engine.manifest.checker import Checker, decode
 from engine.manifest.jobchecks import check_jobs
 from engine.manifest.topchecks import check_top
-from engine.schedule.need import schedule_key
+from engine.schedule.slots import schedule_key
 
 
 def load(path: str | os.PathLike[str]) -> Manifest:

@@ -179,11 +179,7 @@ def _parse_fields(text: str) -> tuple[FieldAst, ...]:
 
 def _build(text: str, asts: tuple[FieldAst, ...]) -> Cron:
     minute, hour, dom, month, dow = asts
-    ok = day_test(dom, dow)
-    days = tuple(
-        tuple(tuple(d for d in range(1, dim + 1) if ok(d, dim, (w + d - 1) % 7)) for w in range(7))
-        for dim in range(28, 32)
-    )
+    days = _days(dom, dow)
     minutes, hours, months = (field_values(a) for a in (minute, hour, month))
     day_texts = [dom_text(dom), dow_text(dow)]
     if _full_pattern(dom) or _full_pattern(dow):
@@ -198,6 +194,17 @@ def _build(text: str, asts: tuple[FieldAst, ...]) -> Cron:
         ]
     )
     return Cron(text, canonical, tuple(sorted(minutes)), tuple(sorted(hours)), months, days)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _days(dom: FieldAst, dow: FieldAst) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    """The matching days for every month length and weekday of the 1st (most crons share
+    their day fields: ``* *``)."""
+    ok = day_test(dom, dow)
+    return tuple(
+        tuple(tuple(d for d in range(1, dim + 1) if ok(d, dim, (w + d - 1) % 7)) for w in range(7))
+        for dim in range(28, 32)
+    )
 
 
 def _full_pattern(ast: FieldAst) -> bool:

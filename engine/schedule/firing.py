@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 from engine.core.model import Job
 from engine.schedule import cron, zones
-from engine.schedule.need import DAY_MINUTES, DAYS, ScheduleKey, firing_days, schedule_key
+from engine.schedule.need import DAY_MINUTES, DAYS, firing_days
+from engine.schedule.slots import ScheduleKey, schedule_key
 
 __all__ = ["job_masks", "trigger_masks", "union_masks", "union_per_day", "year_bits"]
 

@@ -23,11 +23,10 @@ from engine.schedule.need import (
     DAYS,
     REFERENCE_YEAR,
     Need,
-    ScheduleKey,
     need_of,
-    schedule_key,
     schedule_need,
 )
+from engine.schedule.slots import ScheduleKey, schedule_key
 
 __all__ = [
     "REFERENCE_YEAR",

@@ -11,7 +11,7 @@ import functools
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 
-from engine.core.model import Dst, Gap, Job
+from engine.core.model import Gap, Job
 from engine.schedule import cron, zones
 from engine.schedule.cronfields import (
     DOM,
@@ -24,18 +24,17 @@ from engine.schedule.cronfields import (
     render,
 )
 from engine.schedule.cronparse import parse_field
+from engine.schedule.slots import ScheduleKey, schedule_key
 
 __all__ = [
     "DAYS",
     "DAY_MINUTES",
     "REFERENCE_YEAR",
     "Need",
-    "ScheduleKey",
     "fires_on",
     "firing_days",
     "job_cron",
     "need_of",
-    "schedule_key",
     "schedule_need",
 ]
 
@@ -189,15 +188,6 @@ def _values(f: Field, text: str) -> frozenset[int]:
 
 def job_cron(job: Job) -> cron.Cron:
     return cron.parse(job.cron, allow_both_day_fields=job.allow_both_day_fields)
-
-
-#: What decides when a job fires: its cron, its day-field rule, its zone and DST rules.
-#: Jobs that share one share their need and fire minutes, computed once.
-ScheduleKey = tuple[str, bool, str | None, Dst]
-
-
-def schedule_key(job: Job) -> ScheduleKey:
-    return (job.cron, job.allow_both_day_fields, job.timezone, job.dst)
 
 
 def need_of(job: Job) -> Need:

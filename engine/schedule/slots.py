@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
 
-from engine.core.model import Job, Period
+from engine.core.model import Dst, Job, Period
 from engine.core.times import floor_minute
 from engine.schedule import cron, zones
 
@@ -76,6 +76,8 @@ def _inside(values: Sequence[int]) -> int:
 def _longest_day_gap(months: frozenset[int], days: tuple[tuple[tuple[int, ...], ...], ...]) -> int:
     """The most days from one firing day to the next, over the cycle and across its end
     (shared by every cron with these months and day fields, whatever its times)."""
+    if len(months) == 12 and all(len(f) == 28 + i for i, w in enumerate(days) for f in w):
+        return 1  # every day
     # Each (days in the month, weekday of its 1st) fires on the same days every time.
     shapes = [[(fire[0], fire[-1]) if fire else None for fire in by_weekday] for by_weekday in days]
     longest = first = last = 0
@@ -92,6 +94,15 @@ def _longest_day_gap(months: frozenset[int], days: tuple[tuple[tuple[int, ...], 
         last = base + shape[1]
     inside = max(_inside(days[dim - 28][weekday]) for dim, weekday in used)
     return max(longest, inside, first + _CYCLE_DAYS - last)
+
+
+#: What decides when a job fires: its cron, its day-field rule, its zone and DST rules
+#: (what cron_schedule reads). Jobs that share one share everything computed from it.
+ScheduleKey = tuple[str, bool, str | None, Dst]
+
+
+def schedule_key(job: Job) -> ScheduleKey:
+    return (job.cron, job.allow_both_day_fields, job.timezone, job.dst)
 
 
 def cron_schedule(job: Job) -> Schedule:

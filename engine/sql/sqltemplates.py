@@ -20,12 +20,11 @@ from typing import Any
 
 import jinja2
 import jinja2.exceptions
-import jinja2.meta
 import jinja2.nodes
 
 from engine.core.errors import TemplateError
 from engine.core.model import Job
-from engine.sql import sqlbudget, sqlsandbox, sqlsplit
+from engine.sql import sqlbudget, sqlsandbox
 
 #: What the runtime provides to every template. Validation rejects anything else.
 RUNTIME_VARIABLES = frozenset(
@@ -96,6 +95,8 @@ def split_statements(rendered: Rendered) -> list[Rendered]:
 def _split(sql: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     # A template renders the same text for every slot (values are binds), so the split
     # is done once per text, not once per run; tuples, since the result is shared.
+    from engine.sql import sqlsplit  # not needed to validate: the CLI starts faster
+
     return tuple(
         (text, tuple(numbers)) for text, numbers in map(sqlsplit.renumber, sqlsplit.split(sql))
     )
@@ -172,7 +173,9 @@ def _reads(source: str) -> frozenset[str]:
     try:
         return _compiled(source)[1]
     except jinja2.TemplateSyntaxError:  # it parses but does not compile: render reports it
-        return frozenset(jinja2.meta.find_undeclared_variables(_parsed(source)))
+        from jinja2 import meta
+
+        return frozenset(meta.find_undeclared_variables(_parsed(source)))
 
 
 def check_source(source: str) -> list[tuple[str, str]]:

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from engine.schedule import fold
 from engine.schedule.firing import year_bits
-from engine.schedule.need import DAYS, Need, schedule_key, schedule_need
+from engine.schedule.need import DAYS, Need, schedule_need
+from engine.schedule.slots import schedule_key
 from tests.property.cron_strategies import a_job
 from tests.property.test_fold_properties import as_job
 
