@@ -43,13 +43,20 @@ def _masks(key: ScheduleKey) -> tuple[int, ...]:
     fires = firing_days(c)  # fires[i + 1] is DAYS[i]
     if name is None:
         return tuple(mh if f else 0 for f in fires[1:-1])
-    z = zones.zone(name)
     out = []
-    for i, d in enumerate(DAYS):
+    for i, offset in enumerate(_noon_offsets(name)):
         local = sum((mh if fires[i + 1 + k] else 0) << (DAY_MINUTES * (k + 1)) for k in (-1, 0, 1))
-        noon = datetime(d.year, d.month, d.day, 12, tzinfo=UTC)
-        out.append((local >> (DAY_MINUTES + zones.offset_minutes(noon, z))) & _FULL)
+        out.append((local >> (DAY_MINUTES + offset)) & _FULL)
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _noon_offsets(name: str) -> tuple[int, ...]:
+    """The zone's UTC offset (minutes) at noon UTC of each reference day."""
+    z = zones.zone(name)
+    return tuple(
+        zones.offset_minutes(datetime(d.year, d.month, d.day, 12, tzinfo=UTC), z) for d in DAYS
+    )
 
 
 @functools.lru_cache(maxsize=1024)

@@ -121,7 +121,7 @@ def _greedy(parts: Sequence[Need], fires: Sequence[int], budget: int) -> list[li
 
     def push(i: int, j: int) -> None:
         (a, _, _, na), (b, _, _, nb) = alive[i], alive[j]
-        added = a.merge(b).per_day - a.per_day - b.per_day
+        added = a.merged_per_day(b) - a.per_day - b.per_day
         first, second = sorted((a.text, b.text))
         if a.minutes & b.minutes and a.hours & b.hours:
             least = max(0, na + nb - year) / len(DAYS)

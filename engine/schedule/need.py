@@ -44,6 +44,12 @@ DAY_MINUTES = 1440
 _ALL_MONTHS = frozenset(range(1, 13))
 
 
+#: A Need's fields, in order.
+_Fields = tuple[
+    frozenset[int], frozenset[int], frozenset[int], str, frozenset[int], tuple[str, str]
+]
+
+
 @dataclass(frozen=True)
 class Need:
     """A cron-shaped set of UTC minutes. ``day_kind`` is ``any``, ``dom`` / ``dow`` (a
@@ -76,12 +82,27 @@ class Need:
         return cron.parse_cloudflare(" ".join(fields)).canonical
 
     def merge(self, other: Need) -> Need:
+        return Need(*self._merged(other))
+
+    def merged_per_day(self, other: Need) -> float:
+        """``self.merge(other).per_day``, without making the Need when it can (folding
+        asks this of every pair of triggers)."""
+        minutes, hours, months, kind, values, text = self._merged(other)
+        if kind == "text":
+            return Need(minutes, hours, months, kind, values, text).per_day
+        return len(minutes) * len(hours) * _days(months, kind, values) / len(DAYS)
+
+    def _merged(self, other: Need) -> _Fields:
+        """The fields of the union: day values merge when both have the same plain kind,
+        text day fields when equal, else any day (which a full value set also is)."""
         kind, values, text = "any", frozenset[int](), ("*", "*")
         if self.day_kind == other.day_kind and self.day_kind in ("dom", "dow"):
             kind, values = self.day_kind, self.day_values | other.day_values
+            if len(values) == (31 if kind == "dom" else 7):
+                kind, values = "any", frozenset()
         elif self.day_kind == other.day_kind == "text" and self.day_text == other.day_text:
             kind, text = "text", self.day_text
-        return _need(
+        return (
             self.minutes | other.minutes, self.hours | other.hours, self.months | other.months,
             kind, values, text,
         )  # fmt: skip
