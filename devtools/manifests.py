@@ -37,16 +37,27 @@ SCALE_CRONS: tuple[tuple[str, int], ...] = (
     ("{m} {h} * * MON#1", 1),
 )
 SCALE_ZONES = ("Europe/Paris", "America/New_York", "Asia/Kolkata")
+_SCALE_SQL = (
+    "INSERT INTO scale.counts (job, slot, n)\n"
+    "SELECT {{ params.label }}, {{ slot }}, count(*) FROM scale.events\n"
+    "WHERE created_at >= {{ window_start }} AND created_at < {{ window_end }}\n"
+    "ON CONFLICT (job, slot) DO UPDATE SET n = EXCLUDED.n;\n"
+)
 
 
 def scale_project(
-    root: str | Path, jobs: int, *, plan: str = "paid", trigger_budget: int | None = None
+    root: str | Path,
+    jobs: int,
+    *,
+    plan: str = "paid",
+    trigger_budget: int | None = None,
+    one_template: bool = False,
 ) -> Path:
     """Write a project of ``jobs`` jobs to ``root`` (jobs.yaml and one template per job)
     and return the manifest's path. Deterministic: job i gets a kind of cron by the
     weights of SCALE_CRONS, minutes and hours spread by i, and every third job a zone.
     Each template's text names its job, as real ones differ, so nothing keyed by a
-    template's text is shared between jobs."""
+    template's text is shared between jobs; ``one_template`` gives every file one text."""
     root = Path(root)
     (root / "sql").mkdir(parents=True, exist_ok=True)
     kinds = [cron for cron, weight in SCALE_CRONS for _ in range(weight)]
@@ -63,14 +74,8 @@ def scale_project(
         name = f"job-{i:04d}"
         cron = kinds[i % len(kinds)].format(m=(7 * i) % 60, h=(i // 3) % 24)
         template = f"sql/{name.replace('-', '_')}.sql"
-        (root / template).write_text(
-            f"-- {name}: events counted per slot of its window\n"
-            "INSERT INTO scale.counts (job, slot, n)\n"
-            "SELECT {{ params.label }}, {{ slot }}, count(*) FROM scale.events\n"
-            "WHERE created_at >= {{ window_start }} AND created_at < {{ window_end }}\n"
-            "ON CONFLICT (job, slot) DO UPDATE SET n = EXCLUDED.n;\n",
-            encoding="utf-8",
-        )
+        heading = "" if one_template else f"-- {name}: events counted per slot of its window\n"
+        (root / template).write_text(heading + _SCALE_SQL, encoding="utf-8")
         lines += [
             f"  {name}:",
             f"    type: scale.{name}",
