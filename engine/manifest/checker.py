@@ -29,6 +29,14 @@ def decode(data: bytes, filename: str) -> str:
         ) from None
 
 
+def printable(text: str) -> str:
+    """``text`` with what a terminal would not print as itself escaped (a newline, a
+    NUL, a bidi override), as Python writes it: one error stays one readable line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def _dotted(path: yamlmarks.Path) -> str:
     return ".".join(str(p) for p in path)
 
@@ -55,9 +63,9 @@ class Checker:
         line, col = at or self.marked.where(path, key=key)
         self.errors.append(
             ManifestError(
-                problem,
-                hint=hint,
-                path=_dotted(path) or None,
+                printable(problem),
+                hint=printable(hint),
+                path=printable(_dotted(path)) or None,
                 location=Location(self.filename, line, col),
             )
         )
@@ -66,7 +74,8 @@ class Checker:
         """The text of ``rel`` (relative to the manifest); None when it is not UTF-8,
         which is reported at its first bad byte. Raises OSError when it cannot be read."""
         try:
-            return decode((self.root / rel).read_bytes(), str(Path(self.filename).parent / rel))
+            where = printable(str(Path(self.filename).parent / rel))
+            return decode((self.root / rel).read_bytes(), where)
         except ManifestError as exc:
             self.errors.append(exc)
             return None

@@ -163,12 +163,25 @@ def _key_text(node: yaml.Node) -> str:
     return str(node.value) if isinstance(node, yaml.ScalarNode) else "?"
 
 
+class _Constructor(yaml.constructor.SafeConstructor):
+    """PyYAML's safe constructor, with a value it cannot make (a timestamp on the 31st of
+    February, an integer of 5,000 digits) reported as a located YAML error, not raised."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError, TypeError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this value: {exc}", node.start_mark
+            ) from exc
+
+
 class _PyLoader(
     yaml.reader.Reader,
     yaml.scanner.Scanner,
     yaml.parser.Parser,
     _BoundedComposer,
-    yaml.constructor.SafeConstructor,
+    _Constructor,
     yaml.resolver.Resolver,
 ):
     def __init__(self, stream: str) -> None:
@@ -176,7 +189,7 @@ class _PyLoader(
         yaml.scanner.Scanner.__init__(self)
         yaml.parser.Parser.__init__(self)
         _BoundedComposer.__init__(self)
-        yaml.constructor.SafeConstructor.__init__(self)
+        _Constructor.__init__(self)
         yaml.resolver.Resolver.__init__(self)
 
 
@@ -190,13 +203,13 @@ else:
     class _CLoader(
         _BoundedComposer,
         CParser,
-        yaml.constructor.SafeConstructor,
+        _Constructor,
         yaml.resolver.Resolver,
     ):
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
             _BoundedComposer.__init__(self)
-            yaml.constructor.SafeConstructor.__init__(self)
+            _Constructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
 
     _LOADERS.insert(0, _CLoader)

@@ -164,28 +164,23 @@ def render(job: Job, source: str, slot: datetime, *, rerun: bool = False) -> Ren
 
 
 def reads_variable(source: str, name: str) -> bool:
-    """Whether the template reads the runtime variable ``name`` (from its AST)."""
-    return name in _reads(source)
-
-
-def _reads(source: str) -> frozenset[str]:
-    """The variables the template reads from its context; raises TemplateSyntaxError."""
+    """Whether the template reads the runtime variable ``name`` (False for a template
+    that does not compile: check_source reports that)."""
     try:
-        return _compiled(source)[1]
-    except jinja2.TemplateSyntaxError:  # it parses but does not compile: render reports it
-        from jinja2 import meta
-
-        return frozenset(meta.find_undeclared_variables(_parsed(source)))
+        return name in _compiled(source)[1]
+    except jinja2.TemplateSyntaxError:
+        return False
 
 
 def check_source(source: str) -> list[tuple[str, str]]:
-    """(problem, fix) for what a template gets wrong on its own: syntax, private
-    attributes, and variables the runtime lacks."""
+    """(problem, fix) for what a template gets wrong on its own: syntax (an unknown
+    filter too), private attributes, and variables the runtime lacks."""
     try:
         ast = _parsed(source)
+        reads = _compiled(source)[1]
     except jinja2.TemplateSyntaxError as exc:
         return [(f"line {exc.lineno}: {exc.message}", "fix the Jinja syntax")]
-    unknown = sorted(_reads(source) - RUNTIME_VARIABLES)
+    unknown = sorted(reads - RUNTIME_VARIABLES)
     provided = ", ".join(sorted(RUNTIME_VARIABLES))
     return [
         *(
