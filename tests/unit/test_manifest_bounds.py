@@ -4,12 +4,15 @@ anything walks the tree, with libyaml and with PyYAML's own parser alike."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from engine.app.cli import main
 from engine.core.errors import ManifestErrors
 from engine.manifest import yamlmarks
 from engine.manifest.loader import load
@@ -139,3 +142,42 @@ def test_libyaml_and_pythons_parser_read_the_same_marks_and_data() -> None:
     fast = yamlmarks.load(text)
     python = yamlmarks._load(yamlmarks._LOADERS[-1], text)
     assert (fast.data, fast.values, fast.keys) == (python.data, python.values, python.keys)
+
+
+def test_a_value_yaml_cannot_make_is_located(tmp_path: Path, parser: str) -> None:
+    text = BASE.replace(
+        "    window: {period: day, offset: -1}\n",
+        "    window: {period: day, offset: -1}\n    description: 2026-02-31\n",
+    )
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:27:18: YAML syntax error: cannot read this value: day is out of range "
+        "for month; fix the YAML at this position",
+    ]
+
+
+def test_a_template_with_an_unknown_filter_is_located(tmp_path: Path) -> None:
+    templates = {"hourly.sql": "SELECT 1;\n", "nightly.sql": "SELECT 1;\n{{ slot | nope }}\n"}
+    assert problems(tmp_path, BASE, templates) == [
+        "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/nightly.sql' line 2: No filter "
+        "named 'nope'.; fix the Jinja syntax",
+    ]
+
+
+def test_what_a_terminal_would_not_print_is_escaped_so_each_error_stays_one_line(
+    tmp_path: Path,
+) -> None:
+    text = BASE.replace("  nightly:\n", '  "night\\nly\\u202e":\n')
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:22:3: jobs.night\\nly\\u202e: name 'night\\nly\\u202e' is not allowed; "
+        "job names are lower-case letters, digits and '-', starting with a letter",
+    ]
+
+
+def test_check_reads_a_generated_file_that_is_not_utf8_as_stale(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE)
+    assert main(["-m", str(path), "generate"]) == 0
+    (tmp_path / "generated" / "JOBS.md").write_bytes(b"caf\xe9\n")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["-m", str(path), "check"]) == 1
+    assert "-caf\ufffd\n" in out.getvalue()
