@@ -79,13 +79,18 @@ class Checker:
         except ManifestError as exc:
             self.errors.append(exc)
             return None
+        except ValueError as exc:  # a name no file system takes (a NUL in it)
+            raise FileNotFoundError(str(exc)) from exc
 
     def inside(self, rel: str, folder: str = "") -> bool:
         """Does ``rel`` (relative to the manifest), resolved with its symlinks and ``..``,
         stay below ``folder`` of the project?"""
         if folder not in self._folders:  # a thousand templates share sql/
             self._folders[folder] = (self.root / folder).resolve()
-        return self._folders[folder] in (self.root / rel).resolve().parents
+        try:
+            return self._folders[folder] in (self.root / rel).resolve().parents
+        except ValueError:  # a NUL: no file can have this name, so read_text finds none
+            return True
 
     @staticmethod
     def jobs(data: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

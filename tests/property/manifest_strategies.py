@@ -121,6 +121,14 @@ class Project:
     manifest: bytes
     templates: dict[str, bytes] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # Hypothesis prints failing examples; a 200 KB string would drown the report.
+        def cut(b: bytes) -> str:
+            return repr(b) if len(b) <= 2000 else f"{b[:2000]!r} + <{len(b) - 2000} bytes>"
+
+        templates = {k: cut(v) for k, v in self.templates.items()}
+        return f"Project(manifest={cut(self.manifest)}, templates={templates})"
+
 
 @st.composite
 def projects(draw: st.DrawFn) -> Project:

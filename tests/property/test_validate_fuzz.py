@@ -65,10 +65,10 @@ def test_no_project_makes_a_manifest_command_print_a_traceback(
         path = write(Path(tmp), project)
         args = [a.format(out=Path(tmp) / "out", type="any-job") for a in command]
         out, err = io.StringIO(), io.StringIO()
-        started = time.perf_counter()
+        started = time.process_time()  # CPU: wall time depends on the machine's load
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(["-m", str(path), *args])
-        assert time.perf_counter() - started < 10
+        assert time.process_time() - started < 10
         assert code in (0, 2), err.getvalue()
         assert "Traceback" not in err.getvalue()
         assert unlocated(err.getvalue(), path) == []
@@ -115,7 +115,7 @@ def test_a_real_validate_process_refuses_a_hostile_template_within_bounds(
         (tmp_path / "sql" / template.name).write_text(source)
     limit = "import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
     code = limit + "import sys; from engine.app.cli import main; sys.exit(main())"
-    started = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, "-c", code, "-m", str(tmp_path / "jobs.yaml"), "validate"],
         cwd=ROOT,
@@ -123,7 +123,8 @@ def test_a_real_validate_process_refuses_a_hostile_template_within_bounds(
         text=True,
         timeout=60,
     )
-    assert time.perf_counter() - started < 30
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime < 10
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert unlocated(done.stderr, tmp_path / "jobs.yaml") == []

@@ -51,13 +51,13 @@ BOMB = "".join(
 
 
 def test_alias_bomb_is_refused_with_its_location(tmp_path: Path, parser: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     assert problems(tmp_path, with_params(BOMB)) == [
         "jobs.yaml:27:14: jobs.hourly.params.f.0: YAML aliases expand the manifest by more "
         "than 100000 nodes (alias '*e' adds 66430); share smaller blocks through anchors, "
         "or write the values out",
     ]
-    assert time.perf_counter() - started < 5  # it took minutes and gigabytes
+    assert time.process_time() - started < 5  # it took minutes and gigabytes
 
 
 def test_an_alias_inside_the_node_it_names_is_refused(tmp_path: Path, parser: str) -> None:
@@ -181,3 +181,11 @@ def test_check_reads_a_generated_file_that_is_not_utf8_as_stale(tmp_path: Path) 
     with contextlib.redirect_stdout(out):
         assert main(["-m", str(path), "check"]) == 1
     assert "-caf\ufffd\n" in out.getvalue()
+
+
+def test_a_template_path_no_file_system_takes_does_not_exist(tmp_path: Path) -> None:
+    text = BASE.replace("    sql: sql/nightly.sql\n", '    sql: "sql/night\\0ly.sql"\n')
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/night\\x00ly.sql' does not exist; "
+        "create sql/night\\x00ly.sql or fix the path",
+    ]

@@ -42,10 +42,10 @@ def would_build(size: int) -> str:
 
 
 def failure(source: str) -> str:
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(TemplateError) as caught:
         sqltemplates.render_source(source, CONTEXT, name="t.sql")
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
     return str(caught.value)
 
 
