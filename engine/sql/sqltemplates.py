@@ -107,7 +107,13 @@ def context_for(job: Job, slot: datetime, *, rerun: bool = False) -> dict[str, A
     ``rerun`` is True when the run must recompute the slot from the source as it stands
     and replace what earlier runs wrote (``cronwright run --rerun``); a plain Python
     bool, so ``{% if rerun %}`` shapes the statement and never becomes a bind."""
-    start, end = job.window.bounds(slot)
+    try:
+        start, end = job.window.bounds(slot)
+    except OverflowError:
+        raise TemplateError(
+            f"{job.template}: the window of slot {slot.isoformat()} lies outside the calendar",
+            hint="use a slot between 1970 and 9999",
+        ) from None
     return {
         "slot": slot,
         "window_start": start,

@@ -5,6 +5,8 @@ in milliseconds with a located error, at validation and at run time alike."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
 import time
@@ -13,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from engine.app.cli import main
 from engine.core.errors import TemplateError
 from engine.sql import sqltemplates
 from tests.unit.test_manifest_validation import BASE, TEMPLATE, problems
 
+ROOT = Path(__file__).resolve().parents[2]
 SLOT = datetime(2026, 1, 1, tzinfo=UTC)
 CONTEXT = {
     "slot": SLOT,
@@ -150,8 +154,27 @@ def test_the_budget_bounds_memory_in_a_process_that_would_otherwise_need_gigabyt
         '{% set s = "x" * 1000000 %}{{ [s] * 5000 }}',
         '{% set s = "x" * 1000000 %}{{ range(5000)|map(attribute="n", default=s)|join }}',
     ]
-    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
-        [sys.executable, "-c", code, *sources], cwd=root, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, *sources], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "done\n", "")
+
+
+def test_render_of_a_slot_whose_window_leaves_the_calendar_is_a_one_line_error() -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(
+            [
+                "-m",
+                str(ROOT / "jobs.yaml"),
+                "render",
+                "analytics.aggregate-hourly",
+                "--at",
+                "0001-01-01T00:00:00Z",
+            ]
+        )
+    assert (code, err.getvalue()) == (
+        2,
+        "error: sql/aggregate_hourly.sql: the window of slot 0001-01-01T00:00:00+00:00 lies "
+        "outside the calendar; use a slot between 1970 and 9999\n",
+    )
