@@ -189,3 +189,13 @@ def test_a_template_path_no_file_system_takes_does_not_exist(tmp_path: Path) -> 
         "jobs.yaml:25:10: jobs.nightly.sql: template 'sql/night\\x00ly.sql' does not exist; "
         "create sql/night\\x00ly.sql or fix the path",
     ]
+
+
+def test_a_window_period_of_the_wrong_type_is_one_schema_error(tmp_path: Path) -> None:
+    text = BASE.replace(
+        "    window: {period: day, offset: -1}\n", "    window: {period: [day], offset: 0}\n"
+    )
+    assert problems(tmp_path, text) == [
+        'jobs.yaml:26:22: jobs.nightly.window.period: ["day"] is not one of hour, day, week, '
+        "month; did you mean 'day'?",
+    ]
