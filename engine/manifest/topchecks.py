@@ -78,7 +78,7 @@ def _check_environments(c: Checker, data: Mapping[str, Any]) -> None:
     if not isinstance(envs, dict) or not isinstance(queue, dict):
         return
     seen: dict[str, str] = {}
-    for name in sorted(envs):
+    for name in sorted(envs, key=str):  # keys may be any YAML scalar
         env = envs[name] if isinstance(envs[name], dict) else {}
         q = env.get("queue", queue.get("name"))
         if not isinstance(q, str):

@@ -199,3 +199,15 @@ def test_a_window_period_of_the_wrong_type_is_one_schema_error(tmp_path: Path) -
         'jobs.yaml:26:22: jobs.nightly.window.period: ["day"] is not one of hour, day, week, '
         "month; did you mean 'day'?",
     ]
+
+
+def test_names_that_yaml_reads_as_numbers_are_refused_as_names(tmp_path: Path) -> None:
+    text = BASE.replace("  nightly:\n", "  5:\n").replace(
+        "    retry: {max_attempts: 5,", "    retry: {1: 2, max_attempts: 5,"
+    )
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:21:13: jobs.hourly.retry.1: unknown key; allowed keys: backoff, "
+        "initial_delay_seconds, jitter, max_attempts, max_delay_seconds",
+        "jobs.yaml:22:3: jobs.5: name 5 is not allowed; job names are lower-case letters, "
+        "digits and '-', starting with a letter",
+    ]
