@@ -6,6 +6,7 @@ bombs, bytes that are not UTF-8, and templates that loop, multiply or recurse.""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,7 +159,8 @@ def projects(draw: st.DrawFn) -> Project:
 @st.composite
 def _mutated(draw: st.DrawFn, text: str) -> str:
     lines = text.splitlines(keepends=True)
-    kind = draw(st.sampled_from(["none", "duplicate", "control", "nest", "alias", "bomb", "cut"]))
+    kinds = ["none", "duplicate", "control", "nest", "alias", "bomb", "cut", "key"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "duplicate" and lines:  # a key line (and what follows it) written twice
         i = draw(st.integers(0, len(lines) - 1))
         lines.insert(i, lines[i])
@@ -177,6 +179,10 @@ def _mutated(draw: st.DrawFn, text: str) -> str:
         bomb = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n']
         bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)]
         lines += bomb
+    elif kind == "key" and lines:  # a key YAML reads as a number, a date, null or a list
+        i = draw(st.integers(0, len(lines) - 1))
+        odd = draw(st.sampled_from(["1", "null", "2026-01-01", "true", "1.5", "? [a]\n "]))
+        lines[i] = re.sub(r"^(\s*)[^\s:#-][^:]*:", lambda m: f"{m[1]}{odd}:", lines[i], count=1)
     elif kind == "cut" and text:
         return text[: draw(st.integers(0, len(text)))]
     return "".join(lines)
