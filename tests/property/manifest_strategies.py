@@ -7,7 +7,6 @@ bombs, bytes that are not UTF-8, and templates that loop, multiply or recurse.""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -115,15 +114,16 @@ WILD = st.one_of(
 )
 
 
-@dataclass
 class Project:
-    """What to write: the manifest's bytes and the templates' (by path under sql/)."""
+    """What to write: the manifest's bytes and the templates' (by path under sql/). A plain
+    class, not a dataclass: Hypothesis prints a failing example with its ``__repr__``
+    (it would print a dataclass field by field, a 200 KB string included)."""
 
-    manifest: bytes
-    templates: dict[str, bytes] = field(default_factory=dict)
+    def __init__(self, manifest: bytes, templates: dict[str, bytes]) -> None:
+        self.manifest = manifest
+        self.templates = templates
 
     def __repr__(self) -> str:
-        # Hypothesis prints failing examples; a 200 KB string would drown the report.
         def cut(b: bytes) -> str:
             return repr(b) if len(b) <= 2000 else f"{b[:2000]!r} + <{len(b) - 2000} bytes>"
 
