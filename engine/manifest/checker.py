@@ -82,6 +82,14 @@ class Checker:
         except ValueError as exc:  # a name no file system takes (a NUL in it)
             raise FileNotFoundError(str(exc)) from exc
 
+    def is_file(self, rel: str) -> bool:
+        """Is ``rel`` (relative to the manifest) a file? False for a name no file system
+        takes (too long, a NUL), not an error."""
+        try:
+            return (self.root / rel).is_file()
+        except (OSError, ValueError):
+            return False
+
     def inside(self, rel: str, folder: str = "") -> bool:
         """Does ``rel`` (relative to the manifest), resolved with its symlinks and ``..``,
         stay below ``folder`` of the project?"""

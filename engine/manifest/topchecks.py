@@ -63,7 +63,7 @@ def check_top(c: Checker, data: Mapping[str, Any]) -> None:
                 f"script '{script}' is outside the project folder",
                 "keep the consumer module in the folder of the manifest or below it",
             )
-        elif not (c.root / script).is_file():
+        elif not c.is_file(script):
             c.error(
                 ("queue", "consumer", "script"),
                 f"script '{script}' does not exist",

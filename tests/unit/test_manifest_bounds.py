@@ -211,3 +211,16 @@ def test_names_that_yaml_reads_as_numbers_are_refused_as_names(tmp_path: Path) -
         "jobs.yaml:22:3: jobs.5: name 5 is not allowed; job names are lower-case letters, "
         "digits and '-', starting with a letter",
     ]
+
+
+def test_a_consumer_script_name_too_long_for_the_file_system_does_not_exist(
+    tmp_path: Path,
+) -> None:
+    name = "x" * 300 + ".js"
+    text = BASE.replace(
+        "  binding: JOBS\n", f"  binding: JOBS\n  consumer: {{type: worker, script: {name}}}\n"
+    )
+    assert problems(tmp_path, text) == [
+        f"jobs.yaml:11:36: queue.consumer.script: script '{name}' does not exist; "
+        f"create {name} or fix the path",
+    ]
