@@ -224,3 +224,11 @@ def test_a_consumer_script_name_too_long_for_the_file_system_does_not_exist(
         f"jobs.yaml:11:36: queue.consumer.script: script '{name}' does not exist; "
         f"create {name} or fix the path",
     ]
+
+
+def test_a_mapping_keyed_by_a_date_is_shown_in_an_error_not_a_traceback(tmp_path: Path) -> None:
+    text = BASE.replace("  name: demo-jobs\n", "  name: {2026-01-01: 0}\n")
+    assert problems(tmp_path, text) == [
+        "jobs.yaml:9:9: queue.name: expected string, got mapping {datetime.date(2026, 1, 1): "
+        "0}; use lower-case letters, digits and '-' (at most 63)",
+    ]
