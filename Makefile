@@ -77,6 +77,7 @@ bench: $(PY_OK) $(JS_OK) $(VENV)/.bench-installed
 	$(BIN)/python -m bench.reconcile
 	$(BIN)/python bench/fold.py
 	$(BIN)/python -m bench.worker_cpu
+	$(BIN)/python -m bench.manifest_scale
 
 demo: $(PY_OK)
 	$(BIN)/python demo/demo.py

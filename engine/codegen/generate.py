@@ -198,9 +198,20 @@ def _fresh(parent: Path, prefix: str) -> Path:
 
 
 def read_tree(out_dir: Path) -> dict[str, str]:
+    """What ``out_dir`` holds; bytes that are not UTF-8 read as U+FFFD, so a file edited
+    into another encoding shows in the diff (and is stale) rather than stopping it."""
     if not out_dir.is_dir():
         return {}
-    return {p.name: p.read_text(encoding="utf-8") for p in sorted(out_dir.iterdir()) if p.is_file()}
+    try:
+        return {
+            p.name: p.read_text(encoding="utf-8", errors="replace")
+            for p in sorted(out_dir.iterdir())
+            if p.is_file()
+        }
+    except OSError as exc:
+        raise GenerateError(
+            f"cannot read {out_dir}: {exc.strerror or exc}", hint="check its permissions"
+        ) from exc
 
 
 def diff(files: Mapping[str, str], out_dir: Path) -> str:

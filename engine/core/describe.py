@@ -15,7 +15,10 @@ def show(value: object, limit: int = 80) -> str:
     escaped), anything else as JSON; cut at ``limit`` characters."""
     if isinstance(value, str):
         return repr(value if len(value) <= limit else value[:limit] + "...")
-    text = json.dumps(value, default=str)
+    try:
+        text = json.dumps(value, default=str)
+    except TypeError:  # a key JSON has none of: YAML reads 2026-01-01 as a date
+        text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
 

@@ -193,15 +193,16 @@ def _check_template(
     c: Checker, path: yamlmarks.Path, rel: str, job: Mapping[str, Any], root: str
 ) -> str | None:
     """Check a template; returns its source when it parses."""
-    file = (c.root / rel).resolve()
     if not c.inside(rel, root):
         folder = root.rstrip("/") + "/"
         c.error(path, f"template '{rel}' is outside {folder}", f"keep templates under {folder}")
         return None
     try:
-        source = file.read_text(encoding="utf-8")
+        source = c.read_text(rel)
     except OSError:
         c.error(path, f"template '{rel}' does not exist", f"create {rel} or fix the path")
+        return None
+    if source is None:  # not UTF-8, reported in the template
         return None
     problems = sqltemplates.check_source(source)
     for problem, fix in problems:
@@ -221,5 +222,5 @@ def _check_template(
     try:
         sqltemplates.render_source(source, context, name=rel)
     except TemplateError as exc:
-        c.error(path, f"template {exc.message}", "define it under the job's 'params:'")
+        c.error(path, f"template {exc.message}", exc.hint or "define it under the job's 'params:'")
     return source

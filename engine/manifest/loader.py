@@ -15,16 +15,18 @@ from engine.core.errors import Location, ManifestError, ManifestErrors
 from engine.core.model import Manifest
 from engine.manifest import schema, yamlmarks
 from engine.manifest.build import build
-from engine.manifest.checker import Checker
+from engine.manifest.checker import Checker, decode
 from engine.manifest.jobchecks import check_jobs
 from engine.manifest.topchecks import check_top
-from engine.schedule import fold
+from engine.schedule.slots import schedule_key
 
 
 def load(path: str | os.PathLike[str]) -> Manifest:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = decode(p.read_bytes(), str(path))
+    except ManifestError as exc:
+        raise ManifestErrors([exc]) from None
     except OSError as exc:
         raise ManifestErrors(
             [
@@ -61,6 +63,9 @@ def load_text(text: str, *, filename: str = "jobs.yaml", root: Path | None = Non
                 )
             ]
         ) from None
+    except yamlmarks.YamlRefused as exc:
+        checker.error(exc.path, exc.problem, exc.hint, at=(exc.line, exc.col))
+        raise ManifestErrors(checker.errors) from None
     return _check(checker, marked)
 
 
@@ -97,6 +102,10 @@ def _check(c: Checker, marked: yamlmarks.Marked) -> Manifest:
 def _check_budget(c: Checker, manifest: Manifest) -> None:
     """More distinct schedules than triggers: fold them, within the waste limit."""
     jobs = [j for j in manifest.jobs if not j.paused]
+    if len({schedule_key(j) for j in jobs}) <= manifest.trigger_budget:
+        return  # no more needs than schedules: nothing to fold
+    from engine.schedule import fold  # only a manifest that folds needs it
+
     result = fold.fold(jobs, manifest.trigger_budget)
     if not result.folded:
         return

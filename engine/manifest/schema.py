@@ -53,9 +53,19 @@ def _explain(err: jsonschema.ValidationError) -> list[Violation]:
     hint = sub.get("x-hint", "")
     value = err.instance
     kind = err.validator
+    if "propertyNames" in err.relative_schema_path and kind in ("type", "pattern"):
+        # a key YAML read as a number, a date or null fails "type"; a bad name "pattern"
+        return [
+            Violation(
+                (*path, str(value)),
+                f"name {show(value)} is not allowed",
+                hint or "use lower-case letters, digits and '-'",
+                key=True,
+            )
+        ]
     if kind == "additionalProperties" and isinstance(value, dict):
         allowed = sorted(sub.get("properties", {}))
-        extra = sorted(set(value) - set(allowed))
+        extra = sorted(set(value) - set(allowed), key=str)  # YAML keys may be numbers
         return [_unknown_key(path, str(k), allowed) for k in extra]
     if kind == "required":
         missing = _missing(err)
@@ -96,20 +106,6 @@ def _explain(err: jsonschema.ValidationError) -> list[Violation]:
             Violation(path, problem, f"use a value {'<=' if kind == 'maximum' else '>='} {bound}")
         ]
     if kind == "pattern":
-        if (
-            path
-            and err.path
-            and err.relative_schema_path
-            and "propertyNames" in err.relative_schema_path
-        ):
-            return [
-                Violation(
-                    (*path, str(value)),
-                    f"name {show(value)} is not allowed",
-                    hint or f"match {err.validator_value}",
-                    key=True,
-                )
-            ]
         return [
             Violation(
                 path,

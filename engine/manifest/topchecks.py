@@ -73,7 +73,7 @@ def check_top(c: Checker, data: Mapping[str, Any]) -> None:
                 f"script '{script}' is outside the project folder",
                 "keep the consumer module in the folder of the manifest or below it",
             )
-        elif not (c.root / script).is_file():
+        elif not c.is_file(script):
             c.error(
                 ("queue", "consumer", "script"),
                 f"script '{script}' does not exist",
@@ -135,7 +135,7 @@ def _check_environments(c: Checker, data: Mapping[str, Any]) -> None:
     if not isinstance(envs, dict) or not isinstance(queue, dict):
         return
     seen: dict[str, str] = {}
-    for name in sorted(envs):
+    for name in sorted(envs, key=str):  # keys may be any YAML scalar
         env = envs[name] if isinstance(envs[name], dict) else {}
         q = env.get("queue", queue.get("name"))
         if not isinstance(q, str):

@@ -16,7 +16,7 @@ _ENDS = {
 def ends_after_slot(period: object, offset: object) -> tuple[str, str] | None:
     """(problem, fix) when ``{period, offset}`` ends after its slot, else None. Windows
     are whole periods, so any offset >= 0 ends after the slot."""
-    if period not in _ENDS or type(offset) is not int or offset < 0:
+    if not isinstance(period, str) or period not in _ENDS or type(offset) is not int or offset < 0:
         return None
     first, later = _ENDS[str(period)]
     where = first if offset == 0 else later.format(k=offset + 1)

@@ -2,16 +2,42 @@
 
 PyYAML silently keeps the last of two equal keys; a manifest keyed by job name must
 not, so duplicates are reported here with both positions.
+
+The events come from libyaml when PyYAML has it (``yaml.CParser``, several times faster),
+else from PyYAML's own parser; the nodes are composed here, in Python, from either, so
+that nothing downstream walks an unbounded tree:
+
+- Anchors and aliases are allowed (a shared retry block is handy), but what aliases add
+  when expanded is bounded: ``MAX_ALIAS_NODES`` nodes in all, counted as each alias is
+  read, before anything walks the tree. Beyond it (a "billion laughs" document), or for
+  an alias inside the node it names, the error names the alias's position.
+- Nesting is bounded at ``MAX_DEPTH`` levels (a manifest needs about six).
+
+A syntax error found by libyaml is reported as PyYAML's parser words it (it reparses),
+so the messages do not depend on which parser is installed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
+import yaml.composer
+import yaml.constructor
+import yaml.nodes
+import yaml.parser
+import yaml.reader
+import yaml.resolver
+import yaml.scanner
 
 Path = tuple[str | int, ...]
+
+#: How many nodes aliases may add to the document when expanded.
+MAX_ALIAS_NODES = 100_000
+#: How deep collections may nest.
+MAX_DEPTH = 64
 
 
 @dataclass
@@ -44,15 +70,167 @@ class YamlSyntaxError(Exception):
         self.col = col
 
 
+class YamlRefused(Exception):
+    """Well-formed YAML refused before it is walked: an alias that expands too far or
+    into itself, or nesting too deep. Positioned (1-based) at ``path``."""
+
+    def __init__(self, path: Path, problem: str, hint: str, line: int, col: int) -> None:
+        super().__init__(problem)
+        self.path = path
+        self.problem = problem
+        self.hint = hint
+        self.line = line
+        self.col = col
+
+
 def _pos(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+def _at(mark: Any) -> tuple[int, int]:
+    return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+
+
+class _BoundedComposer(yaml.composer.Composer):
+    """PyYAML's composer, counting what aliases add and how deep the nodes nest."""
+
+    peek_event: Callable[[], Any]  # from the parser it is mixed with
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sizes: dict[int, int] = {}  # id(node) -> nodes when expanded, once complete
+        self._added = 0
+        self._path: list[str | int] = []
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        # index: None for a key (or the root), the key node for a value, an int in a list
+        inside = parent is not None and index is not None
+        if inside:
+            self._path.append(index if isinstance(index, int) else _key_text(index))
+        try:
+            return self._compose(parent, index)
+        finally:
+            if inside:
+                self._path.pop()
+
+    def _compose(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.ScalarEvent):  # most nodes: no alias, no nesting
+            scalar = super().compose_node(parent, index)
+            assert scalar is not None
+            self._sizes[id(scalar)] = 1
+            return scalar
+        if isinstance(event, yaml.AliasEvent) and event.anchor in self.anchors:
+            size = self._sizes.get(id(self.anchors[event.anchor]))
+            if size is None:
+                self._refuse(
+                    f"alias '*{event.anchor}' is inside the node it names, which would"
+                    " make the manifest infinite",
+                    "write the values out instead of the alias",
+                    event.start_mark,
+                )
+            self._added += size
+            if self._added > MAX_ALIAS_NODES:
+                self._refuse(
+                    f"YAML aliases expand the manifest by more than {MAX_ALIAS_NODES}"
+                    f" nodes (alias '*{event.anchor}' adds {size})",
+                    "share smaller blocks through anchors, or write the values out",
+                    event.start_mark,
+                )
+            target = super().compose_node(parent, index)
+            assert target is not None
+            return target
+        if len(self._path) >= MAX_DEPTH:
+            self._refuse(
+                f"the YAML nests deeper than {MAX_DEPTH} levels",
+                "flatten this value",
+                event.start_mark,
+            )
+        node = super().compose_node(parent, index)
+        assert node is not None
+        sizes = self._sizes
+        if isinstance(node, yaml.MappingNode):
+            self._sizes[id(node)] = 1 + sum(sizes[id(k)] + sizes[id(v)] for k, v in node.value)
+        else:
+            self._sizes[id(node)] = 1 + sum(sizes[id(item)] for item in node.value)
+        return node
+
+    def _refuse(self, problem: str, hint: str, mark: Any) -> NoReturn:
+        raise YamlRefused(tuple(self._path), problem, hint, *_at(mark))
+
+
+def _key_text(node: yaml.Node) -> str:
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else "?"
+
+
+class _Constructor(yaml.constructor.SafeConstructor):
+    """PyYAML's safe constructor, with a value it cannot make (a timestamp on the 31st of
+    February, an integer of 5,000 digits) reported as a located YAML error, not raised."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError, TypeError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this value: {exc}", node.start_mark
+            ) from exc
+
+
+class _PyLoader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    _BoundedComposer,
+    _Constructor,
+    yaml.resolver.Resolver,
+):
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        _BoundedComposer.__init__(self)
+        _Constructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+
+_LOADERS: list[type[Any]] = [_PyLoader]
+try:
+    from yaml._yaml import CParser  # libyaml, when PyYAML was built with it
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+    pass
+else:
+
+    class _CLoader(
+        _BoundedComposer,
+        CParser,
+        _Constructor,
+        yaml.resolver.Resolver,
+    ):
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _BoundedComposer.__init__(self)
+            _Constructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+    _LOADERS.insert(0, _CLoader)
+
+
 def load(text: str) -> Marked:
+    """The document with its marks. Raises YamlSyntaxError or YamlRefused."""
+    *faster, python = _LOADERS
+    for cls in faster:
+        try:
+            return _load(cls, text)
+        except yaml.YAMLError:
+            break  # reparsed below, for PyYAML's wording of the error
     try:
-        loader = yaml.SafeLoader(text)
+        return _load(python, text)
     except yaml.YAMLError as exc:
-        raise _syntax(exc) from exc
+        raise _syntax(exc, text) from exc
+
+
+def _load(cls: type[Any], text: str) -> Marked:
+    loader = cls(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -61,19 +239,19 @@ def load(text: str) -> Marked:
         _walk(node, (), marked)
         marked.data = loader.construct_document(node)
         return marked
-    except yaml.YAMLError as exc:
-        raise _syntax(exc) from exc
     finally:
         loader.dispose()
 
 
-def _syntax(exc: yaml.YAMLError) -> YamlSyntaxError:
+def _syntax(exc: yaml.YAMLError, text: str) -> YamlSyntaxError:
     if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, col = _at(exc.problem_mark or exc.context_mark)
         return YamlSyntaxError(exc.problem or exc.context or "invalid YAML", line, col)
     if isinstance(exc, yaml.reader.ReaderError):
-        return YamlSyntaxError(f"unacceptable character #x{exc.character:04x}", 1, exc.position + 1)
+        # position is the character's index in the whole text
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1, exc.position - before.rfind("\n")
+        return YamlSyntaxError(f"unacceptable character #x{exc.character:04x}", line, col)
     return YamlSyntaxError(str(exc).splitlines()[0], 1, 1)
 
 

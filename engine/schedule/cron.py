@@ -127,6 +127,13 @@ class Cron:
         return out
 
 
+# A thousand jobs share a few hundred crons, and each is read by validation, the model,
+# folding and the generator: parse each text once (a Cron is immutable; errors are not
+# cached, so a bad text raises every time).
+_CACHE = 4096
+
+
+@functools.lru_cache(maxsize=_CACHE)
 def parse_cloudflare(text: str) -> Cron:
     """Exactly Cloudflare's grammar and meaning, without our policy."""
     return _build(text, _parse_fields(text))
@@ -134,6 +141,11 @@ def parse_cloudflare(text: str) -> Cron:
 
 def parse(text: str, *, allow_both_day_fields: bool = False) -> Cron:
     """Cloudflare's grammar plus our policy. Raises CronError with a hint."""
+    return _parse(text, allow_both_day_fields)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _parse(text: str, allow_both_day_fields: bool) -> Cron:
     asts = _parse_fields(text)
     check_policy(asts, allow_both_day_fields=allow_both_day_fields)
     cron = _build(text, asts)
@@ -167,11 +179,7 @@ def _parse_fields(text: str) -> tuple[FieldAst, ...]:
 
 def _build(text: str, asts: tuple[FieldAst, ...]) -> Cron:
     minute, hour, dom, month, dow = asts
-    ok = day_test(dom, dow)
-    days = tuple(
-        tuple(tuple(d for d in range(1, dim + 1) if ok(d, dim, (w + d - 1) % 7)) for w in range(7))
-        for dim in range(28, 32)
-    )
+    days = _days(dom, dow)
     minutes, hours, months = (field_values(a) for a in (minute, hour, month))
     day_texts = [dom_text(dom), dow_text(dow)]
     if _full_pattern(dom) or _full_pattern(dow):
@@ -186,6 +194,17 @@ def _build(text: str, asts: tuple[FieldAst, ...]) -> Cron:
         ]
     )
     return Cron(text, canonical, tuple(sorted(minutes)), tuple(sorted(hours)), months, days)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _days(dom: FieldAst, dow: FieldAst) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    """The matching days for every month length and weekday of the 1st (most crons share
+    their day fields: ``* *``)."""
+    ok = day_test(dom, dow)
+    return tuple(
+        tuple(tuple(d for d in range(1, dim + 1) if ok(d, dim, (w + d - 1) % 7)) for w in range(7))
+        for dim in range(28, 32)
+    )
 
 
 def _full_pattern(ast: FieldAst) -> bool:

@@ -24,13 +24,30 @@ from engine.schedule.cronfields import (
     render,
 )
 from engine.schedule.cronparse import parse_field
+from engine.schedule.slots import ScheduleKey, schedule_key
 
-__all__ = ["DAYS", "DAY_MINUTES", "REFERENCE_YEAR", "Need", "fires_on", "job_cron", "need_of"]
+__all__ = [
+    "DAYS",
+    "DAY_MINUTES",
+    "REFERENCE_YEAR",
+    "Need",
+    "fires_on",
+    "firing_days",
+    "job_cron",
+    "need_of",
+    "schedule_need",
+]
 
 REFERENCE_YEAR = 2027
 DAYS = [date(REFERENCE_YEAR, 1, 1) + timedelta(days=i) for i in range(365)]
 DAY_MINUTES = 1440
 _ALL_MONTHS = frozenset(range(1, 13))
+
+
+#: A Need's fields, in order.
+_Fields = tuple[
+    frozenset[int], frozenset[int], frozenset[int], str, frozenset[int], tuple[str, str]
+]
 
 
 @dataclass(frozen=True)
@@ -65,12 +82,27 @@ class Need:
         return cron.parse_cloudflare(" ".join(fields)).canonical
 
     def merge(self, other: Need) -> Need:
+        return Need(*self._merged(other))
+
+    def merged_per_day(self, other: Need) -> float:
+        """``self.merge(other).per_day``, without making the Need when it can (folding
+        asks this of every pair of triggers)."""
+        minutes, hours, months, kind, values, text = self._merged(other)
+        if kind == "text":
+            return Need(minutes, hours, months, kind, values, text).per_day
+        return len(minutes) * len(hours) * _days(months, kind, values) / len(DAYS)
+
+    def _merged(self, other: Need) -> _Fields:
+        """The fields of the union: day values merge when both have the same plain kind,
+        text day fields when equal, else any day (which a full value set also is)."""
         kind, values, text = "any", frozenset[int](), ("*", "*")
         if self.day_kind == other.day_kind and self.day_kind in ("dom", "dow"):
             kind, values = self.day_kind, self.day_values | other.day_values
+            if len(values) == (31 if kind == "dom" else 7):
+                kind, values = "any", frozenset()
         elif self.day_kind == other.day_kind == "text" and self.day_text == other.day_text:
             kind, text = "text", self.day_text
-        return _need(
+        return (
             self.minutes | other.minutes, self.hours | other.hours, self.months | other.months,
             kind, values, text,
         )  # fmt: skip
@@ -79,13 +111,8 @@ class Need:
     def days(self) -> int:
         """On how many days of the reference year it fires."""
         if self.day_kind == "text":
-            c = cron.parse_cloudflare(self.text)
-            return sum(1 for d in DAYS if fires_on(c, d))
-        counts = _counts()
-        if self.day_kind == "any":
-            return sum(counts.month[m] for m in self.months)
-        table = counts.dom if self.day_kind == "dom" else counts.dow
-        return sum(table[m].get(v, 0) for m in self.months for v in self.day_values)
+            return sum(firing_days(cron.parse_cloudflare(self.text))[1:-1])
+        return _days(self.months, self.day_kind, self.day_values)
 
     @property
     def per_day(self) -> float:
@@ -105,6 +132,17 @@ def _need(
     if kind in full and len(values) == full[kind]:
         kind, values = "any", frozenset()
     return Need(minutes, hours, months, kind, values, text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _days(months: frozenset[int], kind: str, values: frozenset[int]) -> int:
+    """Days of the reference year in ``months`` (on those month days or weekdays);
+    folding asks for the same few combinations tens of thousands of times."""
+    counts = _counts()
+    if kind == "any":
+        return sum(counts.month[m] for m in months)
+    table = counts.dom if kind == "dom" else counts.dow
+    return sum(table[m].get(v, 0) for m in months for v in values)
 
 
 @dataclass(frozen=True)
@@ -130,8 +168,26 @@ def _counts() -> _Counts:
 def fires_on(c: cron.Cron, d: date) -> bool:
     if d.month not in c.months:
         return False
-    first, dim = calendar.monthrange(d.year, d.month)
-    return d.day in c.days[dim - 28][(first + 1) % 7]
+    dim, weekday = _month_shape(d.year, d.month)
+    return d.day in c.days[dim - 28][weekday]
+
+
+@functools.cache
+def _month_shape(year: int, month: int) -> tuple[int, int]:
+    """(days in the month, weekday of its 1st with 0 = SUN), as ``Cron.days`` indexes."""
+    first, dim = calendar.monthrange(year, month)
+    return dim, (first + 1) % 7
+
+
+#: The reference year with a day on either side (a zoned job's day can move by one).
+_SPAN = (DAYS[0] - timedelta(days=1), *DAYS, DAYS[-1] + timedelta(days=1))
+
+
+@functools.lru_cache(maxsize=4096)
+def firing_days(c: cron.Cron) -> tuple[bool, ...]:
+    """Whether ``c`` fires on each day of the reference year, with the day before it
+    first and the day after it last (one computation per distinct cron)."""
+    return tuple(fires_on(c, d) for d in _SPAN)
 
 
 def _utc_need(c: cron.Cron) -> Need:
@@ -157,15 +213,22 @@ def job_cron(job: Job) -> cron.Cron:
 
 def need_of(job: Job) -> Need:
     """The UTC minutes a job can fire at, as a cron-shaped set."""
-    c = job_cron(job)
+    return schedule_need(schedule_key(job))
+
+
+@functools.lru_cache(maxsize=4096)
+def schedule_need(key: ScheduleKey) -> Need:
+    """The need of every job with this schedule."""
+    text, both, name, dst = key
+    c = cron.parse(text, allow_both_day_fields=both)
     local = _utc_need(c)
-    if job.timezone is None:
+    if name is None:
         return local
-    name = job.timezone
     wall_minutes = {h * 60 + m for h in c.hours for m in c.minutes}
-    pairs = {(lm, o) for lm in wall_minutes for o in zones.offsets(name)}
+    used = zones.offsets(name)
+    pairs = {(lm, o) for lm in wall_minutes for o in used}
     crosses_midnight = False
-    if job.dst.gap is Gap.SHIFT:
+    if dst.gap is Gap.SHIFT:
         for tr in zones.transitions(name, *zones.HORIZON):
             if tr.after <= tr.before:
                 continue

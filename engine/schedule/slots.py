@@ -6,12 +6,15 @@ before a time is found by searching back over doubling spans.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+import calendar
+import functools
+import itertools
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time, timedelta
 from typing import Protocol
 
 from engine.core.errors import ConfigError
-from engine.core.model import Job
+from engine.core.model import Dst, Job
 from engine.core.times import floor_minute, iso
 from engine.schedule import cron, zones
 
@@ -25,8 +28,6 @@ class Schedule(Protocol):
 
 
 ScheduleFor = Callable[[Job], Schedule]
-#: What decides a job's slots: jobs with one key share one schedule.
-ScheduleKey = tuple[str, str | None, object, bool]
 
 #: A range of every-minute slots over a year is half a million: refuse beyond this.
 MAX_SLOTS = 1_000_000
@@ -35,29 +36,78 @@ MAX_SLOTS = 1_000_000
 _MAX_LOOKBACK = timedelta(days=366 * 29)
 
 
-# Where the schedule's period is measured from, so the answer is the same on every run.
-_PERIOD_FROM = datetime(2026, 1, 1, tzinfo=UTC)
+@functools.lru_cache(maxsize=4096)
+def longest_gap(c: cron.Cron) -> timedelta | None:
+    """The longest time between two consecutive slots of ``c`` (read in UTC) over the
+    whole Gregorian cycle of 400 years, after which the calendar repeats; None if it
+    never fires. Computed from the parsed fields, not by walking the slots: a day's fire
+    times are the same on every day it fires, so the longest gap is either inside a day
+    or from the last time of one firing day to the first of the next."""
+    if not c.fires:
+        return None
+    times = [h * 60 + m for h in c.hours for m in c.minutes]  # sorted: both fields are
+    inside = _inside(times)
+    across = _longest_day_gap(c.months, c.days) * _DAY_MINUTES - (times[-1] - times[0])
+    return timedelta(minutes=max(inside, across))
 
 
-def longest_gap(schedule: Schedule, *, slots: int = 1000) -> timedelta | None:
-    """The longest time between two consecutive slots, over the first ``slots`` slots
-    from 2026 (enough for every cron's cycle but the rarest; None if it never fires)."""
-    longest = None
-    t = schedule.next_after(_PERIOD_FROM)
-    for _ in range(slots):
-        if t is None:
-            break
-        nxt = schedule.next_after(t)
-        if nxt is None or nxt - t > _MAX_LOOKBACK:
-            break
-        longest = max(longest or nxt - t, nxt - t)
-        t = nxt
-    return longest
+_DAY_MINUTES = 1440
+_CYCLE_START, _CYCLE_YEARS = 2000, 400
+_CYCLE_DAYS = 146_097  # days in 400 Gregorian years, a whole number of weeks
+
+
+@functools.cache
+def _cycle() -> tuple[tuple[int, int, int, int], ...]:
+    """Every month of one 400-year cycle: (month, days in it, weekday of its 1st with
+    0 = SUN as ``Cron.days`` indexes it, ordinal of the day before its 1st)."""
+    out = []
+    before = date(_CYCLE_START, 1, 1).toordinal() - 1
+    for year in range(_CYCLE_START, _CYCLE_START + _CYCLE_YEARS):
+        february = 29 if calendar.isleap(year) else 28
+        for month, dim in enumerate((31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), 1):
+            # ordinal 1 (1 January of year 1) was a Monday, so ordinal % 7 is 0 on a Sunday
+            out.append((month, dim, (before + 1) % 7, before))
+            before += dim
+    return tuple(out)
+
+
+def _inside(values: Sequence[int]) -> int:
+    """The largest step between consecutive sorted values (0 for fewer than two)."""
+    return max((b - a for a, b in itertools.pairwise(values)), default=0)
+
+
+@functools.lru_cache(maxsize=256)
+def _longest_day_gap(months: frozenset[int], days: tuple[tuple[tuple[int, ...], ...], ...]) -> int:
+    """The most days from one firing day to the next, over the cycle and across its end
+    (shared by every cron with these months and day fields, whatever its times)."""
+    if len(months) == 12 and all(len(f) == 28 + i for i, w in enumerate(days) for f in w):
+        return 1  # every day
+    # Each (days in the month, weekday of its 1st) fires on the same days every time.
+    shapes = [[(fire[0], fire[-1]) if fire else None for fire in by_weekday] for by_weekday in days]
+    longest = first = last = 0
+    used = set()
+    for month, dim, weekday, base in _cycle():
+        shape = shapes[dim - 28][weekday] if month in months else None
+        if shape is None:
+            continue
+        used.add((dim, weekday))
+        if last:
+            longest = max(longest, base + shape[0] - last)
+        else:
+            first = base + shape[0]
+        last = base + shape[1]
+    inside = max(_inside(days[dim - 28][weekday]) for dim, weekday in used)
+    return max(longest, inside, first + _CYCLE_DAYS - last)
+
+
+#: What decides when a job fires: its cron, its day-field rule, its zone and DST rules
+#: (what cron_schedule reads). Jobs that share one share everything computed from it.
+ScheduleKey = tuple[str, bool, str | None, Dst]
 
 
 def schedule_key(job: Job) -> ScheduleKey:
     """Jobs with equal keys fire at the same instants."""
-    return (job.cron, job.timezone, job.dst, job.allow_both_day_fields)
+    return (job.cron, job.allow_both_day_fields, job.timezone, job.dst)
 
 
 def between(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:

@@ -20,13 +20,11 @@ from typing import Any
 
 import jinja2
 import jinja2.exceptions
-import jinja2.meta
 import jinja2.nodes
-import jinja2.sandbox
 
 from engine.core.errors import TemplateError
 from engine.core.model import Job
-from engine.sql import sqlsplit
+from engine.sql import sqlbudget, sqlsandbox
 
 #: What the runtime provides to every template. Validation rejects anything else.
 RUNTIME_VARIABLES = frozenset(
@@ -63,8 +61,8 @@ def _finalize(value: Any) -> str:
     return f"${len(binds)}"
 
 
-def environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
-    env = jinja2.sandbox.SandboxedEnvironment(
+def environment(loader: jinja2.BaseLoader | None = None) -> sqlsandbox.Sandbox:
+    env = sqlsandbox.Sandbox(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -74,7 +72,7 @@ def environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["ident"] = quote_ident
-    return env
+    return sqlsandbox.budgeted(env)
 
 
 @dataclass(frozen=True)
@@ -97,6 +95,8 @@ def split_statements(rendered: Rendered) -> list[Rendered]:
 def _split(sql: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     # A template renders the same text for every slot (values are binds), so the split
     # is done once per text, not once per run; tuples, since the result is shared.
+    from engine.sql import sqlsplit  # not needed to validate: the CLI starts faster
+
     return tuple(
         (text, tuple(numbers)) for text, numbers in map(sqlsplit.renumber, sqlsplit.split(sql))
     )
@@ -107,7 +107,13 @@ def context_for(job: Job, slot: datetime, *, rerun: bool = False) -> dict[str, A
     ``rerun`` is True when the run must recompute the slot from the source as it stands
     and replace what earlier runs wrote (``cronwright run --rerun``); a plain Python
     bool, so ``{% if rerun %}`` shapes the statement and never becomes a bind."""
-    start, end = job.bounds(slot)
+    try:
+        start, end = job.bounds(slot)
+    except OverflowError:
+        raise TemplateError(
+            f"{job.template}: the window of slot {slot.isoformat()} lies outside the calendar",
+            hint="use a slot between 1970 and 9999",
+        ) from None
     return {
         "slot": slot,
         "window_start": start,
@@ -119,27 +125,42 @@ def context_for(job: Job, slot: datetime, *, rerun: bool = False) -> dict[str, A
     }
 
 
-@functools.lru_cache(maxsize=256)
-def _compile(source: str) -> jinja2.Template:
-    # Compiling costs ~0.5 ms a render; binds live in a context variable, so sharing
-    # a compiled template between renders is safe.
-    return environment().from_string(source)
+@functools.cache
+def _shared() -> sqlsandbox.Sandbox:
+    return environment()
+
+
+# A template is parsed once and compiled once per text, for validation and every render
+# after it: binds and the budget live in context variables, so sharing is safe.
+@functools.lru_cache(maxsize=2048)
+def _parsed(source: str) -> jinja2.nodes.Template:
+    """The syntax tree, instrumented for the budget (shared: never change it)."""
+    return sqlsandbox.instrument(_shared().parse(source))
+
+
+@functools.lru_cache(maxsize=2048)
+def _compiled(source: str) -> tuple[jinja2.Template, frozenset[str]]:
+    """The compiled template and the variables it reads."""
+    return sqlsandbox.compile_ast(_shared(), _parsed(source))
 
 
 def render_source(source: str, context: Mapping[str, Any], *, name: str = "<template>") -> Rendered:
+    """The template rendered under the render budget. Every failure is a TemplateError
+    naming the template (and the line, for all but undefined names and the sandbox)."""
     try:
-        template = _compile(source)
+        template = _compiled(source)[0]
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{name}:{exc.lineno}: {exc.message}") from exc
-    token = _binds.set([])
+    token, budget = _binds.set([]), sqlbudget.start()
     try:
         sql = template.render(**context)
         args = tuple(_binds.get())
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(f"{name}: {exc.message}") from exc
-    except jinja2.exceptions.SecurityError as exc:
-        raise TemplateError(f"{name}: {exc.message}") from exc
+    except TemplateError:  # the ident filter's
+        raise
+    except Exception as exc:  # the budget, recursion, or the template's own (1/0, 'a' + 1)
+        raise sqlsandbox.failure(name, exc) from exc
     finally:
+        sqlbudget.stop(budget)
         _binds.reset(token)
     return Rendered(sql=sql.strip() + "\n", args=args)
 
@@ -149,20 +170,23 @@ def render(job: Job, source: str, slot: datetime, *, rerun: bool = False) -> Ren
 
 
 def variables_read(source: str) -> frozenset[str]:
-    """The runtime variables the template reads (from its AST)."""
-    found = jinja2.meta.find_undeclared_variables(environment().parse(source))
-    return frozenset(found & RUNTIME_VARIABLES)
+    """The runtime variables the template reads (none for a template that does not
+    compile: check_source reports that)."""
+    try:
+        return _compiled(source)[1] & RUNTIME_VARIABLES
+    except jinja2.TemplateSyntaxError:
+        return frozenset()
 
 
 def check_source(source: str) -> list[tuple[str, str]]:
-    """(problem, fix) for what a template gets wrong on its own: syntax, private
-    attributes, and variables the runtime lacks."""
-    env = environment()
+    """(problem, fix) for what a template gets wrong on its own: syntax (an unknown
+    filter too), private attributes, and variables the runtime lacks."""
     try:
-        ast = env.parse(source)
+        ast = _parsed(source)
+        reads = _compiled(source)[1]
     except jinja2.TemplateSyntaxError as exc:
         return [(f"line {exc.lineno}: {exc.message}", "fix the Jinja syntax")]
-    unknown = sorted(jinja2.meta.find_undeclared_variables(ast) - RUNTIME_VARIABLES)
+    unknown = sorted(reads - RUNTIME_VARIABLES)
     provided = ", ".join(sorted(RUNTIME_VARIABLES))
     return [
         *(
@@ -249,7 +273,7 @@ def prepare(job: Job, source: str, *, rerun: bool = False) -> Prepared | None:
     slot value only ever becomes a bind. Equal slot values get a ``$n`` each here where a
     full render shares one: the same values reach the same places."""
     try:
-        ast = environment().parse(source)
+        ast = _parsed(source)
     except jinja2.TemplateSyntaxError:
         return None
     alone = {
