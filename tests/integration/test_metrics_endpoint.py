@@ -224,15 +224,17 @@ def test_a_consume_process_binds_its_metrics_port_to_loopback_unless_told(pg_dsn
          "--transport", "postgres", "--consumers", "1", "--metrics-port", str(port)],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    started = f"consumers on the postgres queue mauntic-analytics-jobs; metrics on 127.0.0.1:{port}"
     try:
-        assert proc.stdout is not None
-        started = proc.stdout.readline()
+        assert proc.stderr is not None
+        for _ in range(50):  # the service logs to stderr too; the line that says it is up
+            line = proc.stderr.readline()
+            if not line or line.startswith(started):
+                break
         bound = listening(port)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-    assert started == (
-        f"1 consumers on mauntic-analytics-jobs; metrics on 127.0.0.1:{port}/metrics\n"
-    ), err
+    assert line == f"{started}/metrics\n", err
     assert bound == {"127.0.0.1"}
     assert proc.returncode == 0, err
