@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from engine.app import transports, web, wiring
-from engine.app.console import app, auth, views
+from engine.app.console import app, auth, pages, views
 from engine.app.logsecrets import known_secrets
 from engine.app.signals import stop_on_signals
 from engine.core.model import Manifest
@@ -58,7 +58,7 @@ async def open_console(
     grace: timedelta,
     environ: Mapping[str, str],
     clock: Clock = wiring.utc_now,
-    refresh_seconds: float = app.REFRESH_SECONDS,
+    refresh_seconds: float = pages.REFRESH_SECONDS,
 ) -> AsyncIterator[str]:
     """The console on ``host:port`` while the block runs; yields its address
     (``http://HOST:PORT/``, the port bound for 0). ConfigError, one line, for a
@@ -75,12 +75,12 @@ async def open_console(
         depth=_depth(db, manifest, transport),
         triggers=_triggers(manifest),
     )
-    console = app.Console(
+    console = pages.Console(
         ctx=ctx,
         db=db,
         keys=auth.Keys(token) if token else None,
-        pages=app.templates(),
-        static=app.static_files(),
+        pages=pages.templates(),
+        static=pages.static_files(),
         refresh_seconds=refresh_seconds,
         secrets=known_secrets(environ),
     )
