@@ -142,6 +142,7 @@ def test_a_fixed_range_a_job_and_a_page_are_read_as_slots_reads_them() -> None:
         ),
         ({"range": ["1h", "6h"]}, "range is given 2 times; give it once"),
         ({"to": "9" * 201}, "to is 201 characters long; at most 200"),
+        ({"job": "probe\nX-Injected: 1"}, "job holds a character that cannot be printed"),
     ],
 )
 def test_a_query_the_grid_cannot_use_is_refused_with_its_reason(

@@ -68,6 +68,8 @@ def _one(query: Mapping[str, Sequence[str]], key: str) -> str | None:
     value = values[0]
     if len(value) > _MAX_VALUE:
         raise BadQuery(f"{key} is {len(value)} characters long; at most {_MAX_VALUE}")
+    if not value.isprintable():  # a line break or a control character: never a time or a job
+        raise BadQuery(f"{key} holds a character that cannot be printed")
     return value.strip()
 
 
