@@ -4,11 +4,14 @@ served on a free loopback port, and an HTTP client that signs in as a browser do
 
 from __future__ import annotations
 
-import asyncio
 import re
+import selectors
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +26,9 @@ from engine.core.model import Manifest
 from engine.manifest import load
 from engine.runtime.scheduling import grace_for
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "console-test-token-0123456789abcdef"
+ADDRESS = re.compile(r"web console on (http://127\.0\.0\.1:\d+/) \(([^)]*)\)")
 CELL = re.compile(r'data-job="([^"]+)" data-slot="([^"]+)" data-status="([^"]+)"')
 
 
@@ -122,5 +127,34 @@ async def console(
         yield Client(http, url, db)
 
 
-def run_in_loop(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 120))
+@contextmanager
+def started(
+    args: list[str], env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    """The process, its console's address and what it said of its mode; SIGTERM at the
+    end (its exit code is checked)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    seen = []
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stderr, selectors.EVENT_READ)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and sel.select(deadline - time.monotonic()):
+                line = proc.stderr.readline()
+                if not line:
+                    break
+                seen.append(line)
+                if found := ADDRESS.search(line):
+                    break
+            else:
+                found = None
+        assert found is not None, "".join(seen)
+        yield proc, found.group(1), found.group(2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, "".join(seen) + err

@@ -5,15 +5,7 @@ grid from the database, and stops on SIGTERM with exit 0."""
 from __future__ import annotations
 
 import os
-import re
-import selectors
-import signal
-import subprocess
-import sys
-import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,44 +13,9 @@ import pytest
 from devtools import consoledata
 from devtools.ports import free_port
 from tests.fixtures.aio import run
-from tests.integration.console_support import TOKEN, fresh_minute
+from tests.integration.console_support import TOKEN, fresh_minute, started
 
 pytestmark = pytest.mark.postgres
-ROOT = Path(__file__).resolve().parents[2]
-ADDRESS = re.compile(r"web console on (http://127\.0\.0\.1:\d+/) \(([^)]*)\)")
-
-
-@contextmanager
-def started(
-    args: list[str], env: dict[str, str]
-) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
-    """The process, its console's address and what it said of its mode; SIGTERM at the
-    end (its exit code is checked)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    seen = []
-    try:
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stderr, selectors.EVENT_READ)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and sel.select(deadline - time.monotonic()):
-                line = proc.stderr.readline()
-                if not line:
-                    break
-                seen.append(line)
-                if found := ADDRESS.search(line):
-                    break
-            else:
-                found = None
-        assert found is not None, "".join(seen)
-        yield proc, found.group(1), found.group(2)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, "".join(seen) + err
 
 
 def get(url: str) -> tuple[int, str]:
