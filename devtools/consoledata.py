@@ -70,7 +70,9 @@ class Seeded:
     start: datetime  # the first slot seeded (3 hours back)
     missing: datetime  # a missing slot of `minutely`
     succeeded: datetime  # a succeeded slot of `minutely`
-    dead_letter: int  # the id of `minutely`'s dead letter
+    failed: datetime  # `minutely`'s failed slot (two attempts)
+    dead_lettered: datetime  # `minutely`'s dead-lettered slot
+    dead_letter: int  # the id of its dead letter
     flips: datetime  # a missing slot of `minutely` for the refresh test to fill
 
 
@@ -123,8 +125,8 @@ async def seed(dsn: str, now: datetime) -> Seeded:
     rows = _Rows(runs=[], history=[], dispatched=[])
     minutes = [start + k * MINUTE for k in range(int((now - start) / MINUTE) + 1)]
     special = {
-        now - 150 * MINUTE: "failed",
-        now - 140 * MINUTE: "dead_lettered",
+        now - 100 * MINUTE: "failed",
+        now - 90 * MINUTE: "dead_lettered",
         now - 12 * MINUTE: "running",
     }
     paused = (now - 120 * MINUTE, now - 110 * MINUTE)
@@ -168,7 +170,7 @@ async def seed(dsn: str, now: datetime) -> Seeded:
     for t in minutes:
         if t.minute % 15 == 0 and first_quarter <= t <= now - 11 * MINUTE:
             rows.ran("quarterly", t, "succeeded")
-    letter_slot = now - 140 * MINUTE
+    letter_slot = now - 90 * MINUTE
     async with Database.open(dsn, max_size=1) as db, db.transaction() as tx:
         await tx.execute(
             "INSERT INTO cronwright.jobs (job, first_seen) VALUES"
@@ -221,6 +223,8 @@ async def seed(dsn: str, now: datetime) -> Seeded:
         start=start,
         missing=missing[0],
         succeeded=now - 30 * MINUTE,
+        failed=now - 100 * MINUTE,
+        dead_lettered=letter_slot,
         dead_letter=int(letter["id"]),
         flips=missing[-1],
     )

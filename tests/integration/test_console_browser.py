@@ -103,7 +103,7 @@ def test_the_grid_holds_every_status_as_cronwright_slots_gives_it_and_leads_to_a
         "Europe/Paris"
     )
 
-    dead = iso(seed.now - 140 * MIN)
+    dead = iso(seed.dead_lettered)
     page.click(f'[data-job="minutely"][data-slot="{dead}"]')
     page.wait_for_url(f"{read_only}jobs/minutely/slots/{dead}")
     assert page.locator("h1").inner_text() == f"minutely · {dead} dead_lettered"
@@ -226,7 +226,7 @@ def test_a_phone_shows_every_page_without_sideways_overflow_and_the_grid_scrolls
     for path in (
         "",
         "jobs/hourly-paris",
-        f"jobs/minutely/slots/{iso(seed.now - 140 * MIN)}",
+        f"jobs/minutely/slots/{iso(seed.dead_lettered)}",
         "login",
     ):
         page.goto(f"{read_only}{path}")

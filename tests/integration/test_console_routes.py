@@ -255,7 +255,7 @@ def test_each_action_goes_through_the_operators_code_and_records_who_and_when(
             assert [
                 (iso(s["slot"]), s["source"], s["transport"], s["requested_by"]) for s in sent
             ] == [
-                (iso(seed.now - 140 * MIN), "replay", "postgres", "ui:alice"),
+                (iso(seed.dead_lettered), "replay", "postgres", "ui:alice"),
                 (missing, "enqueue", "postgres", "ui:alice"),
                 (succeeded, "rerun", "postgres", "ui:alice"),
             ]
@@ -266,7 +266,7 @@ def test_each_action_goes_through_the_operators_code_and_records_who_and_when(
             assert [json.loads(q["body"]) for q in queued] == [
                 {"type": "minutely", "scheduledFor": missing},
                 {"type": "minutely", "scheduledFor": succeeded, "rerun": rerun},
-                {"type": "minutely", "scheduledFor": iso(seed.now - 140 * MIN)},
+                {"type": "minutely", "scheduledFor": iso(seed.dead_lettered)},
             ]
             [letter] = await rows(
                 c.db, "SELECT replayed_as, replayed_by FROM cronwright.dead_letters"
@@ -359,7 +359,7 @@ def test_a_slot_page_shows_its_attempts_its_sql_and_its_dead_letters(
     tmp_path: Path, pg_dsn: str
 ) -> None:
     manifest, seed = seeded(tmp_path, pg_dsn)
-    dead, failed = seed.now - 140 * MIN, seed.now - 150 * MIN
+    dead, failed = seed.dead_lettered, seed.failed
 
     async def main_() -> None:
         async with console(pg_dsn, manifest, transport="cloudflare") as c:
