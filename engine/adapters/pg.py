@@ -21,7 +21,7 @@ import asyncpg
 from engine.adapters import pgliteral, pgtimes
 from engine.adapters.pgerrors import DRIVER_ERRORS, translated
 from engine.adapters.pgpin import Pins
-from engine.adapters.pgtx import Tx
+from engine.adapters.pgtx import PgTx
 from engine.adapters.pgurl import ConnectOptions, masked, options, scrub
 from engine.core.errors import ConfigError
 from engine.core.queries import query
@@ -242,12 +242,12 @@ class _Transaction:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def __aenter__(self) -> Tx:
+    async def __aenter__(self) -> PgTx:
         db = self._db
         secrets = db.options.secrets
         with translated(secrets):
             self._conn = await db._acquire()
-        self._tx = Tx(self._conn, secrets, db._call_timeout)
+        self._tx = PgTx(self._conn, secrets, db._call_timeout)
         return self._tx
 
     async def __aexit__(

@@ -1,4 +1,4 @@
-"""One connection inside one transaction (:class:`Tx`), for :mod:`engine.adapters.pg`.
+"""One connection inside one transaction (:class:`PgTx`), for :mod:`engine.adapters.pg`.
 
 BEGIN travels with the transaction's first statement when that one is inlined, and
 statements queued for the commit travel with COMMIT.
@@ -25,7 +25,7 @@ def _count(status: str) -> int:
 _BEGIN = "BEGIN; SET LOCAL statement_timeout TO DEFAULT"
 
 
-class Tx:
+class PgTx:
     """One connection inside one transaction. Results come back as plain Python.
 
     BEGIN is not sent on its own: it travels with the transaction's first statement when

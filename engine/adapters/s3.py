@@ -5,7 +5,7 @@ transport faults (5xx, 429, timeouts, dropped connections) are retried by botoco
 that call (s3client.make_client). Two retries stay ours, because botocore cannot know
 about them: a DeleteObjects that succeeded for some keys and failed for others is retried
 for the failed keys only, and an increment that lost a conditional write (412) re-reads
-and tries again. Both use ``Backoff``.
+and tries again. Both use ``StoreRetry``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _LAST_WRITTEN_MAX = 10_000  # counters whose last write (body, ETag) a store rem
 
 
 @dataclass(frozen=True, kw_only=True)
-class Backoff:
+class StoreRetry:
     """Our own retries (failed keys of a DeleteObjects, lost conditional writes): at most
     ``attempts`` tries; full-jitter exponential delays between them. A throttled key
     waits at least ``throttle_seconds``."""
@@ -56,8 +56,8 @@ class R2CounterStore:
         settings: R2Settings,
         *,
         clock: Clock,
-        partial_retry: Backoff = Backoff(),
-        conflict_retry: Backoff = Backoff(attempts=10, base_seconds=0.05, cap_seconds=2.0),
+        partial_retry: StoreRetry = StoreRetry(),
+        conflict_retry: StoreRetry = StoreRetry(attempts=10, base_seconds=0.05, cap_seconds=2.0),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
     ) -> None:
@@ -256,7 +256,7 @@ class R2CounterStore:
             raise
         return Counter.decode(raw), etag
 
-    async def _backoff(self, what: str, policy: Backoff, n: int, error: StorageError) -> None:
+    async def _backoff(self, what: str, policy: StoreRetry, n: int, error: StorageError) -> None:
         """After our attempt ``n`` failed with ``error``: raise it when it is permanent or
         the attempts are spent, else wait the policy's delay."""
         if not error.transient:

@@ -108,7 +108,7 @@ async def enqueue_slot(
         data["scheduledFor"] = iso(at)
     slot = messages.resolve(data, manifest, now=clock()).slot
     env = os.environ if environ is None else environ
-    how = transports.configured(transport, env)
+    how = transports.configured(transport, manifest, env)
     request = Slot(job, slot, rerun=messages.new_rerun_id() if rerun else None)
     source = "rerun" if rerun else "enqueue"
     async with (
@@ -210,7 +210,7 @@ async def replay_dead_letters(
             done += await _run_in_place(d, manifest, runnable, actions, metrics, clock, by)
         else:
             env = os.environ if environ is None else environ
-            how = transports.configured(transport, env)
+            how = transports.configured(transport, manifest, env)
             async with transports.open_sender(manifest, how, env) as sender:
                 for p in runnable:
                     assert p.job is not None and p.slot is not None

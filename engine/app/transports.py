@@ -26,10 +26,14 @@ TRANSPORTS = ("cloudflare", "postgres")
 ENV_VAR = "CRONWRIGHT_TRANSPORT"
 
 
-def configured(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """The transport: the command's flag, else $CRONWRIGHT_TRANSPORT, else cloudflare."""
+def configured(
+    flag: str | None, manifest: Manifest, environ: Mapping[str, str] | None = None
+) -> str:
+    """The transport, for every command: the command's flag, else $CRONWRIGHT_TRANSPORT,
+    else the manifest's (``transport:``, default cloudflare with a ``worker:`` block and
+    postgres without)."""
     env = os.environ if environ is None else environ
-    name = (flag or env.get(ENV_VAR) or "cloudflare").strip().lower()
+    name = (flag or env.get(ENV_VAR) or manifest.transport.value).strip().lower()
     if name not in TRANSPORTS:
         raise ConfigError(
             f"unknown transport '{name}' (from {'--transport' if flag else ENV_VAR})",
@@ -51,7 +55,7 @@ async def open_sender(
     manifest's local queue (``clock``: None for the database's time); ``cloudflare``
     pushes to the manifest's queue over the REST API, with ``client`` or a client of its
     own (CLOUDFLARE_* from ``environ``)."""
-    name = configured(transport, environ)
+    name = configured(transport, manifest, environ)
     if name == "postgres":
         from engine.adapters.pgqueue import PgSender
 

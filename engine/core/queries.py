@@ -27,7 +27,7 @@ def _blocks(file: str) -> dict[str, str]:
 def _statement(body: str) -> str:
     """A block without its comment lines (its doc) and surrounding blank lines."""
     lines = [line for line in body.splitlines() if not line.startswith("--")]
-    return "\n".join(lines).strip() + "\n"
+    return "\n".join(lines).strip()
 
 
 @cache

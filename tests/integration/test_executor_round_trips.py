@@ -17,8 +17,9 @@ import pytest
 
 from devtools.manifests import probe_manifest
 from engine.adapters.migrate import migrate_url
-from engine.adapters.pg import Database, Tx
+from engine.adapters.pg import Database
 from engine.adapters.pgqueue import PgQueue
+from engine.adapters.pgtx import PgTx
 from engine.core.model import Job, Overlap
 from engine.runtime import ledger
 from engine.runtime.deadletters import PgDeadLetters
@@ -36,7 +37,7 @@ ON CONFLICT (slot) DO UPDATE SET value = EXCLUDED.value;
 
 
 class RecordingTx:
-    def __init__(self, tx: Tx, calls: list[str]) -> None:
+    def __init__(self, tx: PgTx, calls: list[str]) -> None:
         self._tx, self._calls = tx, calls
 
     async def execute(self, sql: str, *args: Any, timeout: float | None = None) -> int:

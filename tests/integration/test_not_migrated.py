@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine.app.consumer import PullConsumer
-from engine.app.pgconsumer import LocalConsumer
-from engine.app.pgconsumer import Settings as LocalSettings
 
 from engine.adapters.cfqueue import QueuesClient, Settings
 from engine.adapters.pg import Database
 from engine.adapters.pgqueue import PgQueue
 from engine.app.cli import main
+from engine.app.localconsumer import LocalConsumer, LocalSettings
+from engine.app.pullconsumer import PullConsumer
 from engine.core.errors import NotMigrated
 from engine.runtime.budget import Budget
 from engine.runtime.deadletters import PgDeadLetters
@@ -96,7 +95,7 @@ def test_slots_on_a_database_never_migrated_says_to_migrate(
     assert cli(project, pg_empty_dsn, capsys, "slots", "probe", *span) == (
         1,
         "",
-        f'error: undefined_table (42P01): relation "cronwright.runs" does not exist; {HINT}\n',
+        f'error: undefined_table (42P01): relation "cronwright.jobs" does not exist; {HINT}\n',
     )
 
 

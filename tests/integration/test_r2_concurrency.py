@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.adapters.s3 import Backoff, R2CounterStore
+from engine.adapters.s3 import R2CounterStore, StoreRetry
 from tests.fixtures.aio import run
 from tests.fixtures.s3 import S3Server, empty_bucket
 
@@ -24,7 +24,7 @@ WRITERS, INCREMENTS = 8, 200
 def test_eight_concurrent_writers_lose_no_increment(miniflare_r2: S3Server) -> None:
     org = str(uuid.uuid4())
     # Generous attempts: a writer may lose many races in a row while another one leads.
-    policy = Backoff(attempts=200, base_seconds=0.01, cap_seconds=1.0)
+    policy = StoreRetry(attempts=200, base_seconds=0.01, cap_seconds=1.0)
 
     async def scenario() -> tuple[int, int]:
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2 * WRITERS))

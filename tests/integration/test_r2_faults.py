@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.adapters.s3 import Backoff, R2CounterStore
+from engine.adapters.s3 import R2CounterStore, StoreRetry
 from engine.core.errors import StorageError
 from engine.runtime.warmup import utc_day_start
 from tests.fixtures.aio import run
@@ -19,7 +19,7 @@ from tests.fixtures.s3 import Fault, FaultProxy, S3Server, Seen, list_keys, seed
 
 pytestmark = pytest.mark.s3
 
-FAST = Backoff(attempts=6, base_seconds=0.01, cap_seconds=0.05, throttle_seconds=0.01)
+FAST = StoreRetry(attempts=6, base_seconds=0.01, cap_seconds=0.05, throttle_seconds=0.01)
 BODY = b'{"day": "2026-11-28", "count": 1}'
 TOMORROW = utc_day_start(datetime.now(UTC)) + timedelta(days=1)
 

@@ -3,6 +3,7 @@ choice. (The cron flag's one reading is tested in tests/integration/test_cron_fl
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from engine.app.cli import main
 from engine.app.scheduler import Scheduler
 from engine.app.transports import configured
 from engine.core.errors import ConfigError
+from engine.core.model import Transport
 from engine.manifest.loader import load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,15 +46,18 @@ def test_due_slots_between_two_ticks_follow_each_jobs_own_schedule() -> None:
     assert [(s.slot, s.job.name) for s in due] == sorted(expected)
 
 
-def test_the_transport_comes_from_the_flag_then_the_environment_then_cloudflare() -> None:
-    assert configured("postgres", {"CRONWRIGHT_TRANSPORT": "cloudflare"}) == "postgres"
-    assert configured(None, {"CRONWRIGHT_TRANSPORT": "postgres"}) == "postgres"
-    assert configured(None, {}) == "cloudflare"
+def test_the_transport_comes_from_the_flag_then_the_environment_then_the_manifest() -> None:
+    with_worker = load(REPO / "jobs.yaml")
+    serve_only = replace(with_worker, transport=Transport.POSTGRES)
+    assert configured("postgres", with_worker, {"CRONWRIGHT_TRANSPORT": "cloudflare"}) == "postgres"
+    assert configured(None, with_worker, {"CRONWRIGHT_TRANSPORT": "postgres"}) == "postgres"
+    assert configured(None, with_worker, {}) == "cloudflare"
+    assert configured(None, serve_only, {}) == "postgres"
 
 
 def test_an_unknown_transport_in_the_environment_names_the_variable_and_the_choices() -> None:
     with pytest.raises(ConfigError) as err:
-        configured(None, {"CRONWRIGHT_TRANSPORT": "sqs"})
+        configured(None, load(REPO / "jobs.yaml"), {"CRONWRIGHT_TRANSPORT": "sqs"})
     assert str(err.value) == (
         "unknown transport 'sqs' (from CRONWRIGHT_TRANSPORT); use one of: cloudflare, postgres"
     )

@@ -9,7 +9,7 @@ from uuid import UUID
 import pytest
 
 from engine.adapters.localstore import LocalDirectoryStore
-from engine.adapters.s3 import Backoff
+from engine.adapters.s3 import StoreRetry
 from engine.adapters.s3client import classify
 from engine.core.errors import JobFailed, StorageError
 from engine.runtime.warmup import (
@@ -88,7 +88,7 @@ def test_s3_errors_are_classified_by_status_and_code(
 
 
 def test_backoff_is_full_jitter_exponential_capped_and_throttling_waits_longer() -> None:
-    policy = Backoff(attempts=6, base_seconds=0.5, cap_seconds=3.0, throttle_seconds=1.0)
+    policy = StoreRetry(attempts=6, base_seconds=0.5, cap_seconds=3.0, throttle_seconds=1.0)
     server = StorageError("x", transient=True, error_class="server")
     throttled = StorageError("x", transient=True, error_class="throttled")
     assert [policy.delay(n, server, 1.0) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]

@@ -27,7 +27,7 @@ def cmd_slots(args: argparse.Namespace) -> int:
         return BAD_INPUT
     now = wiring.utc_now()
     wanted = scheduling.due_slots_by_job(jobs, args.start, args.to, now)
-    grace = scheduling.grace_for(transports.configured(args.transport))
+    grace = scheduling.grace_for(transports.configured(args.transport, manifest))
 
     async def main() -> list[scheduling.SlotStatus]:
         async with wiring.open_database(None, max_size=1) as db:
@@ -59,7 +59,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     manifest = load(args).for_environment(args.env)
     environ = dict(os.environ)
-    transport = transports.configured(args.transport, environ)
+    transport = transports.configured(args.transport, manifest, environ)
     grace = (
         timedelta(seconds=args.grace_seconds)
         if args.grace_seconds is not None
@@ -110,7 +110,7 @@ def _transport_option(sp: Any, what: str) -> None:
     sp.add_argument(
         "--transport",
         choices=("cloudflare", "postgres"),
-        help=f"{what} (default: $CRONWRIGHT_TRANSPORT, else cloudflare)",
+        help=f"{what} (default: $CRONWRIGHT_TRANSPORT, else the manifest's transport)",
     )
 
 

@@ -205,8 +205,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--transport",
         choices=("cloudflare", "postgres"),
-        default="cloudflare",
-        help="where to re-enqueue without --run (default cloudflare)",
+        help="where to re-enqueue without --run (default: $CRONWRIGHT_TRANSPORT, else the"
+        " manifest's transport)",
     )
     p.add_argument("--env", help="this environment's queue and bucket names")
     p.set_defaults(func=cmd_dead_letters_replay)

@@ -68,7 +68,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     from engine.app import transports
     from engine.core.errors import ConfigError
 
-    transport = transports.configured(args.transport)
+    transport = transports.configured(args.transport, load(args))
     if args.once:
         args.max_batches = 1
     if transport == "postgres" and args.max_batches:
@@ -86,7 +86,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     from engine.core.times import iso
 
     manifest = load(args).for_environment(args.env)
-    transport = transports.configured(args.transport)
+    transport = transports.configured(args.transport, manifest)
     sent = asyncio.run(
         operator.enqueue_slot(
             manifest,
@@ -201,7 +201,7 @@ def register(sub: Any) -> None:
     sp.add_argument(
         "--transport",
         choices=("cloudflare", "postgres"),
-        help="the queue to consume (default: $CRONWRIGHT_TRANSPORT, else cloudflare)",
+        help="the queue to consume (default: $CRONWRIGHT_TRANSPORT, else the manifest's transport)",
     )
     add_service_options(sp, reconcile_default=60)
     sp.set_defaults(func=cmd_consume)
@@ -214,7 +214,7 @@ def register(sub: Any) -> None:
     sp.add_argument(
         "--transport",
         choices=("cloudflare", "postgres"),
-        help="where to send (default: $CRONWRIGHT_TRANSPORT, else cloudflare)",
+        help="where to send (default: $CRONWRIGHT_TRANSPORT, else the manifest's transport)",
     )
     sp.add_argument(
         "--rerun",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from engine.app.cli.args import FAILED, OK, load, positive, slot_time
@@ -47,9 +48,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     import asyncio
 
     from engine.app import wiring
+    from engine.core.model import DEFAULT_MIGRATIONS
 
-    # The project's folder is the manifest's `migrations:` (default sql/migrations).
-    folder = load(args).migrations_dir
+    # The project's folder is the manifest's `migrations:` (default sql/migrations beside
+    # it, also when there is no manifest yet).
+    manifest = Path(args.manifest)
+    default = manifest.parent / DEFAULT_MIGRATIONS
+    folder = load(args).migrations_dir if manifest.exists() else default
     applied = asyncio.run(wiring.migrate(None, folder, report=_print_now))
     if not applied:
         print("database is up to date")

@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
         "--transport",
         choices=("cloudflare", "postgres"),
         help="where actions send slots, which also decides a due slot's grace, as for"
-        " `slots` (default: $CRONWRIGHT_TRANSPORT, else cloudflare)",
+        " `slots` (default: $CRONWRIGHT_TRANSPORT, else the manifest's transport)",
     )
     sp.add_argument("--env", help="this environment's queue and cron flag")
     sp.add_argument(

@@ -110,7 +110,7 @@ async def run(
 ) -> None:
     """``cronwright ui``: the console alone, until SIGTERM/SIGINT."""
     auth.check_exposure(host, auth.token_from(environ))  # before anything opens
-    how = transports.configured(transport, environ)
+    how = transports.configured(transport, manifest, environ)
     async with wiring.open_database(wiring.database_url(environ), max_size=4) as db:
         # Read-only, unlike a scheduler's start: the console never marks a job as deployed.
         await PgSlotStore(db).first_seen([j.name for j in manifest.jobs])  # migrated?
