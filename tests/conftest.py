@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.s3",
     "tests.fixtures.wrangler",
+    "tests.fixtures.browser",
 ]
 
 # Fuzz tests (marked `fuzz`) take their example count from the profile: a small budget in

@@ -5,23 +5,14 @@ only for a loopback host (the tests' local stand-in of the API)."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from engine.core import hosts
 from engine.core.errors import ConfigError
 
 API_BASE = "https://api.cloudflare.com/client/v4"
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,7 +26,7 @@ class Settings:
         host = parts.hostname or ""
         if parts.scheme == "https" and host:
             return
-        if parts.scheme == "http" and _loopback(host):
+        if parts.scheme == "http" and hosts.is_loopback(host):
             return
         problem = (
             "uses http://, which would send the API token in clear"

@@ -11,11 +11,11 @@ asyncpg here: the CLI may check and redact URLs cheaply.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
+from engine.core import hosts
 from engine.core.errors import ConfigError
 from engine.core.scrub import MASK, scrub
 
@@ -160,12 +160,7 @@ def _hosts(url: str) -> list[str]:
 
 def is_loopback(host: str) -> bool:
     """A Unix socket, ``localhost`` or a loopback address: TLS would protect nothing."""
-    if not host or host.startswith("/") or host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return not host or host.startswith("/") or hosts.is_loopback(host)
 
 
 def check(url: str) -> None:

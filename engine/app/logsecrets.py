@@ -15,12 +15,14 @@ from engine.adapters.pgurl import url_secrets
 from engine.core.scrub import ScrubSecrets
 
 #: Variables whose whole value is a secret: the Postgres password libpq and asyncpg read
-#: when DATABASE_URL has none, the R2 key pair, the Cloudflare API token.
+#: when DATABASE_URL has none, the R2 key pair, the Cloudflare API token, the web
+#: console's token.
 SECRET_VARIABLES = (
     "PGPASSWORD",
     "R2_ACCESS_KEY_ID",
     "R2_SECRET_ACCESS_KEY",
     "CLOUDFLARE_API_TOKEN",
+    "CRONWRIGHT_UI_TOKEN",
 )
 
 

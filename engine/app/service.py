@@ -3,8 +3,9 @@ of a long-running process.
 
 A service is a consumer (:mod:`engine.app.localconsumer` for the Postgres queue,
 :mod:`engine.app.pullconsumer` for Cloudflare Queues) plus background loops: the local
-scheduler (``serve`` only), the reconciler, the Prometheus gauges and the daily prune. One
-policy for all of them:
+scheduler (``serve`` only), the reconciler, the Prometheus gauges and the daily prune;
+and, when asked, the metrics endpoint and the web console (:mod:`engine.app.console`).
+One policy for all of them:
 
 - a loop's pass that fails (the database away, a bad row, a bug) is reported to the
   process's :class:`Health` (quiet, rate-limited logging) and the loop goes on;
@@ -25,10 +26,9 @@ import contextlib
 import logging
 import os
 import random
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
-from contextlib import AsyncExitStack, contextmanager, nullcontext
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from contextlib import AsyncExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +37,7 @@ from engine.app import observe, transports, wiring
 from engine.app.health import Health
 from engine.app.reconciler import Reconciler
 from engine.app.scheduler import Scheduler
+from engine.app.signals import stop_on_signals
 from engine.app.tally import Tally
 from engine.core.errors import ConfigError
 from engine.core.model import ConsumerType, Manifest
@@ -64,6 +65,8 @@ class Options:
     consumers: int | None = None  # workers (postgres: 4) or runs at once (cloudflare)
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    ui_port: int | None = None  # serve: the web console (engine.app.console)
+    ui_host: str = "127.0.0.1"
     metrics_refresh_seconds: float = 15.0
     reconcile_seconds: float | None = 60.0  # None: no reconciler in this process
     grace_seconds: float | None = (
@@ -81,27 +84,6 @@ class Options:
         if self.grace_seconds is not None:
             return timedelta(seconds=self.grace_seconds)
         return grace_for(self.transport)
-
-
-@contextmanager
-def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """SIGTERM/SIGINT call ``stop`` once; a second signal has its default effect."""
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
-
-    def handler(sig: signal.Signals) -> None:
-        log.warning("%s: finishing the running jobs, then stopping", sig.name)
-        for s in signals:
-            loop.remove_signal_handler(s)
-        stop()
-
-    for s in signals:
-        loop.add_signal_handler(s, handler, s)
-    try:
-        yield
-    finally:
-        for s in signals:
-            loop.remove_signal_handler(s)
 
 
 async def every(
@@ -169,6 +151,10 @@ async def run(
         )
     if options.scheduler and cloudflare:
         raise ConfigError("the local scheduler sends to the Postgres queue only")
+    if options.ui_port is not None:  # named before anything opens
+        from engine.app.console import auth
+
+        auth.check_exposure(options.ui_host, auth.token_from(env))
     health = health or Health()
     now = clock or wiring.utc_now
     cf_settings = None
@@ -298,6 +284,22 @@ async def run(
                 lambda: observe.refresh(prom, book, manifest.queue.name, depth, now()),
                 stopping,
                 health,
+            )
+
+        if options.ui_port is not None:
+            from engine.app.console.server import open_console
+
+            await stack.enter_async_context(
+                open_console(
+                    manifest,
+                    db,
+                    port=options.ui_port,
+                    host=options.ui_host,
+                    transport=options.transport,
+                    grace=options.grace,
+                    environ=env,
+                    clock=now,
+                )
             )
 
         def stop() -> None:

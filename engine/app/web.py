@@ -1,5 +1,6 @@
-"""The HTTP endpoint of ``serve`` and ``consume``, on aiohttp: ``GET /metrics``
-(Prometheus text) and ``GET /healthz``.
+"""The HTTP endpoints of ``serve`` and ``consume``, on aiohttp: ``GET /metrics``
+(Prometheus text) and ``GET /healthz``; :func:`serve` is the one site set-up, which the
+web console (:mod:`engine.app.console`) uses too.
 
 Closed by default: it binds 127.0.0.1 unless ``--metrics-host`` says otherwise. aiohttp
 parses requests within bounds (a request line or header of 8190 bytes, 128 headers) and
@@ -78,6 +79,25 @@ async def http_endpoint(
     app.on_response_prepare.append(close_after)
     app.router.add_get("/metrics", metrics_text)
     app.router.add_get("/healthz", healthz)
+    async with serve(
+        app,
+        port,
+        host,
+        what="metrics",
+        hint="choose another --metrics-port, or a --metrics-host of this machine",
+    ) as runner:
+        yield runner
+
+
+@asynccontextmanager
+async def serve(
+    app: web.Application, port: int, host: str, *, what: str, hint: str
+) -> AsyncIterator[web.AppRunner]:
+    """``app`` on ``host:port`` while the block runs, with the log above (a request it
+    cannot parse is a 400 and a debug line) and no access log. ConfigError, one line
+    (``cannot serve WHAT on HOST:PORT: reason; HINT``), when the address cannot be bound."""
+    from aiohttp import web
+
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -91,8 +111,7 @@ async def http_endpoint(
         except (OSError, OverflowError) as exc:  # taken, not ours; a port past 65535
             reason = getattr(exc, "strerror", None) or str(exc)
             raise ConfigError(
-                f"cannot serve metrics on {host}:{port}: {reason}",
-                hint="choose another --metrics-port, or a --metrics-host of this machine",
+                f"cannot serve {what} on {host}:{port}: {reason}", hint=hint
             ) from None
         yield runner
     finally:

@@ -156,12 +156,13 @@ def store_from_env(
     return R2CounterStore(settings, clock=clock)
 
 
-def check_at(job: Job, at: datetime) -> None:
-    """Refuse an ``--at`` that is not one of the job's slots, naming the nearest ones."""
+def check_at(job: Job, at: datetime, what: str = "--at ") -> None:
+    """Refuse an ``--at`` (``what``: how the message names the time) that is not one of the
+    job's slots, naming the nearest ones."""
     schedule = cron_schedule(job)
     if at.second or at.microsecond:
         raise MessageError(
-            f"--at {at.isoformat()} is not on a minute", hint=f"use {iso(floor_minute(at))}"
+            f"{what}{at.isoformat()} is not on a minute", hint=f"use {iso(floor_minute(at))}"
         )
     if schedule.matches(at):
         return
@@ -169,7 +170,7 @@ def check_at(job: Job, at: datetime) -> None:
     later = schedule.next_after(at)
     near = [f"{iso(t)} ({side})" for t, side in ((earlier, "earlier"), (later, "later")) if t]
     raise MessageError(
-        f"--at {iso(at)} is not a slot of {job.name} (cron '{job.cron}')",
+        f"{what}{iso(at)} is not a slot of {job.name} (cron '{job.cron}')",
         hint=f"the nearest slots are {' and '.join(near)}" if near else "it never fires",
     )
 

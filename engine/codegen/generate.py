@@ -52,6 +52,11 @@ def fold_of(manifest: Manifest) -> fold.Fold:
     return fold.fold((j for j in manifest.jobs if not j.paused), manifest.trigger_budget)
 
 
+def job_trigger(folded: fold.Fold, job: Job) -> str:
+    """The trigger that fires ``job`` in ``folded`` (a paused job: its own cover)."""
+    return folded.trigger_of().get(job.type) or trigger_of(job)
+
+
 def _spelling(cron: str) -> str:
     return " ".join(cron.split()).upper()
 

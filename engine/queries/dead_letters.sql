@@ -8,12 +8,15 @@ INSERT INTO cronwright.dead_letters
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 
 -- name: list
--- Dead letters not purged, oldest first.
-SELECT id, job, type, slot, message_id, reason, error_class, attempts, created_at, replayed_at, replayed_as FROM cronwright.dead_letters
+-- Dead letters not purged, oldest first (newest first with $5: the last $4 of them); of
+-- one job ($1), created since $2, of one slot ($3).
+SELECT id, job, type, slot, message_id, reason, error_class, attempts, created_at, replayed_at, replayed_as, replayed_by FROM cronwright.dead_letters
 WHERE purged_at IS NULL
   AND ($1::text IS NULL OR job = $1)
   AND ($2::timestamptz IS NULL OR created_at >= $2)
-ORDER BY id
+  AND ($3::timestamptz IS NULL OR slot = $3)
+ORDER BY CASE WHEN $5::boolean THEN -id ELSE id END
+LIMIT $4
 
 -- name: pending
 -- The rows a replay asks for (by id, or every pending one, of one job or all), with
@@ -26,7 +29,7 @@ ORDER BY id
 
 -- name: mark_replayed
 -- Mark one letter replayed, unless another replay did.
-UPDATE cronwright.dead_letters SET replayed_at = $2, replayed_as = $3
+UPDATE cronwright.dead_letters SET replayed_at = $2, replayed_as = $3, replayed_by = $4
 WHERE id = $1 AND replayed_at IS NULL
 
 -- name: purge

@@ -47,9 +47,11 @@ SELECT cronwright.run_slot($1::text, $2::timestamptz, $3::integer, $4::text,
                            $10::text[], $11::text, $12::timestamptz, $13::bigint, $14::uuid,
                            $15::boolean)
 -- name: runs
--- Each slot's current run, newest slot first (`cronwright runs`).
+-- Each slot's current run, newest slot first (`cronwright runs`); of one job ($1), failed
+-- only ($2), of one slot ($4).
 SELECT job, slot, status, attempt, rows, duration_ms, error_class, error, message_id, rerun_id, started_at, finished_at, true AS current FROM cronwright.runs
 WHERE ($1::text IS NULL OR job = $1) AND (NOT $2 OR status IN ('failed', 'dead_lettered'))
+  AND ($4::timestamptz IS NULL OR slot = $4)
 ORDER BY slot DESC, job
 LIMIT $3
 
@@ -65,5 +67,6 @@ SELECT * FROM (
     WHERE status = 'running'
 ) AS h
 WHERE ($1::text IS NULL OR job = $1) AND (NOT $2 OR status IN ('failed', 'dead_lettered'))
+  AND ($4::timestamptz IS NULL OR slot = $4)
 ORDER BY slot DESC, job, run_id DESC
 LIMIT $3

@@ -183,6 +183,7 @@ CREATE TABLE cronwright.dead_letters (
     replayed_at timestamp with time zone,
     replayed_as text,
     purged_at timestamp with time zone,
+    replayed_by text,
     CONSTRAINT dead_letters_attempts_check CHECK ((attempts >= 1)),
     CONSTRAINT dead_letters_created_at_sane CHECK (((created_at >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (created_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
     CONSTRAINT dead_letters_purged_at_sane CHECK (((purged_at >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (purged_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
@@ -205,6 +206,8 @@ CREATE TABLE cronwright.dispatched (
     source text NOT NULL,
     transport text NOT NULL,
     dispatched_at timestamp with time zone DEFAULT now() NOT NULL,
+    requested_by text,
+    rerun_id text,
     CONSTRAINT dispatched_dispatched_at_sane CHECK (((dispatched_at >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (dispatched_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
     CONSTRAINT dispatched_slot_sane CHECK (((slot >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (slot < '10000-01-01 00:00:00+00'::timestamp with time zone)))
 );
@@ -230,6 +233,8 @@ CREATE TABLE cronwright.pauses (
     paused_from timestamp with time zone NOT NULL,
     resumed_at timestamp with time zone,
     reason text,
+    paused_by text,
+    resumed_by text,
     CONSTRAINT pauses_check CHECK (((resumed_at IS NULL) OR (resumed_at >= paused_from))),
     CONSTRAINT pauses_paused_from_sane CHECK (((paused_from >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (paused_from < '10000-01-01 00:00:00+00'::timestamp with time zone))),
     CONSTRAINT pauses_resumed_at_sane CHECK (((resumed_at >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (resumed_at < '10000-01-01 00:00:00+00'::timestamp with time zone)))

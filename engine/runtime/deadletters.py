@@ -119,6 +119,7 @@ COLUMNS = (
     "created_at",
     "replayed_at",
     "replayed_as",
+    "replayed_by",
 )
 
 
@@ -137,11 +138,19 @@ class Pending:
 
 
 async def listing(
-    db: Db, *, job: str | None = None, since: datetime | None = None
+    db: Db,
+    *,
+    job: str | None = None,
+    since: datetime | None = None,
+    slot: datetime | None = None,
+    newest: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Dead letters not purged, oldest first (``dead-letters list``)."""
+    """Dead letters not purged, oldest first (``dead-letters list``), of ``job``, created
+    since ``since``, of one ``slot``; ``newest``: only the last N, newest first."""
     async with db.transaction() as tx:
-        return await tx.fetch(query("dead_letters.list"), job, since)
+        return await tx.fetch(
+            query("dead_letters.list"), job, since, slot, newest, newest is not None
+        )
 
 
 async def pending(
@@ -183,10 +192,11 @@ async def pending(
     return out
 
 
-async def mark_replayed(db: Db, id_: int, *, how: str, at: datetime) -> bool:
-    """Mark one letter replayed; False when another replay marked it first."""
+async def mark_replayed(db: Db, id_: int, *, how: str, at: datetime, by: str | None = None) -> bool:
+    """Mark one letter replayed ``by`` an operator; False when another replay marked it
+    first."""
     async with db.transaction() as tx:
-        return await tx.execute(query("dead_letters.mark_replayed"), id_, at, how) == 1
+        return await tx.execute(query("dead_letters.mark_replayed"), id_, at, how, by) == 1
 
 
 async def purge(db: Db, *, before: datetime, at: datetime) -> int:

@@ -53,15 +53,23 @@ class Sender(Protocol):
 
 
 async def dispatch(
-    db: Db, sender: Sender, slots: Sequence[Slot], *, source: str, force: bool = False
+    db: Db,
+    sender: Sender,
+    slots: Sequence[Slot],
+    *,
+    source: str,
+    force: bool = False,
+    by: str | None = None,
 ) -> list[Slot]:
     """Claim and send ``slots``, ``sender.batch`` at a time; returns those this call
     sent. Without ``force`` a slot already dispatched (by anyone) is skipped; ``force``
-    re-sends it (operator commands)."""
+    re-sends it (operator commands). ``by``: the operator who asked (``cli:USER``,
+    ``ui:NAME``), kept with the claim beside each slot's rerun request id."""
     unique = list({(s.job.name, s.slot): s for s in sorted(slots, key=_order)}.values())
     sent: list[Slot] = []
     for i in range(0, len(unique), sender.batch):
-        sent += await _dispatch_batch(db, sender, unique[i : i + sender.batch], source, force)
+        batch = unique[i : i + sender.batch]
+        sent += await _dispatch_batch(db, sender, batch, source, force, by)
     return sent
 
 
@@ -70,7 +78,7 @@ def _order(s: Slot) -> tuple[datetime, str]:
 
 
 async def _dispatch_batch(
-    db: Db, sender: Sender, slots: Sequence[Slot], source: str, force: bool
+    db: Db, sender: Sender, slots: Sequence[Slot], source: str, force: bool, by: str | None
 ) -> list[Slot]:
     """``slots``: distinct, in order."""
     async with db.transaction() as tx:
@@ -80,8 +88,17 @@ async def _dispatch_batch(
             [s.slot for s in slots],
             source,
             sender.transport,
+            by,
+            [s.rerun for s in slots],
         )
         claimed = [slots[r["i"] - 1] for r in rows]
         if claimed:
             await sender.send(tx, claimed)
     return claimed
+
+
+async def record(db: Db, job: str, slot: datetime) -> dict[str, Any] | None:
+    """What cronwright sent of ``job``'s ``slot`` (source, transport, when, who asked,
+    the rerun request), or None when it sent nothing."""
+    async with db.transaction() as tx:
+        return await tx.fetchrow(query("dispatch.record"), job, slot)

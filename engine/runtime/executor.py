@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -207,7 +206,7 @@ class Executor:
         duplicate, paused, dead_lettered, or retry when even recording the failure kept
         failing."""
         if rerun is True:
-            rerun = f"rerun-{uuid.uuid4().hex}"
+            rerun = messages.new_rerun_id()
         rerun = rerun or None
         data = {"type": job.type, "scheduledFor": iso(slot)}
         if rerun is not None:

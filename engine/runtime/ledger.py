@@ -189,10 +189,11 @@ async def runs(
     failed_only: bool = False,
     limit: int = 50,
     history: bool = False,
+    slot: datetime | None = None,
 ) -> Sequence[dict[str, Any]]:
     """Ledger rows, newest slot first (``cronwright runs``): each slot's current run, or
     with ``history`` every finished attempt plus the runs in progress, ``current``
-    marking the one each slot's row holds."""
+    marking the one each slot's row holds; ``slot``: that slot's only (the console)."""
     sql = query("ledger.history") if history else query("ledger.runs")
     async with db.transaction() as tx:
-        return await tx.fetch(sql, job, failed_only, limit)
+        return await tx.fetch(sql, job, failed_only, limit, slot)

@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import json
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -120,6 +121,11 @@ def _job(data: Mapping[str, Any], manifest: Manifest) -> Job:
         hint = f"did you mean '{close[0]}'?" if close else f"known types: {', '.join(known)}"
         raise MessageError(f"unknown message type {show(type_)}", hint=hint)
     return job
+
+
+def new_rerun_id() -> str:
+    """A fresh rerun request id: each asks, once, to recompute a slot that succeeded."""
+    return f"rerun-{uuid.uuid4().hex}"
 
 
 def parse_slot(value: object) -> datetime:

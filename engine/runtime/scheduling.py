@@ -157,6 +157,21 @@ async def statuses(
     return out
 
 
+_TICK = timedelta(microseconds=1)
+
+
+def due_slots_by_job(
+    jobs: Iterable[Job],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    schedule_for: ScheduleFor = cron_schedule,
+) -> list[tuple[Job, list[datetime]]]:
+    """Each job's due slots in ``[start, end)``: a slot not due yet has no status, so the
+    range stops at ``now`` (what ``cronwright slots`` lists and the console's grid shows)."""
+    return slots_by_job(jobs, start, min(end, now + _TICK), schedule_for)
+
+
 def slots_by_job(
     jobs: Iterable[Job],
     start: datetime,
@@ -172,9 +187,6 @@ def slots_by_job(
             memo[key] = between(schedule_for(job), start, end)
         out.append((job, memo[key]))
     return out
-
-
-_TICK = timedelta(microseconds=1)
 
 
 @dataclass

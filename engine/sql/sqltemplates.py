@@ -169,6 +169,16 @@ def render(job: Job, source: str, slot: datetime, *, rerun: bool = False) -> Ren
     return render_source(source, context_for(job, slot, rerun=rerun), name=job.template or job.name)
 
 
+def shown(job: Job, source: str, slot: datetime) -> list[tuple[str, dict[str, str]]]:
+    """Each statement of ``job``'s template for ``slot``, with its bind parameters as
+    text (``{"$1": "2026-10-31 09:00:00+00:00"}``): what ``cronwright render`` prints and
+    the console's slot page shows."""
+    return [
+        (stmt.sql, {f"${n}": str(v) for n, v in enumerate(stmt.args, 1)})
+        for stmt in split_statements(render(job, source, slot))
+    ]
+
+
 def variables_read(source: str) -> frozenset[str]:
     """The runtime variables the template reads (none for a template that does not
     compile: check_source reports that)."""

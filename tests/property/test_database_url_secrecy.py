@@ -58,6 +58,7 @@ DB_COMMANDS = {
     "reconcile": ["reconcile", "--dry-run"],
     "enqueue": ["enqueue", "probe", "--at", "2026-10-31T10:00:00Z", "--transport", "postgres"],
     "serve": ["serve", "--consumers", "1"],
+    "ui": ["ui", "--port", "0"],
     "pause": ["pause", "probe", "--reason", "maintenance"],
     "resume": ["resume", "probe"],
     "dead-letters list": ["dead-letters", "list"],

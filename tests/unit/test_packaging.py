@@ -39,6 +39,15 @@ def test_the_wheel_ships_the_licences_the_migrations_and_the_schema(tmp_path: Pa
     assert migrations
     assert {f"engine/migrations/{name}" for name in migrations} <= names
     assert "engine/manifest/jobs.schema.json" in names
+    console = REPO / "engine" / "app" / "console"
+    pages = sorted(
+        str(p.relative_to(REPO))
+        for folder in ("templates", "static")
+        for p in (console / folder).iterdir()
+        if p.suffix in (".html", ".css", ".js")
+    )
+    assert len(pages) > 8  # the web console's templates, stylesheet and script
+    assert set(pages) <= names
     assert licence == (REPO / "LICENSE").read_text()
     assert "Copyright (c) 2026 the cronwright authors" in licence
     assert notices == (REPO / "THIRD_PARTY_NOTICES.md").read_text()

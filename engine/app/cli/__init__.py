@@ -19,6 +19,7 @@ from engine.app.cli import (
     ops_cmds,
     queue_cmds,
     run_cmds,
+    ui_cmds,
 )
 from engine.app.cli.args import BAD_INPUT, FAILED, OK, Parser
 from engine.core.errors import CronwrightError, ManifestErrors
@@ -33,6 +34,7 @@ GROUPS = (
     queue_cmds,
     ops_cmds,
     backfill_cmds,
+    ui_cmds,
 )
 
 

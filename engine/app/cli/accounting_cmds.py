@@ -14,7 +14,6 @@ from engine.app.cli.args import BAD_INPUT, OK, load, slot_time
 
 def cmd_slots(args: argparse.Namespace) -> int:
     import asyncio
-    from datetime import timedelta
 
     from engine.app import transports, wiring
     from engine.core.times import iso
@@ -27,10 +26,7 @@ def cmd_slots(args: argparse.Namespace) -> int:
         print(f"error: --to {iso(args.to)} is not after --from {iso(args.start)}", file=sys.stderr)
         return BAD_INPUT
     now = wiring.utc_now()
-    # Slots not due yet have no status: the range stops at now.
-    wanted = scheduling.slots_by_job(
-        jobs, args.start, min(args.to, now + timedelta(microseconds=1))
-    )
+    wanted = scheduling.due_slots_by_job(jobs, args.start, args.to, now)
     grace = scheduling.grace_for(transports.configured(args.transport, manifest))
 
     async def main() -> list[scheduling.SlotStatus]:

@@ -90,7 +90,6 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     at = args.at or datetime.now(UTC)
     runtime = _runtime_pauses(m)
     folded = generate.fold_of(m) if m.cloudflare else None
-    assigned = folded.trigger_of() if folded else {}
     print(_project_header(m))
     for job in m.jobs:
         schedule = cron_schedule(job)
@@ -101,7 +100,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         print(f"  cron     {job.cron}")
         print(f"  zone     {job.timezone or 'UTC'}")
         if folded:
-            print(f"  trigger  {assigned.get(job.type) or generate.trigger_of(job)}")
+            print(f"  trigger  {generate.job_trigger(folded, job)}")
         settle = job.settle_seconds if slots.settles(job) else None
         if settle is not None:
             print(f"  settles  day D at its first run at or after D+1 00:00 + {settle}s")
@@ -233,14 +232,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     if job.template is None:
         raise ConfigError(f"job {job.name} has no SQL template")
     source = (Path(args.manifest).parent / job.template).read_text(encoding="utf-8")
-    rendered = sqltemplates.render(job, source, args.at)
+    statements = sqltemplates.shown(job, source, args.at)
     start, end = job.bounds(args.at)
     window = f" window [{start.isoformat()}, {end.isoformat()})" if start and end else ""
     print(f"-- {job.type} slot {args.at.isoformat()}{window}")
-    for i, stmt in enumerate(sqltemplates.split_statements(rendered), 1):
+    for i, (sql, params) in enumerate(statements, 1):
         print(f"-- statement {i}")
-        print(stmt.sql + ";")
-        print("-- params: " + json.dumps({f"${n}": str(v) for n, v in enumerate(stmt.args, 1)}))
+        print(sql + ";")
+        print("-- params: " + json.dumps(params))
     return OK
 
 

@@ -20,7 +20,9 @@ def cmd_pause(args: argparse.Namespace) -> int:
     from engine.core.times import iso
 
     manifest = load(args)
-    pause, opened = asyncio.run(operator.pause_job(manifest, args.job, args.reason))
+    pause, opened = asyncio.run(
+        operator.pause_job(manifest, args.job, args.reason, by=operator.cli_actor())
+    )
     reason = f" ({pause.reason})" if pause.reason else ""
     if opened:
         print(f"{pause.job} paused from {iso(pause.paused_from)}{reason}")
@@ -36,7 +38,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from engine.core.times import iso
 
     manifest = load(args)
-    pause = asyncio.run(operator.resume_job(manifest, args.job))
+    pause = asyncio.run(operator.resume_job(manifest, args.job, by=operator.cli_actor()))
     if pause is None:
         print(f"{manifest.find_job(args.job).name} is not paused", file=sys.stderr)
         return FAILED
@@ -102,6 +104,7 @@ def cmd_dead_letters_replay(args: argparse.Namespace) -> int:
             job=args.job,
             in_place=args.run,
             transport=args.transport,
+            by=operator.cli_actor(),
         )
     )
     for r in done:

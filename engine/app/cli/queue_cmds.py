@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import datetime
 from typing import Any
 
 from engine.app.cli.args import FAILED, OK, host, load, port, positive, slot_time
@@ -40,6 +39,8 @@ def run_service(args: argparse.Namespace, *, transport: str, scheduler: bool) ->
         consumers=args.consumers,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
+        ui_port=args.ui_port,
+        ui_host=args.ui_host,
         reconcile_seconds=float(reconcile) if reconcile else None,
         grace_seconds=args.grace_seconds,
         drain_seconds=args.drain_seconds,
@@ -80,31 +81,25 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
     import asyncio
-    import os
 
-    from engine.app import transports, wiring
+    from engine.app import operator, transports
     from engine.core.times import iso
-    from engine.runtime import messages
-    from engine.runtime.dispatch import Slot, dispatch
 
     manifest = load(args).for_environment(args.env)
     transport = transports.configured(args.transport, manifest)
-    job = manifest.find_job(args.type)
-    data: dict[str, Any] = {"type": job.type}
-    if args.at is not None:
-        data["scheduledFor"] = iso(args.at)
-    slot: datetime = messages.resolve(data, manifest, now=wiring.utc_now()).slot
-
-    async def send() -> list[Slot]:
-        async with (
-            wiring.open_database(max_size=1) as db,
-            transports.open_sender(manifest, transport, os.environ) as sender,
-        ):
-            return await dispatch(db, sender, [Slot(job, slot)], source="enqueue", force=True)
-
-    sent = asyncio.run(send())
+    sent = asyncio.run(
+        operator.enqueue_slot(
+            manifest,
+            args.type,
+            args.at,
+            transport=transport,
+            rerun=args.rerun,
+            by=operator.cli_actor(),
+        )
+    )
     for s in sent:
-        print(f"enqueued {s.job.type} slot {iso(s.slot)} on {transport}")
+        request = f" (rerun request {s.rerun})" if s.rerun else ""
+        print(f"enqueued {s.job.type} slot {iso(s.slot)}{request} on {transport}")
     return OK if sent else FAILED
 
 
@@ -129,6 +124,19 @@ def add_service_options(sp: Any, *, reconcile_default: int) -> None:
         default="127.0.0.1",
         metavar="H",
         help="the address the metrics port binds (127.0.0.1; 0.0.0.0 opens it to the network)",
+    )
+    sp.add_argument(
+        "--ui-port",
+        type=port,
+        metavar="P",
+        help="serve the web console on P (read-only unless CRONWRIGHT_UI_TOKEN is set)",
+    )
+    sp.add_argument(
+        "--ui-host",
+        type=host,
+        default="127.0.0.1",
+        metavar="H",
+        help="the address the console binds (127.0.0.1; another needs CRONWRIGHT_UI_TOKEN)",
     )
     sp.add_argument(
         "--reconcile-interval",
@@ -207,6 +215,11 @@ def register(sub: Any) -> None:
         "--transport",
         choices=("cloudflare", "postgres"),
         help="where to send (default: $CRONWRIGHT_TRANSPORT, else the manifest's transport)",
+    )
+    sp.add_argument(
+        "--rerun",
+        action="store_true",
+        help="as a rerun request: the consumer recomputes the slot even if it succeeded",
     )
     sp.add_argument("--env", help="use this environment's queue")
     sp.set_defaults(func=cmd_enqueue)

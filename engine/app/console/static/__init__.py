@@ -1,0 +1,1 @@
+"""Package data: the web console's stylesheet and script, served as they are."""
