@@ -134,3 +134,12 @@ class QueueError(JobFailed):
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
+
+
+class NoticeError(CronwrightError):
+    """A notification or healthcheck ping that did not get through. ``permanent``: trying
+    again cannot help (an unset variable in its URL, a URL Apprise does not know)."""
+
+    def __init__(self, message: str, *, permanent: bool = False, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.permanent = permanent

@@ -52,14 +52,23 @@ SELECT 1 / 0;
 """
 
 
-def manifest_yaml(jobs: dict[str, dict[str, Any]]) -> str:
-    """A serve-only manifest of every-minute jobs: name -> {template, catch_up, ...}."""
+#: Job keys passed through to the manifest as they are (JSON is YAML's flow style).
+PASSED = ("catch_up", "timeout_seconds", "notify", "healthcheck")
+
+
+def manifest_yaml(
+    jobs: dict[str, dict[str, Any]], *, notify: list[dict[str, Any]] | None = None
+) -> str:
+    """A serve-only manifest of every-minute jobs: name -> {template, catch_up, notify,
+    ...}; ``notify``: the top level's targets."""
     lines = [
         "version: 1",
         "name: probe",
         "queue: {name: probe-jobs, binding: JOBS, dead_letter_queue: probe-dlq}",
-        "jobs:",
     ]
+    if notify is not None:
+        lines.append(f"notify: {json.dumps(notify)}")
+    lines.append("jobs:")
     for name, job in jobs.items():
         lines += [
             f"  {name}:",
@@ -67,17 +76,18 @@ def manifest_yaml(jobs: dict[str, dict[str, Any]]) -> str:
             f"    sql: sql/{name}.sql",
         ]
         lines.append("    retry: {max_attempts: 2, initial_delay_seconds: 1, max_delay_seconds: 1}")
-        if "catch_up" in job:
-            lines.append(f"    catch_up: {json.dumps(job['catch_up'])}")
+        lines += [f"    {key}: {json.dumps(job[key])}" for key in PASSED if key in job]
     return "\n".join(lines) + "\n"
 
 
-def write_project(root: Path, jobs: dict[str, dict[str, Any]]) -> Path:
+def write_project(
+    root: Path, jobs: dict[str, dict[str, Any]], *, notify: list[dict[str, Any]] | None = None
+) -> Path:
     (root / "sql").mkdir(parents=True, exist_ok=True)
     for name, job in jobs.items():
         (root / "sql" / f"{name}.sql").write_text(job["template"])
     path = root / "jobs.yaml"
-    path.write_text(manifest_yaml(jobs))
+    path.write_text(manifest_yaml(jobs, notify=notify))
     return path
 
 
