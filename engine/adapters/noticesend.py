@@ -26,6 +26,7 @@ from types import TracebackType
 import apprise
 import httpx
 
+from engine.adapters.cfqueue import transport_reason
 from engine.core import envurl
 from engine.core.errors import ConfigError, NoticeError
 from engine.core.scrub import scrub
@@ -184,13 +185,6 @@ class NoticeSender:
         except httpx.TimeoutException:
             raise NoticeError(f"timed out after {self._timeout:g} s") from None
         except httpx.HTTPError as exc:
-            raise NoticeError(f"{type(exc).__name__}: {_innermost(exc)}") from None
+            raise NoticeError(f"{type(exc).__name__}: {transport_reason(exc)}") from None
         if not 200 <= resp.status_code < 300:
             raise NoticeError(f"HTTP {resp.status_code} {resp.reason_phrase}".strip())
-
-
-def _innermost(exc: BaseException) -> str:
-    """The innermost cause's text ('[Errno 111] Connection refused'), which names no URL."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return str(exc) or type(exc).__name__

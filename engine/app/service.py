@@ -420,5 +420,10 @@ def _consumers(manifest: Manifest, options: Options) -> int:
 async def prune(db: Db, manifest: Manifest, now: datetime) -> None:
     """One pass of the retention prune (:mod:`engine.runtime.retention`)."""
     pruned = await retention.prune(db, manifest, now)
-    if pruned.runs or pruned.dead_letters:
-        log.info("pruned %d superseded runs and %d dead letters", pruned.runs, pruned.dead_letters)
+    if pruned.runs or pruned.dead_letters or pruned.notifications:
+        log.info(
+            "pruned %d superseded runs, %d dead letters and %d notifications sent or given up",
+            pruned.runs,
+            pruned.dead_letters,
+            pruned.notifications,
+        )

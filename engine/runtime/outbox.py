@@ -22,20 +22,20 @@ from engine.runtime import notices, retry
 from engine.runtime.notices import Notice
 from engine.runtime.ports import Db, Tx
 
-#: A try's delay doubles from the first retry's, up to this (full jitter).
+#: A try's delay doubles from the first retry's, up to this.
 MAX_DELAY_SECONDS = 900
 
 
 def policy(*, tries: int = 10, first_delay_seconds: int = 30) -> RetryPolicy:
-    """The outbox's retries: by default 10 tries over about an hour (full jitter, doubling
-    from 30 s to 15 minutes), so a receiver that is down for a while still gets what it
-    missed."""
+    """The outbox's retries: by default 10 tries over 75 minutes (30 s, doubling to 15
+    minutes), so a receiver that is down for an hour still gets what it missed. No
+    jitter: how long a notice is tried is known, and each row is one sender's alone."""
     return RetryPolicy(
         max_attempts=tries,
         initial_delay_seconds=first_delay_seconds,
         max_delay_seconds=max(first_delay_seconds, MAX_DELAY_SECONDS),
         exponential=True,
-        jitter=True,
+        jitter=False,
     )
 
 
