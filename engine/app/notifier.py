@@ -156,15 +156,17 @@ class Notifier:
             raise
 
     async def send_once(self) -> int:
-        """Record the waiting pings, then send what is due; how many were sent."""
+        """Record the waiting pings, then send what is due; how many were sent. Pings are
+        claimed apart from notifications: they need no thread, so a hung notification
+        target (its threads busy until their timeouts) does not hold them back."""
         await self.flush()
         done = 0
         for _ in range(ROUNDS):
             room = min(BATCH, self._sender.room())
-            rows = await outbox.claim(self._db, room, lease_seconds=self._lease)
-            results = await asyncio.gather(*(self._send(r) for r in rows))
-            done += sum(results)
-            if len(rows) < room or not rows:
+            rows = await outbox.claim(self._db, BATCH, lease_seconds=self._lease, pings=True)
+            rows += await outbox.claim(self._db, room, lease_seconds=self._lease, pings=False)
+            done += sum(await asyncio.gather(*(self._send(r) for r in rows)))
+            if not rows:
                 break
         return done
 

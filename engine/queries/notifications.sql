@@ -13,14 +13,15 @@ ORDER BY i
 ON CONFLICT ON CONSTRAINT notifications_key DO NOTHING
 
 -- name: claim
--- Up to $1 due rows, each leased for $2 seconds (its due_at moves past the send) and its
--- try counted. An ordered row (a ping) waits while an earlier one of its target is
--- still to send.
+-- Up to $1 due rows, pings ($3) or notifications, each leased for $2 seconds (its due_at
+-- moves past the send) and its try counted. A ping waits while an earlier one of its
+-- target is still to send.
 UPDATE cronwright.notifications AS n
 SET due_at = now() + make_interval(secs => $2), tries = n.tries + 1
 FROM (
     SELECT o.id FROM cronwright.notifications AS o
     WHERE o.sent_at IS NULL AND o.gave_up_at IS NULL AND o.due_at <= now()
+      AND o.ordered = $3
       AND NOT (o.ordered AND EXISTS (
           SELECT 1 FROM cronwright.notifications AS e
           WHERE e.ordered AND e.target = o.target AND e.id < o.id

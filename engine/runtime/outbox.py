@@ -74,12 +74,13 @@ async def record_now(db: Db, notices: Sequence[Notice]) -> None:
             await record(tx, notices)
 
 
-async def claim(db: Db, n: int, *, lease_seconds: float) -> list[Claimed]:
-    """Up to ``n`` rows due now, leased for ``lease_seconds``."""
+async def claim(db: Db, n: int, *, lease_seconds: float, pings: bool) -> list[Claimed]:
+    """Up to ``n`` rows due now (``pings``, or notifications), leased for
+    ``lease_seconds``."""
     if n <= 0:
         return []
     async with db.transaction() as tx:
-        rows = await tx.fetch(query("notifications.claim"), n, lease_seconds)
+        rows = await tx.fetch(query("notifications.claim"), n, lease_seconds, pings)
     return [
         Claimed(
             id=r["id"],

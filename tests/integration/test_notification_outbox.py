@@ -77,9 +77,10 @@ def test_two_senders_claiming_at_once_never_get_the_same_row(pg_dsn: str) -> Non
         ):
             await outbox.record_now(one, [notice("dead_letter", f"l{i}") for i in range(40)])
             a, b = await asyncio.gather(
-                outbox.claim(one, 25, lease_seconds=60), outbox.claim(two, 25, lease_seconds=60)
+                outbox.claim(one, 25, lease_seconds=60, pings=False),
+                outbox.claim(two, 25, lease_seconds=60, pings=False),
             )
-            again = await outbox.claim(one, 40, lease_seconds=60)  # all leased
+            again = await outbox.claim(one, 40, lease_seconds=60, pings=False)  # all leased
             return [r.id for r in a], [r.id for r in b], [r.id for r in again]
 
     a, b, again = run(go())
@@ -104,7 +105,8 @@ def test_a_targets_pings_go_out_one_at_a_time_in_order(pg_dsn: str) -> None:
             )
             rounds = []
             for _ in range(4):
-                claimed = await outbox.claim(db, 10, lease_seconds=60)
+                claimed = await outbox.claim(db, 10, lease_seconds=60, pings=True)
+                claimed += await outbox.claim(db, 10, lease_seconds=60, pings=False)
                 rounds.append([f"{c.notice.kind} {c.notice.target[-1]}" for c in claimed])
                 for c in claimed:
                     await outbox.sent(db, c)
@@ -125,16 +127,18 @@ def test_a_failed_send_is_due_after_its_backoff_and_given_up_after_its_last_try(
         seen: list[object] = []
         async with Database.open(pg_dsn, max_size=1) as db:
             await outbox.record_now(db, [notice("dead_letter", "dead letter 1")])
-            (first,) = await outbox.claim(db, 5, lease_seconds=60)
+            (first,) = await outbox.claim(db, 5, lease_seconds=60, pings=False)
             await outbox.failed(db, first, "HTTP 500", retry.Retry(3600.0))
-            seen.append(await outbox.claim(db, 5, lease_seconds=60))  # not due for an hour
+            seen.append(
+                await outbox.claim(db, 5, lease_seconds=60, pings=False)
+            )  # not due for an hour
             await db.fetch("UPDATE cronwright.notifications SET due_at = now() RETURNING id")
-            (second,) = await outbox.claim(db, 5, lease_seconds=60)
+            (second,) = await outbox.claim(db, 5, lease_seconds=60, pings=False)
             seen.append(second.tries)
             await outbox.sent(db, first)  # the first try's lease is gone: no effect
             await outbox.failed(db, second, "HTTP 500", retry.GiveUp("gave up"))
             await db.fetch("UPDATE cronwright.notifications SET due_at = now() RETURNING id")
-            seen.append(await outbox.claim(db, 5, lease_seconds=60))
+            seen.append(await outbox.claim(db, 5, lease_seconds=60, pings=False))
             seen.append(await db.fetch("SELECT tries, last_error FROM cronwright.notifications"))
             seen.append(await rows(db))
         return seen
