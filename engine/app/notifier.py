@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 #: Rows claimed per round of a send pass, at most (and rounds per pass).
 BATCH = 50
 ROUNDS = 20
+#: Send passes woken by pings start at least this far apart.
+MIN_PASS_SECONDS = 0.2
 #: Missing slots a job keeps noted between scans, at most (the newest).
 MAX_SEEN = 1000
 #: A value from the environment shorter than this is not taken for a secret: masking it
@@ -107,6 +110,7 @@ class Notifier:
             Event.MISSING in n.events for j in self._notified for n in manifest.notify_for(j)
         )
         self._seen: dict[str, set[datetime]] = {}  # missing slots seen, not yet scanned
+        self._last_pass = -MIN_PASS_SECONDS
         if self._tells_missing:
             book.listen(self.observe)
 
@@ -159,6 +163,11 @@ class Notifier:
         """Record the waiting pings, then send what is due; how many were sent. Pings are
         claimed apart from notifications: they need no thread, so a hung notification
         target (its threads busy until their timeouts) does not hold them back."""
+        # Woken by each ping: a burst of runs makes one pass, not one per run.
+        wait = self._last_pass + MIN_PASS_SECONDS - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_pass = time.monotonic()
         await self.flush()
         done = 0
         for _ in range(ROUNDS):

@@ -1,8 +1,9 @@
 """The outbox and the scan against a real Postgres: an event recorded by two processes is
 one row, two senders never claim one row, a target's pings go out one at a time in
 order, a failed send comes back after its backoff and is given up after its last try,
-and the scan reads each dead letter once, after its horizon settles, even one whose
-transaction committed after a newer one."""
+the scan reads each dead letter once, after its horizon settles, even one whose
+transaction committed after a newer one, and a notice never delivered is given up with
+one log line."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devtools.manifests import probe_manifest
+from engine.adapters.noticesend import NoticeSender
 from engine.adapters.pg import Database
+from engine.app.health import Health
+from engine.app.notifier import Notifier
 from engine.core.job import Event, Job, Notify
 from engine.runtime import noticescan, outbox, retry
 from engine.runtime.notices import Notice
+from engine.runtime.scheduling import SlotBook
+from engine.runtime.slotstore import PgSlotStore
 from tests.fixtures.aio import run
+from tests.fixtures.receiver import receiving
 
 pytestmark = pytest.mark.postgres
 
@@ -231,4 +238,48 @@ def test_a_cursor_no_scan_moved_for_an_hour_starts_again_at_the_newest_row(
     assert [r.getMessage() for r in caplog.records] == [
         "notifications start from now: 3 earlier dead letters and runs were written while no"
         " notifier ran, and are not sent"
+    ]
+
+
+def test_a_notification_never_delivered_is_given_up_with_one_log_line(
+    pg_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through the notifier and the real sender, against a receiver that always fails:
+    the first failure is one rate-limited line, the last try one line naming the target
+    by its scheme and host, and the row is given up."""
+
+    async def go(hook: str) -> list[dict[str, object]]:
+        manifest = replace(MANIFEST, notify=(Notify(url=hook),))
+        async with Database.open(pg_dsn, max_size=2) as db, NoticeSender({}, timeout=5) as sender:
+            book = SlotBook(PgSlotStore(db), manifest.jobs, grace=timedelta(), register=False)
+            notifier = Notifier(
+                db=db,
+                manifest=manifest,
+                book=book,
+                sender=sender,
+                pings=None,
+                environ={"ENABLE_CRON": "false"},
+                health=Health(),
+                policy=outbox.policy(tries=3, first_delay_seconds=1),
+            )
+            await outbox.record_now(
+                db, [replace(notice("dead_letter", "dead letter 1"), target=hook)]
+            )
+            for _ in range(3):
+                assert await notifier.send_once() == 0
+                await db.fetch("UPDATE cronwright.notifications SET due_at = now() RETURNING id")
+            assert await notifier.send_once() == 0  # given up: nothing is tried
+            return await rows(db)
+
+    with receiving(failures=100) as receiver, caplog.at_level(logging.WARNING):
+        found = run(go(receiver.url("/hook")))
+        tried = len(receiver.all())
+    assert tried == 3
+    assert [(r["tries"], r["gave_up"]) for r in found] == [(3, True)]
+    label = f"json://127.0.0.1:{receiver.port}"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"notification to {label} failed: Failed to send JSON POST notification: Internal"
+        " server error., error=500.; going on",
+        f"dead_letter notification of a to {label} given up after 3 tries: Failed to send"
+        " JSON POST notification: Internal server error., error=500.",
     ]
