@@ -103,7 +103,6 @@ class Notifier:
         self._policy = policy
         self._lease = lease_seconds
         self._rng = rng or random.Random()
-        self.wake = asyncio.Event()
         self._notified = incidents.notified(manifest)
         self.scans = bool(self._notified)
         self._tells_missing = any(
