@@ -4,10 +4,11 @@
 - **scan** (every ``interval``, one process at a time): what happened since the last
   pass, as notices in the outbox (:mod:`engine.runtime.noticescan`); missing slots come
   from the scheduling core's book the process already keeps, refreshed here.
-- **send** (every ``interval``, and at once when a ping waits): the pings the executor
-  noted go into the outbox, then due rows are claimed and sent, a few at a time, each
-  with a timeout (:mod:`engine.adapters.noticesend`); a failure is retried with backoff
-  and given up after a bounded number of tries, with one log line.
+- **send** (every ``interval``, and at once when a ping waits or a scan recorded
+  notices): the pings the executor noted go into the outbox, then due rows are claimed
+  and sent, a few at a time, each with a timeout (:mod:`engine.adapters.noticesend`); a
+  failure is retried with backoff and given up after a bounded number of tries, with one
+  log line.
 
 Nothing here is on the executor's path: a slow or failing receiver delays only other
 notifications.
@@ -19,7 +20,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Protocol
@@ -92,6 +93,7 @@ class Notifier:
         policy: RetryPolicy = outbox.RETRY,
         lease_seconds: float = 60.0,
         rng: retry.Rng | None = None,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
         self._manifest = manifest
@@ -103,6 +105,7 @@ class Notifier:
         self._policy = policy
         self._lease = lease_seconds
         self._rng = rng or random.Random()
+        self._wake = wake  # the sender: a scan recorded notices
         self._notified = incidents.notified(manifest)
         self.scans = bool(self._notified)
         self._tells_missing = any(
@@ -141,6 +144,8 @@ class Notifier:
             raise
         if scanned is None:  # another process scanned: this one's sightings wait
             self._keep(seen)
+        elif scanned.notices:
+            self._wake()
         return scanned
 
     def _keep(self, seen: dict[str, set[datetime]]) -> None:
@@ -221,6 +226,7 @@ async def open_notifier(
     health: Health,
     timeout: float,
     policy: RetryPolicy,
+    wake: Callable[[], None],
 ) -> AsyncIterator[Notifier]:
     """A notifier with its sender (Apprise loads here). The URLs' values from the
     environment join the secrets scrubbed from every log line, and a URL that cannot be
@@ -242,4 +248,5 @@ async def open_notifier(
             health=health,
             policy=policy,
             lease_seconds=timeout * 2 + 30,
+            wake=wake,
         )

@@ -226,7 +226,7 @@ async def run(
         consumer: Any
         depth: observe.Depth
         notifying = options.notify_seconds is not None
-        wake = asyncio.Event()  # a ping waits: the notifier's sender wakes up
+        wake = asyncio.Event()  # a ping or a notice waits: the notifier's sender wakes up
         pings = Pings(manifest, wake=wake.set) if notifying else None
         dead_letters: DeadLetterSink = PgDeadLetters(db)
         if client is not None:
@@ -331,6 +331,7 @@ async def run(
                         tries=options.notify_tries,
                         first_delay_seconds=options.notify_first_delay_seconds,
                     ),
+                    wake=wake.set,
                 )
             )
             _notify_loops(loops, notifier, options, now, stopping, health, wake)
