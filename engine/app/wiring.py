@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.core.errors import ConfigError, DatabaseError, MessageError
+from engine.core.errors import ConfigError, MessageError, without_detail
 from engine.core.model import Job, Manifest
 from engine.core.times import Clock, Sleep, as_utc, floor_minute, iso
 from engine.runtime import deadletters, ledger, messages
@@ -235,12 +235,6 @@ async def list_runs(
         return list(
             await ledger.runs(db, job=job, failed_only=failed_only, limit=limit, history=history)
         )
-
-
-def without_detail(error: str) -> str:
-    """``error`` without the server's DETAIL, which may quote row values."""
-    text, mark, _ = error.partition(DatabaseError.DETAIL_MARK)
-    return f"{text} (DETAIL hidden; --verbose shows it)" if mark else error
 
 
 def format_runs(

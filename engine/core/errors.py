@@ -117,6 +117,13 @@ class DatabaseError(JobFailed):
     DETAIL_MARK = " DETAIL: "
 
 
+def without_detail(error: str) -> str:
+    """``error`` without the server's DETAIL, which may quote row values (what the CLI
+    shows without ``--verbose``, and what a notification says)."""
+    text, mark, _ = error.partition(DatabaseError.DETAIL_MARK)
+    return f"{text} (DETAIL hidden; --verbose shows it)" if mark else error
+
+
 class NotMigrated(DatabaseError):
     """cronwright's schema, or one of its tables or functions, is missing: the database
     was never migrated, or not since an upgrade. No retry helps and there is nowhere to

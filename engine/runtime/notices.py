@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Literal, cast, get_args
 
 from engine.core.durations import NEAR_TIMEOUT
-from engine.core.errors import ConfigError
+from engine.core.errors import ConfigError, without_detail
 from engine.core.model import Job
 from engine.core.times import iso
 
@@ -95,8 +95,10 @@ def target_label(url: str) -> str:
     return f"{match.group(1)}://{host}"
 
 
-def _cut(text: str) -> str:
-    text = " ".join(text.split())
+def reason(text: str) -> str:
+    """A reason as a message carries it: on one line, without the server's DETAIL (it may
+    quote row values), at most :data:`MAX_REASON` characters."""
+    text = " ".join(without_detail(text).split())
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
 
 
@@ -152,7 +154,7 @@ def dead_letter(project: str, letter: Letter, target: str) -> Notice:
         body=(
             f"{who}, {where}: dead-lettered after {letter.attempts}"
             f" attempt{_s(letter.attempts)}.\n"
-            f"Reason: {_cut(letter.reason)} ({letter.error_class})\n"
+            f"Reason: {reason(letter.reason)} ({letter.error_class})\n"
             f"Look closer: {look}{again}"
         ),
     )

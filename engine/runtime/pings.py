@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from engine.core.model import Job, Manifest
 from engine.core.times import iso
-from engine.runtime.notices import Kind, Notice
+from engine.runtime.notices import Kind, Notice, reason
 from engine.runtime.outcome import Outcome
 
 #: Pings kept in memory at most (the outbox takes them every pass); past it the oldest go.
@@ -82,7 +82,7 @@ class Pings:
         if outcome.status in _SUCCESS:
             self._add(job, slot, attempt, message_id, "ping_success", outcome.status)
         elif outcome.status == "dead_lettered":
-            why = f"dead-lettered: {outcome.reason} ({outcome.error_class})"
+            why = f"dead-lettered: {reason(outcome.reason or '')} ({outcome.error_class})"
             self._add(job, slot, attempt, message_id, "ping_fail", why)
 
     def _add(

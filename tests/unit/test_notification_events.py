@@ -313,3 +313,17 @@ def test_the_jobs_told_are_those_with_a_target() -> None:
 )
 def test_a_target_is_logged_by_its_scheme_and_host_as_written(url: str, label: str) -> None:
     assert target_label(url) == label
+
+
+def test_a_reason_is_told_without_the_servers_detail_which_may_quote_row_values() -> None:
+    quoting = replace(
+        letter(7),
+        reason="permanent error: unique_violation (23505): duplicate key value violates"
+        ' unique constraint "t_pkey" DETAIL: Key (email)=(someone@example.com) exists.',
+        error_class="unique_violation",
+    )
+    told = plan(MANIFEST, letters=[quoting], runs=[], missing={}, states={}, grace=timedelta())
+    assert told.notices[0].body.splitlines()[1] == (
+        "Reason: permanent error: unique_violation (23505): duplicate key value violates unique"
+        ' constraint "t_pkey" (DETAIL hidden; --verbose shows it) (unique_violation)'
+    )

@@ -129,6 +129,16 @@ def test_a_fail_ping_carries_the_reason_and_a_job_without_a_healthcheck_pings_no
     assert not Pings(probe_manifest(PLAIN))
 
 
+def test_a_fail_ping_hides_the_servers_detail() -> None:
+    pings = Pings(probe_manifest(CHECKED))
+    why = "permanent error: unique_violation (23505): dup DETAIL: Key (email)=(a@b.c) exists."
+    pings.finished(CHECKED, T0, 1, "m", outcome("dead_lettered", reason=why, error_class="x"))
+    assert pings.take()[0].body.endswith(
+        "dead-lettered: permanent error: unique_violation (23505): dup"
+        " (DETAIL hidden; --verbose shows it) (x)"
+    )
+
+
 def test_pings_past_the_cap_drop_the_oldest_and_are_counted() -> None:
     pings = Pings(probe_manifest(CHECKED))
     for i in range(MAX_PENDING + 3):
