@@ -208,7 +208,9 @@ class QueuesClient:
         except httpx.TimeoutException as exc:
             raise self._transport(method, path, f"timed out after {self._timeout:g}s") from exc
         except httpx.TransportError as exc:
-            raise self._transport(method, path, f"connection failed ({_reason(exc)})") from exc
+            raise self._transport(
+                method, path, f"connection failed ({transport_reason(exc)})"
+            ) from exc
         env = _envelope(resp.content)
         if 200 <= resp.status_code < 300 and env.get("success") is not False:
             return env
@@ -262,7 +264,7 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: fall back to our backoff
 
 
-def _reason(exc: BaseException) -> str:
+def transport_reason(exc: BaseException) -> str:
     """The innermost cause: '[Errno 111] Connection refused', not httpx's wrapper text."""
     while exc.__cause__ is not None or exc.__context__ is not None:
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]

@@ -8,7 +8,7 @@ before a handler sees it, whatever handlers are configured later.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engine.adapters.pgurl import url_secrets
@@ -48,10 +48,12 @@ class _ScrubbingFactory:
         return record
 
 
-def install(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """Scrub the environment's secrets from every log record from now on; returns them.
+def install(environ: Mapping[str, str], *, extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """Scrub the environment's secrets (and ``extra`` ones: the values notification URLs
+    take from the environment) from every log record from now on; returns them.
     Installing again replaces the previous secrets (the CLI runs in-process in tests)."""
-    secrets = known_secrets(environ)
+    found = {*known_secrets(environ), *(s for s in extra if s)}
+    secrets = tuple(sorted(found, key=len, reverse=True))
     current = logging.getLogRecordFactory()
     base = current.base if isinstance(current, _ScrubbingFactory) else current
     if secrets:

@@ -3,7 +3,8 @@ of a long-running process.
 
 A service is a consumer (:mod:`engine.app.localconsumer` for the Postgres queue,
 :mod:`engine.app.pullconsumer` for Cloudflare Queues) plus background loops: the local
-scheduler (``serve`` only), the reconciler, the Prometheus gauges and the daily prune;
+scheduler (``serve`` only), the reconciler, the Prometheus gauges, the daily prune and,
+when the manifest tells someone, the notifier's scan and send (:mod:`engine.app.notifier`);
 and, when asked, the metrics endpoint and the web console (:mod:`engine.app.console`).
 One policy for all of them:
 
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine.app import notifier as notifier_mod
 from engine.app import observe, transports, wiring
 from engine.app.health import Health
 from engine.app.reconciler import Reconciler
@@ -43,9 +45,10 @@ from engine.core.errors import ConfigError
 from engine.core.model import ConsumerType, Manifest
 from engine.core.queries import query
 from engine.core.times import Clock, Sleep
-from engine.runtime import retention
+from engine.runtime import outbox, retention
 from engine.runtime.deadletters import CopiedDeadLetters, DeadLetterSink, PgDeadLetters
 from engine.runtime.metrics import JsonLines, MetricsSink
+from engine.runtime.pings import Pings
 from engine.runtime.ports import Db
 from engine.runtime.scheduling import SlotBook, grace_for
 from engine.runtime.slotstore import PgSlotStore
@@ -78,6 +81,12 @@ class Options:
     prune_seconds: float | None = DAY_SECONDS  # the retention prune's interval; None: off
     max_messages: int | None = None  # postgres: stop after this many deliveries (tests, demo)
     max_batches: int | None = None  # cloudflare: stop after this many pulls (--once)
+    # Notifications and pings (when the manifest has notify: or healthcheck:): the
+    # notifier's passes, a send's timeout, and the outbox's retries (engine.runtime.outbox).
+    notify_seconds: float | None = 10.0  # None: no notifier in this process
+    notify_timeout_seconds: float = 10.0
+    notify_tries: int = 10
+    notify_first_delay_seconds: int = 30
 
     @property
     def grace(self) -> timedelta:
@@ -92,10 +101,14 @@ async def every(
     work: Callable[[], Awaitable[Any]],
     stop: asyncio.Event,
     health: Health,
+    *,
+    wake: asyncio.Event | None = None,
 ) -> None:
-    """Run ``work`` now and then every ``seconds`` until ``stop`` is set; a pass that
-    fails is reported and the next one tries again."""
+    """Run ``work`` now and then every ``seconds`` (or as soon as ``wake`` is set) until
+    ``stop`` is set; a pass that fails is reported and the next one tries again."""
     while not stop.is_set():
+        if wake is not None:
+            wake.clear()
         try:
             await work()
         except Exception as err:
@@ -103,7 +116,20 @@ async def every(
         else:
             health.ok()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
+            await asyncio.wait_for(_first(stop, wake), seconds)
+
+
+async def _first(stop: asyncio.Event, wake: asyncio.Event | None) -> None:
+    """Until ``stop`` or ``wake`` is set."""
+    if wake is None:
+        await stop.wait()
+        return
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def check_clock(db: Db, clock: Clock) -> float:
@@ -185,6 +211,9 @@ async def run(
         )
         consumer: Any
         depth: observe.Depth
+        notifying = options.notify_seconds is not None
+        wake = asyncio.Event()  # a ping or a notice waits: the notifier's sender wakes up
+        pings = Pings(manifest, wake=wake.set) if notifying else None
         dead_letters: DeadLetterSink = PgDeadLetters(db)
         if client is not None:
             ids = await client.queue_ids([manifest.queue.name, manifest.queue.dead_letter_queue])
@@ -200,6 +229,7 @@ async def run(
             clock=now,
             sleep=sleep or asyncio.sleep,
             rng=rng,
+            watch=pings or None,
         )
         if client is not None:
             from engine.app.pullconsumer import PullConsumer
@@ -272,6 +302,25 @@ async def run(
                 stopping,
                 health,
             )
+        notifier = None
+        if notifying and (pings or notifier_mod.urls(manifest)[0]):
+            notifier = await stack.enter_async_context(
+                notifier_mod.open_notifier(
+                    db=db,
+                    manifest=manifest,
+                    book=book,
+                    pings=pings or None,
+                    environ=env,
+                    health=health,
+                    timeout=options.notify_timeout_seconds,
+                    policy=outbox.policy(
+                        tries=options.notify_tries,
+                        first_delay_seconds=options.notify_first_delay_seconds,
+                    ),
+                    wake=wake.set,
+                )
+            )
+            _notify_loops(loops, notifier, options, now, stopping, health, wake)
         port = None
         if options.metrics_port is not None:
             server = await stack.enter_async_context(
@@ -332,10 +381,34 @@ async def run(
                 task.cancel()
             if late:
                 await asyncio.wait(late)
+            if notifier is not None:  # the last runs' pings: the next start sends them
+                try:
+                    await notifier.flush()
+                except Exception as err:
+                    health.failed("recording pings", err)
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
         return tally
+
+
+def _notify_loops(
+    loops: dict[str, Coroutine[Any, Any, None]],
+    notifier: notifier_mod.Notifier,
+    options: Options,
+    now: Clock,
+    stopping: asyncio.Event,
+    health: Health,
+    wake: asyncio.Event,
+) -> None:
+    seconds = options.notify_seconds or 0.0
+    if notifier.scans:
+        loops["notification scan"] = every(
+            seconds, "notification scan", lambda: notifier.scan_once(now()), stopping, health
+        )
+    loops["notification send"] = every(
+        seconds, "notification send", notifier.send_once, stopping, health, wake=wake
+    )
 
 
 def _consumers(manifest: Manifest, options: Options) -> int:
@@ -350,5 +423,10 @@ def _consumers(manifest: Manifest, options: Options) -> int:
 async def prune(db: Db, manifest: Manifest, now: datetime) -> None:
     """One pass of the retention prune (:mod:`engine.runtime.retention`)."""
     pruned = await retention.prune(db, manifest, now)
-    if pruned.runs or pruned.dead_letters:
-        log.info("pruned %d superseded runs and %d dead letters", pruned.runs, pruned.dead_letters)
+    if pruned.runs or pruned.dead_letters or pruned.notifications:
+        log.info(
+            "pruned %d superseded runs, %d dead letters and %d notifications sent or given up",
+            pruned.runs,
+            pruned.dead_letters,
+            pruned.notifications,
+        )

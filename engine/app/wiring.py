@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.core.errors import ConfigError, DatabaseError, MessageError
+from engine.core.errors import ConfigError, MessageError, without_detail
 from engine.core.model import Job, Manifest
 from engine.core.times import Clock, Sleep, as_utc, floor_minute, iso
 from engine.runtime import deadletters, ledger, messages
 from engine.runtime.deadletters import DeadLetterSink
-from engine.runtime.executor import Action, Executor
+from engine.runtime.executor import Action, Executor, RunWatch
 from engine.runtime.metrics import JsonLines, MetricsSink
 from engine.runtime.outcome import Outcome
 from engine.schedule.slots import cron_schedule, latest_at_or_before
@@ -104,9 +104,11 @@ def build_executor(
     clock: Clock = utc_now,
     sleep: Sleep = asyncio.sleep,
     rng: random.Random | None = None,
+    watch: RunWatch | None = None,
 ) -> Executor:
     """An executor with production defaults: dead letters in ``cronwright.dead_letters``,
-    metrics as JSON lines on stderr, the real clock and sleep."""
+    metrics as JSON lines on stderr, the real clock and sleep. ``watch`` is told of each
+    attempt (healthcheck pings)."""
     return Executor(
         db=db,
         manifest=manifest,
@@ -117,6 +119,7 @@ def build_executor(
         clock=clock,
         sleep=sleep,
         rng=rng or random.Random(),
+        watch=watch,
     )
 
 
@@ -233,12 +236,6 @@ async def list_runs(
         return list(
             await ledger.runs(db, job=job, failed_only=failed_only, limit=limit, history=history)
         )
-
-
-def without_detail(error: str) -> str:
-    """``error`` without the server's DETAIL, which may quote row values."""
-    text, mark, _ = error.partition(DatabaseError.DETAIL_MARK)
-    return f"{text} (DETAIL hidden; --verbose shows it)" if mark else error
 
 
 def format_runs(

@@ -126,6 +126,13 @@ class DatabaseError(JobFailed):
     DETAIL_MARK = " DETAIL: "
 
 
+def without_detail(error: str) -> str:
+    """``error`` without the server's DETAIL, which may quote row values (what the CLI
+    shows without ``--verbose``, and what a notification says)."""
+    text, mark, _ = error.partition(DatabaseError.DETAIL_MARK)
+    return f"{text} (DETAIL hidden; --verbose shows it)" if mark else error
+
+
 class NotMigrated(DatabaseError):
     """cronwright's schema, or one of its tables or functions, is missing: the database
     was never migrated, or not since an upgrade. No retry helps and there is nowhere to
@@ -143,3 +150,12 @@ class QueueError(JobFailed):
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
+
+
+class NoticeError(CronwrightError):
+    """A notification or healthcheck ping that did not get through. ``permanent``: trying
+    again cannot help (an unset variable in its URL, a URL Apprise does not know)."""
+
+    def __init__(self, message: str, *, permanent: bool = False, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.permanent = permanent

@@ -14,3 +14,8 @@ WHERE h.finished_at < $1
 -- Dead letters replayed or purged before $1.
 DELETE FROM cronwright.dead_letters
 WHERE coalesce(replayed_at, purged_at) < $1
+
+-- name: notifications
+-- Notifications sent or given up, recorded before $1.
+DELETE FROM cronwright.notifications
+WHERE created_at < $1 AND (sent_at IS NOT NULL OR gave_up_at IS NOT NULL)

@@ -227,6 +227,61 @@ CREATE TABLE cronwright.jobs (
     CONSTRAINT jobs_first_seen_sane CHECK (((first_seen >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (first_seen < '10000-01-01 00:00:00+00'::timestamp with time zone)))
 );
 
+CREATE TABLE cronwright.notification_cursors (
+    source text NOT NULL,
+    last_id bigint NOT NULL,
+    horizon_id bigint NOT NULL,
+    horizon_at timestamp with time zone NOT NULL,
+    CONSTRAINT notification_cursors_check CHECK ((last_id <= horizon_id)),
+    CONSTRAINT notification_cursors_horizon_at_sane CHECK (((horizon_at >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (horizon_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT notification_cursors_source_check CHECK ((source = ANY (ARRAY['dead_letters'::text, 'run_history'::text])))
+);
+
+CREATE TABLE cronwright.notification_jobs (
+    job text NOT NULL,
+    incidents integer DEFAULT 0 NOT NULL,
+    open_since timestamp with time zone,
+    open_kinds text[] DEFAULT '{}'::text[] NOT NULL,
+    problem_slot timestamp with time zone,
+    CONSTRAINT notification_jobs_incidents_check CHECK ((incidents >= 0)),
+    CONSTRAINT notification_jobs_open_since_sane CHECK (((open_since >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (open_since < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT notification_jobs_problem_slot_sane CHECK (((problem_slot >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (problem_slot < '10000-01-01 00:00:00+00'::timestamp with time zone)))
+);
+
+CREATE TABLE cronwright.notifications (
+    id bigint NOT NULL,
+    kind text NOT NULL,
+    subject text NOT NULL,
+    target text NOT NULL,
+    job text,
+    slot timestamp with time zone,
+    title text NOT NULL,
+    body text NOT NULL,
+    ordered boolean DEFAULT false NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    due_at timestamp with time zone DEFAULT now() NOT NULL,
+    tries integer DEFAULT 0 NOT NULL,
+    sent_at timestamp with time zone,
+    gave_up_at timestamp with time zone,
+    last_error text,
+    CONSTRAINT notifications_created_at_sane CHECK (((created_at >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (created_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT notifications_due_at_sane CHECK (((due_at >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (due_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT notifications_gave_up_at_sane CHECK (((gave_up_at >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (gave_up_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT notifications_kind_check CHECK ((kind = ANY (ARRAY['dead_letter'::text, 'missing'::text, 'recovery'::text, 'near_timeout'::text, 'ping_start'::text, 'ping_success'::text, 'ping_fail'::text]))),
+    CONSTRAINT notifications_sent_at_sane CHECK (((sent_at >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (sent_at < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT notifications_slot_sane CHECK (((slot >= '1970-01-01 00:00:00+00'::timestamp with time zone) AND (slot < '10000-01-01 00:00:00+00'::timestamp with time zone))),
+    CONSTRAINT notifications_tries_check CHECK ((tries >= 0))
+);
+
+ALTER TABLE cronwright.notifications ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME cronwright.notifications_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE cronwright.pauses (
     id bigint NOT NULL,
     job text NOT NULL,
@@ -343,6 +398,18 @@ ALTER TABLE ONLY cronwright.handbacks
 ALTER TABLE ONLY cronwright.jobs
     ADD CONSTRAINT jobs_pkey PRIMARY KEY (job);
 
+ALTER TABLE ONLY cronwright.notification_cursors
+    ADD CONSTRAINT notification_cursors_pkey PRIMARY KEY (source);
+
+ALTER TABLE ONLY cronwright.notification_jobs
+    ADD CONSTRAINT notification_jobs_pkey PRIMARY KEY (job);
+
+ALTER TABLE ONLY cronwright.notifications
+    ADD CONSTRAINT notifications_key UNIQUE (kind, subject, target);
+
+ALTER TABLE ONLY cronwright.notifications
+    ADD CONSTRAINT notifications_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY cronwright.pauses
     ADD CONSTRAINT pauses_pkey PRIMARY KEY (id);
 
@@ -361,6 +428,12 @@ ALTER TABLE ONLY cronwright.schema_migrations
 CREATE INDEX dead_letters_created_idx ON cronwright.dead_letters USING btree (created_at);
 
 CREATE INDEX dead_letters_job_slot_idx ON cronwright.dead_letters USING btree (job, slot);
+
+CREATE INDEX notifications_created_idx ON cronwright.notifications USING btree (created_at);
+
+CREATE INDEX notifications_due_idx ON cronwright.notifications USING btree (due_at, id) WHERE ((sent_at IS NULL) AND (gave_up_at IS NULL));
+
+CREATE INDEX notifications_ordered_idx ON cronwright.notifications USING btree (target, id) WHERE (ordered AND (sent_at IS NULL) AND (gave_up_at IS NULL));
 
 CREATE INDEX pauses_job_idx ON cronwright.pauses USING btree (job, paused_from);
 

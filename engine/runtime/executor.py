@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from engine.core.errors import (
     ConfigError,
@@ -57,6 +58,18 @@ from engine.sql import sqltemplates
 
 Action = transaction.Action
 log = logging.getLogger(__name__)
+
+
+class RunWatch(Protocol):
+    """Told when each attempt of a job starts and how it ended (healthcheck pings,
+    :class:`engine.runtime.pings.Pings`). Called on the executor's path: it must only take
+    note, never wait."""
+
+    def started(self, job: Job, slot: datetime, attempt: int, message_id: str) -> None: ...
+
+    def finished(
+        self, job: Job, slot: datetime, attempt: int, message_id: str, outcome: Outcome
+    ) -> None: ...
 
 
 def _error_class(err: Exception) -> str:
@@ -86,8 +99,10 @@ class Executor:
         queue: str | None = None,
         write_timeout: float = 30.0,
         monotonic: Monotonic = time.monotonic,
+        watch: RunWatch | None = None,
     ) -> None:
         self._db = db
+        self._watch = watch
         self._manifest = manifest
         self._templates = templates
         self._actions = actions
@@ -250,6 +265,28 @@ class Executor:
         rerun: str | None = None,
         ack: Ack | None = None,
         last_delivery: str | None = None,
+    ) -> Outcome:
+        if self._watch is None:
+            return await self._attempt_once(
+                job, slot, attempt, message_id, body, rerun, ack, last_delivery
+            )
+        self._watch.started(job, slot, attempt, message_id)
+        outcome = await self._attempt_once(
+            job, slot, attempt, message_id, body, rerun, ack, last_delivery
+        )
+        self._watch.finished(job, slot, attempt, message_id, outcome)
+        return outcome
+
+    async def _attempt_once(
+        self,
+        job: Job,
+        slot: datetime,
+        attempt: int,
+        message_id: str,
+        body: messages.Body,
+        rerun: str | None,
+        ack: Ack | None,
+        last_delivery: str | None,
     ) -> Outcome:
         a = transaction.Attempt(
             job=job,

@@ -4,7 +4,8 @@
 Run history older than ``runs_days`` is deleted, except each slot's current run (the
 one ``cronwright.runs`` points at: it is what makes a redelivery a duplicate). Dead
 letters are deleted ``dead_letters_days`` after they were replayed or purged; a
-pending one is kept however old.
+pending one is kept however old. Notifications sent or given up go with the run history,
+after ``runs_days``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from engine.runtime.ports import Db
 class Pruned:
     runs: int
     dead_letters: int
+    notifications: int = 0
 
 
 async def prune(
@@ -40,4 +42,5 @@ async def prune(
         letters = await tx.execute(
             query("retention.dead_letters"), now - timedelta(days=letters_days)
         )
-    return Pruned(runs=runs, dead_letters=letters)
+        told = await tx.execute(query("retention.notifications"), runs_cutoff)
+    return Pruned(runs=runs, dead_letters=letters, notifications=told)

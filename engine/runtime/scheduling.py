@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -228,6 +228,7 @@ class SlotBook:
         self._entries: dict[str, _Entry] = {}
         self._schedules: dict[ScheduleKey, Schedule] = {}
         self._refreshing = asyncio.Lock()  # the gauges and the reconciler share a book
+        self._listeners: list[Callable[[datetime], None]] = []
         for job in self._jobs:
             key = schedule_key(job)
             if key not in self._schedules:
@@ -241,6 +242,14 @@ class SlotBook:
         """Bring the book up to ``now``."""
         async with self._refreshing:
             await self._refresh(now)
+            for listener in self._listeners:
+                listener(now)
+
+    def listen(self, listener: Callable[[datetime], None]) -> None:
+        """Call ``listener(now)`` after each refresh, whoever asked for it: the notifier
+        sees every slot that was missing at a refresh, even one the reconciler enqueued
+        at once."""
+        self._listeners.append(listener)
 
     async def _refresh(self, now: datetime) -> None:
         unknown = [j.name for j in self._jobs if j.name not in self._first_seen]

@@ -52,15 +52,24 @@ SELECT 1 / 0;
 """
 
 
-def manifest_yaml(jobs: dict[str, dict[str, Any]]) -> str:
-    """A serve-only manifest of every-minute jobs: name -> {template, catch_up, ...}, or
-    {python: "module:function", params, ...} for a python action."""
+#: Job keys passed through to the manifest as they are (JSON is YAML's flow style).
+PASSED = ("catch_up", "timeout_seconds", "notify", "healthcheck")
+
+
+def manifest_yaml(
+    jobs: dict[str, dict[str, Any]], *, notify: list[dict[str, Any]] | None = None
+) -> str:
+    """A serve-only manifest of every-minute jobs: name -> {template, catch_up, notify,
+    ...}, or {python: "module:function", params, ...} for a python action; ``notify``: the
+    top level's targets."""
     lines = [
         "version: 1",
         "name: probe",
         "queue: {name: probe-jobs, binding: JOBS, dead_letter_queue: probe-dlq}",
-        "jobs:",
     ]
+    if notify is not None:
+        lines.append(f"notify: {json.dumps(notify)}")
+    lines.append("jobs:")
     for name, job in jobs.items():
         lines += [
             f"  {name}:",
@@ -72,18 +81,19 @@ def manifest_yaml(jobs: dict[str, dict[str, Any]]) -> str:
         if "params" in job:
             lines.append(f"    params: {json.dumps(job['params'])}")
         lines.append("    retry: {max_attempts: 2, initial_delay_seconds: 1, max_delay_seconds: 1}")
-        if "catch_up" in job:
-            lines.append(f"    catch_up: {json.dumps(job['catch_up'])}")
+        lines += [f"    {key}: {json.dumps(job[key])}" for key in PASSED if key in job]
     return "\n".join(lines) + "\n"
 
 
-def write_project(root: Path, jobs: dict[str, dict[str, Any]]) -> Path:
+def write_project(
+    root: Path, jobs: dict[str, dict[str, Any]], *, notify: list[dict[str, Any]] | None = None
+) -> Path:
     (root / "sql").mkdir(parents=True, exist_ok=True)
     for name, job in jobs.items():
         if "template" in job:
             (root / "sql" / f"{name}.sql").write_text(job["template"])
     path = root / "jobs.yaml"
-    path.write_text(manifest_yaml(jobs))
+    path.write_text(manifest_yaml(jobs, notify=notify))
     return path
 
 

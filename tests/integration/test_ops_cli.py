@@ -201,3 +201,32 @@ def test_prune_older_than_0_deletes_every_superseded_run_and_keeps_the_current_o
         "cronwright prune: error: argument --older-than: '-1' is not a whole number of days"
         " (0 or more)",
     )
+
+
+def test_prune_deletes_the_notifications_sent_or_given_up_with_the_run_history(
+    project: Path, capsys: pytest.CaptureFixture[str], pg_dsn: str
+) -> None:
+    async def setup() -> None:
+        async with Database.open(pg_dsn) as db, db.transaction() as tx:
+            await tx.script(
+                "INSERT INTO cronwright.notifications (kind, subject, target, title, body,"
+                " created_at, sent_at, gave_up_at) VALUES"
+                " ('dead_letter', 'dead letter 1', 'json://x', 't', 'b', now() - interval"
+                " '8 days', now(), NULL),"
+                " ('dead_letter', 'dead letter 2', 'json://x', 't', 'b', now() - interval"
+                " '8 days', NULL, now()),"
+                " ('dead_letter', 'dead letter 3', 'json://x', 't', 'b', now() - interval"
+                " '8 days', NULL, NULL),"  # still to send: kept
+                " ('dead_letter', 'dead letter 4', 'json://x', 't', 'b', now(), now(), NULL)"
+            )
+
+    run(setup())
+    assert cli(project, capsys, "prune")[:2] == (
+        0,
+        "deleted 0 superseded runs, 2 notifications sent or given up older than 7 days and 0"
+        " replayed or purged dead letters older than 90 days\n",
+    )
+    assert cli(project, capsys, "prune", "--older-than", "0")[1] == (
+        "deleted 0 superseded runs, 1 notification sent or given up and 0 replayed or purged"
+        " dead letters, of any age\n"
+    )

@@ -185,7 +185,9 @@ def test_the_wheel_installs_into_a_fresh_venv_and_a_new_project_runs_its_slots(
 
     assert cronwright("init").startswith("wrote project 'newcomer' in ./: jobs.yaml")
     assert cronwright("validate") == "jobs.yaml: ok (1 job)\n"
-    assert cronwright("generate").startswith("wrote generated/: JOBS.md\nskipped the Worker's")
+    assert cronwright("generate").startswith(
+        "wrote generated/: JOBS.md, alerts.yml, dashboard.json\nskipped the Worker's"
+    )
     applied = cronwright("db", "migrate")
     assert "0001_example_signups.sql" in applied, applied
 

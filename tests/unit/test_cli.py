@@ -193,14 +193,16 @@ def test_cron_rejects_an_ambiguous_weekday_with_exit_2(capsys: pytest.CaptureFix
 @pytest.mark.parametrize(
     "command", ["validate", "generate", "check", "schedule", "cron 0 * * * *", "schema"]
 )
-def test_fast_commands_never_import_asyncpg_boto3_or_httpx(project: Path, command: str) -> None:
+def test_fast_commands_never_import_asyncpg_boto3_httpx_or_apprise(
+    project: Path, command: str
+) -> None:
     code = (
         "import sys; from engine.app.cli import main; "
         f"rc = main(['-m', {str(project / 'jobs.yaml')!r}, *{command.split(' ', 1)[:1]!r}"
         + (f", {command.split(' ', 1)[1]!r}" if " " in command else "")
         + "]); "
         "bad = sorted(m for m in sys.modules"
-        " if m.split('.')[0] in ('asyncpg', 'boto3', 'botocore', 'httpx')); "
+        " if m.split('.')[0] in ('apprise', 'asyncpg', 'boto3', 'botocore', 'httpx')); "
         "print(bad); sys.exit(rc)"
     )
     # `schedule` reads runtime pauses from Postgres only when DATABASE_URL is set.

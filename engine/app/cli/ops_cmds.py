@@ -138,6 +138,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     letters = (
         f"{pruned.dead_letters} replayed or purged dead letter{'s' * (pruned.dead_letters != 1)}"
     )
+    if pruned.notifications:
+        n = pruned.notifications
+        runs += f", {n} notification{'s' * (n != 1)} sent or given up"
     if args.older_than == 0:
         print(f"deleted {runs} and {letters}, of any age")
         return OK

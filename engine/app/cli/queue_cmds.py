@@ -46,6 +46,7 @@ def run_service(args: argparse.Namespace, *, transport: str, scheduler: bool) ->
         drain_seconds=args.drain_seconds,
         lease_seconds=args.lease_seconds,
         prune_seconds=None if bounded else service.DAY_SECONDS,
+        notify_seconds=None if bounded else service.Options.notify_seconds,
         max_batches=bounded,
     )
 
