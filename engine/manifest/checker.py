@@ -93,9 +93,9 @@ class Checker:
     def inside(self, rel: str, folder: str = "") -> bool:
         """Does ``rel`` (relative to the manifest), resolved with its symlinks and ``..``,
         stay below ``folder`` of the project?"""
-        if folder not in self._folders:  # a thousand templates share sql/
-            self._folders[folder] = (self.root / folder).resolve()
         try:
+            if folder not in self._folders:  # a thousand templates share sql/
+                self._folders[folder] = (self.root / folder).resolve()
             return self._folders[folder] in (self.root / rel).resolve().parents
         except ValueError:  # a NUL: no file can have this name, so read_text finds none
             return True

@@ -117,14 +117,18 @@ def _check_folders(c: Checker, data: Mapping[str, Any]) -> None:
         rel = data.get(key)
         if not isinstance(rel, str):
             continue
-        folder = (c.root / rel).resolve()
-        if folder != c.root.resolve() and not c.inside(rel):
+        try:
+            folder = (c.root / rel).resolve()
+            exists = folder.is_dir()
+        except (OSError, ValueError):  # a NUL or an over-long name: no folder has it
+            folder, exists = None, False
+        if folder is not None and folder != c.root.resolve() and not c.inside(rel):
             c.error(
                 (key,),
                 f"'{rel}' is outside the project folder",
                 "name a folder inside the folder of the manifest",
             )
-        elif not folder.is_dir():
+        elif not exists:
             c.error((key,), f"folder '{rel}' does not exist", f"create {rel}/ or fix the path")
 
 

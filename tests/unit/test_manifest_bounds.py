@@ -191,6 +191,14 @@ def test_a_template_path_no_file_system_takes_does_not_exist(tmp_path: Path) -> 
     ]
 
 
+@pytest.mark.parametrize("key", ["migrations", "templates"])
+def test_a_project_folder_no_file_system_takes_does_not_exist(tmp_path: Path, key: str) -> None:
+    text = BASE.replace("version: 1\n", f'version: 1\n{key}: "db\\0x"\n', 1)
+    assert problems(tmp_path, text)[0] == (
+        f"jobs.yaml:2:{len(key) + 3}: {key}: folder 'db\\x00x' does not exist; "
+        "create db\\x00x/ or fix the path"
+    )
+
 def test_a_window_period_of_the_wrong_type_is_one_schema_error(tmp_path: Path) -> None:
     text = BASE.replace(
         "    window: {period: day, offset: -1}\n", "    window: {period: [day], offset: 0}\n"
