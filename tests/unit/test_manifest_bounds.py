@@ -199,6 +199,7 @@ def test_a_project_folder_no_file_system_takes_does_not_exist(tmp_path: Path, ke
         "create db\\x00x/ or fix the path"
     )
 
+
 def test_a_window_period_of_the_wrong_type_is_one_schema_error(tmp_path: Path) -> None:
     text = BASE.replace(
         "    window: {period: day, offset: -1}\n", "    window: {period: [day], offset: 0}\n"
