@@ -41,6 +41,13 @@ class Db(Protocol):
 
     def inline(self, sql: str, args: Sequence[Any]) -> str: ...
 
+    async def fetch_one_statement(
+        self, sql: str, *args: Any, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """One statement in its own implicit transaction: one round trip, no BEGIN or
+        COMMIT."""
+        ...
+
     async def call_bounded(
         self, sql: str, *args: Any, statement_timeout_ms: int, timeout: float
     ) -> Any: ...
