@@ -1,6 +1,7 @@
 """What a piece of code sends to Postgres, counted at the connection (asyncpg's query
-logger): every statement, BEGIN and COMMIT included. Once a statement's prepared form is
-cached (after a first warm-up call), each one is one round trip. The benchmarks count
+logger): every statement, BEGIN and COMMIT included, and asyncpg's own look-ups of a new
+statement's types. Once a statement is prepared and its types known (after a first
+warm-up call), each one counted is one round trip. The benchmarks count
 with it: a scheduler tick, a reconcile pass, a gauges' refresh."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 - :class:`Db` and :class:`Tx`: transactions on Postgres (``engine.adapters.pg``).
 - :class:`SlotStore`: what the scheduling core (:mod:`engine.runtime.scheduling`) asks
-  about slots: four questions, so that a test can answer them from dicts in memory
+  about slots: five questions, so that a test can answer them from dicts in memory
   (``tests/fixtures/memstore.py``). Its Postgres answer is
   :mod:`engine.runtime.slotstore`.
 """
@@ -84,4 +84,11 @@ class SlotStore(Protocol):
     ) -> list[SlotFacts]:
         """The facts of each (job, slot), in order; ``latest[i]`` asks for ``newer_active`` of
         pair i."""
+        ...
+
+    async def open_facts(
+        self, pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
+    ) -> Mapping[int, SlotFacts]:
+        """The facts of the pairs with no ledger row that were never dispatched, by
+        position (every other pair's status is final, its ledger row's or ``queued``)."""
         ...
