@@ -12,7 +12,9 @@ and the goals beside them.
 
 Then what one tick costs, in-process on the same server: the scheduler's tick of 1,000
 and of 6 slots, round trips counted at the connection (devtools/roundtrips.py) and the
-median time of several ticks.
+median time of several ticks, against a baseline in turn with it: the same tick sent the
+way the Cloudflare sender sends (claim in a transaction, then the queue rows, then
+commit), as every tick was sent before the Postgres sender's one statement.
 
 Goals: 1,000 jobs p50 <= 1 s and p99 <= 3 s; 6 jobs p99 <= 0.5 s; a tick of 1,000
 slots one round trip (per batch of 1,000). Run from the repo root:
@@ -36,6 +38,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import asyncpg
 
@@ -43,9 +46,12 @@ from devtools import pgserver
 from devtools.ports import free_port
 from devtools.roundtrips import counted
 from engine.adapters.migrate import migrate_url
-from engine.adapters.pgqueue import PgSender
+from engine.adapters.pgqueue import PgSender, body_json
 from engine.app.scheduler import Scheduler
+from engine.core.queries import query
 from engine.manifest import load
+from engine.runtime.dispatch import Sender, Slot, claim_args, claimed
+from engine.runtime.ports import Db
 from engine.runtime.slotstore import PgSlotStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +100,7 @@ async def fresh_database(server: pgserver.PgServer, manifest: Path) -> str:
     return dsn
 
 
-async def query(dsn: str, sql: str, *args: object) -> list[asyncpg.Record]:
+async def fetch(dsn: str, sql: str, *args: object) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(dsn, timeout=60)
     try:
         return list(await conn.fetch(sql, *args, timeout=60))
@@ -110,10 +116,10 @@ def serve(dsn: str, manifest: Path, jobs: int, ticks: int) -> tuple[datetime, da
         sys.executable, "-m", "engine", "-m", str(manifest), "serve", "--consumers", "4",
         "--metrics-port", str(free_port()), "--log-level", "warning",
     ]  # fmt: skip
-    log = open(manifest.parent / "serve.log", "w+b")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(cmd, env=env, stderr=log, stdout=subprocess.DEVNULL)
+    err = open(manifest.parent / "serve.log", "w+b")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(cmd, env=env, stderr=err, stdout=subprocess.DEVNULL)
     try:
-        started = _wait_started(proc, log)
+        started = _wait_started(proc, err)
         first = (started + timedelta(seconds=WARMUP) + MINUTE).replace(second=0, microsecond=0)
         last = first + (ticks - 1) * MINUTE
         deadline = last + timedelta(seconds=DRAIN)
@@ -121,10 +127,10 @@ def serve(dsn: str, manifest: Path, jobs: int, ticks: int) -> tuple[datetime, da
         while datetime.now(UTC) < deadline:
             time.sleep(1.0)
             if proc.poll() is not None:
-                raise SystemExit(f"serve stopped ({proc.returncode}): {_tail(log)}")
+                raise SystemExit(f"serve stopped ({proc.returncode}): {_tail(err)}")
             if datetime.now(UTC) > last:
                 rows = asyncio.run(
-                    query(
+                    fetch(
                         dsn,
                         "SELECT count(*) AS n FROM latency.starts WHERE slot BETWEEN $1 AND $2",
                         first,
@@ -141,32 +147,33 @@ def serve(dsn: str, manifest: Path, jobs: int, ticks: int) -> tuple[datetime, da
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
+        err.close()
 
 
-def _wait_started(proc: subprocess.Popen[bytes], log: object) -> datetime:
+def _wait_started(proc: subprocess.Popen[bytes], err: IO[bytes]) -> datetime:
+    """The time ``serve`` said it started (its line on stderr)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"serve stopped ({proc.returncode}): {_tail(log)}")
-        if b"scheduler and consumers on" in _read(log):
+            raise SystemExit(f"serve stopped ({proc.returncode}): {_tail(err)}")
+        if b"scheduler and consumers on" in _read(err):
             return datetime.now(UTC)
         time.sleep(0.1)
-    raise SystemExit(f"serve did not start within 120 s: {_tail(log)}")
+    raise SystemExit(f"serve did not start within 120 s: {_tail(err)}")
 
 
-def _read(log: object) -> bytes:
-    log.seek(0)  # type: ignore[attr-defined]
-    return log.read()  # type: ignore[attr-defined,no-any-return]
+def _read(err: IO[bytes]) -> bytes:
+    err.seek(0)
+    return err.read()
 
 
-def _tail(log: object) -> str:
-    return _read(log).decode(errors="replace")[-2000:]
+def _tail(err: IO[bytes]) -> str:
+    return _read(err).decode(errors="replace")[-2000:]
 
 
 async def delays(dsn: str, first: datetime, last: datetime) -> dict[datetime, list[float]]:
     """Each counted tick's start delays, in seconds."""
-    rows = await query(
+    rows = await fetch(
         dsn,
         "SELECT slot, extract(epoch FROM started_at - slot)::float8 AS delay"
         " FROM latency.starts WHERE slot BETWEEN $1 AND $2",
@@ -180,7 +187,7 @@ async def delays(dsn: str, first: datetime, last: datetime) -> dict[datetime, li
 
 
 async def senders(dsn: str, first: datetime, last: datetime) -> dict[str, int]:
-    rows = await query(
+    rows = await fetch(
         dsn,
         "SELECT source, count(*) AS n FROM cronwright.dispatched WHERE slot BETWEEN $1 AND $2"
         " GROUP BY source ORDER BY source",
@@ -200,34 +207,74 @@ def run_serve(server: pgserver.PgServer, jobs: int, ticks: int) -> dict[str, obj
     return {"ticks": per_tick, "expected": jobs * ticks, "senders": sent}
 
 
-async def tick_cost(server: pgserver.PgServer, jobs: int, rounds: int) -> dict[str, float]:
-    """The scheduler's tick of ``jobs`` slots, in-process: round trips and median ms."""
+class ClaimThenSend:
+    """The baseline: the Postgres queue sent to as the Cloudflare sender sends (claim in
+    a transaction, then the queue rows, then commit: four round trips a batch)."""
+
+    transport = "postgres"
+    batch = PgSender.batch
+
+    def __init__(self, queue: str) -> None:
+        self._queue = queue
+
+    async def send_batch(
+        self, db: Db, slots: Sequence[Slot], *, source: str, force: bool
+    ) -> list[Slot]:
+        async with db.transaction() as tx:
+            rows = await tx.fetch(
+                query("dispatch.claim"),
+                *claim_args(slots, source=source, transport=self.transport, force=force),
+                None,
+                None,
+                None,
+            )
+            sent = claimed(slots, rows)
+            await tx.execute(
+                query("queue.put"),
+                self._queue,
+                [body_json(s) for s in sent],
+                [s.job.name for s in sent],
+                [s.slot for s in sent],
+                None,
+                0.0,
+            )
+        return sent
+
+
+async def tick_cost(server: pgserver.PgServer, jobs: int, rounds: int) -> dict[str, list[float]]:
+    """The scheduler's tick of ``jobs`` slots, in-process, through the Postgres sender and
+    through the baseline, in turn: each one's round trips and times."""
     with tempfile.TemporaryDirectory(prefix="cronwright-tick-") as tmp:
         manifest = load(write_project(Path(tmp), jobs))
         dsn = await fresh_database(server, Path(manifest.path))
+        found: dict[str, list[float]] = {}
         async with counted(dsn) as (db, trips):
-            scheduler = Scheduler(
-                db=db,
-                store=PgSlotStore(db),
-                manifest=manifest,
-                sender=PgSender(manifest.queue.name),
-                clock=lambda: datetime.now(UTC),
-                sleep=asyncio.sleep,
-                environ={},
-            )
+            senders: dict[str, Sender] = {
+                "ours": PgSender(manifest.queue.name),
+                "baseline": ClaimThenSend(manifest.queue.name),
+            }
             start = datetime(2026, 1, 1, tzinfo=UTC)
-            ms, counts = [], []
             for i in range(rounds + 1):  # the first warms the statement cache
-                t = start + i * MINUTE
-                trips.clear()
-                t0 = time.perf_counter()
-                sent = await scheduler.tick(t - MINUTE, t)
-                elapsed = (time.perf_counter() - t0) * 1000
-                assert len(sent) == jobs, (len(sent), jobs)
-                if i:
-                    ms.append(elapsed)
-                    counts.append(trips.trips)
-    return {"ms": statistics.median(ms), "trips": statistics.median(counts)}
+                for name, sender in senders.items():
+                    scheduler = Scheduler(
+                        db=db,
+                        store=PgSlotStore(db),
+                        manifest=manifest,
+                        sender=sender,
+                        clock=lambda: datetime.now(UTC),
+                        sleep=asyncio.sleep,
+                        environ={},
+                    )
+                    t = start + (2 * i + (name == "baseline")) * MINUTE
+                    trips.clear()
+                    t0 = time.perf_counter()
+                    sent = await scheduler.tick(t - MINUTE, t)
+                    elapsed = (time.perf_counter() - t0) * 1000
+                    assert len(sent) == jobs, (name, len(sent), jobs)
+                    if i:
+                        found.setdefault(f"{name} ms", []).append(elapsed)
+                        found.setdefault(f"{name} trips", []).append(trips.trips)
+    return found
 
 
 def report(jobs: int, r: dict[str, object]) -> None:
@@ -272,9 +319,20 @@ def main(argv: list[str] | None = None) -> int:
     print("slot start latency: the job's statement's clock_timestamp() minus its slot")
     report(args.jobs, big)
     report(6, small)
-    print(f"\na scheduler tick, in-process (median of {args.rounds})")
+    print(
+        f"\na scheduler tick, in-process (median of {args.rounds}); the baseline claims, then"
+        " inserts the queue rows, then commits (the Cloudflare sender's shape)"
+    )
     for n, c in costs.items():
-        print(f"  {n:5,} slots  {c['trips']:4.0f} round trips  {c['ms']:8.1f} ms")
+        ours, base = statistics.median(c["ours ms"]), statistics.median(c["baseline ms"])
+        trips = statistics.median(c["ours trips"])
+        print(
+            f"  {n:5,} slots: {trips:.0f} round trip{'s' * (trips != 1)} (goal: 1 per batch"
+            f" of {PgSender.batch:,}: {'met' if trips <= -(-n // PgSender.batch) else 'MISSED'}),"
+            f" {ours:.1f} ms ({min(c['ours ms']):.1f}-{max(c['ours ms']):.1f});"
+            f" baseline {statistics.median(c['baseline trips']):.0f} round trips, {base:.1f} ms:"
+            f" {ours / base:.2f}x"
+        )
     return 0
 
 
