@@ -168,7 +168,13 @@ async def timed(
     return result
 
 
-async def one_round(db: Database, trips: RoundTrips, manifest: Manifest, figures: Figures) -> None:
+async def one_round(
+    db: Database,
+    trips: RoundTrips,
+    manifest: Manifest,
+    metrics: observe.Metrics,
+    figures: Figures,
+) -> None:
     store = AskedStore(db)
     sender = PgSender(manifest.queue.name)
     book = scheduling.SlotBook(store, manifest.jobs, grace=GRACE, register=True)
@@ -190,7 +196,6 @@ async def one_round(db: Database, trips: RoundTrips, manifest: Manifest, figures
             [t for _, slots in due for t in slots],
         )
     assert await timed(figures, PASSES[1], trips, store, lambda: reconciler.run_once(STEADY)) == []
-    metrics = observe.Metrics(manifest)
     depth = observe.local_depth(PgQueue(db, manifest.queue.name))
     await timed(
         figures,
@@ -218,10 +223,11 @@ async def measure(server: pgserver.PgServer, manifest: Manifest, rounds: int) ->
     dsn = server.dsn(name)
     await migrate_url(dsn, None)
     figures = Figures(jobs=len(manifest.jobs))
+    metrics = observe.Metrics(manifest)  # once, as serve makes it
     async with counted(dsn, max_size=2) as (db, trips):
         await seed(db, manifest)
         for i in range(rounds + 1):  # the first warms the statement cache
-            await one_round(db, trips, manifest, figures)
+            await one_round(db, trips, manifest, metrics, figures)
             if i == 0:
                 figures.ms.clear()
     return figures
