@@ -20,7 +20,8 @@ help:
 	@echo "make test       the whole suite (real Postgres, S3 servers and wrangler)"
 	@echo "make fuzz       the fuzz tests with a large example budget (HYPOTHESIS_PROFILE=fuzz)"
 	@echo "make lint       ruff + mypy + the layer check (import-linter)"
-	@echo "make bench      benchmarks (ratios against baselines measured in the same run)"
+	@echo "make bench      benchmarks (ratios against baselines measured in the same run;"
+	@echo "                bench.latency runs serve on the real clock: about 5 minutes)"
 	@echo "make demo       a simulated day: scheduler -> Postgres queue -> consumers, with faults"
 
 $(PY_OK): pyproject.toml
@@ -75,6 +76,8 @@ bench: $(PY_OK) $(JS_OK) $(VENV)/.bench-installed
 	$(BIN)/python -m bench.timestamptz_codec
 	$(BIN)/python bench/warmup_reset.py
 	$(BIN)/python -m bench.reconcile
+	@echo "bench.latency: real serve runs on the real clock, about 5 minutes"
+	$(BIN)/python -m bench.latency
 	$(BIN)/python bench/fold.py
 	$(BIN)/python -m bench.worker_cpu
 	$(BIN)/python -m bench.manifest_scale

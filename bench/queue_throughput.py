@@ -45,7 +45,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-from engine.app.pgconsumer import LocalConsumer, Settings
 
 from devtools import pgserver as postgres
 from devtools.manifests import probe_manifest as make_manifest
@@ -53,11 +52,13 @@ from engine.adapters.migrate import migrate_url
 from engine.adapters.pg import Database
 from engine.adapters.pgqueue import PgQueue, PgSender
 from engine.app import observe
+from engine.app.localconsumer import LocalConsumer, LocalSettings
 from engine.app.scheduler import Scheduler
 from engine.app.wiring import build_executor
 from engine.core.model import Job, Overlap, Period, Window
 from engine.core.times import iso
 from engine.runtime.executor import Executor
+from engine.runtime.slotstore import PgSlotStore
 
 JOB = Job(
     name="noop",
@@ -109,6 +110,7 @@ async def cronwright_e2e(dsn: str, jobs: int, consumers: int) -> float:
         queue = PgQueue(db, MANIFEST.queue.name, clock=utc_now)
         scheduler = Scheduler(
             db=db,
+            store=PgSlotStore(db),
             manifest=MANIFEST,
             sender=PgSender(queue.name, clock=utc_now),
             clock=utc_now,
@@ -118,7 +120,7 @@ async def cronwright_e2e(dsn: str, jobs: int, consumers: int) -> float:
         consumer = LocalConsumer(
             queue=queue,
             executor=executor,
-            settings=Settings(consumers=consumers, idle_seconds=0.05),
+            settings=LocalSettings(consumers=consumers, idle_seconds=0.05),
             max_messages=jobs,
         )
         t0 = time.perf_counter()

@@ -42,6 +42,18 @@ async def _no_session_state(conn: Any) -> None:
         await conn.execute("ROLLBACK")
 
 
+def _initializer(query_logger: Callable[[Any], None] | None) -> Callable[[Any], Awaitable[None]]:
+    """What every new pooled connection gets: the timestamptz codec (aware, finite:
+    :mod:`engine.adapters.pgtimes`), and the query logger when there is one."""
+
+    async def init(conn: Any) -> None:
+        await pgtimes.install(conn)
+        if query_logger is not None:
+            conn.add_query_logger(query_logger)
+
+    return init
+
+
 class Database:
     """An asyncpg pool plus the secrets to keep out of error text."""
 
@@ -66,11 +78,14 @@ class Database:
         acquire_timeout: float = 30.0,
         call_timeout: float = 60.0,
         session_reset: bool = True,
+        query_logger: Callable[[Any], None] | None = None,
     ) -> AsyncIterator[Database]:
         """Open a pool. ``session_reset=False`` skips asyncpg's per-release reset query
         (``RESET ALL``, ``UNLISTEN *``, ...), a round trip per transaction, for callers
         whose transactions leave no session state: asyncpg still rolls back an open
-        transaction on release."""
+        transaction on release. ``query_logger`` is called with each statement a pooled
+        connection sends (asyncpg's ``LoggedQuery``): the benchmarks count round trips
+        with it."""
         opts = options(url, env_sslmode=os.environ.get("PGSSLMODE"))
         tls: dict[str, Any] = {}
         if opts.verify_with_system_cas:
@@ -85,7 +100,7 @@ class Database:
                         timeout=connect_timeout,
                         statement_cache_size=opts.statement_cache_size,
                         reset=None if session_reset else _no_session_state,
-                        init=pgtimes.install,  # timestamptz: aware, finite (pgtimes)
+                        init=_initializer(query_logger),
                         **tls,
                     ),
                     connect_timeout * 2,

@@ -12,7 +12,7 @@ reconciler of the process acts on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -81,10 +81,20 @@ class Metrics:
             "cronwright_missing_slots", "Due slots that have not succeeded", ["job"],
             registry=self.registry,
         )  # fmt: skip
+        # Each scheduled job's missing-slot gauges, from 0; a refresh sets those of the
+        # jobs with missing slots now or at the refresh before (the rest stay 0), so its
+        # cost follows the jobs that miss slots, not the number of jobs.
+        self._missing_gauges: dict[str, tuple[Any, Any]] = {}
+        self._missed: set[str] = set()
         for job in manifest.jobs:
             self.timeout.labels(job=job.name).set(job.timeout_seconds)
             for status in STATUSES:
                 self._child(job.name, status)
+            if not job.paused:
+                self._missing_gauges[job.name] = (
+                    self.missing.labels(job=job.name),
+                    self.missing_age.labels(job=job.name),
+                )
         self._child(UNKNOWN, "dead_lettered")
 
     def _child(self, job: str, status: str) -> tuple[Any, Any]:
@@ -107,6 +117,17 @@ class Metrics:
             last.set(seconds)
         if self._forward is not None:
             self._forward.emit(record)
+
+    def set_missing(self, missing: Mapping[str, Sequence[datetime]], now: datetime) -> None:
+        """Each scheduled job's missing slots (oldest first; a job not in ``missing``
+        has none): how many, and the oldest one's age."""
+        missed = {name for name in missing if name in self._missing_gauges}
+        for name in missed | self._missed:
+            slots = missing.get(name, ())
+            count, age = self._missing_gauges[name]
+            count.set(len(slots))
+            age.set((now - slots[0]).total_seconds() if slots else 0.0)
+        self._missed = missed
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -132,10 +153,4 @@ async def refresh(
         if count is not None:
             metrics.depth.labels(queue=queue, state=state).set(count)
     await book.refresh(now)
-    for job in book.jobs:
-        if job.paused:
-            continue
-        slots = book.missing(job)
-        metrics.missing.labels(job=job.name).set(len(slots))
-        age = (now - slots[0]).total_seconds() if slots else 0.0
-        metrics.missing_age.labels(job=job.name).set(age)
+    metrics.set_missing(book.missing_by_job(), now)

@@ -7,11 +7,11 @@ slots missed then are caught up by each job's policy once it is on again."""
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 
 from engine.core.model import Manifest
+from engine.core.times import iso
 from engine.runtime.dispatch import Sender, Slot, dispatch
 from engine.runtime.ports import Db
 from engine.runtime.scheduling import SlotBook, cron_enabled
@@ -54,14 +54,17 @@ class Reconciler:
         if self._dry_run or not planned or self._sender is None:
             return planned
         sent = await dispatch(self._db, self._sender, planned, source="reconciler")
-        for job, n in sorted(Counter(s.job.name for s in sent).items()):
-            first = min(s.slot for s in sent if s.job.name == job)
+        await self._book.closed((s.job, s.slot) for s in planned)
+        by_job: dict[str, list[datetime]] = {}
+        for s in sent:
+            by_job.setdefault(s.job.name, []).append(s.slot)
+        for job, slots in sorted(by_job.items()):
             log.info(
                 "reconciler enqueued %d missing slot%s of %s (from %s) on %s",
-                n,
-                "s" * (n != 1),
+                len(slots),
+                "s" * (len(slots) != 1),
                 job,
-                first.isoformat().replace("+00:00", "Z"),
+                iso(min(slots)),
                 self._sender.transport,
             )
         return sent

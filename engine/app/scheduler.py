@@ -2,13 +2,13 @@
 
 At each minute any job fires, while the cron flag is on (:func:`cron_enabled`, the
 Worker's reading), it dispatches the due slots of every job that is not paused (manifest
-``paused: true``) and whose slot is not inside a runtime pause, through
-:func:`engine.runtime.dispatch.dispatch`. That claim makes each slot enqueued once
-however many schedulers run. It wakes when the next slot of any job comes due, computed
-once per distinct schedule. Slots that passed while it was not running (or the flag was
-off) are the reconciler's: with this scheduler recording every slot it sends, the
-reconciler counts an unsent due slot as missing at once, so after a restart it fills the
-gap on its first pass.
+``paused: true``) through :func:`engine.runtime.dispatch.dispatch`, whose claim skips a
+slot inside a runtime pause and makes each slot enqueued once however many schedulers
+run: on the Postgres queue, one statement per 1,000 slots. It wakes when the next slot
+of any job comes due, computed once per distinct schedule. Slots that passed while it
+was not running (or the flag was off) are the reconciler's: with this scheduler recording
+every slot it sends, the reconciler counts an unsent due slot as missing at once, so
+after a restart it fills the gap on its first pass.
 """
 
 from __future__ import annotations
@@ -16,20 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from engine.app.health import Health
 from engine.core.model import Job, Manifest
 from engine.core.times import Clock, Sleep
-from engine.runtime import pauses
 from engine.runtime.dispatch import Sender, Slot, dispatch
 from engine.runtime.ports import Db, SlotStore
 from engine.runtime.scheduling import cron_enabled
 from engine.schedule.slots import Schedule, cron_schedule, schedule_key
 
 log = logging.getLogger(__name__)
-
-_TICK = timedelta(microseconds=1)
 
 
 class Scheduler:
@@ -82,16 +79,11 @@ class Scheduler:
         return sorted(found, key=lambda s: (s.slot, s.job.name))
 
     async def tick(self, after: datetime, until: datetime) -> list[Slot]:
-        """Dispatch the slots due in ``(after, until]``; returns those this call sent."""
+        """Dispatch the slots due in ``(after, until]`` (the claim skips those inside a
+        runtime pause); returns those this call sent."""
         due = self.due_between(after, until)
         if not due or not self._enabled:
             return []
-        async with self._db.transaction() as tx:
-            paused = await pauses.overlapping(
-                tx, sorted({s.job.name for s in due}), due[0].slot, until + timedelta(minutes=1)
-            )
-        if any(paused.values()):
-            due = [s for s in due if not any(p.covers(s.slot) for p in paused[s.job.name])]
         sent = await dispatch(self._db, self._sender, due, source="scheduler")
         self.enqueued += len(sent)
         return sent

@@ -1,13 +1,6 @@
 -- Runtime pauses (engine/runtime/pauses.py).
 -- Each block is one statement, named by its `-- name:` line (engine/core/queries.py).
 
--- name: overlapping
--- Each job's pauses that overlap [$2, $3).
-SELECT job, paused_from, resumed_at, reason FROM cronwright.pauses
-WHERE job = ANY($1::text[]) AND paused_from < $3
-  AND (resumed_at IS NULL OR resumed_at > $2)
-ORDER BY job, paused_from
-
 -- name: pause
 -- Open a pause, unless the job has one open.
 INSERT INTO cronwright.pauses (job, paused_from, reason, paused_by) VALUES ($1, $2, $3, $4)

@@ -38,3 +38,18 @@ FROM unnest($1::text[], $2::timestamptz[], $3::boolean[]) WITH ORDINALITY AS w(j
 LEFT JOIN cronwright.runs AS r ON r.job = w.job AND r.slot = w.slot
 LEFT JOIN cronwright.dispatched AS d ON d.job = w.job AND d.slot = w.slot
 ORDER BY w.i
+
+-- name: unrecorded
+-- The positions (from 1) of the asked (job, slot) pairs with no ledger row and never
+-- dispatched, in order: the only slots whose status can still be missing or pending
+-- (a recorded slot's status is final: the facts above). An anti-join, a probe or two per
+-- pair and no row back for the rest: a steady pass of the scheduling core asks this, then
+-- the facts of what it returned, if anything.
+SELECT w.i::integer AS i
+FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS w(job, slot, i)
+WHERE NOT EXISTS (
+    SELECT 1 FROM cronwright.dispatched AS d WHERE d.job = w.job AND d.slot = w.slot
+) AND NOT EXISTS (
+    SELECT 1 FROM cronwright.runs AS r WHERE r.job = w.job AND r.slot = w.slot
+)
+ORDER BY w.i

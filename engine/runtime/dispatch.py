@@ -1,24 +1,34 @@
 """Sending slots to a queue, each at most once: the one path for the local scheduler, the
 reconciler, ``enqueue`` and dead-letter replay.
 
-A dispatch claims ``(job, slot)`` rows in ``cronwright.dispatched`` and hands the
-messages to a :class:`Sender` inside the same transaction. A Postgres queue inserts its
-rows in that transaction, so claim and enqueue commit together. A remote queue (Cloudflare)
-is sent before the commit: if the send fails nothing is claimed and the next pass tries
-again; if the commit fails after a send, the slot may be sent twice, and the run ledger
-turns the second delivery into a duplicate.
+A dispatch claims ``(job, slot)`` rows in ``cronwright.dispatched`` (the statement
+``dispatch.claim``) and sends the claimed slots, all or none of them, through its
+:class:`Sender`. Without ``force`` a slot already dispatched, or inside a runtime pause,
+is skipped: the claim's primary key makes each slot sent once however many schedulers
+and reconcilers run, and a paused slot is never sent. ``force`` (an operator's command)
+sends it again.
 
-Slots go in batches of the sender's ``batch`` size, oldest first, each claimed and sent in
-a transaction of its own: a hundred for Cloudflare (one sendBatch call), a thousand for
-the Postgres queue. A transaction stays bounded however long the catch-up, and a failed
-Cloudflare call leaves unclaimed only the slots it carried. A failure stops the dispatch
-there: the batches before it stay dispatched, and the next pass (the scheduler's retry
-of its tick, the reconciler's next pass) skips them and sends the rest.
+How a batch is claimed and sent is the sender's:
+
+- the Postgres queue (:class:`engine.adapters.pgqueue.PgSender`) claims, filters and
+  inserts its queue rows in one statement, its own implicit transaction: one round trip
+  per batch, and claim and enqueue commit together;
+- a remote queue (Cloudflare) claims in a transaction, sends, then commits
+  (:func:`claim_then_send`): if the send fails nothing is claimed and the next pass tries
+  again; if the commit fails after a send, the slot may be sent twice, and the run ledger
+  turns the second delivery into a duplicate.
+
+Slots go in batches of the sender's ``batch`` size, oldest first: a hundred for
+Cloudflare (one sendBatch call), a thousand for the Postgres queue. A transaction stays
+bounded however long the catch-up, and a failed Cloudflare call leaves unclaimed only the
+slots it carried. A failure stops the dispatch there: the batches before it stay
+dispatched, and the next pass (the scheduler's retry of its tick, the reconciler's next
+pass) skips them and sends the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -26,7 +36,7 @@ from typing import Any, Protocol
 from engine.core.model import Job
 from engine.core.queries import query
 from engine.core.times import iso
-from engine.runtime.ports import Db, Tx
+from engine.runtime.ports import Db
 
 
 @dataclass(frozen=True)
@@ -44,12 +54,17 @@ class Slot:
 
 
 class Sender(Protocol):
-    """A queue transport. ``send`` runs inside the claiming transaction."""
+    """A queue transport."""
 
     transport: str  # "postgres" | "cloudflare"
-    batch: int  # slots per claiming transaction
+    batch: int  # slots per claim
 
-    async def send(self, tx: Tx, slots: Sequence[Slot]) -> None: ...
+    async def send_batch(
+        self, db: Db, slots: Sequence[Slot], *, source: str, force: bool, by: str | None
+    ) -> list[Slot]:
+        """Claim ``slots`` (distinct, oldest first) and send the claimed ones, all or
+        none of them (the module doc's rules); returns them, in order."""
+        ...
 
 
 async def dispatch(
@@ -69,7 +84,7 @@ async def dispatch(
     sent: list[Slot] = []
     for i in range(0, len(unique), sender.batch):
         batch = unique[i : i + sender.batch]
-        sent += await _dispatch_batch(db, sender, batch, source, force, by)
+        sent += await sender.send_batch(db, batch, source=source, force=force, by=by)
     return sent
 
 
@@ -77,24 +92,48 @@ def _order(s: Slot) -> tuple[datetime, str]:
     return s.slot, s.job.name
 
 
-async def _dispatch_batch(
-    db: Db, sender: Sender, slots: Sequence[Slot], source: str, force: bool, by: str | None
+def claim_args(
+    slots: Sequence[Slot], *, source: str, transport: str, force: bool, by: str | None
+) -> tuple[Any, ...]:
+    """The first seven parameters of ``dispatch.claim``: the slots, who sends them, on
+    which transport, forced or not, the operator who asked, each slot's rerun request."""
+    jobs, times, reruns = (
+        [s.job.name for s in slots],
+        [s.slot for s in slots],
+        [s.rerun for s in slots],
+    )
+    return jobs, times, source, transport, force, by, reruns
+
+
+def claimed(slots: Sequence[Slot], rows: Sequence[dict[str, Any]]) -> list[Slot]:
+    """The slots ``dispatch.claim`` returned the positions of."""
+    return [slots[r["i"] - 1] for r in rows]
+
+
+async def claim_then_send(
+    db: Db,
+    slots: Sequence[Slot],
+    *,
+    source: str,
+    transport: str,
+    force: bool,
+    by: str | None,
+    send: Callable[[Sequence[Slot]], Awaitable[None]],
 ) -> list[Slot]:
-    """``slots``: distinct, in order."""
+    """A remote queue's batch: claim in a transaction, ``send`` the claimed slots, then
+    commit; a send that fails rolls the claim back."""
     async with db.transaction() as tx:
         rows = await tx.fetch(
-            query("dispatch.claim_again") if force else query("dispatch.claim"),
-            [s.job.name for s in slots],
-            [s.slot for s in slots],
-            source,
-            sender.transport,
-            by,
-            [s.rerun for s in slots],
+            query("dispatch.claim"),
+            *claim_args(slots, source=source, transport=transport, force=force, by=by),
+            None,
+            None,
+            None,
         )
-        claimed = [slots[r["i"] - 1] for r in rows]
-        if claimed:
-            await sender.send(tx, claimed)
-    return claimed
+        sent = claimed(slots, rows)
+        if sent:
+            await send(sent)
+    return sent
 
 
 async def record(db: Db, job: str, slot: datetime) -> dict[str, Any] | None:

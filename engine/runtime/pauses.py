@@ -6,7 +6,7 @@ never caught up."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from engine.core.queries import query
@@ -21,25 +21,6 @@ class Pause:
     reason: str | None
     paused_by: str | None = None  # who opened it: cli:USER, ui:NAME (None: unrecorded)
     resumed_by: str | None = None
-
-    def covers(self, slot: datetime) -> bool:
-        return self.paused_from <= slot and (self.resumed_at is None or slot < self.resumed_at)
-
-
-async def overlapping(
-    tx: Tx, jobs: list[str], start: datetime, end: datetime
-) -> dict[str, list[Pause]]:
-    """Each job's pauses that overlap ``[start, end)``; one query for all jobs."""
-    found: dict[str, list[Pause]] = {j: [] for j in jobs}
-    for r in await tx.fetch(query("pauses.overlapping"), jobs, start, end):
-        found[r["job"]].append(Pause(r["job"], r["paused_from"], r["resumed_at"], r["reason"]))
-    return found
-
-
-async def is_paused(tx: Tx, job: str, slot: datetime) -> bool:
-    """Whether ``slot`` of ``job`` falls inside a runtime pause."""
-    pauses = await overlapping(tx, [job], slot, slot + timedelta(microseconds=1))
-    return any(p.covers(slot) for p in pauses[job])
 
 
 def _row(r: dict[str, Any]) -> Pause:

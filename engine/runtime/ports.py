@@ -2,7 +2,7 @@
 
 - :class:`Db` and :class:`Tx`: transactions on Postgres (``engine.adapters.pg``).
 - :class:`SlotStore`: what the scheduling core (:mod:`engine.runtime.scheduling`) asks
-  about slots: four questions, so that a test can answer them from dicts in memory
+  about slots: five questions, so that a test can answer them from dicts in memory
   (``tests/fixtures/memstore.py``). Its Postgres answer is
   :mod:`engine.runtime.slotstore`.
 """
@@ -48,6 +48,13 @@ class Db(Protocol):
 
     def inline(self, sql: str, args: Sequence[Any]) -> str: ...
 
+    async def fetch_one_statement(
+        self, sql: str, *args: Any, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """One statement in its own implicit transaction: one round trip, no BEGIN or
+        COMMIT."""
+        ...
+
     async def call_bounded(
         self, sql: str, *args: Any, statement_timeout_ms: int, timeout: float
     ) -> Any: ...
@@ -84,4 +91,11 @@ class SlotStore(Protocol):
     ) -> list[SlotFacts]:
         """The facts of each (job, slot), in order; ``latest[i]`` asks for ``newer_active`` of
         pair i."""
+        ...
+
+    async def open_facts(
+        self, pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
+    ) -> Mapping[int, SlotFacts]:
+        """The facts of the pairs with no ledger row that were never dispatched, by
+        position (every other pair's status is final, its ledger row's or ``queued``)."""
         ...

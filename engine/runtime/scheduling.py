@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from engine.core import cronflag
 from engine.core.model import CatchUpPolicy, Job, Manifest, Transport
-from engine.core.times import iso
+from engine.core.times import floor_minute, iso
 from engine.runtime.ports import SlotFacts, SlotStore
 from engine.schedule.slots import (
     Schedule,
@@ -62,6 +63,9 @@ STATUSES = (
 _LEDGER = frozenset({"succeeded", "failed", "dead_lettered", "running", "paused", "superseded"})
 #: Slots whose status can still turn into `missing` or away from it.
 _OPEN = frozenset({"missing", "pending"})
+#: What the book knows of a slot with a ledger row or a dispatch: its status is final and
+#: not open (which one it is, the book does not need).
+_RECORDED = "recorded"
 
 
 def cron_enabled(manifest: Manifest, environ: Mapping[str, str]) -> bool:
@@ -190,23 +194,29 @@ def slots_by_job(
 
 
 @dataclass
-class _Entry:
-    """What the book knows of one job."""
+class _Cohort:
+    """Jobs that share a schedule and whose due slots were classified up to ``checked``:
+    they come due together, and their slots are listed once."""
 
-    checked: datetime  # every due slot at or before this has been classified
-    open: list[SlotStatus] = field(default_factory=list)  # missing or pending, by slot
-    newest: SlotStatus | None = None  # the newest slot classified past the grace period
+    key: ScheduleKey
+    checked: datetime
+    jobs: list[Job]
 
 
 class SlotBook:
     """Each job's missing (and pending) slots, kept up to date incrementally.
 
     A refresh classifies the slots that came due since the last one and re-checks those
-    that were missing or pending; every other status is final as far as catch-up goes.
-    So a refresh asks the store one question (two while a job's history start is not
-    known yet) whatever the number of jobs, and its work follows the slots that came due,
-    not the length of the window. A job's slots are looked at from its history start or
-    the start of its catch-up window (``catch_up.within_seconds``), whichever is later.
+    that were missing or pending; every other status is final as far as catch-up goes,
+    and so is a slot a dispatch was just given (:meth:`closed`). So a refresh asks the
+    store one question (two while a job's history start is not known yet) whatever the
+    number of jobs: the facts of the asked slots that have no record (a slot with a
+    ledger row or a dispatch is closed, whatever its status). Its work follows the slots
+    that came due and the open ones, not the number of jobs nor the length of the window:
+    jobs wait in cohorts (one schedule, classified up to one time) on a heap keyed by
+    their next due slot, and only the cohorts that came due are looked at. A job's slots
+    are looked at from its history start or the start of its catch-up window
+    (``catch_up.within_seconds``), whichever is later.
     ``register``: record jobs never seen before as first seen now (a scheduler,
     reconciler or consumer starting); without it they are looked up only.
     """
@@ -225,18 +235,23 @@ class SlotBook:
         self.grace = grace
         self._register = register
         self._first_seen: dict[str, datetime] = {}
-        self._entries: dict[str, _Entry] = {}
+        self._unseen = [j.name for j in self._jobs]  # no first sighting known yet
+        self._start: dict[str, datetime] = {}  # history starts, once known
+        self._within = {j.name: timedelta(seconds=j.catch_up.within_seconds) for j in jobs}
+        self._waiting = list(self._jobs)  # no history start yet
         self._schedules: dict[ScheduleKey, Schedule] = {}
+        self._cohorts: dict[tuple[ScheduleKey, datetime], _Cohort] = {}
+        self._due: list[tuple[datetime, int, tuple[ScheduleKey, datetime]]] = []  # a heap
+        self._pushed = 0  # a tie-breaker for the heap
+        self._open: dict[str, list[SlotStatus]] = {}  # jobs with missing or pending slots
+        # A `latest` job's newest slot classified past the grace period, and its status.
+        self._newest: dict[str, tuple[datetime, str]] = {}
         self._refreshing = asyncio.Lock()  # the gauges and the reconciler share a book
         self._listeners: list[Callable[[datetime], None]] = []
         for job in self._jobs:
             key = schedule_key(job)
             if key not in self._schedules:
                 self._schedules[key] = schedule_for(job)
-
-    @property
-    def jobs(self) -> list[Job]:
-        return list(self._jobs)
 
     async def refresh(self, now: datetime) -> None:
         """Bring the book up to ``now``."""
@@ -252,81 +267,162 @@ class SlotBook:
         self._listeners.append(listener)
 
     async def _refresh(self, now: datetime) -> None:
-        unknown = [j.name for j in self._jobs if j.name not in self._first_seen]
-        if unknown:
+        if self._unseen:
             store = self._store
+            unseen = self._unseen
             seen = await (
-                store.register(unknown, now) if self._register else store.first_seen(unknown)
+                store.register(unseen, now) if self._register else store.first_seen(unseen)
             )
             self._first_seen.update(seen)
-        candidates = self._candidates(now)
-        found = await statuses(
-            self._store,
-            [(job, slots) for job, slots in candidates if slots],
-            now=now,
-            grace=self.grace,
-            first_seen=self._first_seen,
-        )
-        by_job: dict[str, list[SlotStatus]] = {}
-        for s in found:
-            by_job.setdefault(s.job.name, []).append(s)
-        due = now - self.grace
-        for job, _ in candidates:
-            entry = self._entries[job.name]
-            classified = by_job.get(job.name, [])
-            entry.open = [s for s in classified if s.status in _OPEN]
-            past = [s for s in classified if s.slot <= due and s.status != "not_deployed"]
-            if past and (entry.newest is None or past[-1].slot >= entry.newest.slot):
-                entry.newest = past[-1]
-            entry.checked = max(entry.checked, now)
+            self._unseen = [name for name in unseen if name not in self._first_seen]
+        if self._waiting:
+            self._place(now)
+        wanted = self._candidates(now)
+        pairs = [(job.name, t) for job, slots in wanted for t in slots]
+        latest = [_latest(job) for job, slots in wanted for _ in slots]
+        found = await self._store.open_facts(pairs, latest) if pairs else {}
+        self._classify(wanted, found, now)
 
-    def _candidates(self, now: datetime) -> list[tuple[Job, list[datetime]]]:
-        """Per job with a history: its open slots still in its window, then the slots
-        due since its last check (listed once per distinct schedule and shared)."""
-        jobs: list[tuple[Job, datetime, datetime]] = []  # job, lower bound, checked until
-        for job in self._jobs:
+    def _classify(
+        self,
+        wanted: list[tuple[Job, list[datetime]]],
+        found: Mapping[int, SlotFacts],
+        now: datetime,
+    ) -> None:
+        """Each asked job's open slots and (``latest`` jobs) its newest slot past the
+        grace period, from the facts of its slots with no record (a recorded slot is
+        closed); a job with open slots that asked nothing has none left."""
+        due = now - self.grace
+        stale = set(self._open)
+        i = 0
+        for job, slots in wanted:
+            name, start, newest = job.name, self._start[job.name], None
+            still = []
+            for t in slots:
+                facts = found.get(i)
+                i += 1
+                if facts is None:
+                    status = _RECORDED
+                else:
+                    status = status_of(job, t, facts, start, now=now, grace=self.grace)
+                    if status in _OPEN:
+                        still.append(SlotStatus(job, t, status, facts.attempts))
+                if t <= due and status != "not_deployed":
+                    newest = (t, status)
+            stale.discard(name)
+            if still:
+                self._open[name] = still
+            else:
+                self._open.pop(name, None)
+            if newest is not None and _latest(job):
+                known = self._newest.get(name)
+                if known is None or newest[0] >= known[0]:
+                    self._newest[name] = newest
+        for name in stale:
+            del self._open[name]
+
+    def _place(self, now: datetime) -> None:
+        """Jobs whose history start became known join the cohort of their schedule that
+        starts at their lower bound."""
+        waiting = []
+        for job in self._waiting:
             start = history_start(job, self._first_seen.get(job.name))
             if start is None:
+                waiting.append(job)
                 continue
-            lower = max(start, now - timedelta(seconds=job.catch_up.within_seconds))
-            entry = self._entries.setdefault(job.name, _Entry(checked=lower - _TICK))
-            jobs.append((job, lower, max(entry.checked, lower - _TICK)))
-        earliest: dict[ScheduleKey, datetime] = {}
-        for job, _, since in jobs:
-            key = schedule_key(job)
-            if key not in earliest or since < earliest[key]:
-                earliest[key] = since
-        listed = {
-            key: between(self._schedules[key], since + _TICK, now + _TICK)
-            for key, since in earliest.items()
-        }
+            self._start[job.name] = start
+            self._file(schedule_key(job), self._lower(job, now) - _TICK, [job])
+        self._waiting = waiting
+
+    def _lower(self, job: Job, now: datetime) -> datetime:
+        """The oldest slot of the job still looked at: its history start or the start of
+        its catch-up window, whichever is later."""
+        return max(self._start[job.name], now - self._within[job.name])
+
+    def _file(self, key: ScheduleKey, checked: datetime, jobs: list[Job]) -> None:
+        """Add ``jobs`` to the cohort ``(key, checked)``; a new cohort waits on the heap
+        for its next due slot (never, if its schedule fires no more)."""
+        cohort = self._cohorts.get((key, checked))
+        if cohort is not None:
+            cohort.jobs += jobs
+            return
+        self._cohorts[(key, checked)] = _Cohort(key, checked, jobs)
+        due = self._schedules[key].next_after(floor_minute(checked))
+        if due is not None:
+            self._pushed += 1
+            heapq.heappush(self._due, (due, self._pushed, (key, checked)))
+
+    def _candidates(self, now: datetime) -> list[tuple[Job, list[datetime]]]:
+        """Per job: its open slots still in its window, then the slots due since its
+        cohort's last check (listed once per cohort and shared)."""
+        fresh: dict[str, tuple[Job, list[datetime]]] = {}
+        while self._due and self._due[0][0] <= now:
+            _, _, at = heapq.heappop(self._due)
+            cohort = self._cohorts.pop(at)
+            slots = between(self._schedules[cohort.key], cohort.checked + _TICK, now + _TICK)
+            for job in cohort.jobs:
+                mine = slots[bisect.bisect_left(slots, self._lower(job, now)) :]
+                if mine:
+                    fresh[job.name] = (job, mine)
+            self._file(cohort.key, now, cohort.jobs)
         out = []
-        for job, lower, since in jobs:
-            slots = listed[schedule_key(job)]
-            fresh = slots[bisect.bisect_right(slots, since) :]
-            kept = [s.slot for s in self._entries[job.name].open if s.slot >= lower]
-            out.append((job, kept + fresh))
+        for name, open_ in self._open.items():
+            job = open_[0].job
+            lower = self._lower(job, now)
+            kept = [s.slot for s in open_ if s.slot >= lower]
+            _, new = fresh.pop(name, (job, []))
+            if kept or new:
+                out.append((job, kept + new))
+        out += fresh.values()
         return out
+
+    async def closed(self, slots: Iterable[tuple[Job, datetime]]) -> None:
+        """Slots a dispatch just claimed, or found claimed or paused (it returned: every
+        slot it was given is one of those): their status is final, so the next refresh
+        need not ask about them again."""
+        async with self._refreshing:
+            self._close(slots)
+
+    def _close(self, slots: Iterable[tuple[Job, datetime]]) -> None:
+        done: dict[str, set[datetime]] = {}
+        for job, t in slots:
+            done.setdefault(job.name, set()).add(t)
+        for name, times in done.items():
+            still = [s for s in self._open.get(name, []) if s.slot not in times]
+            if still:
+                self._open[name] = still
+            else:
+                self._open.pop(name, None)
+            newest = self._newest.get(name)
+            if newest is not None and newest[0] in times:
+                self._newest[name] = (newest[0], _RECORDED)
 
     def missing(self, job: Job) -> list[datetime]:
         """The job's missing slots as of the last refresh, oldest first."""
-        entry = self._entries.get(job.name)
-        return [s.slot for s in entry.open if s.status == "missing"] if entry else []
+        return [s.slot for s in self._open.get(job.name, []) if s.status == "missing"]
+
+    def missing_by_job(self) -> dict[str, list[datetime]]:
+        """Every job with missing slots as of the last refresh: its missing slots."""
+        found = {
+            name: [s.slot for s in open_ if s.status == "missing"]
+            for name, open_ in self._open.items()
+        }
+        return {name: slots for name, slots in found.items() if slots}
 
     def to_enqueue(self, now: datetime) -> list[tuple[Job, datetime]]:
         """The missing slots to enqueue now, by each job's catch-up policy, oldest first."""
         out: list[tuple[Job, datetime]] = []
-        for job in self._jobs:
-            entry = self._entries.get(job.name)
+        for name, open_ in self._open.items():
+            job = open_[0].job
             policy = job.catch_up.policy
-            if entry is None or job.paused or policy is CatchUpPolicy.NONE:
+            if job.paused or policy is CatchUpPolicy.NONE:
                 continue
             lower = now - timedelta(seconds=job.catch_up.within_seconds)
             if policy is CatchUpPolicy.ALL:
-                out += [
-                    (job, s.slot) for s in entry.open if s.status == "missing" and s.slot >= lower
-                ]
-            elif (newest := entry.newest) and newest.status == "missing" and newest.slot >= lower:
+                out += [(job, s.slot) for s in open_ if s.status == "missing" and s.slot >= lower]
+            elif (newest := self._newest.get(name)) is not None:
+                slot, status = newest
                 # `missing` means no newer slot was sent or ran (else it reads superseded).
-                out.append((job, newest.slot))
+                if status == "missing" and slot >= lower:
+                    out.append((job, slot))
         return sorted(out, key=lambda p: (p[1], p[0].name))

@@ -1,7 +1,7 @@
 """The scheduling core's questions (:class:`engine.runtime.ports.SlotStore`) answered by
 cronwright's tables: ``jobs`` (history starts), ``runs`` (the ledger), ``dispatched``
 (what cronwright sent) and ``pauses``. Each answer is one statement, whatever the number
-of jobs and slots."""
+of jobs and slots; the open slots' facts two when any slot has no record."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from engine.core.queries import query
-from engine.runtime.ports import Db, SlotFacts, SlotStore
+from engine.runtime.ports import Db, SlotFacts, SlotStore, Tx
 
 
 class PgSlotStore(SlotStore):
@@ -30,19 +30,35 @@ class PgSlotStore(SlotStore):
         self, pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
     ) -> list[SlotFacts]:
         async with self._db.transaction() as tx:
+            return await _facts(tx, pairs, latest)
+
+    async def open_facts(
+        self, pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
+    ) -> dict[int, SlotFacts]:
+        async with self._db.transaction() as tx:
             rows = await tx.fetch(
-                query("scheduling.facts"),
-                [j for j, _ in pairs],
-                [t for _, t in pairs],
-                list(latest),
+                query("scheduling.unrecorded"), [j for j, _ in pairs], [t for _, t in pairs]
             )
-        return [
-            SlotFacts(
-                ledger=r["ledger"],
-                attempts=int(r["attempts"]),
-                dispatched=r["dispatched"],
-                paused=r["paused"],
-                newer_active=r["newer_active"],
-            )
-            for r in rows
-        ]
+            found = [r["i"] - 1 for r in rows]
+            if not found:
+                return {}
+            facts = await _facts(tx, [pairs[i] for i in found], [latest[i] for i in found])
+        return dict(zip(found, facts, strict=True))
+
+
+async def _facts(
+    tx: Tx, pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
+) -> list[SlotFacts]:
+    rows = await tx.fetch(
+        query("scheduling.facts"), [j for j, _ in pairs], [t for _, t in pairs], list(latest)
+    )
+    return [
+        SlotFacts(
+            ledger=r["ledger"],
+            attempts=int(r["attempts"]),
+            dispatched=r["dispatched"],
+            paused=r["paused"],
+            newer_active=r["newer_active"],
+        )
+        for r in rows
+    ]

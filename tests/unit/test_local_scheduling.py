@@ -1,8 +1,9 @@
-"""The local scheduler's pure parts: the due slots between two ticks, and the transport
-choice. (The cron flag's one reading is tested in tests/integration/test_cron_flag.py.)"""
+"""The local scheduler's pure parts: the due slots between two ticks, waking when a slot
+is due (on a fake clock), and the transport choice. (The cron flag's one reading is tested in tests/integration/test_cron_flag.py.)"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,10 @@ from engine.app.transports import configured
 from engine.core.errors import ConfigError
 from engine.core.model import Transport
 from engine.manifest.loader import load
+from engine.runtime.dispatch import Slot
+from engine.runtime.ports import Db
+from tests.fixtures.aio import run
+from tests.fixtures.memstore import MemoryStore
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 10, 31, 0, 0, tzinfo=UTC)
@@ -95,3 +100,59 @@ def test_consume_on_the_postgres_queue_refuses_the_cloudflare_pull_bounds(
         "error: --once and --max-batches bound pulls from Cloudflare, not the postgres queue;"
         " stop a postgres consumer with SIGTERM\n"
     )
+
+
+class RecordingSender:
+    """A Sender that keeps what each tick gave it and stops the scheduler after three."""
+
+    transport = "postgres"
+    batch = 1000
+
+    def __init__(self) -> None:
+        self.ticks: list[tuple[datetime, list[Slot]]] = []
+        self.scheduler: Scheduler | None = None
+        self.clock: FakeClock | None = None
+
+    async def send_batch(
+        self, db: Db, slots: Sequence[Slot], *, source: str, force: bool, by: str | None
+    ) -> list[Slot]:
+        assert self.clock is not None and self.scheduler is not None
+        self.ticks.append((self.clock.now, list(slots)))
+        if len(self.ticks) == 3:
+            self.scheduler.stop()
+        return list(slots)
+
+
+class FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
+def test_the_scheduler_sleeps_until_the_next_slot_is_due_and_ticks_right_at_it() -> None:
+    # Independently: from 00:59:17.25 the hourly job's next slot is 01:00, then 02:00, 03:00.
+    clock = FakeClock(T0 + timedelta(minutes=59, seconds=17.25))
+    sender = RecordingSender()
+    manifest = load(REPO / "jobs.yaml")
+    hourly = manifest.find_job("aggregate-hourly")
+    s = Scheduler(
+        db=None,  # type: ignore[arg-type]  (the sender claims, here in memory)
+        store=MemoryStore(),
+        manifest=replace(manifest, jobs=(hourly,)),
+        sender=sender,
+        clock=clock,
+        sleep=clock.sleep,
+        environ={},
+    )
+    sender.scheduler, sender.clock = s, clock
+    run(s.run())
+    hours = [T0 + timedelta(hours=h) for h in (1, 2, 3)]
+    assert clock.sleeps == [42.75, 3600.0, 3600.0]
+    assert sender.ticks == [(t, [Slot(hourly, t)]) for t in hours]

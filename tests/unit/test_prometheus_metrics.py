@@ -4,6 +4,7 @@ from the start, and the gauges the generated alerts read."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.app.observe import Metrics
@@ -98,3 +99,31 @@ def test_a_message_of_no_known_type_counts_under_unknown(tmp_path: Path) -> None
     found = lines(metrics)
     assert 'cronwright_runs_total{job="unknown",status="dead_lettered"} 2.0' in found
     assert not any('job="nope"' in line for line in found)
+
+
+def missing_lines(metrics: Metrics) -> set[str]:
+    return {x for x in lines(metrics) if x.startswith(("cronwright_missing", "cronwright_oldest"))}
+
+
+def test_the_missing_slot_gauges_start_at_zero_and_follow_each_refresh_back_to_zero(
+    tmp_path: Path,
+) -> None:
+    metrics = Metrics(ops_manifest(tmp_path))
+    zero = {
+        'cronwright_missing_slots{job="hourly"} 0.0',
+        'cronwright_missing_slots{job="nightly"} 0.0',
+        'cronwright_oldest_missing_slot_age_seconds{job="hourly"} 0.0',
+        'cronwright_oldest_missing_slot_age_seconds{job="nightly"} 0.0',
+    }
+    assert missing_lines(metrics) == zero  # the manifest-paused job has none
+    now = datetime(2026, 10, 31, 12, 0, tzinfo=UTC)
+    missed = [now - timedelta(hours=2), now - timedelta(hours=1)]
+    metrics.set_missing({"hourly": missed, "parked": [now]}, now)
+    assert missing_lines(metrics) == {
+        'cronwright_missing_slots{job="hourly"} 2.0',
+        'cronwright_missing_slots{job="nightly"} 0.0',
+        'cronwright_oldest_missing_slot_age_seconds{job="hourly"} 7200.0',
+        'cronwright_oldest_missing_slot_age_seconds{job="nightly"} 0.0',
+    }
+    metrics.set_missing({}, now + timedelta(minutes=1))  # run since
+    assert missing_lines(metrics) == zero

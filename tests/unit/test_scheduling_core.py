@@ -247,3 +247,43 @@ def test_jobs_that_share_a_schedule_share_one_listing_of_its_slots() -> None:
     listed = slots_by_job(twins, T0, T0 + minutes(3))
     assert [slots for _, slots in listed] == [[T0, T0 + MINUTE, T0 + minutes(2)]] * 3
     assert listed[0][1] is listed[1][1] is listed[2][1]
+
+
+HOURLY = replace(EVERY_MINUTE, name="hourly", type="t.hourly", cron="0 * * * *")
+
+
+def test_a_refresh_asks_only_about_the_jobs_whose_schedule_came_due() -> None:
+    store = MemoryStore(first={"tick": T0, "hourly": T0})
+    b = book(store, EVERY_MINUTE, HOURLY)
+    store.dispatched |= {("tick", T0), ("hourly", T0)}
+    run(b.refresh(T0))
+    store.asked = []
+    for m in range(1, 60):  # the minutes before 16:00: the hourly job is not due
+        store.dispatched.add(("tick", T0 + minutes(m)))
+        run(b.refresh(T0 + minutes(m)))
+    assert store.asked == [("tick", T0 + minutes(m)) for m in range(1, 60)]
+    store.asked = []
+    run(b.refresh(T0 + minutes(60)))
+    assert sorted(store.asked) == [("hourly", T0 + minutes(60)), ("tick", T0 + minutes(60))]
+    assert b.missing_by_job() == {"hourly": [T0 + minutes(60)], "tick": [T0 + minutes(60)]}
+
+
+def test_a_slot_a_dispatch_was_given_is_closed_and_not_asked_about_again() -> None:
+    store = MemoryStore(first={"tick": T0})
+    b = book(store, EVERY_MINUTE)
+    run(b.refresh(T0 + minutes(2)))
+    assert b.to_enqueue(T0 + minutes(2)) == [(EVERY_MINUTE, T0 + minutes(m)) for m in range(3)]
+    run(b.closed([(EVERY_MINUTE, T0), (EVERY_MINUTE, T0 + minutes(1))]))
+    assert b.missing(EVERY_MINUTE) == [T0 + minutes(2)]
+    store.asked = []
+    run(b.refresh(T0 + minutes(3)))
+    assert store.asked == [("tick", T0 + minutes(2)), ("tick", T0 + minutes(3))]
+
+
+def test_latest_does_not_enqueue_its_newest_slot_again_once_a_dispatch_was_given_it() -> None:
+    store = MemoryStore(first={"refresh": T0})
+    b = book(store, LATEST)
+    run(b.refresh(T0 + minutes(4)))
+    assert b.to_enqueue(T0 + minutes(4)) == [(LATEST, T0 + minutes(4))]
+    run(b.closed([(LATEST, T0 + minutes(4))]))
+    assert b.to_enqueue(T0 + minutes(4)) == []
