@@ -5,7 +5,10 @@ command on the six-job example in the same run (goal at 1,000 jobs: <= 4x); plus
 six-job validate against a bare `python -c "import yaml, jsonschema, jinja2"` (goal:
 <= 1.6x). Rows beyond the goal rows: 1,000 jobs folded onto the Free plan's 5 triggers,
 and 1,000 jobs whose templates all have one text (Jinja compiles each distinct text once;
-with a thousand distinct texts that is most of the cost).
+with a thousand distinct texts that is most of the cost), and 1,000 jobs with the cache
+of compiled templates off (engine/sql/sqlcache.py): what the first run on a machine, or a
+CI job without a cached ~/.cache, pays. Every other run has the cache on, in a folder of
+the bench's own, filled by the first run of each project.
 
 Each round runs every command on every project once, in turn; a figure is the median of
 the rounds, and a ratio the median of the rounds' own ratios. The goals are judged on
@@ -50,6 +53,7 @@ class Project:
     label: str
     manifest: Path
     goal: bool = False  # a goal row: ratio against the example <= GOAL_SCALE
+    cache: bool = True  # False: CRONWRIGHT_CACHE_DIR=off, every template compiled
 
     @property
     def root(self) -> Path:
@@ -62,9 +66,11 @@ class Took:
     cpu: float  # seconds of user and system time
 
 
-def timed(argv: Sequence[str], *, expect: int = 0) -> Took:
+def timed(argv: Sequence[str], *, expect: int = 0, cache: bool = True) -> Took:
     """One process, start-up included; its exit code must be ``expect``."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if not cache:
+        env["CRONWRIGHT_CACHE_DIR"] = "off"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
@@ -81,24 +87,24 @@ def cli(project: Project, *args: str) -> list[str]:
 
 
 def validate(project: Project) -> Took:
-    return timed(cli(project, "validate"))
+    return timed(cli(project, "validate"), cache=project.cache)
 
 
 def generate(project: Project) -> Took:
     out = Path(tempfile.mkdtemp(dir=project.root, prefix="generated-"))
     shutil.rmtree(out)  # a fresh directory each time: every run writes every file
     try:
-        return timed(cli(project, "generate", "--out", str(out)))
+        return timed(cli(project, "generate", "--out", str(out)), cache=project.cache)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
 
 def check(project: Project) -> Took:
-    return timed(cli(project, "check"))  # against generated/, written by prepare()
+    return timed(cli(project, "check"), cache=project.cache)  # against prepare()'s generated/
 
 
 def schedule(project: Project) -> Took:
-    return timed(cli(project, "schedule", "--at", AT))
+    return timed(cli(project, "schedule", "--at", AT), cache=project.cache)
 
 
 Column = Callable[[Project], Took]
@@ -120,6 +126,7 @@ def prepare(work: Path) -> list[Project]:
         Project("1,000", scale_project(work / "p1000", 1000), goal=True),
         Project("1,000, Free plan: 5 triggers", scale_project(work / "free", 1000, plan="free")),
         Project("1,000, one template text", scale_project(work / "one", 1000, one_template=True)),
+        Project("1,000, template cache off", work / "p1000" / "jobs.yaml", True, cache=False),
     ]
     for p in projects:
         timed(cli(p, "generate"))  # generated/ for check
@@ -132,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     compileall.compile_dir(ROOT / "engine", quiet=1)
     with tempfile.TemporaryDirectory(prefix="cronwright-scale-") as tmp:
+        os.environ["CRONWRIGHT_CACHE_DIR"] = str(Path(tmp) / "cache")
         projects = prepare(Path(tmp))
         base = projects[0]
         times: dict[tuple[str, str], list[Took]] = {}

@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 from hypothesis import HealthCheck, settings
 
@@ -25,3 +26,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# Compiled templates are cached on disk between processes (engine/sql/sqlcache.py): the
+# session gets a fresh cache of its own, so that it neither reads nor fills the user's,
+# and every test and the processes it starts run with the cache on.
+os.environ["CRONWRIGHT_CACHE_DIR"] = tempfile.mkdtemp(prefix="cronwright-test-cache-")

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import io
+from types import CodeType
 from typing import Any
 
 import jinja2
@@ -65,14 +66,18 @@ class _Tracking(CodeGenerator):
                 self.reads.add(param)
 
 
-def compile_ast(env: Sandbox, ast: jinja2.nodes.Template) -> tuple[jinja2.Template, frozenset[str]]:
-    """The template compiled from its (instrumented) tree, and the names it reads.
+def compile_ast(env: Sandbox, ast: jinja2.nodes.Template) -> tuple[CodeType, frozenset[str]]:
+    """The code compiled from the template's (instrumented) tree, and the names it reads.
     Raises TemplateSyntaxError (an unknown filter, say)."""
     gen = _Tracking(env)
     gen.visit(ast)
     assert isinstance(gen.stream, io.StringIO)
-    code = compile(gen.stream.getvalue(), "<template>", "exec")
-    return env.template_class.from_code(env, code, env.make_globals(None)), frozenset(gen.reads)
+    return compile(gen.stream.getvalue(), "<template>", "exec"), frozenset(gen.reads)
+
+
+def from_code(env: Sandbox, code: CodeType) -> jinja2.Template:
+    """The template of compiled ``code``, in ``env``."""
+    return env.template_class.from_code(env, code, env.make_globals(None))
 
 
 def instrument(ast: jinja2.nodes.Template) -> jinja2.nodes.Template:

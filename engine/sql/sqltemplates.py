@@ -16,6 +16,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -24,7 +25,7 @@ import jinja2.nodes
 
 from engine.core.errors import TemplateError
 from engine.core.model import Job
-from engine.sql import sqlbudget, sqlsandbox
+from engine.sql import sqlbudget, sqlcache, sqlsandbox
 
 #: What the runtime provides to every template. Validation rejects anything else.
 RUNTIME_VARIABLES = frozenset(
@@ -138,17 +139,36 @@ def _parsed(source: str) -> jinja2.nodes.Template:
     return sqlsandbox.instrument(_shared().parse(source))
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    template: jinja2.Template
+    reads: frozenset[str]  # the variables it reads
+    private: tuple[tuple[int, str], ...]  # (line, name) of its reaches for `_` names
+
+
+#: Compiled code depends on the text of these modules besides the template's.
+_CACHE = sqlcache.Cache(*(Path(str(m.__file__)) for m in (sqlbudget, sqlsandbox)), Path(__file__))
+
+
 @functools.lru_cache(maxsize=2048)
-def _compiled(source: str) -> tuple[jinja2.Template, frozenset[str]]:
-    """The compiled template and the variables it reads."""
-    return sqlsandbox.compile_ast(_shared(), _parsed(source))
+def _compiled(source: str) -> _Compiled:
+    """The compiled template, from the on-disk cache (engine/sql/sqlcache.py) when an
+    earlier process compiled the same text. Raises TemplateSyntaxError."""
+    entry = _CACHE.load(source)
+    if entry is None:
+        ast = _parsed(source)
+        code, reads = sqlsandbox.compile_ast(_shared(), ast)
+        entry = (code, reads, tuple(_private_lookups(ast)))
+        _CACHE.store(source, entry)
+    code, reads, private = entry
+    return _Compiled(sqlsandbox.from_code(_shared(), code), reads, private)
 
 
 def render_source(source: str, context: Mapping[str, Any], *, name: str = "<template>") -> Rendered:
     """The template rendered under the render budget. Every failure is a TemplateError
     naming the template (and the line, for all but undefined names and the sandbox)."""
     try:
-        template = _compiled(source)[0]
+        template = _compiled(source).template
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"{name}:{exc.lineno}: {exc.message}") from exc
     token, budget = _binds.set([]), sqlbudget.start()
@@ -183,7 +203,7 @@ def variables_read(source: str) -> frozenset[str]:
     """The runtime variables the template reads (none for a template that does not
     compile: check_source reports that)."""
     try:
-        return _compiled(source)[1] & RUNTIME_VARIABLES
+        return _compiled(source).reads & RUNTIME_VARIABLES
     except jinja2.TemplateSyntaxError:
         return frozenset()
 
@@ -192,11 +212,10 @@ def check_source(source: str) -> list[tuple[str, str]]:
     """(problem, fix) for what a template gets wrong on its own: syntax (an unknown
     filter too), private attributes, and variables the runtime lacks."""
     try:
-        ast = _parsed(source)
-        reads = _compiled(source)[1]
+        compiled = _compiled(source)
     except jinja2.TemplateSyntaxError as exc:
         return [(f"line {exc.lineno}: {exc.message}", "fix the Jinja syntax")]
-    unknown = sorted(reads - RUNTIME_VARIABLES)
+    unknown = sorted(compiled.reads - RUNTIME_VARIABLES)
     provided = ", ".join(sorted(RUNTIME_VARIABLES))
     return [
         *(
@@ -204,7 +223,7 @@ def check_source(source: str) -> list[tuple[str, str]]:
                 f"line {line}: reaches for '{attr}', which the template sandbox forbids",
                 "use only the runtime's variables and their public fields",
             )
-            for line, attr in _private_lookups(ast)
+            for line, attr in compiled.private
         ),
         *(
             (
