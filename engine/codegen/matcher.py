@@ -47,7 +47,9 @@ class Tables:
     def __init__(self) -> None:
         self._days: dict[tuple[int, ...], int] = {}
         self._zones: set[str] = set()
-        self._crons: dict[tuple[str, bool], cron.Cron] = {}  # jobs share crons: parse once
+        # Jobs share schedules: each distinct one is parsed and compiled once, and keeps
+        # its canonical text (equal entries of differently spelled crons group together).
+        self._entries: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}
 
     def schedule(
         self, c: cron.Cron, *, zone: str | None = None, gap: str = "shift", overlap: str = "first"
@@ -69,14 +71,16 @@ class Tables:
             self._zones.add(zone)
         return out
 
-    def job_schedule(self, job: Job) -> dict[str, Any]:
-        key = (job.cron, job.allow_both_day_fields)
-        if key not in self._crons:
-            self._crons[key] = cron.parse(job.cron, allow_both_day_fields=key[1])
-        c = self._crons[key]
-        return self.schedule(
-            c, zone=job.timezone, gap=job.dst.gap.value, overlap=job.dst.overlap.value
-        )
+    def job_schedule(self, job: Job) -> tuple[dict[str, Any], str]:
+        """The job's schedule entry (shared: never change it) and its canonical text."""
+        gap, overlap = job.dst.gap.value, job.dst.overlap.value
+        key = (job.cron, job.allow_both_day_fields, job.timezone, gap, overlap)
+        found = self._entries.get(key)
+        if found is None:
+            c = cron.parse(job.cron, allow_both_day_fields=job.allow_both_day_fields)
+            entry = self.schedule(c, zone=job.timezone, gap=gap, overlap=overlap)
+            found = self._entries[key] = (entry, json.dumps(entry, sort_keys=True))
+        return found
 
     def json(self) -> dict[str, Any]:
         """The tables: the horizon the zone tables cover (epoch ms, end excluded), the day
@@ -108,8 +112,8 @@ def worker_matcher(triggers: Iterable[tuple[str, Sequence[Job]]]) -> dict[str, A
     for trigger, jobs in triggers:
         groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
         for job in jobs:
-            entry = tables.job_schedule(job)
-            groups.setdefault(json.dumps(entry, sort_keys=True), (entry, []))[1].append(job.type)
+            entry, text = tables.job_schedule(job)
+            groups.setdefault(text, (entry, []))[1].append(job.type)
         schedules = [{"types": sorted(types), **entry} for entry, types in groups.values()]
         out[trigger] = sorted(schedules, key=lambda s: s["types"][0])
     return {**tables.json(), "triggers": out}

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
-from engine.codegen import generate
+from engine.codegen import alerts, generate
 from engine.codegen.alerts import duration
 from tests.fixtures.ops_manifest import ops_manifest
 
@@ -114,3 +116,30 @@ def test_alerts_file_opens_with_the_generated_header_and_is_the_same_every_time(
 )
 def test_durations_are_written_the_way_prometheus_reads_them(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_RULES = st.recursive(
+    _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(_RULES)
+def test_rules_are_written_byte_for_byte_as_yaml_dump_writes_them(value: object) -> None:
+    """Any text ("300", "true", "null", "a: b", "#", unicode, a line break) is quoted or
+    not exactly as PyYAML's representer would, and reads back as the same text."""
+    ours = yaml.serialize(
+        alerts._node(value), Dumper=alerts._DUMPER, width=1_000_000, allow_unicode=True
+    )
+    theirs = yaml.dump(
+        value, Dumper=alerts._DUMPER, sort_keys=False, width=1_000_000, allow_unicode=True
+    )
+    assert ours == theirs
+    assert yaml.safe_load(ours) == value
+
+
+def test_a_rule_value_that_is_not_text_is_refused() -> None:
+    with pytest.raises(TypeError, match="alert rules hold strings, not int"):
+        alerts._node({"for": 300})
