@@ -15,6 +15,7 @@ import functools
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from engine.core.model import Job
 from engine.schedule.firing import trigger_masks, union_masks, union_per_day, year_bits
@@ -57,8 +58,13 @@ class Fold:
         return self.schedules > len(self.triggers)
 
     def trigger_of(self) -> Mapping[str, str]:
-        """message type -> the trigger that dispatches it."""
-        return {t: trig.cron for trig in self.triggers for t in trig.types}
+        """message type -> the trigger that dispatches it (built once: callers ask it for
+        each of a thousand jobs)."""
+        return self._trigger_of
+
+    @functools.cached_property
+    def _trigger_of(self) -> Mapping[str, str]:
+        return MappingProxyType({t: trig.cron for trig in self.triggers for t in trig.types})
 
     @property
     def per_day(self) -> float:

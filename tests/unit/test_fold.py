@@ -70,6 +70,15 @@ def test_every_fire_time_of_every_job_is_covered_by_its_one_trigger(budget: int)
         assert missed == [], (job.cron, job.timezone, trigger.canonical)
 
 
+def test_the_trigger_of_each_type_is_one_shared_mapping_nobody_can_change() -> None:
+    result = fold.fold(jobs(), 3)
+    trigger_of = result.trigger_of()
+    assert trigger_of is result.trigger_of()  # built once, for every job that asks
+    assert dict(trigger_of) == {t: trig.cron for trig in result.triggers for t in trig.types}
+    with pytest.raises(TypeError):
+        trigger_of[jobs()[0].type] = "* * * * *"  # type: ignore[index]
+
+
 def test_a_budget_that_fits_every_schedule_folds_nothing() -> None:
     js = [j for j in jobs() if j.timezone is None]
     result = fold.fold(js, 250)
