@@ -31,6 +31,9 @@ VALUES = st.one_of(
     st.integers(-10, 10**20).map(str),
 )
 QUERIES = st.lists(st.tuples(KEYS, VALUES), max_size=6)
+#: The longest request line aiohttp reads (its max_line_size): 6 values of 260 characters
+#: outside the BMP, percent-encoded, are longer.
+MAX_LINE = 8190
 
 
 @pytest.fixture
@@ -51,10 +54,15 @@ def test_any_query_of_the_grid_is_a_200_or_a_400_with_its_reason(
 
     @given(QUERIES, st.sampled_from(["/", "/grid"]))
     def check(pairs: list[tuple[str, str]], path: str) -> None:
-        status, body = runner.run(c.get(f"{path}?{urlencode(pairs)}"))
+        target = f"{path}?{urlencode(pairs)}"
+        status, body = runner.run(c.get(target))
         event(f"{path} {status}")
         assert status in (200, 400), body
         assert "Traceback" not in body
+        if len(target) > MAX_LINE - len("GET  HTTP/1.1"):
+            # aiohttp refuses an over-long request line before the console sees it
+            assert status == 400 and body.startswith(f"Got more than {MAX_LINE} bytes"), body
+            return
         if status == 400 and path == "/grid":
             assert body.endswith("\n") and body.count("\n") == 1 and len(body) > 10, body
         if status == 400 and path == "/":
