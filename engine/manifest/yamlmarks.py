@@ -3,9 +3,7 @@
 PyYAML silently keeps the last of two equal keys; a manifest keyed by job name must
 not, so duplicates are reported here with both positions.
 
-The events come from libyaml when PyYAML has it (``yaml.CParser``, several times faster),
-else from PyYAML's own parser; the nodes are composed here, in Python, from either, so
-that nothing downstream walks an unbounded tree:
+Nothing downstream walks an unbounded tree:
 
 - Anchors and aliases are allowed (a shared retry block is handy), but what aliases add
   when expanded is bounded: ``MAX_ALIAS_NODES`` nodes in all, counted as each alias is
@@ -13,8 +11,14 @@ that nothing downstream walks an unbounded tree:
   an alias inside the node it names, the error names the alias's position.
 - Nesting is bounded at ``MAX_DEPTH`` levels (a manifest needs about six).
 
-A syntax error found by libyaml is reported as PyYAML's parser words it (it reparses),
-so the messages do not depend on which parser is installed.
+Two ways to the nodes, one answer. PyYAML's own parser with the composer here
+(:class:`_BoundedComposer`) checks the bounds as it reads, and so can name the alias or
+the level that breaks one. When PyYAML has libyaml, libyaml composes the nodes (three
+times faster at 1,000 jobs; its aliases are shared nodes, so composing costs what the
+text holds) and :func:`_within_bounds` measures the composed graph; a document it finds
+outside a bound, or one libyaml cannot read, is read again the first way, which gives
+the located error (or, for a deep alias that is not too deep where it is written, the
+document). So neither the messages nor what is accepted depend on the parser installed.
 """
 
 from __future__ import annotations
@@ -200,15 +204,11 @@ except ImportError:  # pragma: no cover - PyYAML without libyaml
     pass
 else:
 
-    class _CLoader(
-        _BoundedComposer,
-        CParser,
-        _Constructor,
-        yaml.resolver.Resolver,
-    ):
+    class _CLoader(CParser, _Constructor, yaml.resolver.Resolver):
+        """libyaml's parser and composer (``yaml.CSafeLoader`` with our constructor)."""
+
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
-            _BoundedComposer.__init__(self)
             _Constructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
 
@@ -220,27 +220,76 @@ def load(text: str) -> Marked:
     *faster, python = _LOADERS
     for cls in faster:
         try:
-            return _load(cls, text)
+            marked = _load(cls, text, check=_within_bounds)
         except yaml.YAMLError:
             break  # reparsed below, for PyYAML's wording of the error
+        if marked is not None:
+            return marked
+        break  # outside a bound: read below, for the located error
     try:
-        return _load(python, text)
+        found = _load(python, text)
     except yaml.YAMLError as exc:
         raise _syntax(exc, text) from exc
+    assert found is not None
+    return found
 
 
-def _load(cls: type[Any], text: str) -> Marked:
+def _load(
+    cls: type[Any], text: str, *, check: Callable[[yaml.Node], bool] | None = None
+) -> Marked | None:
+    """The document read by ``cls``; None when ``check`` refuses its nodes."""
     loader = cls(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return Marked(data=None)
+        if check is not None and not check(node):
+            return None
         marked = Marked(data=None)
         _walk(node, (), marked)
         marked.data = loader.construct_document(node)
         return marked
     finally:
         loader.dispose()
+
+
+def _within_bounds(root: yaml.Node) -> bool:
+    """Whether composed nodes keep the bounds: no node inside itself, at most
+    ``MAX_DEPTH`` levels of collections on any path (aliases followed: never less than the
+    written nesting), and at most ``MAX_ALIAS_NODES`` nodes added by aliases (the
+    expanded size less the nodes composed, each alias a shared node). One pass, without
+    recursion, over the nodes as composed."""
+    size: dict[int, int] = {}  # id -> nodes when expanded, once done
+    height: dict[int, int] = {}  # id -> collections on the longest path down, once done
+    started: set[int] = set()
+    todo: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while todo:
+        node, done = todo.pop()
+        key = id(node)
+        if isinstance(node, yaml.ScalarNode):
+            size[key], height[key] = 1, 0
+            continue
+        kids = _children(node)
+        if done:
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            height[key] = 1 + max((height[id(k)] for k in kids), default=0)
+            if height[key] > MAX_DEPTH:
+                return False
+            continue
+        if key in size:
+            continue  # an alias's node, already measured
+        if key in started:
+            return False  # reached again before it was done: it is inside itself
+        started.add(key)
+        todo.append((node, True))
+        todo += [(k, False) for k in kids]
+    return size[id(root)] - len(size) <= MAX_ALIAS_NODES
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value)
 
 
 def _syntax(exc: yaml.YAMLError, text: str) -> YamlSyntaxError:
