@@ -45,6 +45,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from devtools import pgserver
 from devtools.manifests import scale_project
 from devtools.roundtrips import RoundTrips, counted
@@ -141,13 +143,21 @@ async def seed(db: Database, manifest: Manifest) -> None:
         await tx.execute("ANALYZE cronwright.jobs, cronwright.runs, cronwright.dispatched")
 
 
-async def undo_round(db: Database) -> None:
-    """What a round sent goes, so that the next round finds the same state."""
+async def undo_round(db: Database, dsn: str) -> None:
+    """What a round sent goes, so that the next round finds the same state: the rows, and
+    (VACUUM) their dead index entries, which a steady database never has (nothing deletes
+    what was dispatched minutes ago) and which would otherwise pile up round after round
+    under the very keys the steady pass probes."""
     async with db.transaction() as tx:
         await tx.execute(
             "DELETE FROM cronwright.dispatched WHERE source = 'reconciler' OR slot >= $1", STEADY
         )
         await tx.execute("DELETE FROM cronwright.queue")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("VACUUM cronwright.dispatched, cronwright.queue")
+    finally:
+        await conn.close()
 
 
 async def timed(
@@ -170,6 +180,7 @@ async def timed(
 
 async def one_round(
     db: Database,
+    dsn: str,
     trips: RoundTrips,
     manifest: Manifest,
     metrics: observe.Metrics,
@@ -214,7 +225,7 @@ async def one_round(
         store,
         lambda: scheduling.statuses(store, hour, now=STEADY, grace=GRACE),
     )
-    await undo_round(db)
+    await undo_round(db, dsn)
 
 
 async def measure(server: pgserver.PgServer, manifest: Manifest, rounds: int) -> Figures:
@@ -227,7 +238,7 @@ async def measure(server: pgserver.PgServer, manifest: Manifest, rounds: int) ->
     async with counted(dsn, max_size=2) as (db, trips):
         await seed(db, manifest)
         for i in range(rounds + 1):  # the first warms the statement cache
-            await one_round(db, trips, manifest, metrics, figures)
+            await one_round(db, dsn, trips, manifest, metrics, figures)
             if i == 0:
                 figures.ms.clear()
     return figures

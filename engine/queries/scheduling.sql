@@ -44,9 +44,14 @@ ORDER BY w.i
 -- dispatched, in order: the only slots whose status can still be missing or pending
 -- (a recorded slot's status is final: the facts above). An anti-join, a probe or two per
 -- pair and no row back for the rest: a steady pass of the scheduling core asks this, then
--- the facts of what it returned, if anything.
+-- the facts of what it returned, if anything. Pair i is job $1[i] at slot $3[$2[i]]: a
+-- pass asks about hundreds of jobs at a few distinct slots, and binding each pair's
+-- timestamp cost more than the anti-join.
 SELECT w.i::integer AS i
-FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS w(job, slot, i)
+FROM (
+    SELECT u.job, ($3::timestamptz[])[u.s] AS slot, u.i
+    FROM unnest($1::text[], $2::integer[]) WITH ORDINALITY AS u(job, s, i)
+) AS w
 WHERE NOT EXISTS (
     SELECT 1 FROM cronwright.dispatched AS d WHERE d.job = w.job AND d.slot = w.slot
 ) AND NOT EXISTS (

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import heapq
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ from engine.schedule.slots import (
     between,
     cron_schedule,
     schedule_key,
+    slots_from,
 )
 
 #: The one status vocabulary of a slot (the CLI, the gauges, the console).
@@ -133,6 +135,12 @@ def _latest(job: Job) -> bool:
     return job.catch_up.policy is CatchUpPolicy.LATEST
 
 
+def _none_in(places: Sequence[int], lo: int, hi: int) -> bool:
+    """Whether no position of the sorted ``places`` is in ``[lo, hi)``."""
+    k = bisect.bisect_left(places, lo)
+    return k == len(places) or places[k] >= hi
+
+
 async def statuses(
     store: SlotStore,
     wanted: Sequence[tuple[Job, Sequence[datetime]]],
@@ -193,6 +201,34 @@ def slots_by_job(
     return out
 
 
+@dataclass(frozen=True)
+class _Crew:
+    """Jobs asked about together, with what a refresh needs of them all at once: their
+    names (in order, and as a set), which are ``latest`` jobs, and the latest lower
+    bound any of them can have (the latest history start, the shortest catch-up
+    window)."""
+
+    jobs: tuple[Job, ...]
+    names: tuple[str, ...]
+    name_set: frozenset[str]
+    flags: tuple[bool, ...]  # each job: is it a `latest` job?
+    start: datetime
+    within: timedelta
+
+    @classmethod
+    def of(cls, jobs: Sequence[Job], starts: Mapping[str, datetime]) -> _Crew:
+        names = tuple(j.name for j in jobs)
+        flags = tuple(_latest(j) for j in jobs)
+        return cls(
+            tuple(jobs),
+            names,
+            frozenset(names),
+            flags,
+            max(starts[name] for name in names),
+            min(timedelta(seconds=j.catch_up.within_seconds) for j in jobs),
+        )
+
+
 @dataclass
 class _Cohort:
     """Jobs that share a schedule and whose due slots were classified up to ``checked``:
@@ -200,7 +236,21 @@ class _Cohort:
 
     key: ScheduleKey
     checked: datetime
-    jobs: list[Job]
+    crew: _Crew
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """Slots to ask about: each of ``slots`` of each of the crew's jobs (job by job).
+    Most asks are a cohort's jobs and the slots they came due at together; a job with
+    open slots asks on its own."""
+
+    crew: _Crew
+    slots: list[datetime]
+
+    @property
+    def size(self) -> int:
+        return len(self.crew.jobs) * len(self.slots)
 
 
 class SlotBook:
@@ -277,47 +327,60 @@ class SlotBook:
             self._unseen = [name for name in unseen if name not in self._first_seen]
         if self._waiting:
             self._place(now)
-        wanted = self._candidates(now)
-        pairs = [(job.name, t) for job, slots in wanted for t in slots]
-        latest = [_latest(job) for job, slots in wanted for _ in slots]
+        asks = self._candidates(now)
+        pairs: list[tuple[str, datetime]] = []
+        latest: list[bool] = []
+        for ask in asks:
+            crew, slots = ask.crew, ask.slots
+            if len(slots) == 1:
+                pairs += zip(crew.names, itertools.repeat(slots[0]))
+                latest += crew.flags
+                continue
+            for name, flag in zip(crew.names, crew.flags, strict=True):
+                pairs += [(name, t) for t in slots]
+                latest += [flag] * len(slots)
         found = await self._store.open_facts(pairs, latest) if pairs else {}
-        self._classify(wanted, found, now)
+        self._classify(asks, found, now)
 
-    def _classify(
-        self,
-        wanted: list[tuple[Job, list[datetime]]],
-        found: Mapping[int, SlotFacts],
-        now: datetime,
-    ) -> None:
+    def _classify(self, asks: list[_Ask], found: Mapping[int, SlotFacts], now: datetime) -> None:
         """Each asked job's open slots and (``latest`` jobs) its newest slot past the
         grace period, from the facts of its slots with no record (a recorded slot is
-        closed); a job with open slots that asked nothing has none left."""
+        closed); a job with open slots that asked nothing has none left. An ask of
+        several jobs none of whose slots has facts (a steady pass: all of them recorded)
+        changes nothing: its jobs had no open slots (a job with open slots asks on its
+        own) and have none, and a ``latest`` job's newest slot counts only when it is
+        missing."""
         due = now - self.grace
         stale = set(self._open)
+        places = sorted(found)
         i = 0
-        for job, slots in wanted:
-            name, start, newest = job.name, self._start[job.name], None
-            still = []
-            for t in slots:
-                facts = found.get(i)
-                i += 1
-                if facts is None:
-                    status = _RECORDED
+        for ask in asks:
+            if len(ask.crew.jobs) > 1 and _none_in(places, i, i + ask.size):
+                i += ask.size  # every slot recorded, and no job of the crew was open
+                continue
+            for job in ask.crew.jobs:
+                name, start, newest = job.name, self._start[job.name], None
+                still = []
+                for t in ask.slots:
+                    facts = found.get(i)
+                    i += 1
+                    if facts is None:
+                        status = _RECORDED
+                    else:
+                        status = status_of(job, t, facts, start, now=now, grace=self.grace)
+                        if status in _OPEN:
+                            still.append(SlotStatus(job, t, status, facts.attempts))
+                    if t <= due and status != "not_deployed":
+                        newest = (t, status)
+                stale.discard(name)
+                if still:
+                    self._open[name] = still
                 else:
-                    status = status_of(job, t, facts, start, now=now, grace=self.grace)
-                    if status in _OPEN:
-                        still.append(SlotStatus(job, t, status, facts.attempts))
-                if t <= due and status != "not_deployed":
-                    newest = (t, status)
-            stale.discard(name)
-            if still:
-                self._open[name] = still
-            else:
-                self._open.pop(name, None)
-            if newest is not None and _latest(job):
-                known = self._newest.get(name)
-                if known is None or newest[0] >= known[0]:
-                    self._newest[name] = newest
+                    self._open.pop(name, None)
+                if newest is not None and _latest(job):
+                    known = self._newest.get(name)
+                    if known is None or newest[0] >= known[0]:
+                        self._newest[name] = newest
         for name in stale:
             del self._open[name]
 
@@ -325,13 +388,16 @@ class SlotBook:
         """Jobs whose history start became known join the cohort of their schedule that
         starts at their lower bound."""
         waiting = []
+        placed: dict[tuple[ScheduleKey, datetime], list[Job]] = {}
         for job in self._waiting:
             start = history_start(job, self._first_seen.get(job.name))
             if start is None:
                 waiting.append(job)
                 continue
             self._start[job.name] = start
-            self._file(schedule_key(job), self._lower(job, now) - _TICK, [job])
+            placed.setdefault((schedule_key(job), self._lower(job, now) - _TICK), []).append(job)
+        for (key, checked), jobs in placed.items():
+            self._file(key, checked, jobs)
         self._waiting = waiting
 
     def _lower(self, job: Job, now: datetime) -> datetime:
@@ -339,42 +405,67 @@ class SlotBook:
         its catch-up window, whichever is later."""
         return max(self._start[job.name], now - self._within[job.name])
 
-    def _file(self, key: ScheduleKey, checked: datetime, jobs: list[Job]) -> None:
+    def _file(self, key: ScheduleKey, checked: datetime, jobs: Sequence[Job]) -> None:
         """Add ``jobs`` to the cohort ``(key, checked)``; a new cohort waits on the heap
         for its next due slot (never, if its schedule fires no more)."""
+        if self._join(key, checked, _Crew.of(jobs, self._start)):
+            self._push(self._schedules[key].next_after(floor_minute(checked)), key, checked)
+
+    def _refile(
+        self, key: ScheduleKey, checked: datetime, crew: _Crew, due: datetime | None
+    ) -> None:
+        """The crew of a cohort just looked at, now checked up to ``checked``; ``due``:
+        its schedule's first slot after ``checked`` (known already)."""
+        if self._join(key, checked, crew):
+            self._push(due, key, checked)
+
+    def _join(self, key: ScheduleKey, checked: datetime, crew: _Crew) -> bool:
+        """Whether ``crew`` made a new cohort (else it joined the one there)."""
         cohort = self._cohorts.get((key, checked))
-        if cohort is not None:
-            cohort.jobs += jobs
-            return
-        self._cohorts[(key, checked)] = _Cohort(key, checked, jobs)
-        due = self._schedules[key].next_after(floor_minute(checked))
+        if cohort is None:
+            self._cohorts[(key, checked)] = _Cohort(key, checked, crew)
+            return True
+        cohort.crew = _Crew.of([*cohort.crew.jobs, *crew.jobs], self._start)
+        return False
+
+    def _push(self, due: datetime | None, key: ScheduleKey, checked: datetime) -> None:
         if due is not None:
             self._pushed += 1
             heapq.heappush(self._due, (due, self._pushed, (key, checked)))
 
-    def _candidates(self, now: datetime) -> list[tuple[Job, list[datetime]]]:
+    def _candidates(self, now: datetime) -> list[_Ask]:
         """Per job: its open slots still in its window, then the slots due since its
-        cohort's last check (listed once per cohort and shared)."""
+        cohort's last check (listed once per cohort, and asked about for the whole
+        cohort at once when every one of its jobs looks at all of them and none has open
+        slots)."""
         fresh: dict[str, tuple[Job, list[datetime]]] = {}
+        asks: list[_Ask] = []
         while self._due and self._due[0][0] <= now:
-            _, _, at = heapq.heappop(self._due)
+            due, _, at = heapq.heappop(self._due)
             cohort = self._cohorts.pop(at)
-            slots = between(self._schedules[cohort.key], cohort.checked + _TICK, now + _TICK)
-            for job in cohort.jobs:
-                mine = slots[bisect.bisect_left(slots, self._lower(job, now)) :]
-                if mine:
-                    fresh[job.name] = (job, mine)
-            self._file(cohort.key, now, cohort.jobs)
-        out = []
+            crew = cohort.crew
+            slots, after = slots_from(self._schedules[cohort.key], due, now + _TICK)
+            lower = max(crew.start, now - crew.within)  # no job of the crew looks lower
+            if slots[0] >= lower and self._open.keys().isdisjoint(crew.name_set):
+                asks.append(_Ask(crew, slots))
+            else:
+                for job in crew.jobs:
+                    mine = slots[bisect.bisect_left(slots, self._lower(job, now)) :]
+                    if mine:
+                        fresh[job.name] = (job, mine)
+            self._refile(cohort.key, now, crew, after)
         for name, open_ in self._open.items():
             job = open_[0].job
             lower = self._lower(job, now)
             kept = [s.slot for s in open_ if s.slot >= lower]
             _, new = fresh.pop(name, (job, []))
             if kept or new:
-                out.append((job, kept + new))
-        out += fresh.values()
-        return out
+                asks.append(_Ask(self._alone(job), kept + new))
+        asks += [_Ask(self._alone(job), slots) for job, slots in fresh.values()]
+        return asks
+
+    def _alone(self, job: Job) -> _Crew:
+        return _Crew.of([job], self._start)
 
     async def closed(self, slots: Iterable[tuple[Job, datetime]]) -> None:
         """Slots a dispatch just claimed, or found claimed or paused (it returned: every

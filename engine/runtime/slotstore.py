@@ -36,8 +36,10 @@ class PgSlotStore(SlotStore):
         self, pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
     ) -> dict[int, SlotFacts]:
         async with self._db.transaction() as tx:
+            index: dict[datetime, int] = {}  # each distinct slot's place in the array, from 1
+            places = [index.setdefault(t, len(index) + 1) for _, t in pairs]
             rows = await tx.fetch(
-                query("scheduling.unrecorded"), [j for j, _ in pairs], [t for _, t in pairs]
+                query("scheduling.unrecorded"), [j for j, _ in pairs], places, list(index)
             )
             found = [r["i"] - 1 for r in rows]
             if not found:

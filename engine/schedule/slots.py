@@ -113,19 +113,31 @@ def schedule_key(job: Job) -> ScheduleKey:
 def between(schedule: Schedule, start: datetime, end: datetime) -> list[datetime]:
     """The schedule's slots in ``[start, end)``, oldest first; ConfigError past MAX_SLOTS.
     The one way every path lists a job's slots in a range."""
-    out: list[datetime] = []
     t = schedule.next_after(floor_minute(start) - timedelta(minutes=1))
     while t is not None and t < start:
         t = schedule.next_after(t)
+    return slots_from(schedule, t, end, start=start)[0]
+
+
+def slots_from(
+    schedule: Schedule, first: datetime | None, end: datetime, *, start: datetime | None = None
+) -> tuple[list[datetime], datetime | None]:
+    """The schedule's slots from ``first`` (one of its slots, or None: none) up to ``end``
+    excluded, and its first slot at or after ``end`` (None: it fires no more): what
+    :func:`between` lists from its first slot, for a caller that knows that slot already
+    and wants the next one too (the scheduling core's cohorts). ``start``: the range's
+    start, for the error (default ``first``)."""
+    out: list[datetime] = []
+    t = first
     while t is not None and t < end:
         if len(out) == MAX_SLOTS:
             raise ConfigError(
-                f"more than {MAX_SLOTS} slots between {iso(start)} and {iso(end)}",
+                f"more than {MAX_SLOTS} slots between {iso(start or out[0])} and {iso(end)}",
                 hint="narrow the range (or the job's catch_up.within_seconds)",
             )
         out.append(t)
         t = schedule.next_after(t)
-    return out
+    return out, t
 
 
 def cron_schedule(job: Job) -> Schedule:
