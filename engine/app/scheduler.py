@@ -8,7 +8,9 @@ run: on the Postgres queue, one statement per 1,000 slots. It wakes when the nex
 of any job comes due, computed once per distinct schedule. Slots that passed while it
 was not running (or the flag was off) are the reconciler's: with this scheduler recording
 every slot it sends, the reconciler counts an unsent due slot as missing at once, so
-after a restart it fills the gap on its first pass.
+after a restart it fills the gap on its first pass. Given the reconciler's book, it
+tells it what each tick sent (every slot given to a dispatch is claimed, found claimed
+or paused: closed), so that the reconciler's passes ask only about the others.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from engine.core.model import Job, Manifest
 from engine.core.times import Clock, Sleep
 from engine.runtime.dispatch import Sender, Slot, dispatch
 from engine.runtime.ports import Db, SlotStore
-from engine.runtime.scheduling import cron_enabled
+from engine.runtime.scheduling import SlotBook, cron_enabled
 from engine.schedule.slots import Schedule, cron_schedule, schedule_key
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,10 @@ class Scheduler:
         sleep: Sleep,
         environ: Mapping[str, str],
         health: Health | None = None,
+        book: SlotBook | None = None,
     ) -> None:
         self._db = db
+        self._book = book  # told what each tick sent (a reconciler refreshes it)
         self._store = store
         self._sender = sender
         self._clock = clock
@@ -86,6 +90,8 @@ class Scheduler:
             return []
         sent = await dispatch(self._db, self._sender, due, source="scheduler")
         self.enqueued += len(sent)
+        if self._book is not None:
+            await self._book.closed((s.job, s.slot) for s in due)
         return sent
 
     def _next_due(self, after: datetime) -> datetime | None:

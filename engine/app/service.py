@@ -283,6 +283,8 @@ async def run(
                 sleep=sleep or asyncio.sleep,
                 environ=env,
                 health=health,
+                # Only a book something refreshes: it forgets what a refresh has passed.
+                book=book if options.reconcile_seconds is not None else None,
             )
             loops["scheduler"] = scheduler.run()
         if options.reconcile_seconds is not None:

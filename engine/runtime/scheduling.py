@@ -296,6 +296,10 @@ class SlotBook:
         self._open: dict[str, list[SlotStatus]] = {}  # jobs with missing or pending slots
         # A `latest` job's newest slot classified past the grace period, and its status.
         self._newest: dict[str, tuple[datetime, str]] = {}
+        # Slots closed (:meth:`closed`) before a refresh listed them: the local
+        # scheduler's, sent as they come due. A refresh does not ask about them.
+        self._ahead: dict[datetime, set[str]] = {}
+        self._refreshed: datetime | None = None  # the last refresh's `now`
         self._refreshing = asyncio.Lock()  # the gauges and the reconciler share a book
         self._listeners: list[Callable[[datetime], None]] = []
         for job in self._jobs:
@@ -341,6 +345,8 @@ class SlotBook:
                 latest += [flag] * len(slots)
         found = await self._store.open_facts(pairs, latest) if pairs else {}
         self._classify(asks, found, now)
+        self._refreshed = now
+        self._ahead = {t: names for t, names in self._ahead.items() if t > now}
 
     def _classify(self, asks: list[_Ask], found: Mapping[int, SlotFacts], now: datetime) -> None:
         """Each asked job's open slots and (``latest`` jobs) its newest slot past the
@@ -447,7 +453,10 @@ class SlotBook:
             slots, after = slots_from(self._schedules[cohort.key], due, now + _TICK)
             lower = max(crew.start, now - crew.within)  # no job of the crew looks lower
             if slots[0] >= lower and self._open.keys().isdisjoint(crew.name_set):
-                asks.append(_Ask(crew, slots))
+                if self._ahead:  # a slot closed already for all the crew is not asked
+                    slots = [t for t in slots if not crew.name_set <= self._ahead.get(t, set())]
+                if slots:
+                    asks.append(_Ask(crew, slots))
             else:
                 for job in crew.jobs:
                     mine = slots[bisect.bisect_left(slots, self._lower(job, now)) :]
@@ -470,7 +479,9 @@ class SlotBook:
     async def closed(self, slots: Iterable[tuple[Job, datetime]]) -> None:
         """Slots a dispatch just claimed, or found claimed or paused (it returned: every
         slot it was given is one of those): their status is final, so the next refresh
-        need not ask about them again."""
+        need not ask about them again, whether a refresh listed them already (the
+        reconciler's) or not (the local scheduler's, sent as they come due: a pass of
+        ``serve`` then asks about none of the slots its own scheduler sent)."""
         async with self._refreshing:
             self._close(slots)
 
@@ -478,6 +489,8 @@ class SlotBook:
         done: dict[str, set[datetime]] = {}
         for job, t in slots:
             done.setdefault(job.name, set()).add(t)
+            if self._refreshed is None or t > self._refreshed:
+                self._ahead.setdefault(t, set()).add(job.name)
         for name, times in done.items():
             still = [s for s in self._open.get(name, []) if s.slot not in times]
             if still:

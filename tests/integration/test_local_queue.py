@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,8 @@ from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.dispatch import Slot
 from engine.runtime.executor import Executor
 from engine.runtime.metrics import Collect
+from engine.runtime.ports import SlotFacts
+from engine.runtime.scheduling import SlotBook
 from engine.runtime.slotstore import PgSlotStore
 from tests.fixtures.aio import run
 from tests.integration.executor_support import FakeClock, RecordingSleep
@@ -302,6 +304,51 @@ def test_paused_jobs_and_slots_inside_a_pause_are_neither_enqueued_nor_run(
     ]
     assert queue_left(pg_dsn) == 0
     assert run(query(pg_dsn, "SELECT job FROM cronwright.runs WHERE job <> 'live'")) == []
+
+
+class AskedStore(PgSlotStore):
+    """The Postgres store, recording the (job, slot) pairs a refresh asks about."""
+
+    asked: list[tuple[str, datetime]]
+
+    async def open_facts(
+        self, pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
+    ) -> Mapping[int, SlotFacts]:
+        self.asked += pairs
+        return await super().open_facts(pairs, latest)
+
+
+def test_the_reconcilers_book_does_not_ask_again_about_what_the_scheduler_sent(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    run(setup(pg_dsn))
+    live, other = probe_job(name="live"), replace(probe_job(name="other"), type="test.other")
+    manifest = write_project(tmp_path, live, other)
+    clock = FakeClock(START + timedelta(hours=3))
+    run(query(pg_dsn, "INSERT INTO cronwright.pauses (job, paused_from, resumed_at) VALUES ('live', $1, $2) RETURNING id",
+              START + timedelta(hours=2), START + timedelta(hours=3)))  # fmt: skip
+
+    async def scheduler_then_reconciler() -> tuple[list[tuple[str, datetime]], Any, Any]:
+        async with Database.open(pg_dsn, max_size=2) as db:
+            store = AskedStore(db)
+            store.asked = []
+            book = SlotBook(store, manifest.jobs, grace=timedelta(0), register=True)
+            before = START - timedelta(seconds=30)  # the reconciler's first pass
+            await book.refresh(before)
+            s = Scheduler(db=db, store=store, manifest=manifest, sender=PgSender("probe-jobs", clock=clock),
+                          clock=clock, sleep=RecordingSleep(), environ={}, book=book)  # fmt: skip
+            await s.tick(before, clock.now)
+            await db.fetch("DELETE FROM cronwright.dispatched WHERE job = 'other' AND slot = $1",
+                           START + timedelta(hours=1))  # fmt: skip
+            store.asked = []
+            await book.refresh(clock.now)
+            return store.asked, book.missing_by_job(), book.to_enqueue(clock.now)
+
+    asked, missing, owed = run(scheduler_then_reconciler())
+    # Sent (00:00 to 03:00) or paused (live's 02:00): closed, not asked about; nor is
+    # other's 01:00, though its record went: what the book was told is not asked again.
+    assert asked == []
+    assert missing == {} and owed == []
 
 
 def test_the_cron_flag_off_in_the_environment_stops_the_scheduler(

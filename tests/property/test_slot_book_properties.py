@@ -2,6 +2,7 @@
 refresh asks about the slots that came due since the last one and the open ones, a whole
 cohort of jobs at once when it can. Whatever the jobs (crons shared or not, zones,
 history starts, catch-up windows and policies), whatever gets recorded between refreshes
+(by others, or by a local scheduler that tells the book what it sent as it comes due)
 and however far apart they are, each refresh must leave the book as a computation from
 scratch has it: every job's missing slots, and what catch-up enqueues."""
 
@@ -50,12 +51,14 @@ def jobs(draw: st.DrawFn) -> list[Job]:
     return out
 
 
-# Between refreshes: minutes to wait, and what gets recorded (each asked slot of a job
-# dispatched, run, or left alone, by a draw per job).
+# Between refreshes: minutes to wait, the jobs a local scheduler sends the slots of as
+# they come due meanwhile (telling the book), and what gets recorded after the refresh
+# (each missing slot of a job dispatched, run, or left alone, by a draw per job).
 steps = st.lists(
     st.tuples(
         st.integers(0, 45),
         st.integers(0, 59),
+        st.lists(st.booleans(), max_size=7),
         st.lists(st.sampled_from(["none", "dispatched", "succeeded", "failed"]), max_size=7),
     ),
     min_size=1,
@@ -101,14 +104,22 @@ def expected(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(jobs(), steps, st.sampled_from([0, 600]))
 def test_each_refresh_leaves_the_book_as_a_computation_from_scratch_has_it(
-    js: list[Job], plan: list[tuple[int, int, list[str]]], grace_seconds: int
+    js: list[Job], plan: list[tuple[int, int, list[bool], list[str]]], grace_seconds: int
 ) -> None:
     grace = timedelta(seconds=grace_seconds)
     store = MemoryStore()
     book = SlotBook(store, js, grace=grace, register=True)
     now = T0
-    for minutes, seconds, records in plan:
-        now += timedelta(minutes=minutes, seconds=seconds)
+    for minutes, seconds, scheduled, records in plan:
+        before, now = now, now + timedelta(minutes=minutes, seconds=seconds)
+        sent = [
+            (job, t)
+            for job, on in zip(js, scheduled, strict=False)
+            if on and not job.paused
+            for t in between(cron_schedule(job), before + TICK, now + TICK)
+        ]
+        store.dispatched |= {(job.name, t) for job, t in sent}
+        run(book.closed(sent))
         run(book.refresh(now))
         missing, enqueue = expected(store, js, store.first, now, grace)
         assert book.missing_by_job() == missing

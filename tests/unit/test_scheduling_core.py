@@ -287,3 +287,21 @@ def test_latest_does_not_enqueue_its_newest_slot_again_once_a_dispatch_was_given
     assert b.to_enqueue(T0 + minutes(4)) == [(LATEST, T0 + minutes(4))]
     run(b.closed([(LATEST, T0 + minutes(4))]))
     assert b.to_enqueue(T0 + minutes(4)) == []
+
+
+def test_a_refresh_does_not_ask_about_the_slots_the_local_scheduler_sent_as_they_came_due() -> None:
+    twins = [replace(EVERY_MINUTE, name=f"j{i}", type=f"t.j{i}") for i in range(3)]
+    store = MemoryStore(first={job.name: T0 for job in twins})
+    store.dispatched |= {(job.name, T0) for job in twins}
+    b = book(store, *twins)
+    run(b.refresh(T0))
+    sent = [(job, T0 + minutes(m)) for m in (1, 2, 3) for job in twins]
+    sent.remove((twins[2], T0 + minutes(2)))  # one the scheduler did not get to
+    store.dispatched |= {(job.name, t) for job, t in sent}
+    run(b.closed(sent))
+    store.asked = []
+    run(b.refresh(T0 + minutes(3)))
+    # 15:02 is asked about for the whole cohort (one of it was not sent), nothing else.
+    assert sorted(store.asked) == [(job.name, T0 + minutes(2)) for job in twins]
+    assert b.missing_by_job() == {"j2": [T0 + minutes(2)]}
+    assert b._ahead == {}  # what a refresh has passed is forgotten: the book stays small
