@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.manifest import yamlmarks
@@ -75,7 +75,7 @@ def python_only(text: str) -> yamlmarks.Marked:
     return found
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.fuzz  # examples: the profile's (tests/conftest.py)
 @given(documents())
 def test_libyaml_and_pythons_parser_read_any_text_the_same(text: str) -> None:
     assert outcome(lambda: yamlmarks.load(text)) == outcome(lambda: python_only(text))
