@@ -65,6 +65,7 @@ from engine.core.model import CatchUpPolicy, Manifest
 from engine.manifest import load
 from engine.runtime import scheduling
 from engine.runtime.ports import SlotFacts
+from engine.runtime.slotbook import SlotBook
 from engine.runtime.slotstore import PgSlotStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,7 +208,7 @@ async def one_round(
     store = AskedStore(db)
     sender = PgSender(manifest.queue.name)
     # serve's book: the reconciler's (and the gauges'), told by the scheduler what it sent.
-    book = scheduling.SlotBook(store, manifest.jobs, grace=GRACE, register=True)
+    book = SlotBook(store, manifest.jobs, grace=GRACE, register=True)
     reconciler = Reconciler(db, manifest, sender, book, environ={})
     sent = await timed(figures, PASSES[0], trips, store, lambda: reconciler.run_once(FIRST))
     figures.enqueued = len(sent)
@@ -218,11 +219,11 @@ async def one_round(
         db,
         manifest,
         sender,
-        scheduling.SlotBook(store, manifest.jobs, grace=GRACE, register=True),
+        SlotBook(store, manifest.jobs, grace=GRACE, register=True),
         environ={},
     )
     await alone.run_once(FIRST)
-    gauges_book = scheduling.SlotBook(store, manifest.jobs, grace=GRACE, register=True)
+    gauges_book = SlotBook(store, manifest.jobs, grace=GRACE, register=True)
     await gauges_book.refresh(FIRST)
     # serve's scheduler sends 12:00's slots (untimed), and tells its book; in serve the
     # gauges share that book, so theirs is told too.

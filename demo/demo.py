@@ -284,7 +284,7 @@ def summary(dsn: str, metrics: list[str], wall: float) -> None:
 
     from engine.adapters.pg import Database
     from engine.manifest import load
-    from engine.runtime.scheduling import SlotBook
+    from engine.runtime.slotbook import SlotBook
     from engine.runtime.slotstore import PgSlotStore
 
     runs = asyncio.run(sql(dsn, "SELECT job, count(*) AS runs, sum(rows) AS rows,"

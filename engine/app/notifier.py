@@ -35,7 +35,8 @@ from engine.runtime import incidents, noticescan, outbox, retry
 from engine.runtime.notices import Notice, target_label
 from engine.runtime.pings import Pings
 from engine.runtime.ports import Db
-from engine.runtime.scheduling import SlotBook, cron_enabled
+from engine.runtime.scheduling import cron_enabled
+from engine.runtime.slotbook import SlotBook
 
 log = logging.getLogger(__name__)
 

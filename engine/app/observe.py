@@ -25,7 +25,7 @@ from engine.core import durations
 from engine.core.model import Manifest
 from engine.runtime.metrics import MetricRecord, MetricsSink
 from engine.runtime.outcome import STATUSES
-from engine.runtime.scheduling import SlotBook
+from engine.runtime.slotbook import SlotBook
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The reconciler: each pass enqueues the missing slots the scheduling core's catch-up
-rules ask for (:meth:`engine.runtime.scheduling.SlotBook.to_enqueue`), through
+rules ask for (:meth:`engine.runtime.slotbook.SlotBook.to_enqueue`), through
 :func:`engine.runtime.dispatch.dispatch`, so each slot is sent at most once however many
 reconcilers run (the claim's primary key decides). Nothing while the cron flag is off:
 slots missed then are caught up by each job's policy once it is on again."""
@@ -14,7 +14,8 @@ from engine.core.model import Manifest
 from engine.core.times import iso
 from engine.runtime.dispatch import Sender, Slot, dispatch
 from engine.runtime.ports import Db
-from engine.runtime.scheduling import SlotBook, cron_enabled
+from engine.runtime.scheduling import cron_enabled
+from engine.runtime.slotbook import SlotBook
 
 log = logging.getLogger(__name__)
 

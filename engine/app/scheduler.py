@@ -25,7 +25,8 @@ from engine.core.model import Job, Manifest
 from engine.core.times import Clock, Sleep
 from engine.runtime.dispatch import Sender, Slot, dispatch
 from engine.runtime.ports import Db, SlotStore
-from engine.runtime.scheduling import SlotBook, cron_enabled
+from engine.runtime.scheduling import cron_enabled
+from engine.runtime.slotbook import SlotBook
 from engine.schedule.slots import Schedule, cron_schedule, schedule_key
 
 log = logging.getLogger(__name__)

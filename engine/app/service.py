@@ -50,7 +50,8 @@ from engine.runtime.deadletters import CopiedDeadLetters, DeadLetterSink, PgDead
 from engine.runtime.metrics import JsonLines, MetricsSink
 from engine.runtime.pings import Pings
 from engine.runtime.ports import Db
-from engine.runtime.scheduling import SlotBook, grace_for
+from engine.runtime.scheduling import grace_for
+from engine.runtime.slotbook import SlotBook
 from engine.runtime.slotstore import PgSlotStore
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ function of what happened since the last scan (:mod:`engine.runtime.noticescan` 
 - ``dead_letter``: every dead letter, to the job's targets (a letter that names no known
   job goes to the manifest's top-level targets).
 - ``missing``: slots missing past their grace (the scheduling core's
-  :meth:`~engine.runtime.scheduling.SlotBook.missing`) for :data:`MISSING_AFTER` more,
+  :meth:`~engine.runtime.slotbook.SlotBook.missing`) for :data:`MISSING_AFTER` more,
   so that a slot the scheduler is sending at that very moment is not one. Told once per
   incident, with every slot that went missing when it was noticed.
 - ``recovery``: the job succeeds at or after the newest slot a problem was reported for;

@@ -18,7 +18,7 @@ from engine.app import observe
 from engine.app.service import Options
 from engine.app.service import run as serve
 from engine.runtime.metrics import Collect
-from engine.runtime.scheduling import SlotBook
+from engine.runtime.slotbook import SlotBook
 from engine.runtime.slotstore import PgSlotStore
 from tests.fixtures.aio import run
 from tests.fixtures.cfqueues_api import ACCOUNT, TOKEN

@@ -31,7 +31,7 @@ from engine.runtime.dispatch import Slot
 from engine.runtime.executor import Executor
 from engine.runtime.metrics import Collect
 from engine.runtime.ports import SlotFacts
-from engine.runtime.scheduling import SlotBook
+from engine.runtime.slotbook import SlotBook
 from engine.runtime.slotstore import PgSlotStore
 from tests.fixtures.aio import run
 from tests.integration.executor_support import FakeClock, RecordingSleep

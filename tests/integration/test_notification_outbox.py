@@ -22,7 +22,7 @@ from engine.app.notifier import Notifier
 from engine.core.job import Event, Job, Notify
 from engine.runtime import noticescan, outbox, retry
 from engine.runtime.notices import Notice
-from engine.runtime.scheduling import SlotBook
+from engine.runtime.slotbook import SlotBook
 from engine.runtime.slotstore import PgSlotStore
 from tests.fixtures.aio import run
 from tests.fixtures.receiver import receiving

@@ -28,7 +28,7 @@ from engine.core.model import CatchUp, CatchUpPolicy, Job, Manifest
 from engine.runtime import scheduling
 from engine.runtime.dispatch import Slot
 from engine.runtime.metrics import Collect
-from engine.runtime.scheduling import SlotBook
+from engine.runtime.slotbook import SlotBook
 from engine.runtime.slotstore import PgSlotStore
 from tests.fixtures.aio import run
 from tests.fixtures.cfqueues_api import ACCOUNT, TOKEN, CfQueuesApi, serve

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.core.model import CatchUp, CatchUpPolicy, Job, Period, Window
-from engine.runtime.scheduling import SlotBook, history_start, status_of
+from engine.runtime.scheduling import history_start, status_of
+from engine.runtime.slotbook import SlotBook
 from engine.schedule.slots import between, cron_schedule
 from tests.fixtures.aio import run
 from tests.fixtures.memstore import MemoryStore

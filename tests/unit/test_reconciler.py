@@ -15,7 +15,7 @@ from engine.app.reconciler import Reconciler
 from engine.core.model import Job
 from engine.runtime.dispatch import Slot
 from engine.runtime.ports import Db
-from engine.runtime.scheduling import SlotBook
+from engine.runtime.slotbook import SlotBook
 from tests.fixtures.aio import run
 from tests.fixtures.memstore import MemoryStore
 

@@ -12,11 +12,11 @@ from engine.core.model import CatchUp, CatchUpPolicy, Job, Period, Window
 from engine.runtime.ports import SlotFacts
 from engine.runtime.scheduling import (
     STATUSES,
-    SlotBook,
     grace_for,
     slots_by_job,
     status_of,
 )
+from engine.runtime.slotbook import SlotBook
 from tests.fixtures.aio import run
 from tests.fixtures.memstore import MemoryStore
 

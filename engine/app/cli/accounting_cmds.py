@@ -55,6 +55,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from engine.app.reconciler import Reconciler
     from engine.runtime import scheduling
     from engine.runtime.dispatch import Slot
+    from engine.runtime.slotbook import SlotBook
     from engine.runtime.slotstore import PgSlotStore
 
     manifest = load(args).for_environment(args.env)
@@ -74,9 +75,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
                 sender = await stack.enter_async_context(
                     transports.open_sender(manifest, transport, environ)
                 )
-            book = scheduling.SlotBook(
-                PgSlotStore(db), manifest.jobs, grace=grace, register=not args.dry_run
-            )
+            book = SlotBook(PgSlotStore(db), manifest.jobs, grace=grace, register=not args.dry_run)
             reconciler = Reconciler(
                 db,
                 manifest,
