@@ -27,6 +27,7 @@ from typing import Any
 from engine.codegen.matcher_js import MATCHER_JS
 from engine.core.model import Job
 from engine.schedule import cron, zones
+from engine.schedule.slots import ScheduleKey, schedule_key
 
 __all__ = ["MATCHER_JS", "Tables", "worker_matcher"]
 
@@ -49,7 +50,7 @@ class Tables:
         self._zones: set[str] = set()
         # Jobs share schedules: each distinct one is parsed and compiled once, and keeps
         # its canonical text (equal entries of differently spelled crons group together).
-        self._entries: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}
+        self._entries: dict[ScheduleKey, tuple[dict[str, Any], str]] = {}
 
     def schedule(
         self, c: cron.Cron, *, zone: str | None = None, gap: str = "shift", overlap: str = "first"
@@ -73,11 +74,11 @@ class Tables:
 
     def job_schedule(self, job: Job) -> tuple[dict[str, Any], str]:
         """The job's schedule entry (shared: never change it) and its canonical text."""
-        gap, overlap = job.dst.gap.value, job.dst.overlap.value
-        key = (job.cron, job.allow_both_day_fields, job.timezone, gap, overlap)
+        key = schedule_key(job)
         found = self._entries.get(key)
         if found is None:
             c = cron.parse(job.cron, allow_both_day_fields=job.allow_both_day_fields)
+            gap, overlap = job.dst.gap.value, job.dst.overlap.value
             entry = self.schedule(c, zone=job.timezone, gap=gap, overlap=overlap)
             found = self._entries[key] = (entry, json.dumps(entry, sort_keys=True))
         return found

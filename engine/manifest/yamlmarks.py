@@ -218,14 +218,14 @@ else:
 def load(text: str) -> Marked:
     """The document with its marks. Raises YamlSyntaxError or YamlRefused."""
     *faster, python = _LOADERS
-    for cls in faster:
+    if faster:
         try:
-            marked = _load(cls, text, check=_within_bounds)
+            marked = _load(faster[0], text, check=_within_bounds)
         except yaml.YAMLError:
-            break  # reparsed below, for PyYAML's wording of the error
+            marked = None  # read again below, for PyYAML's wording of the error
         if marked is not None:
             return marked
-        break  # outside a bound: read below, for the located error
+        # None: outside a bound, read again below for the located error
     try:
         found = _load(python, text)
     except yaml.YAMLError as exc:
@@ -262,15 +262,14 @@ def _within_bounds(root: yaml.Node) -> bool:
     size: dict[int, int] = {}  # id -> nodes when expanded, once done
     height: dict[int, int] = {}  # id -> collections on the longest path down, once done
     started: set[int] = set()
-    todo: list[tuple[yaml.Node, bool]] = [(root, False)]
+    todo: list[tuple[yaml.Node, list[yaml.Node] | None]] = [(root, None)]
     while todo:
-        node, done = todo.pop()
+        node, kids = todo.pop()  # kids: None until the node's children are pushed
         key = id(node)
         if isinstance(node, yaml.ScalarNode):
             size[key], height[key] = 1, 0
             continue
-        kids = _children(node)
-        if done:
+        if kids is not None:
             size[key] = 1 + sum(size[id(k)] for k in kids)
             height[key] = 1 + max((height[id(k)] for k in kids), default=0)
             if height[key] > MAX_DEPTH:
@@ -281,8 +280,9 @@ def _within_bounds(root: yaml.Node) -> bool:
         if key in started:
             return False  # reached again before it was done: it is inside itself
         started.add(key)
-        todo.append((node, True))
-        todo += [(k, False) for k in kids]
+        kids = _children(node)
+        todo.append((node, kids))
+        todo += [(k, None) for k in kids]
     return size[id(root)] - len(size) <= MAX_ALIAS_NODES
 
 

@@ -62,27 +62,21 @@ class _Crew:
     within: timedelta
 
     @classmethod
-    def of(cls, jobs: Sequence[Job], starts: Mapping[str, datetime]) -> _Crew:
+    def of(
+        cls,
+        jobs: Sequence[Job],
+        starts: Mapping[str, datetime],
+        withins: Mapping[str, timedelta],
+    ) -> _Crew:
         names = tuple(j.name for j in jobs)
-        flags = tuple(is_latest(j) for j in jobs)
         return cls(
             tuple(jobs),
             names,
             frozenset(names),
-            flags,
+            tuple(is_latest(j) for j in jobs),
             max(starts[name] for name in names),
-            min(timedelta(seconds=j.catch_up.within_seconds) for j in jobs),
+            min(withins[name] for name in names),
         )
-
-
-@dataclass
-class _Cohort:
-    """Jobs that share a schedule and whose due slots were classified up to ``checked``:
-    they come due together, and their slots are listed once."""
-
-    key: ScheduleKey
-    checked: datetime
-    crew: _Crew
 
 
 @dataclass(frozen=True)
@@ -136,7 +130,9 @@ class SlotBook:
         self._within = {j.name: timedelta(seconds=j.catch_up.within_seconds) for j in jobs}
         self._waiting = list(self._jobs)  # no history start yet
         self._schedules: dict[ScheduleKey, Schedule] = {}
-        self._cohorts: dict[tuple[ScheduleKey, datetime], _Cohort] = {}
+        # Cohorts: the jobs of a schedule whose due slots were classified up to `checked`
+        # come due together, and their slots are listed once.
+        self._cohorts: dict[tuple[ScheduleKey, datetime], _Crew] = {}
         self._due: list[tuple[datetime, int, tuple[ScheduleKey, datetime]]] = []  # a heap
         self._pushed = 0  # a tie-breaker for the heap
         self._open: dict[str, list[SlotStatus]] = {}  # jobs with missing or pending slots
@@ -249,7 +245,8 @@ class SlotBook:
             self._start[job.name] = start
             placed.setdefault((schedule_key(job), self._lower(job, now) - _TICK), []).append(job)
         for (key, checked), jobs in placed.items():
-            self._file(key, checked, jobs)
+            due = self._schedules[key].next_after(floor_minute(checked))
+            self._file(key, checked, self._crew(jobs), due)
         self._waiting = waiting
 
     def _lower(self, job: Job, now: datetime) -> datetime:
@@ -257,33 +254,21 @@ class SlotBook:
         its catch-up window, whichever is later."""
         return max(self._start[job.name], now - self._within[job.name])
 
-    def _file(self, key: ScheduleKey, checked: datetime, jobs: Sequence[Job]) -> None:
-        """Add ``jobs`` to the cohort ``(key, checked)``; a new cohort waits on the heap
-        for its next due slot (never, if its schedule fires no more)."""
-        if self._join(key, checked, _Crew.of(jobs, self._start)):
-            self._push(self._schedules[key].next_after(floor_minute(checked)), key, checked)
-
-    def _refile(
-        self, key: ScheduleKey, checked: datetime, crew: _Crew, due: datetime | None
-    ) -> None:
-        """The crew of a cohort just looked at, now checked up to ``checked``; ``due``:
-        its schedule's first slot after ``checked`` (known already)."""
-        if self._join(key, checked, crew):
-            self._push(due, key, checked)
-
-    def _join(self, key: ScheduleKey, checked: datetime, crew: _Crew) -> bool:
-        """Whether ``crew`` made a new cohort (else it joined the one there)."""
-        cohort = self._cohorts.get((key, checked))
-        if cohort is None:
-            self._cohorts[(key, checked)] = _Cohort(key, checked, crew)
-            return True
-        cohort.crew = _Crew.of([*cohort.crew.jobs, *crew.jobs], self._start)
-        return False
-
-    def _push(self, due: datetime | None, key: ScheduleKey, checked: datetime) -> None:
+    def _file(self, key: ScheduleKey, checked: datetime, crew: _Crew, due: datetime | None) -> None:
+        """Add ``crew`` to the cohort ``(key, checked)``; a new cohort waits on the heap
+        for ``due``, its schedule's first slot after ``checked`` (never, if None: the
+        schedule fires no more)."""
+        joined = self._cohorts.get((key, checked))
+        if joined is not None:
+            self._cohorts[(key, checked)] = self._crew([*joined.jobs, *crew.jobs])
+            return
+        self._cohorts[(key, checked)] = crew
         if due is not None:
             self._pushed += 1
             heapq.heappush(self._due, (due, self._pushed, (key, checked)))
+
+    def _crew(self, jobs: Sequence[Job]) -> _Crew:
+        return _Crew.of(jobs, self._start, self._within)
 
     def _candidates(self, now: datetime) -> list[_Ask]:
         """Per job: its open slots still in its window, then the slots due since its
@@ -293,10 +278,9 @@ class SlotBook:
         fresh: dict[str, tuple[Job, list[datetime]]] = {}
         asks: list[_Ask] = []
         while self._due and self._due[0][0] <= now:
-            due, _, at = heapq.heappop(self._due)
-            cohort = self._cohorts.pop(at)
-            crew = cohort.crew
-            slots, after = slots_from(self._schedules[cohort.key], due, now + _TICK)
+            due, _, (key, checked) = heapq.heappop(self._due)
+            crew = self._cohorts.pop((key, checked))
+            slots, after = slots_from(self._schedules[key], due, now + _TICK)
             lower = max(crew.start, now - crew.within)  # no job of the crew looks lower
             if slots[0] >= lower and self._open.keys().isdisjoint(crew.name_set):
                 if self._ahead:  # a slot closed already for all the crew is not asked
@@ -308,19 +292,16 @@ class SlotBook:
                     mine = slots[bisect.bisect_left(slots, self._lower(job, now)) :]
                     if mine:
                         fresh[job.name] = (job, mine)
-            self._refile(cohort.key, now, crew, after)
+            self._file(key, now, crew, after)
         for name, open_ in self._open.items():
             job = open_[0].job
             lower = self._lower(job, now)
             kept = [s.slot for s in open_ if s.slot >= lower]
             _, new = fresh.pop(name, (job, []))
             if kept or new:
-                asks.append(_Ask(self._alone(job), kept + new))
-        asks += [_Ask(self._alone(job), slots) for job, slots in fresh.values()]
+                asks.append(_Ask(self._crew([job]), kept + new))
+        asks += [_Ask(self._crew([job]), slots) for job, slots in fresh.values()]
         return asks
-
-    def _alone(self, job: Job) -> _Crew:
-        return _Crew.of([job], self._start)
 
     async def closed(self, slots: Iterable[tuple[Job, datetime]]) -> None:
         """Slots a dispatch just claimed, or found claimed or paused (it returned: every
@@ -367,7 +348,7 @@ class SlotBook:
             policy = job.catch_up.policy
             if job.paused or policy is CatchUpPolicy.NONE:
                 continue
-            lower = now - timedelta(seconds=job.catch_up.within_seconds)
+            lower = now - self._within[name]
             if policy is CatchUpPolicy.ALL:
                 out += [(job, s.slot) for s in open_ if s.status == "missing" and s.slot >= lower]
             elif (newest := self._newest.get(name)) is not None:
