@@ -130,10 +130,11 @@ class SlotBook:
         self._within = {j.name: timedelta(seconds=j.catch_up.within_seconds) for j in jobs}
         self._waiting = list(self._jobs)  # no history start yet
         self._schedules: dict[ScheduleKey, Schedule] = {}
-        # Cohorts: the jobs of a schedule whose due slots were classified up to `checked`
-        # come due together, and their slots are listed once.
-        self._cohorts: dict[tuple[ScheduleKey, datetime], _Crew] = {}
-        self._due: list[tuple[datetime, int, tuple[ScheduleKey, datetime]]] = []  # a heap
+        # Cohorts: the jobs of a schedule whose next slot to classify is `due` come due
+        # together, and their slots are listed once. A cohort whose schedule fires no more
+        # waits under None, for nothing.
+        self._cohorts: dict[tuple[ScheduleKey, datetime | None], _Crew] = {}
+        self._due: list[tuple[datetime, int, ScheduleKey]] = []  # a heap of the cohorts
         self._pushed = 0  # a tie-breaker for the heap
         self._open: dict[str, list[SlotStatus]] = {}  # jobs with missing or pending slots
         # A `latest` job's newest slot classified past the grace period, and its status.
@@ -236,17 +237,18 @@ class SlotBook:
         """Jobs whose history start became known join the cohort of their schedule that
         starts at their lower bound."""
         waiting = []
-        placed: dict[tuple[ScheduleKey, datetime], list[Job]] = {}
+        placed: dict[tuple[ScheduleKey, datetime | None], list[Job]] = {}
         for job in self._waiting:
             start = history_start(job, self._first_seen.get(job.name))
             if start is None:
                 waiting.append(job)
                 continue
             self._start[job.name] = start
-            placed.setdefault((schedule_key(job), self._lower(job, now) - _TICK), []).append(job)
-        for (key, checked), jobs in placed.items():
-            due = self._schedules[key].next_after(floor_minute(checked))
-            self._file(key, checked, self._crew(jobs), due)
+            key = schedule_key(job)
+            first = self._schedules[key].next_after(floor_minute(self._lower(job, now) - _TICK))
+            placed.setdefault((key, first), []).append(job)
+        for (key, first), jobs in placed.items():
+            self._file(key, first, self._crew(jobs))
         self._waiting = waiting
 
     def _lower(self, job: Job, now: datetime) -> datetime:
@@ -254,18 +256,18 @@ class SlotBook:
         its catch-up window, whichever is later."""
         return max(self._start[job.name], now - self._within[job.name])
 
-    def _file(self, key: ScheduleKey, checked: datetime, crew: _Crew, due: datetime | None) -> None:
-        """Add ``crew`` to the cohort ``(key, checked)``; a new cohort waits on the heap
-        for ``due``, its schedule's first slot after ``checked`` (never, if None: the
-        schedule fires no more)."""
-        joined = self._cohorts.get((key, checked))
+    def _file(self, key: ScheduleKey, due: datetime | None, crew: _Crew) -> None:
+        """Add ``crew`` to the cohort of schedule ``key`` whose next slot to classify is
+        ``due``; a new cohort waits on the heap for it (never, if None: the schedule fires
+        no more)."""
+        joined = self._cohorts.get((key, due))
         if joined is not None:
-            self._cohorts[(key, checked)] = self._crew([*joined.jobs, *crew.jobs])
+            self._cohorts[(key, due)] = self._crew([*joined.jobs, *crew.jobs])
             return
-        self._cohorts[(key, checked)] = crew
+        self._cohorts[(key, due)] = crew
         if due is not None:
             self._pushed += 1
-            heapq.heappush(self._due, (due, self._pushed, (key, checked)))
+            heapq.heappush(self._due, (due, self._pushed, key))
 
     def _crew(self, jobs: Sequence[Job]) -> _Crew:
         return _Crew.of(jobs, self._start, self._within)
@@ -278,8 +280,8 @@ class SlotBook:
         fresh: dict[str, tuple[Job, list[datetime]]] = {}
         asks: list[_Ask] = []
         while self._due and self._due[0][0] <= now:
-            due, _, (key, checked) = heapq.heappop(self._due)
-            crew = self._cohorts.pop((key, checked))
+            due, _, key = heapq.heappop(self._due)
+            crew = self._cohorts.pop((key, due))
             slots, after = slots_from(self._schedules[key], due, now + _TICK)
             lower = max(crew.start, now - crew.within)  # no job of the crew looks lower
             if slots[0] >= lower and self._open.keys().isdisjoint(crew.name_set):
@@ -292,7 +294,7 @@ class SlotBook:
                     mine = slots[bisect.bisect_left(slots, self._lower(job, now)) :]
                     if mine:
                         fresh[job.name] = (job, mine)
-            self._file(key, now, crew, after)
+            self._file(key, after, crew)
         for name, open_ in self._open.items():
             job = open_[0].job
             lower = self._lower(job, now)
@@ -327,6 +329,27 @@ class SlotBook:
             newest = self._newest.get(name)
             if newest is not None and newest[0] in times:
                 self._newest[name] = (newest[0], _RECORDED)
+        self._advance()
+
+    def _advance(self) -> None:
+        """Cohorts whose next slot is closed for every one of their jobs move past it at
+        once: a refresh would only list that slot to find it closed (a job's open slots
+        are asked about on their own, and the store's facts say which a newer closed slot
+        superseded). So when ``serve``'s scheduler tells the book what each tick sent,
+        the passes after it have nothing to list for the cohorts it sent, and cost the
+        same for six jobs as for a thousand."""
+        held = []
+        while self._due and (names := self._ahead.get(self._due[0][0])) is not None:
+            entry = heapq.heappop(self._due)
+            due, _, key = entry
+            crew = self._cohorts[(key, due)]
+            if crew.name_set <= names:
+                del self._cohorts[(key, due)]
+                self._file(key, self._schedules[key].next_after(due), crew)
+            else:
+                held.append(entry)
+        for entry in held:
+            heapq.heappush(self._due, entry)
 
     def missing(self, job: Job) -> list[datetime]:
         """The job's missing slots as of the last refresh, oldest first."""

@@ -14,8 +14,10 @@ and return UTC instants. The generated Worker applies the same rules (``template
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import functools
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -125,6 +127,32 @@ def _transitions(
     return tuple(out)
 
 
+#: Farther than this from any change of offset, no wall time is repeated or skipped: a
+#: zone's offset never changes by as much as two days (the widest range of offsets, UTC-12
+#: to UTC+14, is 26 hours).
+_CALM_MARGIN = timedelta(days=2)
+
+
+@functools.cache
+def _calm(name: str) -> tuple[tuple[datetime, ...], tuple[tuple[datetime, timedelta], ...]]:
+    """The zone's calm spans in the horizon: the instants at least :data:`_CALM_MARGIN`
+    from any of its :func:`transitions`, as the spans' starts (sorted) and, for each, its
+    end and the one offset it has throughout."""
+    z = zone(name)
+    lo = datetime(HORIZON[0], 1, 1, tzinfo=UTC)
+    hi = datetime(HORIZON[1] + 1, 1, 1, tzinfo=UTC)
+    edges = [lo, *(tr.at for tr in transitions(name, *HORIZON)), hi]
+    starts: list[datetime] = []
+    spans: list[tuple[datetime, timedelta]] = []
+    for a, b in itertools.pairwise(edges):
+        if b - a > 2 * _CALM_MARGIN:
+            offset = a.astimezone(z).utcoffset()
+            assert offset is not None
+            starts.append(a + _CALM_MARGIN)
+            spans.append((b - _CALM_MARGIN, offset))
+    return tuple(starts), tuple(spans)
+
+
 def offsets(name: str) -> frozenset[int]:
     """Every offset (minutes) the zone uses within the horizon."""
     z = zone(name)
@@ -169,6 +197,22 @@ class ZonedSchedule:
 
     def next_after(self, t: datetime) -> datetime | None:
         t = _minute(t)
+        # In a calm span the wall clock is UTC shifted by one offset: no gap, no
+        # repeated time, so the first matching wall time after t's is the answer, if it
+        # falls inside the span too. Elsewhere (near a change of offset, outside the
+        # horizon), the general walk below.
+        starts, spans = _calm(self.name)
+        k = bisect.bisect_right(starts, t) - 1
+        if k >= 0:
+            end, offset = spans[k]
+            if t < end:
+                w = self.cron.next_after(t + offset)
+                if w is not None and w - offset < end:
+                    return w - offset
+        return self._next_after(t)
+
+    def _next_after(self, t: datetime) -> datetime | None:
+        """:meth:`next_after` by the DST rules, wherever ``t`` is (a whole minute)."""
         both = self.dst.overlap is Repeat.BOTH
         w0 = wall(t, self.zone)
         # With overlap=both a wall time before w0 may still occur again after t.

@@ -128,6 +128,10 @@ def test_each_refresh_leaves_the_book_as_a_computation_from_scratch_has_it(
         # `latest` remembers its newest slot past the grace period after it leaves the
         # catch-up window; from scratch only what is in the window is known.
         assert [p for p in got if p in enqueue or not _latest(js, p[0])] == [p for p in enqueue]
+        # Whatever it remembers, `latest` never enqueues a slot older than one recorded.
+        recorded = store.dispatched | set(store.ledger)
+        older = [(n, t) for n, t in got if any(m == n and u > t for m, u in recorded)]
+        assert not [(n, t) for n, t in older if _latest(js, n)]
         for job, what in zip(js, records, strict=False):
             for t in missing.get(job.name, []):
                 if what == "dispatched":

@@ -17,6 +17,7 @@ from engine.runtime.scheduling import (
     status_of,
 )
 from engine.runtime.slotbook import SlotBook
+from engine.schedule.slots import Schedule, cron_schedule
 from tests.fixtures.aio import run
 from tests.fixtures.memstore import MemoryStore
 
@@ -305,3 +306,45 @@ def test_a_refresh_does_not_ask_about_the_slots_the_local_scheduler_sent_as_they
     assert sorted(store.asked) == [(job.name, T0 + minutes(2)) for job in twins]
     assert b.missing_by_job() == {"j2": [T0 + minutes(2)]}
     assert b._ahead == {}  # what a refresh has passed is forgotten: the book stays small
+
+
+def test_a_refresh_lists_no_slot_of_the_cohorts_the_local_scheduler_sent_whole() -> None:
+    twins = [replace(EVERY_MINUTE, name=f"j{i}", type=f"t.j{i}") for i in range(3)]
+    hourly = replace(EVERY_MINUTE, name="hourly", type="t.hourly", cron="0 * * * *")
+    store = MemoryStore(first={job.name: T0 for job in [*twins, hourly]})
+    store.dispatched |= {(job.name, T0) for job in [*twins, hourly]}
+    listed: list[tuple[str, datetime]] = []
+
+    def schedule_for(job: Job) -> Schedule:
+        schedule = cron_schedule(job)
+
+        class Listing:
+            def matches(self, t: datetime) -> bool:
+                return schedule.matches(t)
+
+            def next_after(self, t: datetime) -> datetime | None:
+                listed.append((job.cron, t))
+                return schedule.next_after(t)
+
+        return Listing()
+
+    b = SlotBook(
+        store, [*twins, hourly], grace=MINUTE * 0, register=True, schedule_for=schedule_for
+    )
+    run(b.refresh(T0))
+    sent = [(job, T0 + minutes(m)) for m in (1, 2, 3) for job in twins]
+    store.dispatched |= {(job.name, t) for job, t in sent}
+    run(b.closed(sent))
+    listed.clear()
+    store.asked = []
+    run(b.refresh(T0 + minutes(3) + timedelta(seconds=30)))
+    # The scheduler's sends moved the twins' cohort past 15:03 as they were told; the
+    # hourly job's cohort is not due: the refresh lists and asks nothing.
+    assert listed == []
+    assert store.asked == []
+    assert b.missing_by_job() == {}
+    run(
+        b.refresh(T0 + minutes(4) + timedelta(seconds=30))
+    )  # 15:04 was not sent: listed, asked, missing
+    assert sorted(store.asked) == [(job.name, T0 + minutes(4)) for job in twins]
+    assert b.missing_by_job() == {job.name: [T0 + minutes(4)] for job in twins}

@@ -159,3 +159,33 @@ def test_a_zoned_window_is_the_previous_local_day_as_two_utc_instants() -> None:
     assert month.bounds(z("2026-04-30T23:00Z")) == (z("2026-03-31T13:00Z"), z("2026-04-30T14:00Z"))
     hour = Window(period=Period.HOUR, offset=-1, timezone="Asia/Kolkata")
     assert hour.bounds(z("2026-04-30T23:40Z")) == (z("2026-04-30T22:30Z"), z("2026-04-30T23:30Z"))
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize("expr", ["*/7 * * * *", "30 2 * * *", "0 9 * * MON-FRI", "0 0 1 * *"])
+@pytest.mark.parametrize("rules", RULES, ids=lambda d: f"{d.gap}-{d.overlap}")
+def test_the_shortcut_through_a_calm_span_lands_where_the_walk_by_the_dst_rules_does(
+    zone: str, expr: str, rules: Dst
+) -> None:
+    schedule = ZonedSchedule(cron.parse(expr), zone, rules)
+    # Every day of 2026 at three times of day, and the minutes around each change of
+    # offset (where the shortcut must step aside): both answers agree.
+    starts = [
+        datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=d, hours=h, minutes=17)
+        for d in range(365)
+        for h in (0, 9, 23)
+    ]
+    for around in TRANSITIONS[zone]:
+        at = datetime(around.year, around.month, around.day, tzinfo=UTC)
+        starts += [at - timedelta(days=3) + i * timedelta(minutes=29) for i in range(6 * 50)]
+    walk = schedule._next_after
+    walked: list[datetime] = []
+
+    def counted(t: datetime) -> datetime | None:
+        walked.append(t)
+        return walk(t)
+
+    schedule._next_after = counted  # type: ignore[method-assign]
+    for t in starts:
+        assert schedule.next_after(t) == walk(t), t
+    assert len(walked) < len(starts) / 2  # the shortcut answered most
