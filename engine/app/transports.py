@@ -34,10 +34,17 @@ def configured(
     postgres without)."""
     env = os.environ if environ is None else environ
     name = (flag or env.get(ENV_VAR) or manifest.transport.value).strip().lower()
+    source = "--transport" if flag else ENV_VAR
     if name not in TRANSPORTS:
         raise ConfigError(
-            f"unknown transport '{name}' (from {'--transport' if flag else ENV_VAR})",
+            f"unknown transport '{name}' (from {source})",
             hint=f"use one of: {', '.join(TRANSPORTS)}",
+        )
+    if name == "cloudflare" and not manifest.cloudflare:  # as validate refuses the key
+        raise ConfigError(
+            f"transport cloudflare (from {source}) needs the Worker that sends slots to the"
+            " queue, and this manifest has no 'worker:' block",
+            hint="add a 'worker:' block to the manifest, or use --transport postgres",
         )
     return name
 

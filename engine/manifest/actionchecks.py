@@ -5,11 +5,14 @@ is imported: validation runs no project code."""
 from __future__ import annotations
 
 import keyword
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from engine.manifest import yamlmarks
 from engine.manifest.checker import Checker
+
+_OWN = __name__.partition(".")[0]  # cronwright's import package: `engine`
 
 
 def check_action(
@@ -61,6 +64,15 @@ def _check_python(c: Checker, path: yamlmarks.Path, target: str) -> None:
             path,
             f"'{reserved[0]}' is a Python keyword, not a module or function name",
             "rename the module or function",
+        )
+        return
+    top = parts[0]
+    if top == _OWN or top in sys.stdlib_module_names:
+        whose = "cronwright's own package" if top == _OWN else "a standard library module"
+        c.error(
+            path,
+            f"'{top}' is {whose}: Python imports that one, never the project's {top}",
+            f"rename the project's {'package' if len(parts) > 1 else 'module'} {top}",
         )
         return
     candidates = module_files(module)

@@ -62,6 +62,12 @@ def _import(root: Path, module_name: str) -> ModuleType:
     folder = root.resolve()
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))  # the project's modules before installed ones
+    # A package this process loaded from elsewhere (cronwright's own `engine`, a standard
+    # or installed one) is the one Python looks in for the module's other parts: the
+    # project's package of that name is never read.
+    top = sys.modules.get(module_name.partition(".")[0])
+    if top is not None and not _inside(top, folder):
+        raise _taken(module_name, top)
     try:
         module = importlib.import_module(module_name)
     except (Exception, SystemExit) as exc:  # its code runs: whatever it raises is its own
@@ -70,16 +76,25 @@ def _import(root: Path, module_name: str) -> ModuleType:
             f"fix the module or what it imports; `python -c 'import {module_name}'` in"
             f" {folder} shows the traceback",
         ) from exc
-    file = getattr(module, "__file__", None)
-    if file is None or not Path(file).resolve().is_relative_to(folder):
+    if not _inside(module, folder):
         # Imported earlier from elsewhere (a standard or installed module of that name):
         # Python will not import the project's.
-        origin = file or "Python itself"
-        raise _invalid(
-            f"{module_name} is the module from {origin}, not the project's: its name is taken",
-            f"rename the project's module {module_name}",
-        )
+        raise _taken(module_name, module)
     return module
+
+
+def _inside(module: ModuleType, folder: Path) -> bool:
+    file = getattr(module, "__file__", None)
+    return file is not None and Path(file).resolve().is_relative_to(folder)
+
+
+def _taken(module_name: str, module: ModuleType) -> JobFailed:
+    origin = getattr(module, "__file__", None) or "Python itself"
+    top = module_name.partition(".")[0]
+    return _invalid(
+        f"{top} is the module from {origin}, not the project's: its name is taken",
+        f"rename the project's {'package' if top != module_name else 'module'} {top}",
+    )
 
 
 def _relative(root: Path, module: ModuleType) -> str:

@@ -69,6 +69,20 @@ def test_init_writes_a_serve_only_project_that_validates(
     assert (root / ".gitignore").read_text().splitlines()[1:3] == [".cronwright/", ".wrangler/"]
 
 
+def test_nothing_init_writes_nor_the_help_names_the_analytics_example(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = init(tmp_path, capsys)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    texts = {"--help": capsys.readouterr().out}
+    texts |= {str(p): p.read_text() for p in root.rglob("*") if p.is_file()}
+    example = ("aggregate-hourly", "analytics.", "mauntic", "make generate", "python -m engine")
+    assert {where: [w for w in example if w in text] for where, text in texts.items()} == {
+        where: [] for where in texts
+    }
+
+
 def test_the_editor_line_points_at_the_schema_file_init_wrote(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

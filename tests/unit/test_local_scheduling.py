@@ -60,6 +60,21 @@ def test_the_transport_comes_from_the_flag_then_the_environment_then_the_manifes
     assert configured(None, serve_only, {}) == "postgres"
 
 
+def test_cloudflare_is_refused_from_the_flag_or_the_environment_without_a_worker_block() -> None:
+    serve_only = replace(load(REPO / "jobs.yaml"), cloudflare=False, transport=Transport.POSTGRES)
+    for flag, env, source in [
+        ("cloudflare", {}, "--transport"),
+        (None, {"CRONWRIGHT_TRANSPORT": " Cloudflare"}, "CRONWRIGHT_TRANSPORT"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            configured(flag, serve_only, env)
+        assert str(err.value) == (
+            f"transport cloudflare (from {source}) needs the Worker that sends slots to the"
+            " queue, and this manifest has no 'worker:' block; add a 'worker:' block to the"
+            " manifest, or use --transport postgres"
+        )
+
+
 def test_an_unknown_transport_in_the_environment_names_the_variable_and_the_choices() -> None:
     with pytest.raises(ConfigError) as err:
         configured(None, load(REPO / "jobs.yaml"), {"CRONWRIGHT_TRANSPORT": "sqs"})

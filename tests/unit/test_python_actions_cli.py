@@ -122,10 +122,14 @@ def test_check_actions_locates_every_problem_with_its_fix_and_exits_2(
             "none": f"{pkg}.bad:none",
             "limit": f"{pkg}.bad:limit",
             "broken": f"{pkg}.broken:sync",
-            "taken": "json:loads",
+            "taken": "yaml.tasks:go",
         },
     )
-    (tmp_path / "json.py").write_text("async def loads(run):\n    return 0\n")
+    # A package of a name cronwright loaded from elsewhere: Python looks for yaml.tasks
+    # in the installed yaml, never in the project's.
+    (tmp_path / "yaml").mkdir()
+    (tmp_path / "yaml" / "__init__.py").write_text("")
+    (tmp_path / "yaml" / "tasks.py").write_text("async def go(run):\n    return 0\n")
     assert main(["-m", str(manifest), "check-actions"]) == 2
     root = tmp_path.resolve()
     assert capsys.readouterr().err.splitlines() == [
@@ -142,10 +146,28 @@ def test_check_actions_locates_every_problem_with_its_fix_and_exits_2(
         f"{manifest}:23:22: jobs.broken.action.python: importing {pkg}.broken failed:"
         f" KeyError: 'CRM_TOKEN'; fix the module or what it imports; `python -c 'import"
         f" {pkg}.broken'` in {root} shows the traceback",
-        f"{manifest}:26:22: jobs.taken.action.python: json is the module from"
-        f" {sys.modules['json'].__file__}, not the project's: its name is taken; rename the"
-        " project's module json",
+        f"{manifest}:26:22: jobs.taken.action.python: yaml is the module from"
+        f" {sys.modules['yaml'].__file__}, not the project's: its name is taken; rename the"
+        " project's package yaml",
         "7 problems found",
+    ]
+
+
+def test_validate_refuses_a_module_named_like_cronwrights_package_or_the_standard_librarys(
+    tmp_path: Path, pkg: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_project(tmp_path, pkg, {"mine": "engine.tasks:go", "json": "json:loads"})
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "engine" / "tasks.py").write_text("async def go(run):\n    return 0\n")
+    (tmp_path / "json.py").write_text("async def loads(run):\n    return 0\n")
+    assert main(["-m", str(manifest), "validate"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{manifest}:5:22: jobs.mine.action.python: 'engine' is cronwright's own package:"
+        " Python imports that one, never the project's engine; rename the project's package"
+        " engine",
+        f"{manifest}:8:22: jobs.json.action.python: 'json' is a standard library module:"
+        " Python imports that one, never the project's json; rename the project's module json",
+        "2 problems found",
     ]
 
 

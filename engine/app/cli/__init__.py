@@ -44,7 +44,7 @@ examples:
   cronwright validate                                check jobs.yaml
   cronwright generate                                write generated/
   cronwright cron "30 7 * * MON-FRI"                 explain a cron expression
-  DATABASE_URL=postgresql://... cronwright run aggregate-hourly --at 2026-10-31T10:00:00Z
+  DATABASE_URL=postgresql://... cronwright run count-signups --at 2026-10-31T10:00:00Z
 
 Run `cronwright COMMAND --help` for a command's options. Exit codes: 0 ok, 1 failed or
 stale, 2 bad input."""
