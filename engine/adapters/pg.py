@@ -29,6 +29,18 @@ from engine.core.queries import query
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+
+def _pool_floor_quiet(record: logging.LogRecord) -> bool:
+    """asyncpg's pool logs a full traceback each time it fails to reopen its idle
+    connections while the server is away; the services already say, once per interval,
+    that the database is unreachable (engine.app.health). Kept at debug."""
+    if record.getMessage().startswith("Failed to restore the pool connection floor"):
+        return log.isEnabledFor(logging.DEBUG)
+    return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_pool_floor_quiet)
+
 # Raised by a statement that checks the session's statement_timeout before it starts
 # (cronwright.run_slot, migration 0007) when it is not the one the call needs.
 STATEMENT_TIMEOUT_UNSET = "CW001"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -41,7 +42,7 @@ from engine.app.reconciler import Reconciler
 from engine.app.scheduler import Scheduler
 from engine.app.signals import stop_on_signals
 from engine.app.tally import Tally
-from engine.core.errors import ConfigError
+from engine.core.errors import ConfigError, ServiceFailed
 from engine.core.model import ConsumerType, Manifest
 from engine.core.queries import query
 from engine.core.times import Clock, Sleep
@@ -60,6 +61,8 @@ DAY_SECONDS = 86_400.0
 STOP_TIMEOUT = 10.0  # seconds the loops get to finish their pass once stopped
 #: Above this the host's clock is reported as off (the queue does not depend on it).
 SKEW_WARNING_SECONDS = 5.0
+#: How often a service measures its host's clock against the database's again.
+CLOCK_CHECK_SECONDS = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,9 +107,12 @@ async def every(
     health: Health,
     *,
     wake: asyncio.Event | None = None,
+    queries: bool = True,
 ) -> None:
     """Run ``work`` now and then every ``seconds`` (or as soon as ``wake`` is set) until
-    ``stop`` is set; a pass that fails is reported and the next one tries again."""
+    ``stop`` is set; a pass that fails is reported and the next one tries again.
+    ``queries``: every pass asks the database something, so one that went through says
+    it is reachable (a steady reconcile pass asks nothing: it cannot say)."""
     while not stop.is_set():
         if wake is not None:
             wake.clear()
@@ -115,7 +121,8 @@ async def every(
         except Exception as err:
             health.failed(what, err)
         else:
-            health.ok()
+            if queries:
+                health.ok()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_first(stop, wake), seconds)
 
@@ -133,21 +140,36 @@ async def _first(stop: asyncio.Event, wake: asyncio.Event | None) -> None:
             w.cancel()
 
 
-async def check_clock(db: Db, clock: Clock) -> float:
-    """The host's clock minus the database's, in seconds; a warning above the threshold.
-    Leases and visibility use the database's clock; schedules and metrics the host's."""
-    async with db.transaction() as tx:
-        row = await tx.fetchrow(query("session.database_now"))
-    assert row is not None
-    skew: float = (clock() - row["now"]).total_seconds()
-    if abs(skew) > SKEW_WARNING_SECONDS:
-        log.warning(
-            "this host's clock is %.1f s %s the database's: leases use the database's, but"
-            " the scheduler fires by this host's; keep the clocks in sync (NTP)",
-            abs(skew),
-            "ahead of" if skew > 0 else "behind",
-        )
-    return skew
+class DatabaseTime:
+    """This host's clock moved onto the database's by the offset last measured: the time
+    the scheduler fires by, the executor checks a slot against and the reconciler counts
+    from, so that they agree with the leases and the queue's visibility, which the
+    database's clock decides. A host whose clock is off then neither sends its slots
+    early (to be refused as not yet due) nor late."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)  # this host's clock minus the database's
+
+    def __call__(self) -> datetime:
+        return wiring.utc_now() - self.offset
+
+    async def measure(self, db: Db) -> None:
+        """Measure the offset again; a warning when it is (or it moved) over the
+        threshold: the clocks should be kept in sync (NTP)."""
+        async with db.transaction() as tx:
+            row = await tx.fetchrow(query("session.database_now"))
+        assert row is not None
+        offset = wiring.utc_now() - row["now"]
+        moved = (offset - self.offset).total_seconds()
+        self.offset = offset
+        if abs(moved) > SKEW_WARNING_SECONDS:
+            skew = offset.total_seconds()
+            log.warning(
+                "this host's clock is %.1f s %s the database's: cronwright keeps to the"
+                " database's; keep the clocks in sync (NTP)",
+                abs(skew),
+                "ahead of" if skew > 0 else "behind",
+            )
 
 
 async def run(
@@ -183,7 +205,9 @@ async def run(
 
         auth.check_exposure(options.ui_host, auth.token_from(env))
     health = health or Health()
-    now = clock or wiring.utc_now
+    # An injected clock (tests, the demo) is off on purpose: it is kept as it is.
+    database_time = DatabaseTime() if clock is None else None
+    now = clock or database_time or wiring.utc_now
     cf_settings = None
     if cloudflare:  # named before anything opens
         from engine.adapters import cfqueue
@@ -203,9 +227,9 @@ async def run(
             )
         db = await stack.enter_async_context(wiring.open_database(dsn, max_size=size + 3))
         store = PgSlotStore(db)
+        if database_time is not None:
+            await database_time.measure(db)
         await store.register([j.name for j in manifest.jobs], now())  # also: is it migrated?
-        if clock is None:  # an injected clock (tests, the demo) is off on purpose
-            await check_clock(db, now)
         actions = await stack.enter_async_context(wiring.open_actions(manifest, env, clock=now))
         sender = await stack.enter_async_context(
             transports.open_sender(manifest, options.transport, env, clock=clock, client=client)
@@ -271,7 +295,9 @@ async def run(
             )
             depth = observe.local_depth(queue)
         stopping = asyncio.Event()
-        loops: dict[str, Coroutine[Any, Any, None]] = {}
+        # Each background loop, started once everything is up (a port taken leaves no
+        # loop begun and never awaited).
+        loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
         book = SlotBook(store, manifest.jobs, grace=options.grace, register=True)
         scheduler = None
         if options.scheduler:
@@ -287,18 +313,30 @@ async def run(
                 # Only a book something refreshes: it forgets what a refresh has passed.
                 book=book if options.reconcile_seconds is not None else None,
             )
-            loops["scheduler"] = scheduler.run()
+            loops["scheduler"] = scheduler.run
         if options.reconcile_seconds is not None:
             reconciler = Reconciler(db, manifest, sender, book, environ=env)
-            loops["reconciler"] = every(
+            loops["reconciler"] = functools.partial(
+                every,
                 options.reconcile_seconds,
                 "reconcile pass",
                 lambda: reconciler.run_once(now()),
                 stopping,
                 health,
+                queries=False,
+            )
+        if database_time is not None:
+            loops["clock check"] = functools.partial(
+                every,
+                CLOCK_CHECK_SECONDS,
+                "clock check",
+                lambda: database_time.measure(db),
+                stopping,
+                health,
             )
         if options.prune_seconds is not None:
-            loops["prune"] = every(
+            loops["prune"] = functools.partial(
+                every,
                 options.prune_seconds,
                 "prune",
                 lambda: prune(db, manifest, now()),
@@ -330,7 +368,8 @@ async def run(
                 observe.http_endpoint(prom, options.metrics_port, options.metrics_host)
             )
             port = observe.bound_port(server)
-            loops["gauges"] = every(
+            loops["gauges"] = functools.partial(
+                every,
                 options.metrics_refresh_seconds,
                 "metrics refresh",
                 lambda: observe.refresh(prom, book, manifest.queue.name, depth, now()),
@@ -360,7 +399,7 @@ async def run(
                 scheduler.stop()
             stopping.set()
 
-        tasks = {asyncio.create_task(loop): name for name, loop in loops.items()}
+        tasks = {asyncio.create_task(loop()): name for name, loop in loops.items()}
 
         def died(task: asyncio.Task[None]) -> None:
             if not task.cancelled() and task.exception() is not None:
@@ -389,14 +428,16 @@ async def run(
                     await notifier.flush()
                 except Exception as err:
                     health.failed("recording pings", err)
-        for task in tasks:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        for task, name in tasks.items():
+            exc = None if task.cancelled() else task.exception()
+            if exc is not None:
+                log.debug("the %s stopped", name, exc_info=exc)
+                raise ServiceFailed(f"the {name} stopped: {type(exc).__name__}: {exc}") from exc
         return tally
 
 
 def _notify_loops(
-    loops: dict[str, Coroutine[Any, Any, None]],
+    loops: dict[str, Callable[[], Coroutine[Any, Any, None]]],
     notifier: notifier_mod.Notifier,
     options: Options,
     now: Clock,
@@ -406,11 +447,11 @@ def _notify_loops(
 ) -> None:
     seconds = options.notify_seconds or 0.0
     if notifier.scans:
-        loops["notification scan"] = every(
-            seconds, "notification scan", lambda: notifier.scan_once(now()), stopping, health
+        loops["notification scan"] = functools.partial(
+            every, seconds, "notification scan", lambda: notifier.scan_once(now()), stopping, health
         )
-    loops["notification send"] = every(
-        seconds, "notification send", notifier.send_once, stopping, health, wake=wake
+    loops["notification send"] = functools.partial(
+        every, seconds, "notification send", notifier.send_once, stopping, health, wake=wake
     )
 
 

@@ -159,3 +159,10 @@ class NoticeError(CronwrightError):
     def __init__(self, message: str, *, permanent: bool = False, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.permanent = permanent
+
+
+class ServiceFailed(CronwrightError):
+    """A service's background loop (its scheduler) died for good: the process stops, and
+    the command fails (exit 1) with this one line."""
+
+    transient = False  # failed, not bad input: what the command line maps to exit 1

@@ -1,7 +1,8 @@
 """One clock for shared state: two consumers of the Postgres queue whose hosts' clocks are
 five minutes ahead and five minutes behind (libfaketime, Debian's `faketime`) share the
 work with no redelivery caused by the skew and no starvation. Leases, visibility and the
-"now" a slot is checked against are the database's."""
+"now" a slot is checked against are the database's; and a `serve` whose host is ten
+minutes off schedules by the database's minute too."""
 
 from __future__ import annotations
 
@@ -23,7 +24,13 @@ from engine.runtime.dispatch import Slot, dispatch
 from tests.fixtures.aio import run
 from tests.fixtures.need import missing
 from tests.integration.localqueue_support import query
-from tests.integration.service_support import ROOT, SETUP_SQL, wait_until, write_project
+from tests.integration.service_support import (
+    APPEND,
+    ROOT,
+    SETUP_SQL,
+    wait_until,
+    write_project,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -133,3 +140,55 @@ def test_consumers_five_minutes_ahead_and_behind_share_the_queue_without_redeliv
     attempts = run(query(pg_dsn, "SELECT DISTINCT attempt FROM cronwright.runs"))
     assert attempts == [{"attempt": 1}]  # no delivery was a second one
     assert run(query(pg_dsn, "SELECT count(*) AS n FROM cronwright.queue")) == [{"n": 0}]
+
+
+@pytest.mark.parametrize("skew", ["+10m", "-10m"])
+def test_serve_on_a_host_ten_minutes_off_runs_each_slot_on_the_databases_minute(
+    pg_dsn: str, tmp_path: Path, skew: str
+) -> None:
+    lib = libfaketime()
+    if lib is None:
+        missing("libfaketime (Debian's faketime package) is not installed")
+    manifest = write_project(tmp_path, {"tick": {"template": APPEND}})
+
+    async def setup() -> None:
+        async with Database.open(pg_dsn, max_size=1) as db, db.transaction() as tx:
+            await tx.script(SETUP_SQL)
+
+    run(setup())
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg_dsn,
+        "PYTHONPATH": str(ROOT),
+        "LD_PRELOAD": lib,
+        "FAKETIME": skew,
+    }
+    argv = [sys.executable, "-m", "engine", "-m", str(manifest), "serve"]
+    argv += ["--consumers", "1", "--reconcile-interval", "5"]
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_until(
+            lambda: (
+                run(query(pg_dsn, "SELECT count(*) AS n FROM probe.applied")) != [{"n": 0}]
+                or proc.poll() is not None
+            ),
+            "a slot run",
+            timeout=75,
+        )
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    warned = [line for line in err.splitlines() if "clock is 600" in line]
+    assert len(warned) == 1 and ("ahead of" if skew == "+10m" else "behind") in warned[0]
+    rows = run(query(pg_dsn, "SELECT slot, at FROM probe.applied"))
+    # Sent when the database's clock reached the slot: not ten minutes early (refused as
+    # not due, dead-lettered) nor ten minutes late.
+    assert len(rows) == 1 and timedelta(0) <= rows[0]["at"] - rows[0]["slot"] < timedelta(
+        seconds=5
+    ), rows
+    letters = run(query(pg_dsn, "SELECT reason FROM cronwright.dead_letters"))
+    assert letters == []
