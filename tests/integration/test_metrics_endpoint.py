@@ -29,6 +29,7 @@ from engine.core.model import Job, Period, Window
 from engine.runtime.metrics import MetricRecord
 from tests.fixtures.aio import run
 from tests.fixtures.need import missing
+from tests.integration.service_support import APPEND, write_project
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = Job(
@@ -210,6 +211,32 @@ def test_a_taken_port_stops_with_a_one_line_reason() -> None:
         f"cannot serve metrics on 127.0.0.1:{port}: error while attempting to bind on address"
         f" ('127.0.0.1', {port}): address already in use; choose another --metrics-port, or a"
         " --metrics-host of this machine"
+    )
+
+
+@pytest.mark.postgres
+def test_serve_on_a_taken_port_says_so_in_one_line_and_nothing_else(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    manifest = write_project(tmp_path, {"tick": {"template": APPEND}})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "engine", "-m", str(manifest), "serve", "--metrics-port",
+             str(port)],
+            env={**os.environ, "DATABASE_URL": pg_dsn}, cwd=ROOT, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+    # No loop was begun, so none is left never awaited (Python's RuntimeWarning lines).
+    assert (proc.returncode, proc.stderr.splitlines()) == (
+        2,
+        [
+            f"error: cannot serve metrics on 127.0.0.1:{port}: error while attempting to bind"
+            f" on address ('127.0.0.1', {port}): address already in use; choose another"
+            " --metrics-port, or a --metrics-host of this machine"
+        ],
     )
 
 
