@@ -6,9 +6,9 @@ backfill's plan and the web console.
 A slot's status is one of :data:`STATUSES`, decided by :func:`status_of` in this order:
 the run ledger's row (``succeeded``, ``failed``, ``dead_lettered``, ``running``,
 ``paused``, ``superseded``); a manifest or runtime pause (``paused``); cronwright sent it
-(``queued``); a newer slot of a ``latest`` job was sent or ran (``superseded``: it will
-never run); before the job's history starts (``not_deployed``); still inside the grace
-period (``pending``); else ``missing``.
+(``queued``); before the job's history starts (``not_deployed``); a newer slot of a
+``latest`` job was sent or ran (``superseded``: it will never run); still inside the
+grace period (``pending``); else ``missing``.
 
 The rules:
 - **History** starts when a scheduler, reconciler or consumer of the database first saw
@@ -114,10 +114,10 @@ def status_of(
         return "paused"
     if facts.dispatched:
         return "queued"
-    if facts.newer_active and job.catch_up.policy is CatchUpPolicy.LATEST:
-        return "superseded"
     if start is None or slot < start:
         return "not_deployed"
+    if facts.newer_active and job.catch_up.policy is CatchUpPolicy.LATEST:
+        return "superseded"
     if slot > now - grace:
         return "pending"
     return "missing"

@@ -301,6 +301,36 @@ class CountingDb:
             yield Counted()
 
 
+def test_a_latest_jobs_slots_read_not_deployed_superseded_missing_and_pending(pg_dsn: str) -> None:
+    job = hourly(CatchUpPolicy.LATEST)
+    slots = [T0 + k * HOUR for k in range(5)]
+    # History from T0 + 1h; T0 + 2h ran; the grace is an hour and it is T0 + 4h30.
+    expected = [
+        "not_deployed",  # before the history, though a newer slot ran
+        "superseded",  # a newer slot ran: it will never run
+        "succeeded",
+        "missing",  # past the grace, and nothing newer was sent or ran
+        "pending",  # inside the grace
+    ]
+
+    async def main() -> list[str]:
+        await deploy(pg_dsn, make_manifest(job), at=T0 + HOUR)
+        await sql(
+            pg_dsn,
+            "INSERT INTO cronwright.runs (job, slot, status, attempt, started_at)"
+            " VALUES ($1, $2, 'succeeded', 1, $2)",
+            job.name,
+            slots[2],
+        )
+        async with Database.open(pg_dsn, max_size=1) as db:
+            found = await scheduling.statuses(
+                PgSlotStore(db), [(job, slots)], now=T0 + 4.5 * HOUR, grace=HOUR
+            )
+        return [s.status for s in found]
+
+    assert run(main()) == expected
+
+
 def test_every_status_of_a_slot_in_two_queries_whatever_the_jobs_and_the_range(
     pg_dsn: str,
 ) -> None:

@@ -57,6 +57,15 @@ STATUS_RULES = [
     ("a runtime pause", EVERY_MINUTE, SlotFacts(paused=True, dispatched=True), T0, T0, 0, "paused"),
     ("a manifest pause", replace(EVERY_MINUTE, paused=True), SlotFacts(), T0, T0, 0, "paused"),
     ("sent by cronwright", EVERY_MINUTE, SlotFacts(dispatched=True), T0, T0, 0, "queued"),
+    (
+        "before the history starts, even for latest",
+        LATEST,
+        SlotFacts(newer_active=True),
+        T0,
+        T0 - MINUTE,
+        0,
+        "not_deployed",
+    ),
     ("a latest job's older slot", LATEST, SlotFacts(newer_active=True), T0, T0, 0, "superseded"),
     (
         "newer activity means nothing to an `all` job",
