@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from engine.app.health import Health
 from engine.core.model import Job, Manifest
@@ -27,9 +27,10 @@ from engine.runtime.dispatch import Sender, Slot, dispatch
 from engine.runtime.ports import Db, SlotStore
 from engine.runtime.scheduling import cron_enabled
 from engine.runtime.slotbook import SlotBook
-from engine.schedule.slots import Schedule, cron_schedule, schedule_key
+from engine.schedule.slots import Schedule, cron_schedule, schedule_key, slots_from
 
 log = logging.getLogger(__name__)
+_TICK = timedelta(microseconds=1)  # (after, until] is [next slot, until + _TICK)
 
 
 class Scheduler:
@@ -77,10 +78,8 @@ class Scheduler:
         """Every slot in ``(after, until]`` of the scheduled jobs, oldest first."""
         found = []
         for schedule, jobs in self._groups:
-            t = schedule.next_after(after)
-            while t is not None and t <= until:
-                found += [Slot(job, t) for job in jobs]
-                t = schedule.next_after(t)
+            slots, _ = slots_from(schedule, schedule.next_after(after), until + _TICK)
+            found += [Slot(job, t) for t in slots for job in jobs]
         return sorted(found, key=lambda s: (s.slot, s.job.name))
 
     async def tick(self, after: datetime, until: datetime) -> list[Slot]:
