@@ -72,7 +72,7 @@ def url_secrets(manifest: Manifest, environ: Mapping[str, str]) -> tuple[str, ..
     return tuple(sorted(found))
 
 
-class Sender(Protocol):
+class SendsNotices(Protocol):
     """What the notifier needs of :class:`engine.adapters.noticesend.NoticeSender`."""
 
     def room(self) -> int: ...
@@ -87,7 +87,7 @@ class Notifier:
         db: Db,
         manifest: Manifest,
         book: SlotBook,
-        sender: Sender,
+        sender: SendsNotices,
         pings: Pings | None,
         environ: Mapping[str, str],
         health: Health,

@@ -33,7 +33,7 @@ from engine.core.errors import JobFailed, NotMigrated
 from engine.core.model import Consumer
 from engine.core.times import Sleep
 from engine.runtime import messages, shield
-from engine.runtime.budget import Budget
+from engine.runtime.budget import DeliveryBudget
 from engine.runtime.messages import Body
 from engine.runtime.outcome import Outcome
 
@@ -60,7 +60,7 @@ class PullConsumer:
         executor: Handler,
         queue_id: str,
         settings: Consumer,
-        budget: Budget | None = None,
+        budget: DeliveryBudget | None = None,
         concurrency: int | None = None,
         health: Health | None = None,
         sleep: Sleep | None = None,

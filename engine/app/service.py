@@ -258,14 +258,14 @@ async def run(
         )
         if client is not None:
             from engine.app.pullconsumer import PullConsumer
-            from engine.runtime.budget import Budget
+            from engine.runtime.budget import DeliveryBudget
 
             consumer = PullConsumer(
                 client=client,
                 executor=executor,
                 queue_id=queue_id,
                 settings=manifest.queue.consumer,
-                budget=Budget(db, manifest.queue.name, manifest.consumer_max_retries + 1),
+                budget=DeliveryBudget(db, manifest.queue.name, manifest.consumer_max_retries + 1),
                 concurrency=size,
                 health=health,
                 sleep=sleep,

@@ -22,7 +22,7 @@ from engine.runtime.ports import Db
 
 
 @dataclass(frozen=True)
-class Budget:
+class DeliveryBudget:
     """Hand-back bookkeeping for one queue whose messages get ``deliveries`` at most."""
 
     db: Db

@@ -52,7 +52,7 @@ class JobState:
 
 
 @dataclass
-class Plan:
+class Changes:
     notices: list[Notice] = field(default_factory=list)
     states: dict[str, JobState] = field(default_factory=dict)  # those that changed
 
@@ -81,10 +81,10 @@ def plan(
     missing: Mapping[str, Sequence[datetime]],
     states: Mapping[str, JobState],
     grace: timedelta,
-) -> Plan:
+) -> Changes:
     """The notices for what happened (letters and runs in the order they were written,
     each job's missing slots to tell), and the jobs' new incident states."""
-    out = Plan()
+    out = Changes()
     jobs = {j.name: j for j in manifest.jobs}
     for letter in letters:
         if letter.job not in jobs:  # poison of no known type, or a job no longer declared

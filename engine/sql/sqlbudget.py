@@ -2,7 +2,7 @@
 (at validation, in ``render`` or in a consumer) can hang or fill memory.
 
 A template shapes one statement; it needs a few loops over its params, not millions.
-Each render gets, in a context variable, a :class:`Budget` of
+Each render gets, in a context variable, a :class:`RenderBudget` of
 
 - ``MAX_STEPS`` steps: every loop iteration, call (a macro, a method, ``range``) and
   filter application costs one;
@@ -41,7 +41,7 @@ class Exhausted(Exception):
     """The render went over its budget (not a TemplateError: the renderer adds the line)."""
 
 
-class Budget:
+class RenderBudget:
     def __init__(self) -> None:
         self.steps = 0
         self.size = 0
@@ -71,10 +71,10 @@ class Budget:
             )
 
 
-_current: contextvars.ContextVar[Budget] = contextvars.ContextVar("cronwright_budget")
+_current: contextvars.ContextVar[RenderBudget] = contextvars.ContextVar("cronwright_budget")
 
 
-def current() -> Budget:
+def current() -> RenderBudget:
     """The running render's budget; outside a render (Jinja folding constants while it
     compiles), an error, so that nothing is evaluated without one."""
     try:
@@ -83,15 +83,15 @@ def current() -> Budget:
         raise Exhausted("not inside a render") from None
 
 
-def start() -> contextvars.Token[Budget]:
-    return _current.set(Budget())
+def start() -> contextvars.Token[RenderBudget]:
+    return _current.set(RenderBudget())
 
 
-def stop(token: contextvars.Token[Budget]) -> None:
+def stop(token: contextvars.Token[RenderBudget]) -> None:
     _current.reset(token)
 
 
-def size_of(value: Any, budget: Budget | None = None) -> int:
+def size_of(value: Any, budget: RenderBudget | None = None) -> int:
     """Characters, items (through nested containers) or digits; the length of anything
     else sized (a range), else 1. Counting a container's items costs one size unit each
     when ``budget`` is given."""
@@ -123,7 +123,7 @@ def _int(value: Any) -> int:
     return abs(value) if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _estimate(args: Iterable[Any], kwargs: Mapping[str, Any], budget: Budget) -> int:
+def _estimate(args: Iterable[Any], kwargs: Mapping[str, Any], budget: RenderBudget) -> int:
     """What a call may make from these inputs: (first + 1) x (1 + the rest), where an
     integer counts as its value (a width, a count). Generous for most calls; tight for
     the ones that multiply (``center(n)``, ``replace('', s)``, ``join``)."""
@@ -152,7 +152,7 @@ def guarded(func: Callable[..., Any], *, lead: int = 0) -> Callable[..., Any]:
     return run
 
 
-def _materialised(value: Any, budget: Budget) -> Any:
+def _materialised(value: Any, budget: RenderBudget) -> Any:
     """A generator or iterator (the result of ``map``, ``select``) read into a list, each
     item charged, so what it holds is known before a filter joins it."""
     if isinstance(value, Iterator):

@@ -29,7 +29,7 @@ from engine.app.pullconsumer import PullConsumer
 from engine.app.tally import Tally
 from engine.core.errors import ConfigError
 from engine.core.model import Consumer, ConsumerType, Job, RetryPolicy
-from engine.runtime.budget import Budget
+from engine.runtime.budget import DeliveryBudget
 from engine.runtime.deadletters import CopiedDeadLetters, PgDeadLetters
 from engine.runtime.executor import Executor
 from engine.runtime.metrics import Collect
@@ -124,7 +124,7 @@ async def rig(
             executor=executor,
             queue_id=ids[QUEUE],
             settings=manifest.queue.consumer,
-            budget=Budget(db, QUEUE, manifest.consumer_max_retries + 1),
+            budget=DeliveryBudget(db, QUEUE, manifest.consumer_max_retries + 1),
             sleep=idle,
             **consumer,
         )

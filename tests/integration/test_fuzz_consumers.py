@@ -20,7 +20,7 @@ from engine.adapters.pg import Database
 from engine.adapters.pgqueue import PgQueue
 from engine.app.localconsumer import LocalConsumer, LocalSettings
 from engine.app.pullconsumer import PullConsumer
-from engine.runtime.budget import Budget
+from engine.runtime.budget import DeliveryBudget
 from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.executor import Executor
 from engine.runtime.metrics import Collect
@@ -122,7 +122,7 @@ def test_the_pull_consumer_settles_every_message_of_any_batch(
                 executor=executor(db),
                 queue_id=ids[QUEUE],
                 settings=manifest.queue.consumer,
-                budget=Budget(db, QUEUE, manifest.consumer_max_retries + 1),
+                budget=DeliveryBudget(db, QUEUE, manifest.consumer_max_retries + 1),
             )
             tally = await asyncio.wait_for(consumer.run(max_batches=1), 60)
             return sum(tally.statuses.values()) + tally.errors

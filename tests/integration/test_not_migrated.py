@@ -21,7 +21,7 @@ from engine.app.cli import main
 from engine.app.localconsumer import LocalConsumer, LocalSettings
 from engine.app.pullconsumer import PullConsumer
 from engine.core.errors import NotMigrated
-from engine.runtime.budget import Budget
+from engine.runtime.budget import DeliveryBudget
 from engine.runtime.deadletters import PgDeadLetters
 from engine.runtime.executor import Executor
 from engine.runtime.metrics import Collect
@@ -209,7 +209,7 @@ def test_the_pull_consumer_stops_on_a_database_never_migrated_and_acks_nothing(
                 executor=executor,
                 queue_id=ids["probe-jobs"],
                 settings=manifest.queue.consumer,
-                budget=Budget(db, "probe-jobs", manifest.consumer_max_retries + 1),
+                budget=DeliveryBudget(db, "probe-jobs", manifest.consumer_max_retries + 1),
             )
             await consumer.run(max_batches=1)
 

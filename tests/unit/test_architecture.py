@@ -173,3 +173,14 @@ def test_bench_demo_and_devtools_never_import_tests() -> None:
 def test_engine_never_imports_devtools_or_tests() -> None:
     files = python_files("engine")
     assert importers_of("devtools", files) + importers_of("tests", files) == []
+
+
+def test_no_two_classes_of_engine_share_a_name() -> None:
+    # Two Tallies, Settings, Backoffs and Budgets once meant one word for two ideas: a
+    # reader (or an import) took one for the other.
+    where: dict[str, list[str]] = {}
+    for path in sorted((REPO / "engine").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(str(path.relative_to(REPO)))
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}

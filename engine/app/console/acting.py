@@ -115,7 +115,7 @@ async def _acting(request: web.Request, action: str) -> tuple[auth.Session, Mapp
     return session, form
 
 
-def _back(done: actions.Done) -> NoReturn:
+def _back(done: actions.Acted) -> NoReturn:
     """To the page of what was acted on, which says what happened."""
     where = f"/jobs/{quote(done.job.name, safe='')}"
     if done.slot is not None:

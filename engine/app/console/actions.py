@@ -38,22 +38,22 @@ NOTES = {
 
 
 @dataclass(frozen=True)
-class Done:
+class Acted:
     note: str
     job: Job
     slot: datetime | None = None
 
 
-async def pause(db: Database, ctx: Context, job: Job, reason: str, by: str) -> Done:
+async def pause(db: Database, ctx: Context, job: Job, reason: str, by: str) -> Acted:
     _, opened = await operator.pause_job(
         ctx.manifest, job.name, reason.strip() or None, by=by, db=db, clock=ctx.clock
     )
-    return Done("paused" if opened else "already-paused", job)
+    return Acted("paused" if opened else "already-paused", job)
 
 
-async def resume(db: Database, ctx: Context, job: Job, by: str) -> Done:
+async def resume(db: Database, ctx: Context, job: Job, by: str) -> Acted:
     ended = await operator.resume_job(ctx.manifest, job.name, by=by, db=db, clock=ctx.clock)
-    return Done("resumed" if ended else "not-paused", job)
+    return Acted("resumed" if ended else "not-paused", job)
 
 
 async def run(
@@ -64,7 +64,7 @@ async def run(
     by: str,
     *,
     rerun: bool,
-) -> Done:
+) -> Acted:
     await operator.enqueue_slot(
         ctx.manifest,
         job.name,
@@ -76,10 +76,10 @@ async def run(
         db=db,
         clock=ctx.clock,
     )
-    return Done("rerun" if rerun else "sent", job, slot)
+    return Acted("rerun" if rerun else "sent", job, slot)
 
 
-async def replay(db: Database, ctx: Context, letter: int, by: str) -> Done:
+async def replay(db: Database, ctx: Context, letter: int, by: str) -> Acted:
     [done] = await operator.replay_dead_letters(
         ctx.manifest,
         ids=[letter],
@@ -93,4 +93,4 @@ async def replay(db: Database, ctx: Context, letter: int, by: str) -> Done:
     job = ctx.manifest.job_by_name(done.job or "")
     if job is None or done.slot is None:
         raise NotFound(f"dead letter {letter}: {done.detail}")
-    return Done("replayed" if done.status == "enqueued" else "replay-skipped", job, done.slot)
+    return Acted("replayed" if done.status == "enqueued" else "replay-skipped", job, done.slot)
