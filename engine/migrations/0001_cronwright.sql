@@ -1,5 +1,5 @@
 -- cronwright's own tables: the run ledger and the dead letters.
--- (cronwright.schema_migrations is created by engine/migrate.py before any migration runs.)
+-- (cronwright.schema_migrations is created by engine/adapters/migrate.py before any migration runs.)
 
 CREATE SCHEMA IF NOT EXISTS cronwright;
 

@@ -1,4 +1,5 @@
--- A SQL job's whole transaction in one round trip (engine/runtime/ledger.py, run_in_one):
+-- A SQL job's whole transaction in one round trip (engine/runtime/transaction.py,
+-- _in_one_round_trip):
 -- one call of cronwright.run_slot, which is its own transaction, claims the slot
 -- (cronwright.claim_slot: its timeouts, the pause lookup, the job's lock, the slot's
 -- lock), runs the job's statements (their values written in as literals), records the

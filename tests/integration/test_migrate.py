@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.adapters.migrate import engine_migrations, migrate_url
+from engine.adapters.migrate import REWORDED, engine_migrations, migrate_url
 from engine.adapters.pg import Database
 from engine.app import wiring
 from engine.app.cli import main
@@ -84,6 +84,31 @@ def test_rerunning_migrate_is_a_no_op_and_new_files_apply_alone(
     assert run(migrate_url(pg_empty_dsn, tmp_path)) == []
     write(tmp_path, "0002_b.sql", SECOND)
     assert run(migrate_url(pg_empty_dsn, tmp_path)) == ["project:0002_b.sql"]
+
+
+@pytest.mark.parametrize("key", sorted(REWORDED))
+def test_a_database_migrated_before_a_comment_was_corrected_migrates_again_without_error(
+    pg_empty_dsn: str, tmp_path: Path, key: str
+) -> None:
+    source, name = key.split(":")
+    run(migrate_url(pg_empty_dsn, tmp_path))
+
+    async def recorded(checksum: str) -> None:
+        async with Database.open(pg_empty_dsn, max_size=1) as db, db.transaction() as tx:
+            await tx.execute(
+                "UPDATE cronwright.schema_migrations SET checksum = $3"
+                " WHERE source = $1 AND name = $2",
+                source,
+                name,
+                checksum,
+            )
+
+    (earlier,) = REWORDED[key]
+    run(recorded(earlier))  # as a database migrated before the correction has it
+    assert run(migrate_url(pg_empty_dsn, tmp_path)) == []
+    run(recorded("0" * 64))  # any other text is still a change
+    with pytest.raises(ConfigError, match="changed after it was applied"):
+        run(migrate_url(pg_empty_dsn, tmp_path))
 
 
 def test_changed_applied_migration_is_an_error(pg_empty_dsn: str, tmp_path: Path) -> None:
