@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -128,7 +129,7 @@ class QueuesClient:
         if not isinstance(raw, list):
             raise _bad("POST", path, "result.messages is not a list")
         backlog = result.get("message_backlog_count") if isinstance(result, Mapping) else None
-        self.backlog[queue_id] = int(backlog) if isinstance(backlog, int | float) else None
+        self.backlog[queue_id] = whole(backlog)
         out = []
         for m in raw:
             if not isinstance(m, Mapping) or not m.get("id") or not m.get("lease_id"):
@@ -139,7 +140,7 @@ class QueuesClient:
                     id=str(m["id"]),
                     lease_id=str(m["lease_id"]),
                     # Counted from 1, like a Worker's message.attempts.
-                    attempts=max(1, int(attempts) if isinstance(attempts, int | float) else 1),
+                    attempts=max(1, whole(attempts) or 1),
                     body=decode_body(m.get("body"), m.get("metadata")),
                     timestamp_ms=m.get("timestamp_ms"),
                 )
@@ -247,6 +248,14 @@ class QueuesClient:
 
     def _scrub(self, text: str) -> str:
         return scrub(text, (self._s.token,))
+
+
+def whole(value: object) -> int | None:
+    """A count the API sent: a finite number as an int, anything else (absent, a string,
+    a boolean, NaN or infinity, which JSON readers accept) None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if math.isfinite(value) else None
 
 
 def _bad(method: str, path: str, problem: str) -> QueueError:

@@ -95,8 +95,17 @@ def fuzz_harness(pg_dsn: str, loop: asyncio.AbstractEventLoop) -> Iterator[Harne
 IDS = itertools.count()
 
 
+# Any delivery count a transport can report: the usual few, and the extremes (a Postgres
+# integer's, a 64-bit one's, beyond).
+attempts = st.one_of(
+    st.integers(1, 10),
+    st.sampled_from([2**31 - 1, 2**31, 2**63 - 1, 2**63, 10**30]),
+    st.integers(1, 10**40),
+)
+
+
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(body=bodies, attempt=st.integers(1, 10))
+@given(body=bodies, attempt=attempts)
 def test_any_delivery_ends_in_an_outcome_and_each_dead_letter_is_written(
     fuzz_harness: Harness, loop: asyncio.AbstractEventLoop, body: Any, attempt: int
 ) -> None:

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import pytest
 
-from engine.adapters.cfqueue import Pulled, QueuesClient, Settings, decode_body
+from engine.adapters.cfqueue import Pulled, QueuesClient, Settings, decode_body, whole
 from engine.core.errors import ConfigError, JobFailed
 from tests.fixtures.aio import run
 from tests.fixtures.cfqueues_api import ACCOUNT, TOKEN, CfQueuesApi, serve
@@ -333,3 +333,23 @@ def test_a_client_used_without_opening_it_says_how() -> None:
     with pytest.raises(ConfigError) as caught:
         run(c.send("q", {}))
     assert str(caught.value) == "QueuesClient is not open; use it as `async with client:`"
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        (3, 3),
+        (2.0, 2),
+        (10**30, 10**30),
+        (float("nan"), None),
+        (float("inf"), None),
+        (float("-inf"), None),
+        (True, None),
+        ("7", None),
+        (None, None),
+    ],
+)
+def test_a_count_from_the_api_is_read_only_when_it_is_a_finite_number(
+    sent: object, read: int | None
+) -> None:
+    assert whole(sent) == read
