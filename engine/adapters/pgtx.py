@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from engine.adapters import pgliteral
 from engine.adapters.pgerrors import ASYNCPG_ERRORS, translated
 from engine.core.errors import DatabaseError
+from engine.core.queries import query
 
 T = TypeVar("T")
 
@@ -20,12 +21,6 @@ def _count(status: str) -> int:
     """Rows affected, from a command tag like ``INSERT 0 5`` or ``UPDATE 3``."""
     last = status.rsplit(" ", 1)[-1]
     return int(last) if last.isdigit() else 0
-
-
-# A connection that ran a SQL job keeps that job's statement_timeout for its session
-# (Database.call_bounded); every transaction opened here starts from the configured
-# default (a job's claim then sets its own).
-_BEGIN = "BEGIN; SET LOCAL statement_timeout TO DEFAULT"
 
 
 class PgTx:
@@ -48,7 +43,7 @@ class PgTx:
         if not self.begun:
             self.begun = True  # first: a BEGIN that fails midway is rolled back
             with translated(self._secrets):
-                await self._conn.execute(_BEGIN, timeout=self.timeout)
+                await self._conn.execute(query("session.begin"), timeout=self.timeout)
 
     async def execute(self, sql: str, *args: Any, timeout: float | None = None) -> int:
         """Run one statement; return the rows it affected."""
@@ -64,7 +59,7 @@ class PgTx:
         the row count of its command tag (for a SELECT, the rows it returned)."""
         text = pgliteral.inline(sql, args)
         if not self.begun:
-            text = f"{_BEGIN};\n{text}"
+            text = f"{query('session.begin')};\n{text}"
             self.begun = True
         with translated(self._secrets):
             status = await self._conn.execute(text, timeout=timeout or self.timeout)
@@ -121,7 +116,7 @@ class PgTx:
         transaction that never ran a statement)."""
         if not self.begun and not self._pending:
             return
-        parts = ([] if self.begun else [_BEGIN]) + self._pending + ["COMMIT"]
+        parts = ([] if self.begun else [query("session.begin")]) + self._pending + ["COMMIT"]
         self.begun = True
         with translated(self._secrets):
             status = await self._conn.execute(";\n".join(parts), timeout=self.timeout)

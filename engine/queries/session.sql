@@ -12,3 +12,9 @@ SELECT set_config('statement_timeout', $1, true)
 -- name: database_now
 -- The database's clock, against the host's.
 SELECT clock_timestamp() AS now
+
+-- name: begin
+-- Every transaction of engine/adapters/pgtx.py starts here: a connection that ran a SQL
+-- job keeps that job's statement_timeout for its session (Database.call_bounded), so the
+-- transaction starts from the configured default (a job's claim then sets its own).
+BEGIN; SET LOCAL statement_timeout TO DEFAULT

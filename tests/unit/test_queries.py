@@ -38,7 +38,7 @@ def test_an_unknown_query_name_is_a_clear_error() -> None:
 
 
 def test_no_runtime_or_adapter_module_keeps_a_statement_of_its_own() -> None:
-    statement = re.compile(r'"""\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b')
+    statement = re.compile(r'(?:"""|"|\')\s*(SELECT|INSERT|UPDATE|DELETE|WITH|BEGIN|SET)\b')
     offenders = [
         str(p.relative_to(REPO))
         for folder in ("runtime", "adapters", "app")
