@@ -95,6 +95,7 @@ class Notifier:
         lease_seconds: float = 60.0,
         rng: retry.Rng | None = None,
         wake: Callable[[], None] = lambda: None,
+        count: Callable[[str, str], None] = lambda kind, outcome: None,
     ) -> None:
         self._db = db
         self._manifest = manifest
@@ -107,6 +108,7 @@ class Notifier:
         self._lease = lease_seconds
         self._rng = rng or random.Random()
         self._wake = wake  # the sender: a scan recorded notices
+        self._count = count  # each try's outcome, by kind (the metrics)
         self._notified = incidents.notified(manifest)
         self.scans = bool(self._notified)
         self._tells_missing = any(
@@ -195,13 +197,16 @@ class Notifier:
             error, permanent = f"{type(err).__name__}: {err}", False
         else:
             await outbox.sent(self._db, row)
+            self._count(notice.kind, "sent")
             return True
         decision = outbox.next_try(
             row.tries, permanent=permanent, rng=self._rng, policy=self._policy
         )
         await outbox.failed(self._db, row, error, decision)
         label = target_label(notice.target)
-        if isinstance(decision, retry.GiveUp):
+        given_up = isinstance(decision, retry.GiveUp)
+        self._count(notice.kind, "given_up" if given_up else "retry")
+        if given_up:
             log.error(
                 "%s notification of %s to %s given up after %d tr%s: %s",
                 notice.kind,
@@ -228,6 +233,7 @@ async def open_notifier(
     timeout: float,
     policy: RetryPolicy,
     wake: Callable[[], None],
+    count: Callable[[str, str], None] = lambda kind, outcome: None,
 ) -> AsyncIterator[Notifier]:
     """A notifier with its sender (Apprise loads here). The URLs' values from the
     environment join the secrets scrubbed from every log line, and a URL that cannot be
@@ -250,4 +256,5 @@ async def open_notifier(
             policy=policy,
             lease_seconds=timeout * 2 + 30,
             wake=wake,
+            count=count,
         )

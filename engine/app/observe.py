@@ -24,6 +24,7 @@ from engine.app.web import http_endpoint as http_endpoint
 from engine.core import durations
 from engine.core.model import Manifest
 from engine.runtime.metrics import MetricRecord, MetricsSink
+from engine.runtime.notices import KINDS
 from engine.runtime.outcome import STATUSES
 from engine.runtime.slotbook import SlotBook
 
@@ -34,6 +35,8 @@ UNKNOWN = "unknown"
 #: Outcomes of a run that did the job's work (or tried to): their durations are the
 #: job's, unlike a duplicate's or a paused slot's.
 _RAN = frozenset({"succeeded", "retry", "dead_lettered"})
+#: What became of one try of a notification (:meth:`Metrics.notified`).
+NOTICE_OUTCOMES = ("sent", "retry", "given_up")
 
 
 class Metrics:
@@ -81,6 +84,14 @@ class Metrics:
             "cronwright_missing_slots", "Due slots that have not succeeded", ["job"],
             registry=self.registry,
         )  # fmt: skip
+        self.notifications = Counter(
+            "cronwright_notifications",
+            "Notifications and healthcheck pings sent, failed for a retry, or given up",
+            ["kind", "outcome"], registry=self.registry,
+        )  # fmt: skip
+        for kind in KINDS:  # from 0, so that the first one given up is an increase
+            for outcome in NOTICE_OUTCOMES:
+                self.notifications.labels(kind=kind, outcome=outcome)
         # Each scheduled job's missing-slot gauges, from 0; a refresh sets those of the
         # jobs with missing slots now or at the refresh before (the rest stay 0), so its
         # cost follows the jobs that miss slots, not the number of jobs.
@@ -128,6 +139,11 @@ class Metrics:
             count.set(len(slots))
             age.set((now - slots[0]).total_seconds() if slots else 0.0)
         self._missed = missed
+
+    def notified(self, kind: str, outcome: str) -> None:
+        """A notification's try: ``sent``, ``retry`` (failed, tried again later) or
+        ``given_up`` (failed for good)."""
+        self.notifications.labels(kind=kind, outcome=outcome).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

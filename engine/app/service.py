@@ -359,6 +359,7 @@ async def run(
                         first_delay_seconds=options.notify_first_delay_seconds,
                     ),
                     wake=wake.set,
+                    count=prom.notified,
                 )
             )
             _notify_loops(loops, notifier, options, now, stopping, health, wake)

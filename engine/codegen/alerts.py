@@ -87,6 +87,27 @@ def _dead_letters() -> dict[str, Any]:
     }
 
 
+def _notifications_given_up() -> dict[str, Any]:
+    window = duration(DEAD_LETTER_WINDOW)
+    return {
+        "alert": "CronwrightNotificationsGivenUp",
+        "expr": (
+            'sum by (kind) (increase(cronwright_notifications_total{outcome="given_up"}'
+            f"[{window}])) > 0"
+        ),
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "cronwright gave up sending {{ $labels.kind }} notifications",
+            "description": (
+                '{{ $value | printf "%.0f" }} {{ $labels.kind }} notification(s) were given '
+                f"up in the last {window}, after every retry: their receivers were not told. "
+                "The runner's log names each target and its error; fix the URL or the "
+                "receiver (an alert that reaches nobody is the silent failure this one is for)."
+            ),
+        },
+    }
+
+
 def _slot_missing(job: Job, grace: int) -> dict[str, Any]:
     zone = job.timezone or "UTC"
     return {
@@ -131,7 +152,7 @@ def alert_rules(manifest: Manifest, header: str) -> str:
     """The rules file: one group, the process-wide alerts first, then each job's (by
     name). A job paused in the manifest has no missing slots to alert on."""
     jobs = sorted(manifest.jobs, key=lambda j: j.name)
-    rules = [_runner_down(), _dead_letters()]
+    rules = [_runner_down(), _dead_letters(), _notifications_given_up()]
     grace = manifest.transport.grace_seconds
     rules += [_slot_missing(j, grace) for j in jobs if not j.paused]
     rules += [_near_timeout(j) for j in jobs]

@@ -99,6 +99,16 @@ def _overview() -> list[dict[str, Any]]:
             ],
         ),
         _panel(
+            "Notifications",
+            [
+                (
+                    "sum by (kind, outcome) (increase(cronwright_notifications_total"
+                    "[$__rate_interval]))",
+                    "{{kind}} {{outcome}}",
+                )
+            ],
+        ),
+        _panel(
             "Runners up",
             [(f"sum({up})", "up"), (f"count({up})", "targets")],
             kind="stat",

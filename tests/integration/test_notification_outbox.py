@@ -248,6 +248,8 @@ def test_a_notification_never_delivered_is_given_up_with_one_log_line(
     the first failure is one rate-limited line, the last try one line naming the target
     by its scheme and host, and the row is given up."""
 
+    counted: list[tuple[str, str]] = []
+
     async def go(hook: str) -> list[dict[str, object]]:
         manifest = replace(MANIFEST, notify=(Notify(url=hook),))
         async with Database.open(pg_dsn, max_size=2) as db, NoticeSender({}, timeout=5) as sender:
@@ -261,6 +263,7 @@ def test_a_notification_never_delivered_is_given_up_with_one_log_line(
                 environ={"ENABLE_CRON": "false"},
                 health=Health(),
                 policy=outbox.policy(tries=3, first_delay_seconds=1),
+                count=lambda kind, outcome: counted.append((kind, outcome)),
             )
             await outbox.record_now(
                 db, [replace(notice("dead_letter", "dead letter 1"), target=hook)]
@@ -276,6 +279,8 @@ def test_a_notification_never_delivered_is_given_up_with_one_log_line(
         tried = len(receiver.all())
     assert tried == 3
     assert [(r["tries"], r["gave_up"]) for r in found] == [(3, True)]
+    # What the metrics count (cronwright_notifications_total, alerted on when given up).
+    assert counted == [("dead_letter", "retry")] * 2 + [("dead_letter", "given_up")]
     label = f"json://127.0.0.1:{receiver.port}"
     assert [r.getMessage() for r in caplog.records] == [
         f"notification to {label} failed: Failed to send JSON POST notification: Internal"

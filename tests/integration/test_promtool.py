@@ -50,10 +50,10 @@ def promtool() -> str:
 
 
 def repo_rule_count() -> int:
-    """Runner down and dead letters, a missing-slot rule per running job and a
-    near-timeout rule per job."""
+    """Runner down, dead letters and notifications given up, a missing-slot rule per
+    running job and a near-timeout rule per job."""
     jobs = load(REPO / "jobs.yaml").jobs
-    return 2 + sum(not j.paused for j in jobs) + len(jobs)
+    return 3 + sum(not j.paused for j in jobs) + len(jobs)
 
 
 def tool(promtool: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -167,6 +167,36 @@ def test_a_dead_letter_alerts_for_its_window_and_a_flat_counter_never_does(
     )
 
 
+def test_a_notification_given_up_alerts_by_kind_for_its_window(
+    promtool: str, tmp_path: Path
+) -> None:
+    alert = (
+        {"kind": "dead_letter", "severity": "warning"},
+        {
+            "summary": "cronwright gave up sending dead_letter notifications",
+            "description": "1 dead_letter notification(s) were given up in the last 15m,"
+            " after every retry: their receivers were not told. The runner's log names each"
+            " target and its error; fix the URL or the receiver (an alert that reaches nobody"
+            " is the silent failure this one is for).",
+        },
+    )
+    rules_test(
+        promtool,
+        tmp_path,
+        {
+            # From 0 at start-up, on two runners; retries and sends never alert.
+            'cronwright_notifications_total{kind="dead_letter", outcome="given_up", instance="a"}': "0x5 1x30",
+            'cronwright_notifications_total{kind="dead_letter", outcome="given_up", instance="b"}': "0x35",
+            'cronwright_notifications_total{kind="missing", outcome="retry", instance="a"}': "0+1x35",
+            'cronwright_notifications_total{kind="missing", outcome="sent", instance="b"}': "0+1x35",
+        },
+        (5, "CronwrightNotificationsGivenUp", []),
+        (7, "CronwrightNotificationsGivenUp", [alert]),
+        (20, "CronwrightNotificationsGivenUp", [alert]),
+        (25, "CronwrightNotificationsGivenUp", []),
+    )
+
+
 def test_a_runner_unscraped_for_five_minutes_is_down_and_the_others_are_not(
     promtool: str, tmp_path: Path
 ) -> None:
@@ -254,7 +284,7 @@ def test_every_dashboard_query_parses_as_promql(promtool: str, tmp_path: Path) -
         panel = stack.pop()
         stack += panel.get("panels", [])
         exprs += [t["expr"] for t in panel.get("targets", [])]
-    assert len(exprs) == 7 + 7
+    assert len(exprs) == 8 + 7
     # Grafana's variables are not PromQL: a duration and a job name stand in for them.
     rules = [
         {

@@ -97,12 +97,12 @@ def test_the_dashboard_stays_one_row_however_many_jobs_there_are(tmp_path: Path)
     many.mkdir()
     big = generate.render(load(scale_project(many, 200)))[generate.DASHBOARD]
     panels = [len(list(every_panel(json.loads(d)["panels"]))) for d in (small, big)]
-    assert panels == [11, 11]
+    assert panels == [12, 12]
     # Only the variable's options grow: an option of a few lines a job.
     assert len(big) - len(small) < 200 * 150
 
 
-def test_the_overview_shows_runs_missing_slots_queue_depth_dead_letters_and_runners(
+def test_the_overview_shows_runs_missing_slots_queue_depth_dead_letters_notices_and_runners(
     tmp_path: Path,
 ) -> None:
     d = board(ops_manifest(tmp_path))
@@ -118,6 +118,10 @@ def test_the_overview_shows_runs_missing_slots_queue_depth_dead_letters_and_runn
                 'sum by (job) (increase(cronwright_runs_total{status="dead_lettered"}'
                 "[$__rate_interval]))"
             ],
+        ),
+        (
+            "Notifications",
+            ["sum by (kind, outcome) (increase(cronwright_notifications_total[$__rate_interval]))"],
         ),
         ("Runners up", ['sum(up{job="cronwright"})', 'count(up{job="cronwright"})']),
     ]
@@ -163,7 +167,7 @@ def test_panel_ids_are_unique_and_every_panel_fits_the_grid(tmp_path: Path) -> N
     d = board(ops_manifest(tmp_path))
     panels = list(every_panel(d["panels"]))
     ids = [p["id"] for p in panels]
-    assert len(ids) == len(set(ids)) == 2 + 6 + 3
+    assert len(ids) == len(set(ids)) == 2 + 7 + 3
     for p in panels:
         pos = p["gridPos"]
         assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, p["title"]

@@ -11,6 +11,7 @@ from engine.app.observe import Metrics
 from engine.core.durations import duration_buckets, near_timeout_seconds
 from engine.manifest.loader import load
 from engine.runtime.metrics import MetricRecord
+from engine.runtime.notices import KINDS
 from engine.runtime.outcome import STATUSES, Status
 from tests.fixtures.ops_manifest import ops_manifest
 
@@ -68,6 +69,23 @@ def test_every_jobs_run_counters_exist_at_zero_before_its_first_run(tmp_path: Pa
             assert f'cronwright_runs_total{{job="{job}",status="{status}"}} 0.0' in found
         assert f'cronwright_run_duration_seconds_count{{job="{job}"}} 0.0' in found
     assert 'cronwright_runs_total{job="unknown",status="dead_lettered"} 0.0' in found
+
+
+def test_notification_counters_exist_at_zero_for_every_kind_and_count_each_try(
+    tmp_path: Path,
+) -> None:
+    metrics = Metrics(ops_manifest(tmp_path))
+    found = lines(metrics)
+    for kind in KINDS:
+        for outcome in ("sent", "retry", "given_up"):
+            line = f'cronwright_notifications_total{{kind="{kind}",outcome="{outcome}"}} 0.0'
+            assert line in found
+    metrics.notified("missing", "retry")
+    metrics.notified("missing", "given_up")
+    metrics.notified("missing", "given_up")
+    found = lines(metrics)
+    assert 'cronwright_notifications_total{kind="missing",outcome="given_up"} 2.0' in found
+    assert 'cronwright_notifications_total{kind="missing",outcome="retry"} 1.0' in found
 
 
 def test_last_run_duration_follows_the_runs_that_did_the_jobs_work(tmp_path: Path) -> None:
