@@ -18,26 +18,38 @@ SELECT job, first_seen FROM cronwright.jobs WHERE job = ANY($1::text[])
 SELECT job, first_seen FROM cronwright.jobs WHERE job = ANY($1::text[])
 
 -- name: facts
--- One row per asked (job, slot), in order. The newer-slot question is asked only for the
--- pairs that want it (a `latest` job's), so other jobs pay nothing for it.
-SELECT r.status AS ledger, coalesce(r.attempt, 0) AS attempts,
-       d.job IS NOT NULL AS dispatched,
+-- What is recorded about each asked job, then about each asked (job, slot) pair, in one
+-- statement whatever their number: a row per job of $1 (i NULL) with its first sighting
+-- and its open runtime pause (one at most: pauses_one_open_idx), then a row per pair i,
+-- ($2[i], $3[i]), in order, with its facts. $4[i] asks pair i's newer-slot question,
+-- asked only for the pairs that want it (a `latest` job's), so that other jobs pay
+-- nothing for it. A caller that wants no job's facts passes no job.
+SELECT j.job, s.first_seen, o.paused_from AS paused_since, NULL::bigint AS i,
+       NULL::text AS ledger, NULL::integer AS attempts, NULL::boolean AS dispatched,
+       NULL::boolean AS paused, NULL::boolean AS newer_active
+FROM unnest($1::text[]) AS j(job)
+LEFT JOIN cronwright.jobs AS s ON s.job = j.job
+LEFT JOIN cronwright.pauses AS o ON o.job = j.job AND o.resumed_at IS NULL
+UNION ALL
+SELECT NULL, NULL, NULL, w.i,
+       r.status, coalesce(r.attempt, 0),
+       d.job IS NOT NULL,
        EXISTS (
            SELECT 1 FROM cronwright.pauses AS p
            WHERE p.job = w.job AND p.paused_from <= w.slot
              AND (p.resumed_at IS NULL OR w.slot < p.resumed_at)
-       ) AS paused,
+       ),
        w.latest AND (
            EXISTS (SELECT 1 FROM cronwright.runs AS n
                    WHERE n.job = w.job AND n.slot > w.slot
                      AND n.status NOT IN ('paused', 'superseded'))
            OR EXISTS (SELECT 1 FROM cronwright.dispatched AS n
                       WHERE n.job = w.job AND n.slot > w.slot)
-       ) AS newer_active
-FROM unnest($1::text[], $2::timestamptz[], $3::boolean[]) WITH ORDINALITY AS w(job, slot, latest, i)
+       )
+FROM unnest($2::text[], $3::timestamptz[], $4::boolean[]) WITH ORDINALITY AS w(job, slot, latest, i)
 LEFT JOIN cronwright.runs AS r ON r.job = w.job AND r.slot = w.slot
 LEFT JOIN cronwright.dispatched AS d ON d.job = w.job AND d.slot = w.slot
-ORDER BY w.i
+ORDER BY i NULLS FIRST
 
 -- name: unrecorded
 -- The positions (from 1) of the asked (job, slot) pairs with no ledger row and never

@@ -2,7 +2,7 @@
 
 - :class:`Db` and :class:`Tx`: transactions on Postgres (``engine.adapters.pg``).
 - :class:`SlotStore`: what the scheduling core (:mod:`engine.runtime.scheduling`) asks
-  about slots: five questions, so that a test can answer them from dicts in memory
+  about jobs and slots: six questions, so that a test can answer them from dicts in memory
   (``tests/fixtures/memstore.py``). Its Postgres answer is
   :mod:`engine.runtime.slotstore`.
 """
@@ -76,6 +76,14 @@ class SlotFacts:
 NO_FACTS = SlotFacts()
 
 
+@dataclass(frozen=True)
+class JobFacts:
+    """What is recorded about one job."""
+
+    first_seen: datetime | None = None  # cronwright.jobs: None, never seen
+    paused_since: datetime | None = None  # its open runtime pause's start: None, none open
+
+
 class SlotStore(Protocol):
     async def register(self, jobs: Sequence[str], at: datetime) -> Mapping[str, datetime]:
         """Record ``at`` as the first time the jobs were seen, for those never seen;
@@ -91,6 +99,13 @@ class SlotStore(Protocol):
     ) -> list[SlotFacts]:
         """The facts of each (job, slot), in order; ``latest[i]`` asks for ``newer_active`` of
         pair i."""
+        ...
+
+    async def jobs_and_facts(
+        self, jobs: Sequence[str], pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
+    ) -> tuple[Mapping[str, JobFacts], list[SlotFacts]]:
+        """In one question: the facts of each of ``jobs`` (an entry for each, recorded or
+        not), and those of each (job, slot) as :meth:`facts` gives them."""
         ...
 
     async def open_facts(

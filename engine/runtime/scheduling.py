@@ -34,7 +34,7 @@ from typing import Any
 from engine.core import cronflag
 from engine.core.model import CatchUpPolicy, Job, Manifest, Transport
 from engine.core.times import iso
-from engine.runtime.ports import SlotFacts, SlotStore
+from engine.runtime.ports import JobFacts, SlotFacts, SlotStore
 from engine.schedule.slots import (
     ScheduleFor,
     ScheduleKey,
@@ -128,6 +128,32 @@ def is_latest(job: Job) -> bool:
     return job.catch_up.policy is CatchUpPolicy.LATEST
 
 
+@dataclass(frozen=True)
+class Overview:
+    """The status of each wanted slot, in the order given, and what is recorded about each
+    wanted job (its first sighting, its open runtime pause)."""
+
+    statuses: list[SlotStatus]
+    jobs: Mapping[str, JobFacts]
+
+
+async def overview(
+    store: SlotStore,
+    wanted: Sequence[tuple[Job, Sequence[datetime]]],
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> Overview:
+    """The wanted slots' statuses and their jobs' facts: one question to the store whatever
+    the number of jobs and slots (none when nothing is wanted)."""
+    if not wanted:
+        return Overview([], {})
+    pairs, latest = _asked(wanted)
+    jobs, found = await store.jobs_and_facts([job.name for job, _ in wanted], pairs, latest)
+    first_seen = {name: f.first_seen for name, f in jobs.items() if f.first_seen is not None}
+    return Overview(_statuses(wanted, found, first_seen, now=now, grace=grace), jobs)
+
+
 async def statuses(
     store: SlotStore,
     wanted: Sequence[tuple[Job, Sequence[datetime]]],
@@ -136,13 +162,33 @@ async def statuses(
     grace: timedelta,
     first_seen: Mapping[str, datetime] | None = None,
 ) -> list[SlotStatus]:
-    """The status of each wanted slot, in the order given: two questions to the store
-    whatever the number of jobs and slots (one when ``first_seen`` is given)."""
+    """The status of each wanted slot, in the order given: one question to the store
+    whatever the number of jobs and slots (:func:`overview`'s; the slots' facts alone when
+    ``first_seen`` is given)."""
     if first_seen is None:
-        first_seen = await store.first_seen([job.name for job, _ in wanted])
+        return (await overview(store, wanted, now=now, grace=grace)).statuses
+    pairs, latest = _asked(wanted)
+    found = await store.facts(pairs, latest) if pairs else []
+    return _statuses(wanted, found, first_seen, now=now, grace=grace)
+
+
+def _asked(
+    wanted: Sequence[tuple[Job, Sequence[datetime]]],
+) -> tuple[list[tuple[str, datetime]], list[bool]]:
+    """Each wanted (job, slot) in order, and whether its newer-slot fact is wanted."""
     pairs = [(job.name, t) for job, slots in wanted for t in slots]
     latest = [is_latest(job) for job, slots in wanted for _ in slots]
-    found = await store.facts(pairs, latest) if pairs else []
+    return pairs, latest
+
+
+def _statuses(
+    wanted: Sequence[tuple[Job, Sequence[datetime]]],
+    found: Sequence[SlotFacts],
+    first_seen: Mapping[str, datetime],
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> list[SlotStatus]:
     out: list[SlotStatus] = []
     i = 0
     for job, slots in wanted:

@@ -1,7 +1,9 @@
 """The scheduling core's questions (:class:`engine.runtime.ports.SlotStore`) answered by
 cronwright's tables: ``jobs`` (history starts), ``runs`` (the ledger), ``dispatched``
 (what cronwright sent) and ``pauses``. Each answer is one statement, whatever the number
-of jobs and slots; the open slots' facts two when any slot has no record."""
+of jobs and slots; the open slots' facts two when any slot has no record. The facts of
+jobs and slots are one statement (``scheduling.facts``) for every question that asks
+them."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from engine.core.queries import query
-from engine.runtime.ports import Db, SlotFacts, SlotStore, Tx
+from engine.runtime.ports import Db, JobFacts, SlotFacts, SlotStore, Tx
 
 
 class PgSlotStore(SlotStore):
@@ -30,7 +32,13 @@ class PgSlotStore(SlotStore):
         self, pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
     ) -> list[SlotFacts]:
         async with self._db.transaction() as tx:
-            return await _facts(tx, pairs, latest)
+            return (await _facts(tx, [], pairs, latest))[1]
+
+    async def jobs_and_facts(
+        self, jobs: Sequence[str], pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
+    ) -> tuple[dict[str, JobFacts], list[SlotFacts]]:
+        async with self._db.transaction() as tx:
+            return await _facts(tx, jobs, pairs, latest)
 
     async def open_facts(
         self, pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
@@ -44,23 +52,35 @@ class PgSlotStore(SlotStore):
             found = [r["i"] - 1 for r in rows]
             if not found:
                 return {}
-            facts = await _facts(tx, [pairs[i] for i in found], [latest[i] for i in found])
+            _, facts = await _facts(tx, [], [pairs[i] for i in found], [latest[i] for i in found])
         return dict(zip(found, facts, strict=True))
 
 
 async def _facts(
-    tx: Tx, pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
-) -> list[SlotFacts]:
+    tx: Tx, jobs: Sequence[str], pairs: Sequence[tuple[str, datetime]], latest: Sequence[bool]
+) -> tuple[dict[str, JobFacts], list[SlotFacts]]:
+    """The facts of each of ``jobs`` (those of a job never seen are empty), and of each
+    pair in order."""
     rows = await tx.fetch(
-        query("scheduling.facts"), [j for j, _ in pairs], [t for _, t in pairs], list(latest)
+        query("scheduling.facts"),
+        list(dict.fromkeys(jobs)),
+        [j for j, _ in pairs],
+        [t for _, t in pairs],
+        list(latest),
     )
-    return [
-        SlotFacts(
-            ledger=r["ledger"],
-            attempts=int(r["attempts"]),
-            dispatched=r["dispatched"],
-            paused=r["paused"],
-            newer_active=r["newer_active"],
-        )
-        for r in rows
-    ]
+    about: dict[str, JobFacts] = {}
+    facts: list[SlotFacts] = []
+    for r in rows:
+        if r["i"] is None:  # a job's row (they come first)
+            about[r["job"]] = JobFacts(first_seen=r["first_seen"], paused_since=r["paused_since"])
+        else:
+            facts.append(
+                SlotFacts(
+                    ledger=r["ledger"],
+                    attempts=int(r["attempts"]),
+                    dispatched=r["dispatched"],
+                    paused=r["paused"],
+                    newer_active=r["newer_active"],
+                )
+            )
+    return about, facts

@@ -24,6 +24,7 @@ from engine.app.cli import main
 from engine.app.console import ranges, views
 from engine.app.wiring import utc_now
 from engine.core.times import iso
+from engine.runtime import pauses
 from engine.runtime.scheduling import grace_for
 from tests.integration.console_support import (
     TOKEN,
@@ -87,14 +88,16 @@ def test_the_grid_gives_the_answer_cronwright_slots_gives_for_the_same_range(
     }  # fmt: skip
 
 
-def test_a_grid_page_asks_three_questions_whatever_the_number_of_jobs(pg_dsn: str) -> None:
+def test_a_grid_page_asks_one_question_whatever_the_number_of_jobs(pg_dsn: str) -> None:
     base = make_job(name="j0", cron="*/5 * * * *")
     now = utc_now()
+    # A job with no slot in the last 24 hours: its row still shows its runtime pause.
+    yearly = make_job(name="yearly", cron=f"0 0 1 {(now.month + 5) % 12 + 1} *")
 
-    async def questions(n: int) -> int:
+    async def questions(n: int) -> tuple[int, set[str]]:
         jobs = [replace(base, name=f"j{i}", type=f"t.j{i}") for i in range(n)]
         ctx = views.Context(
-            manifest=probe_manifest(*jobs),
+            manifest=probe_manifest(*jobs, yearly),
             transport="postgres",
             grace=grace_for("postgres"),
             templates={},
@@ -106,9 +109,15 @@ def test_a_grid_page_asks_three_questions_whatever_the_number_of_jobs(pg_dsn: st
             counting = CountingDb(db)
             view = await views.grid_view(counting, ctx, rng)  # type: ignore[arg-type]
             assert view.cells == n * 288
-            return counting.queries
+            return counting.queries, {r.job.name for r in view.rows if r.pause is not None}
 
-    assert run(questions(1)) == run(questions(30)) == 3
+    async def pause() -> None:
+        async with Database.open(pg_dsn, max_size=1) as db, db.transaction() as tx:
+            for job in ("j0", "yearly"):
+                await pauses.pause(tx, job, now - timedelta(hours=1), None, by="cli:ops")
+
+    run(pause())
+    assert run(questions(1)) == run(questions(30)) == (1, {"j0", "yearly"})
 
 
 ACTIONS = (

@@ -331,7 +331,7 @@ def test_a_latest_jobs_slots_read_not_deployed_superseded_missing_and_pending(pg
     assert run(main()) == expected
 
 
-def test_every_status_of_a_slot_in_two_queries_whatever_the_jobs_and_the_range(
+def test_every_status_of_a_slot_in_one_query_whatever_the_jobs_and_the_range(
     pg_dsn: str,
 ) -> None:
     job = hourly()
@@ -390,7 +390,7 @@ def test_every_status_of_a_slot_in_two_queries_whatever_the_jobs_and_the_range(
 
     found, queries = run(main())
     assert {s.slot: (s.status, s.attempts) for s in found} == expected
-    assert queries == 4  # each call: the history starts, then every slot's facts
+    assert queries == 2  # each call: one, the history starts with every slot's facts
 
 
 # --- the CLI, end to end in a subprocess ----------------------------------------------

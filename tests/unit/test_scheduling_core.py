@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from engine.core.model import CatchUp, CatchUpPolicy, Job, Period, Window
-from engine.runtime.ports import SlotFacts
+from engine.runtime.ports import JobFacts, SlotFacts
 from engine.runtime.scheduling import (
     STATUSES,
     grace_for,
+    overview,
     slots_by_job,
     status_of,
+    statuses,
 )
 from engine.runtime.slotbook import SlotBook
 from engine.schedule.slots import Schedule, cron_schedule
@@ -218,6 +220,34 @@ def test_a_reader_that_does_not_register_sees_an_unseen_job_owe_nothing() -> Non
     run(b.refresh(T0))
     assert store.first == {}
     assert b.to_enqueue(T0) == []
+
+
+def test_the_slots_statuses_and_their_jobs_facts_are_one_question() -> None:
+    store = MemoryStore(
+        first={"tick": T0},
+        ledger={("tick", T0): "succeeded"},
+        dispatched={("tick", T0 + MINUTE)},
+        pauses={"refresh": [(T0, T0 + MINUTE), (T0 + minutes(3), None)]},
+    )
+    four = [T0 + minutes(m) for m in range(4)]
+    wanted = [(EVERY_MINUTE, four), (LATEST, four), (NONE, [])]
+    now, grace = T0 + minutes(4), minutes(2)
+    seen = run(overview(store, wanted, now=now, grace=grace))
+    assert store.questions == 1
+    assert [s.status for s in seen.statuses] == [
+        *("succeeded", "queued", "missing", "pending"),
+        *("paused", "not_deployed", "not_deployed", "paused"),  # never seen, paused twice
+    ]
+    assert seen.jobs == {
+        "tick": JobFacts(first_seen=T0),
+        "refresh": JobFacts(paused_since=T0 + minutes(3)),  # the open pause
+        "quiet": JobFacts(),  # asked though it has no slot in the range
+    }
+    # The same answer as from the facts alone, the history starts given.
+    assert run(statuses(store, wanted, now=now, grace=grace)) == seen.statuses
+    assert run(statuses(store, wanted, now=now, grace=grace, first_seen=store.first)) == (
+        seen.statuses
+    )
 
 
 def test_a_refresh_asks_about_the_new_and_the_open_slots_only_in_one_question() -> None:

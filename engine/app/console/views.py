@@ -2,8 +2,10 @@
 functions: slot statuses from the scheduling core (the answer ``cronwright slots``
 gives), attempts from the run ledger, dead letters, pauses and what cronwright sent.
 
-A grid page asks three questions whatever the number of jobs and slots on it: the
-scheduling core's two and the open pauses.
+A grid page asks one question whatever the number of jobs and slots on it: the
+scheduling core's :func:`~engine.runtime.scheduling.overview`, which answers with each
+slot's facts (its status decided by the core's rules), each job's first sighting and open
+runtime pause, from one statement; a slot's page asks it about that one slot.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def find_job(manifest: Manifest, name: str) -> Job:
 @dataclass(frozen=True)
 class Row:
     job: Job
-    pause: Pause | None  # the job's open runtime pause
+    pause: datetime | None  # since when the job is paused at runtime (its open pause)
     cells: list[grid.Cell]
 
 
@@ -96,9 +98,8 @@ async def grid_view(db: Db, ctx: Context, rng: Range) -> GridView:
     if rng.page > len(split):
         raise BadQuery(f"page {rng.page}: there {_are(len(split), 'page')} in this range")
     mine = [wanted[i] for i in split[rng.page - 1]]
-    found = await scheduling.statuses(PgSlotStore(db), mine, now=now, grace=ctx.grace)
-    async with db.transaction() as tx:
-        opened = await pauses.open_pauses(tx, [job.name for job, _ in mine])
+    seen = await scheduling.overview(PgSlotStore(db), mine, now=now, grace=ctx.grace)
+    found = seen.statuses
     scale = grid.scale(rng.start, rng.end, [slots for _, slots in mine])
     by_job: dict[str, list[tuple[datetime, str, int]]] = {}
     counts = dict.fromkeys(scheduling.STATUSES, 0)
@@ -109,7 +110,7 @@ async def grid_view(db: Db, ctx: Context, rng: Range) -> GridView:
     rows = [
         Row(
             job=job,
-            pause=opened.get(job.name),
+            pause=seen.jobs[job.name].paused_since,
             cells=grid.cells(scale, job, by_job.get(job.name, []), following.get(job.name)),
         )
         for job, _ in mine
