@@ -1,7 +1,9 @@
-"""Fuzzing the slot options of the CLI, in-process through engine.app.cli.main: any
-string as ``render --at`` (no database), and as ``run --at``, ``enqueue --at``,
-``backfill --from/--to`` and ``slots --from/--to`` with a real Postgres. Every run ends
-with exit 0, 1 or 2; an exception escaping main (a traceback for a user) fails."""
+"""Fuzzing the time options of the CLI, in-process through engine.app.cli.main: any
+string as ``render --at``, ``schedule --at`` and ``cron --at`` (with and without
+``--timezone``), with no database, and as ``run --at``, ``enqueue --at``, ``backfill
+--from/--to``, ``slots --from/--to``, ``dead-letters list --since`` and ``dead-letters
+purge --before`` with a real Postgres. Every run ends with exit 0, 1 or 2; an exception
+escaping main (a traceback for a user) fails."""
 
 from __future__ import annotations
 
@@ -26,7 +28,11 @@ NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 offsets = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
 near = st.integers(-72 * 60, 72 * 60).map(lambda m: NOW + timedelta(minutes=m))
 anywhere = st.datetimes(timezones=st.just(UTC) | offsets | st.none())
-times = near | anywhere
+# Within days of datetime's first and last, where a zone's offset or a look back overflows.
+ends = st.datetimes(max_value=datetime(1, 1, 3), timezones=st.just(UTC) | offsets | st.none()) | (
+    st.datetimes(min_value=datetime(9999, 12, 29), timezones=st.just(UTC) | offsets | st.none())
+)
+times = near | anywhere | ends
 # What an operator (or a script gone wrong) might type.
 at_strings = (
     times.map(lambda t: t.isoformat())
@@ -64,6 +70,40 @@ def test_render_ends_in_0_or_2_for_any_at(at: str) -> None:
 
 
 @pytest.fixture
+def no_database() -> Iterator[None]:
+    """`schedule` reads runtime pauses when DATABASE_URL is set: not here."""
+    saved = os.environ.pop("DATABASE_URL", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["DATABASE_URL"] = saved
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(at=at_strings)
+def test_schedule_ends_in_0_or_2_for_any_at(no_database: None, at: str) -> None:
+    code, err = cli("schedule", "--at", at)
+    assert code in (0, 2), err
+    check(code, err)
+
+
+# On UTC's clock, and on zones east and west of it (a naive --at is read in the zone).
+CRONS = {
+    "UTC": ["cron", "59 23 31 12 *"],
+    "Asia/Tokyo": ["cron", "0 * * * *", "--timezone", "Asia/Tokyo"],
+    "America/New_York": ["cron", "59 23 * * *", "--timezone", "America/New_York"],
+}
+
+
+@given(at=at_strings, zone=st.sampled_from(sorted(CRONS)))
+def test_cron_ends_in_0_or_2_for_any_at_in_any_zone(at: str, zone: str) -> None:
+    code, err = cli(*CRONS[zone], "--at", at)
+    assert code in (0, 2), err
+    check(code, err)
+
+
+@pytest.fixture
 def database(pg_dsn: str) -> Iterator[None]:
     saved = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = pg_dsn
@@ -95,13 +135,15 @@ COMMANDS = {
     ],
     "slots --from": lambda at: ["slots", "aggregate-hourly", "--from", at, "--to", ANCHOR_TO],
     "slots --to": lambda at: ["slots", "aggregate-hourly", "--from", ANCHOR_FROM, "--to", at],
+    "dead-letters list --since": lambda at: ["dead-letters", "list", "--since", at],
+    "dead-letters purge --before": lambda at: ["dead-letters", "purge", "--before", at],
 }  # fmt: skip
 
 
 @pytest.mark.postgres
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(at=at_strings, command=st.sampled_from(sorted(COMMANDS)))
-def test_database_commands_end_in_0_1_or_2_for_any_slot_option(
+def test_database_commands_end_in_0_1_or_2_for_any_time_option(
     database: None, at: str, command: str
 ) -> None:
     check(*cli(*COMMANDS[command](at)))

@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from engine.app.cli.args import BAD_INPUT, OK, load, slot_time
+from engine.app.cli.args import BAD_INPUT, DAY_SECONDS, OK, load, seconds, slot_time
 
 
 def cmd_slots(args: argparse.Namespace) -> int:
@@ -142,9 +142,9 @@ def register(sub: Any) -> None:
     _transport_option(sp, "where to enqueue")
     sp.add_argument(
         "--grace-seconds",
-        type=float,
+        type=seconds(0),
         metavar="S",
         help="how long a due slot with no record is left to its sender before it counts as"
-        " missing (postgres: 0; cloudflare: 600, the Worker records nothing)",
+        f" missing, 0 to {DAY_SECONDS} (postgres: 0; cloudflare: 600, the Worker records nothing)",
     )
     sp.set_defaults(func=cmd_reconcile)

@@ -17,7 +17,15 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from engine.app.cli.args import BAD_INPUT, FAILED, OK, load, positive, slot_time
+from engine.app.cli.args import (
+    BAD_INPUT,
+    FAILED,
+    MOST_CONSUMERS,
+    OK,
+    load,
+    slot_time,
+    whole_number,
+)
 
 if TYPE_CHECKING:
     from engine.app.backfill import Done, Planned
@@ -158,7 +166,11 @@ def register(sub: Any) -> None:
     sp.add_argument("--dry-run", action="store_true", help="list the slots and their status")
     sp.add_argument("--rerun", action="store_true", help="also recompute slots that succeeded")
     sp.add_argument(
-        "--concurrency", type=positive, default=1, metavar="N", help="slots at once (default 1)"
+        "--concurrency",
+        type=whole_number(1, MOST_CONSUMERS),
+        default=1,
+        metavar="N",
+        help=f"slots at once, 1 to {MOST_CONSUMERS} (default 1)",
     )
     sp.add_argument(
         "--json",

@@ -17,10 +17,9 @@ from engine.app.cli.args import (
     OK,
     load,
     out_dir,
-    parse_time,
-    parse_time_as_given,
     positive,
     slot_time,
+    slot_time_as_given,
 )
 from engine.core.errors import ConfigError
 from engine.core.model import Manifest
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from engine.schedule.cron import Cron
+    from engine.schedule.slots import Schedule
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -106,7 +106,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             print(f"  settles  day D at its first run at or after D+1 00:00 + {settle}s")
         t = at
         for _ in range(args.next):
-            nxt = schedule.next_after(t)
+            nxt = _next_after(schedule, t)
             if nxt is None:
                 break
             day = slots.day_settled_by(schedule, nxt, settle) if settle is not None else None
@@ -171,7 +171,6 @@ def _runtime_pauses(m: Any) -> dict[str, str]:
 def cmd_cron(args: argparse.Namespace) -> int:
     from engine.schedule import cron
     from engine.schedule.describe import describe
-    from engine.schedule.slots import Schedule
 
     c = cron.parse(args.expr, allow_both_day_fields=args.allow_both_day_fields)
     zone = _zone(args.timezone) if args.timezone else None
@@ -186,10 +185,10 @@ def cmd_cron(args: argparse.Namespace) -> int:
     print(f"means       {describe(c, args.timezone or 'UTC')}")
     t = args.at or datetime.now(UTC)
     t = (t.replace(tzinfo=zone or UTC) if t.tzinfo is None else t).astimezone(UTC)
-    for _ in range(args.next):
-        nxt = schedule.next_after(t)
+    for i in range(args.next):
+        nxt = _next_after(schedule, t)
         if nxt is None:
-            print("never fires")
+            print("never fires" if i == 0 else "next        none before the year 10000")
             break
         print(f"next        {_slot_in(nxt, zone, c) if zone else nxt.strftime(_UTC_SLOT)}")
         t = nxt
@@ -197,6 +196,15 @@ def cmd_cron(args: argparse.Namespace) -> int:
 
 
 _UTC_SLOT = "%Y-%m-%dT%H:%MZ %a"
+
+
+def _next_after(schedule: Schedule, t: datetime) -> datetime | None:
+    """The schedule's next slot after ``t``; None past datetime's last year, where a zone's
+    clock overflows (``--next`` 8000 of a yearly cron on New York's clock)."""
+    try:
+        return schedule.next_after(t)
+    except OverflowError:
+        return None
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -259,7 +267,11 @@ def register(sub: Any) -> None:
     sp.add_argument(
         "--next", type=positive, default=3, metavar="N", help="show N next slots (default 3)"
     )
-    sp.add_argument("--at", type=parse_time, help="start from this time (default now)")
+    sp.add_argument(
+        "--at",
+        type=slot_time,
+        help="start from this time (default now), from 1970 to a year after now as a slot",
+    )
     sp.set_defaults(func=cmd_schedule)
 
     sp = sub.add_parser(
@@ -277,8 +289,9 @@ def register(sub: Any) -> None:
     )
     sp.add_argument(
         "--at",
-        type=parse_time_as_given,
-        help="start from this time (default now); without an offset it is in --timezone",
+        type=slot_time_as_given,
+        help="start from this time (default now), from 1970 to a year after now as a slot;"
+        " without an offset it is in --timezone",
     )
     sp.add_argument(
         "--allow-both-day-fields",

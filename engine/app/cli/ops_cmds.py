@@ -10,7 +10,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from engine.app.cli.args import FAILED, OK, load, parse_time, positive
+from engine.app.cli.args import (
+    FAILED,
+    MOST_DAYS,
+    OK,
+    load,
+    parse_time,
+    positive,
+    whole_number,
+)
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
@@ -156,21 +164,10 @@ def _days(n: int) -> str:
     return f"{n} day{'s' * (n != 1)}"
 
 
-def _whole_days(text: str) -> int:
-    """A number of days, 0 included (``--older-than 0``: everything but what is kept)."""
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of days (0 or more)")
-    return int(text)
-
-
 def _usage(message: str) -> Exception:
     from engine.core.errors import ConfigError
 
     return ConfigError(message, hint="see cronwright dead-letters replay --help")
-
-
-def _id(text: str) -> int:
-    return positive(text)
 
 
 def register(sub: Any) -> None:
@@ -189,7 +186,11 @@ def register(sub: Any) -> None:
     dl = sp.add_subparsers(dest="dead_letters_command", required=True)
     p = dl.add_parser("list", help="dead letters not purged, oldest first")
     p.add_argument("--job", help="only this job (name or type)")
-    p.add_argument("--since", type=parse_time, help="only those created at or after this time")
+    p.add_argument(
+        "--since",
+        type=parse_time,
+        help="only those created at or after this time (ISO 8601, years 1 to 9999 in UTC)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument(
         "--verbose", action="store_true", help="show the server's DETAIL, which may quote rows"
@@ -201,7 +202,7 @@ def register(sub: Any) -> None:
         help="re-enqueue dead letters on the transport, or run them here with --run;"
         " each is marked replayed (exit 1 if any failed again)",
     )
-    p.add_argument("ids", nargs="*", type=_id, metavar="ID", help="dead letter ids (see list)")
+    p.add_argument("ids", nargs="*", type=positive, metavar="ID", help="dead letter ids (see list)")
     p.add_argument("--all", action="store_true", help="every dead letter not yet replayed")
     p.add_argument("--job", help="with --all: only this job")
     p.add_argument("--run", action="store_true", help="run each slot in place (DATABASE_URL, R2_*)")
@@ -215,7 +216,13 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_dead_letters_replay)
 
     p = dl.add_parser("purge", help="hide dead letters created before a time (retention deletes)")
-    p.add_argument("--before", type=parse_time, required=True, help="ISO 8601 time")
+    p.add_argument(
+        "--before",
+        type=parse_time,
+        required=True,
+        help="ISO 8601 time, years 1 to 9999 in UTC (a far one, 2100-01-01T00:00:00Z, hides"
+        " them all)",
+    )
     p.set_defaults(func=cmd_dead_letters_purge)
 
     sp = sub.add_parser(
@@ -225,9 +232,9 @@ def register(sub: Any) -> None:
     )
     sp.add_argument(
         "--older-than",
-        type=_whole_days,
+        type=whole_number(0, MOST_DAYS, "days"),  # 0: everything but what is kept
         metavar="DAYS",
-        help="for both (default: the manifest's retention, 30 and 90 days); 0 deletes them"
-        " whatever their age",
+        help=f"for both, 0 to {MOST_DAYS} (default: the manifest's retention, 30 and 90 days); 0"
+        " deletes them whatever their age",
     )
     sp.set_defaults(func=cmd_prune)

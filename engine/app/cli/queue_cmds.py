@@ -10,7 +10,19 @@ import logging
 import sys
 from typing import Any
 
-from engine.app.cli.args import FAILED, OK, host, load, port, positive, slot_time
+from engine.app.cli.args import (
+    DAY_SECONDS,
+    FAILED,
+    MOST_CONSUMERS,
+    OK,
+    host,
+    load,
+    port,
+    positive,
+    seconds,
+    slot_time,
+    whole_number,
+)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -111,9 +123,9 @@ def add_service_options(sp: Any, *, reconcile_default: int) -> None:
         "--consumers",
         "--concurrency",
         dest="consumers",
-        type=positive,
+        type=whole_number(1, MOST_CONSUMERS),
         metavar="N",
-        help="jobs this process runs at once (postgres: 4; cloudflare:"
+        help=f"jobs this process runs at once, 1 to {MOST_CONSUMERS} (postgres: 4; cloudflare:"
         " queue.consumer.max_concurrency, else max_batch_size)",
     )
     sp.add_argument(
@@ -141,33 +153,35 @@ def add_service_options(sp: Any, *, reconcile_default: int) -> None:
     )
     sp.add_argument(
         "--reconcile-interval",
-        type=int,
+        type=whole_number(0, DAY_SECONDS, "seconds"),
         default=reconcile_default,
         metavar="SECONDS",
-        help="enqueue the due slots never sent, every SECONDS"
+        help=f"enqueue the due slots never sent, every SECONDS, a whole number up to {DAY_SECONDS}"
         f" ({reconcile_default}; 0: off; see `cronwright reconcile`)",
     )
     sp.add_argument(
         "--grace-seconds",
-        type=float,
+        type=seconds(0),
         metavar="S",
         help="how long a due slot with no record is left to its sender before it counts as"
-        " missing (postgres: 0, the scheduler records what it sends; cloudflare: 600)",
+        f" missing, 0 to {DAY_SECONDS} (postgres: 0, the scheduler records what it sends;"
+        " cloudflare: 600)",
     )
     sp.add_argument(
         "--drain-seconds",
-        type=float,
+        type=seconds(0),
         default=30.0,
         metavar="S",
-        help="on SIGTERM, how long running jobs may finish before they are released (30)",
+        help="on SIGTERM, how long running jobs may finish before they are released, 0 (at"
+        f" once) to {DAY_SECONDS} (30)",
     )
     sp.add_argument(
         "--lease-seconds",
-        type=float,
+        type=seconds(1),
         default=60.0,
         metavar="S",
         help="postgres: a message's lease, renewed while it runs; after a crash it comes"
-        " back within this (60)",
+        f" back within this, 1 to {DAY_SECONDS} (60)",
     )
     sp.add_argument(
         "--log-level",
