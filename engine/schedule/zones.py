@@ -209,7 +209,10 @@ class ZonedSchedule:
                 w = self.cron.next_after(t + offset)
                 if w is not None and w - offset < end:
                     return w - offset
-        return self._next_after(t)
+        try:
+            return self._next_after(t)
+        except OverflowError:  # past 9999-12-31, datetime's last day: as Cron.next_after
+            return None
 
     def _next_after(self, t: datetime) -> datetime | None:
         """:meth:`next_after` by the DST rules, wherever ``t`` is (a whole minute)."""

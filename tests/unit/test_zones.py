@@ -189,3 +189,19 @@ def test_the_shortcut_through_a_calm_span_lands_where_the_walk_by_the_dst_rules_
     for t in starts:
         assert schedule.next_after(t) == walk(t), t
     assert len(walked) < len(starts) / 2  # the shortcut answered most
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Tokyo", "Pacific/Kiritimati"])
+def test_a_zoned_schedule_fires_no_more_past_the_calendars_end_as_a_utc_one_does(
+    zone: str,
+) -> None:
+    for rules in RULES:
+        schedule = ZonedSchedule(cron.parse("59 23 31 12 *"), zone, rules)
+        # Its last slot, if 9999-12-31 23:59 local is still in datetime's range in UTC
+        # (east of UTC), then nothing.
+        t = schedule.next_after(datetime(9999, 12, 30, tzinfo=UTC))
+        if t is not None:
+            assert t.year == 9999 and schedule.next_after(t) is None
+    assert (
+        cron.parse("59 23 31 12 *").next_after(datetime(9999, 12, 31, 23, 59, tzinfo=UTC)) is None
+    )
