@@ -77,9 +77,9 @@ class _Discard:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     import asyncio
-    import signal
 
     from engine.app import backfill
+    from engine.app.signals import stop_then_cancel_on_sigint
 
     if args.start >= args.end:
         print(
@@ -94,31 +94,22 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
     async def main() -> tuple[list[backfill.Planned], list[backfill.Done], bool]:
         stop = asyncio.Event()
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-
-        def interrupt() -> None:
-            if stop.is_set() and task is not None:
-                task.cancel()
-            stop.set()
-
-        loop.add_signal_handler(signal.SIGINT, interrupt)
         try:
-            planned, done = await backfill.run(
-                manifest,
-                jobs,
-                args.start,
-                args.end,
-                dry_run=args.dry_run,
-                rerun=args.rerun,
-                concurrency=args.concurrency,
-                stop=stop,
-                on_plan=report.planned if not args.dry_run else lambda p: None,
-                on_done=report.done,
-                metrics=_Discard(),
-            )
+            with stop_then_cancel_on_sigint(stop):
+                planned, done = await backfill.run(
+                    manifest,
+                    jobs,
+                    args.start,
+                    args.end,
+                    dry_run=args.dry_run,
+                    rerun=args.rerun,
+                    concurrency=args.concurrency,
+                    stop=stop,
+                    on_plan=report.planned if not args.dry_run else lambda p: None,
+                    on_done=report.done,
+                    metrics=_Discard(),
+                )
         finally:
-            loop.remove_signal_handler(signal.SIGINT)
             report.close()
         return planned, done, stop.is_set()
 
