@@ -11,6 +11,7 @@ environment) and prints ``ready`` once it is up.
 from __future__ import annotations
 
 import asyncio
+import glob
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,59 @@ def wait_until(predicate: Any, what: str, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout} s")
         time.sleep(0.05)
+
+
+def prepare(dsn: str) -> None:
+    """The probe jobs' tables (SETUP_SQL) in the database at ``dsn``."""
+    from engine.adapters.pg import Database
+    from tests.fixtures.aio import run
+
+    async def go() -> None:
+        async with Database.open(dsn, max_size=1) as db, db.transaction() as tx:
+            await tx.script(SETUP_SQL)
+
+    run(go())
+
+
+def applied(dsn: str, job: str) -> list[datetime]:
+    """The slots ``job`` was applied for, in commit order (a slot applied twice twice)."""
+    from tests.fixtures.aio import run
+    from tests.integration.localqueue_support import query
+
+    rows = run(query(dsn, "SELECT slot FROM probe.applied WHERE job = $1 ORDER BY at", job))
+    return [r["slot"] for r in rows]
+
+
+def minutes_between(first: datetime, last: datetime) -> list[datetime]:
+    """Every minute from ``first`` to ``last``, both included."""
+    out, t = [], first
+    while t <= last:
+        out.append(t)
+        t += timedelta(minutes=1)
+    return out
+
+
+def libfaketime() -> str | None:
+    """libfaketime's multithreaded library (Debian's faketime), to preload directly: the
+    `faketime` wrapper would not pass a SIGTERM on to the process."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
+    return found[0] if found else None
+
+
+def cronwright(
+    manifest: Path, dsn: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """The real command line, ``python -m engine -m MANIFEST ARGS...``, as a process with
+    DATABASE_URL (and ``env``) set; its stdout and stderr are piped."""
+    environ = {**os.environ, "DATABASE_URL": dsn, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", "-m", str(manifest), *args],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def main(spec_path: str) -> None:
