@@ -24,10 +24,11 @@ def rules(tmp_path: Path) -> list[dict[str, Any]]:
     return found
 
 
-def test_runner_and_dead_letter_alerts_come_first_then_each_jobs_by_name(tmp_path: Path) -> None:
+def test_the_process_wide_alerts_come_first_then_each_jobs_by_name(tmp_path: Path) -> None:
     assert [(r["alert"], r["labels"].get("job")) for r in rules(tmp_path)] == [
         ("CronwrightRunnerDown", None),
         ("CronwrightDeadLetters", None),
+        ("CronwrightNotificationsGivenUp", None),
         ("CronwrightSlotMissing", "hourly"),
         ("CronwrightSlotMissing", "nightly"),
         ("CronwrightRunNearTimeout", "hourly"),
@@ -51,7 +52,7 @@ def test_a_missing_slot_alerts_five_minutes_after_it_is_counted_whatever_the_job
 def test_the_missing_slot_rule_reads_the_jobs_gauge_and_tells_the_operator_what_to_run(
     tmp_path: Path,
 ) -> None:
-    nightly = rules(tmp_path)[3]
+    (nightly,) = [r for r in rules(tmp_path) if r["labels"].get("job") == "nightly"][:1]
     assert nightly == {
         "alert": "CronwrightSlotMissing",
         "expr": 'max by (job) (cronwright_missing_slots{job="nightly"}) > 0',
