@@ -6,11 +6,8 @@ minutes off schedules by the database's minute too."""
 
 from __future__ import annotations
 
-import glob
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -26,8 +23,10 @@ from tests.fixtures.need import missing
 from tests.integration.localqueue_support import query
 from tests.integration.service_support import (
     APPEND,
-    ROOT,
     SETUP_SQL,
+    cronwright,
+    libfaketime,
+    prepare,
     wait_until,
     write_project,
 )
@@ -41,45 +40,13 @@ INSERT INTO probe.applied (job, slot) VALUES ({{ job.name }}, {{ slot }});
 MESSAGES = 40
 
 
-def libfaketime() -> str | None:
-    """libfaketime's multithreaded library, preloaded directly: the `faketime` wrapper
-    would not pass our SIGTERM on to the process."""
-    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
-    return found[0] if found else None
-
-
 def consumer(manifest: Path, dsn: str, name: str, skew: str, lib: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{dsn}?application_name={name}",
-        "PYTHONPATH": str(ROOT),
-        "LD_PRELOAD": lib,
-        "FAKETIME": skew,
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine",
-            "-m",
-            str(manifest),
-            "consume",
-            "--transport",
-            "postgres",
-            "--consumers",
-            "2",
-            "--lease-seconds",
-            "6",
-            "--reconcile-interval",
-            "0",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    return cronwright(
+        manifest,
+        f"{dsn}?application_name={name}",
+        *("consume", "--transport", "postgres", "--consumers", "2", "--lease-seconds", "6"),
+        *("--reconcile-interval", "0", "--log-level", "warning"),
+        env={"LD_PRELOAD": lib, "FAKETIME": skew},
     )
 
 
@@ -150,24 +117,9 @@ def test_serve_on_a_host_ten_minutes_off_runs_each_slot_on_the_databases_minute(
     if lib is None:
         missing("libfaketime (Debian's faketime package) is not installed")
     manifest = write_project(tmp_path, {"tick": {"template": APPEND}})
-
-    async def setup() -> None:
-        async with Database.open(pg_dsn, max_size=1) as db, db.transaction() as tx:
-            await tx.script(SETUP_SQL)
-
-    run(setup())
-    env = {
-        **os.environ,
-        "DATABASE_URL": pg_dsn,
-        "PYTHONPATH": str(ROOT),
-        "LD_PRELOAD": lib,
-        "FAKETIME": skew,
-    }
-    argv = [sys.executable, "-m", "engine", "-m", str(manifest), "serve"]
-    argv += ["--consumers", "1", "--reconcile-interval", "5"]
-    proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    prepare(pg_dsn)
+    args = ("serve", "--consumers", "1", "--reconcile-interval", "5")
+    proc = cronwright(manifest, pg_dsn, *args, env={"LD_PRELOAD": lib, "FAKETIME": skew})
     try:
         wait_until(
             lambda: (

@@ -5,21 +5,18 @@ goes on running slots afterwards."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from devtools import pgserver
-from engine.adapters.pg import Database
 from tests.fixtures.aio import run
 from tests.fixtures.need import missing
 from tests.integration.localqueue_support import query
-from tests.integration.service_support import APPEND, ROOT, SETUP_SQL, wait_until, write_project
+from tests.integration.service_support import APPEND, cronwright, prepare, wait_until, write_project
 
 pytestmark = pytest.mark.postgres
 
@@ -31,11 +28,6 @@ def pg_ctl(server: pgserver.PgServer, *args: str) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=120)
 
 
-async def setup(dsn: str) -> None:
-    async with Database.open(dsn, max_size=1) as db, db.transaction() as tx:
-        await tx.script(SETUP_SQL)
-
-
 def test_a_database_outage_is_a_line_per_error_and_one_when_it_is_back(tmp_path: Path) -> None:
     try:
         server = pgserver.start()
@@ -45,14 +37,10 @@ def test_a_database_outage_is_a_line_per_error_and_one_when_it_is_back(tmp_path:
         run(pgserver.admin(server, 'CREATE DATABASE "outage"'))
         dsn = server.dsn("outage")
         run(pgserver.apply_migrations(dsn))
-        run(setup(dsn))
+        prepare(dsn)
         manifest = write_project(tmp_path, {"tick": {"template": APPEND}})
-        env = {**os.environ, "DATABASE_URL": dsn, "PYTHONPATH": str(ROOT)}
-        argv = [sys.executable, "-m", "engine", "-m", str(manifest), "serve", "--consumers"]
-        argv += ["2", "--reconcile-interval", "5", "--metrics-port", "0"]
-        proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        args = ("serve", "--consumers", "2", "--reconcile-interval", "5", "--metrics-port", "0")
+        proc = cronwright(manifest, dsn, *args)
         try:
             wait_until(
                 lambda: run(query(dsn, "SELECT count(*) AS n FROM cronwright.jobs")) == [{"n": 1}],

@@ -21,8 +21,10 @@ from tests.integration.service_support import (
     APPEND,
     FAILING,
     REFRESH,
-    SETUP_SQL,
     Service,
+    applied,
+    minutes_between,
+    prepare,
     running,
     wait_until,
     write_project,
@@ -44,29 +46,6 @@ SERVICE = {
 }
 
 
-def setup(dsn: str) -> None:
-    async def go() -> None:
-        from engine.adapters.pg import Database
-
-        async with Database.open(dsn, max_size=1) as db, db.transaction() as tx:
-            await tx.script(SETUP_SQL)
-
-    run(go())
-
-
-def applied(dsn: str, job: str) -> list[datetime]:
-    rows = run(query(dsn, "SELECT slot FROM probe.applied WHERE job = $1 ORDER BY at", job))
-    return [r["slot"] for r in rows]
-
-
-def minutes_between(first: datetime, last: datetime) -> list[datetime]:
-    out, t = [], first
-    while t <= last:
-        out.append(t)
-        t += MINUTE
-    return out
-
-
 def service(tmp_path: Path, dsn: str, jobs: dict[str, dict[str, Any]]) -> Service:
     manifest = write_project(tmp_path, jobs)
     clock = SimClock(START, SPEED, tmp_path / "wall0")
@@ -78,7 +57,7 @@ def test_a_first_serve_of_a_new_project_runs_only_the_slots_due_after_it_started
 ) -> None:
     """Three every-minute jobs, one of them always failing, on an empty database with the
     default catch-up (all, within a day): nothing from before the first start is owed."""
-    setup(pg_dsn)
+    prepare(pg_dsn)
     jobs = {"a": {"template": APPEND}, "b": {"template": APPEND}, "broken": {"template": FAILING}}
     svc = service(tmp_path, pg_dsn, jobs)
     with running(svc):
@@ -108,7 +87,7 @@ def test_a_first_serve_of_a_new_project_runs_only_the_slots_due_after_it_started
 def test_a_restart_fills_the_outages_gap_within_one_reconcile_interval(
     pg_dsn: str, tmp_path: Path
 ) -> None:
-    setup(pg_dsn)
+    prepare(pg_dsn)
     svc = service(tmp_path, pg_dsn, {"a": {"template": APPEND}})
     with running(svc):
         first = svc.start()
@@ -148,7 +127,7 @@ def test_a_refresh_style_job_never_goes_back_in_time_through_a_restart(
     """A `latest` job's table holds the slot it was refreshed for. Killed mid-stream and
     restarted after an outage, it must never be refreshed for an older slot than it
     already holds: the outage's older slots are superseded, not run after newer ones."""
-    setup(pg_dsn)
+    prepare(pg_dsn)
     jobs = {"refresh": {"template": REFRESH, "catch_up": {"policy": "latest"}}}
     svc = service(tmp_path, pg_dsn, jobs)
     with running(svc):
@@ -206,7 +185,7 @@ POISON_ROWS = [
 def test_serve_stays_up_through_poison_rows_and_dead_letters_each_with_its_reason(
     pg_dsn: str, tmp_path: Path
 ) -> None:
-    setup(pg_dsn)
+    prepare(pg_dsn)
     svc = service(tmp_path, pg_dsn, {"a": {"template": APPEND}})
     with running(svc):
         proc = svc.start()
